@@ -1,0 +1,84 @@
+"""tractor: structured-concurrency, multi-process actors on trio.
+
+The public API is what this module exports. Names provided by other
+distributions (discovery, the cluster API) resolve lazily and fail with an
+error naming the distribution to install when it is missing.
+"""
+from pkgutil import extend_path
+
+# the discovery and cluster distributions install sub-packages of `tractor`
+# from their own directories (separate wheels, editable workspace installs)
+__path__ = extend_path(__path__, __name__)
+
+from . import log as log
+from . import trionics as trionics
+from ._context import Context as Context
+from ._context import MsgStream as MsgStream
+from ._context import context as context
+from ._exceptions import ActorFailure as ActorFailure
+from ._exceptions import ContextCancelled as ContextCancelled
+from ._exceptions import ModuleNotExposed as ModuleNotExposed
+from ._exceptions import MsgTypeError as MsgTypeError
+from ._exceptions import NoRuntime as NoRuntime
+from ._exceptions import NoTransportInstalled as NoTransportInstalled
+from ._exceptions import RemoteActorError as RemoteActorError
+from ._exceptions import TractorError as TractorError
+from ._exceptions import TransportClosed as TransportClosed
+from ._ipc import Channel as Channel
+from ._plugins import register_plugin as register_plugin
+from ._portal import Portal as Portal
+from ._root import open_root_actor as open_root_actor
+from ._runtime import Actor as Actor
+from ._state import current_actor as current_actor
+from ._state import is_root_process as is_root_process
+from ._supervise import ActorNursery as ActorNursery
+from ._supervise import open_nursery as open_nursery
+
+__version__ = '0.1.0'
+
+#: public name -> (module providing it, distribution to install)
+_LAZY = {
+    'discovery': ('tractor.discovery', 'tractor-discovery'),
+    'find_actor': ('tractor.discovery', 'tractor-discovery'),
+    'wait_for_actor': ('tractor.discovery', 'tractor-discovery'),
+    'query_actor': ('tractor.discovery', 'tractor-discovery'),
+    'get_registry': ('tractor.discovery', 'tractor-discovery'),
+    'Registrar': ('tractor.discovery', 'tractor-discovery'),
+    'Arbiter': ('tractor.discovery', 'tractor-discovery'),
+    'LocalPortal': ('tractor.discovery', 'tractor-discovery'),
+    'cluster': ('tractor.cluster', 'tractor-cluster'),
+    'open_actor_cluster': ('tractor.cluster', 'tractor-cluster'),
+}
+
+
+def __getattr__(name: str):
+    try:
+        modname, dist = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f'module tractor has no attribute {name!r}') from None
+    import importlib
+
+    try:
+        mod = importlib.import_module(modname)
+    except ModuleNotFoundError as err:
+        if err.name != modname:
+            raise
+        raise ModuleNotFoundError(
+            f'tractor.{name} is provided by the {dist!r} distribution, which is '
+            f'not installed: `pip install {dist}` (or the full `pip install tractor`)',
+            name=modname,
+        ) from None
+    value = mod if modname == f'tractor.{name}' else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    'ActorFailure', 'Actor', 'ActorNursery', 'Arbiter', 'Channel', 'Context',
+    'ContextCancelled', 'LocalPortal', 'ModuleNotExposed', 'MsgStream',
+    'MsgTypeError', 'NoRuntime', 'NoTransportInstalled', 'Portal', 'Registrar',
+    'RemoteActorError', 'TractorError', 'TransportClosed', 'context',
+    'current_actor', 'find_actor', 'get_registry', 'is_root_process', 'log',
+    'open_actor_cluster', 'open_nursery', 'open_root_actor', 'query_actor',
+    'register_plugin', 'trionics', 'wait_for_actor',
+]

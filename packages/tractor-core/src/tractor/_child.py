@@ -1,0 +1,93 @@
+"""Entry point of a spawned subactor: ``python -m tractor._child``."""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import signal
+import sys
+
+import trio
+
+from . import _msg, _state
+from ._plugins import get_plugin_manager, wrap_address
+from ._runtime import Actor, pack_error
+from .log import get_console_log, get_logger
+
+log = get_logger('child')
+
+
+def _set_process_name(name: str) -> None:
+    """Show the actor name in ps/top (``comm``; argv carries it too)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, f'tractor:{name}'[:15].encode(), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+async def _child_main(name: str, uuid: str, parent: str) -> int:
+    actor = Actor(name, uuid)
+    _state._set_actor(actor)
+    get_plugin_manager()
+    addr = wrap_address(parent)
+    stream = await addr.transport.connect(addr)
+    from ._ipc import Channel, handshake
+    from ._runtime import HANDSHAKE_TIMEOUT
+
+    chan = Channel(stream, raddr=addr, initiator=True)
+    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT)
+    spec = await chan.recv()
+    if not isinstance(spec, _msg.SpawnSpec):
+        log.error('expected a SpawnSpec from the parent, got %s', type(spec).__name__)
+        return 2
+    try:
+        if spec.loglevel:
+            get_console_log(spec.loglevel)
+        sys.path[:] = spec.sys_path
+        actor.enable_modules = list(spec.enable_modules)
+        actor._module_paths = dict(spec.module_paths)
+        actor._reg_addrs = [wrap_address(a) for a in spec.reg_addrs]
+        actor.enable_transports = list(spec.enable_transports)
+        actor.loglevel = spec.loglevel
+        actor.debug_mode = spec.debug_mode
+        actor.start_method = spec.start_method
+        actor.load_modules()
+        binds = [wrap_address(a) for a in spec.bind_addrs]
+    except Exception as err:
+        await chan.send(pack_error(0, err, actor))
+        await chan.aclose()
+        return 1
+    try:
+        async with actor._open_runtime(binds):
+            await chan.send(_msg.Ready(accept_addrs=[a.to_wire() for a in actor._listen_addrs]))
+            actor._parent_chan = chan
+            assert actor._root_tn is not None
+            actor._root_tn.start_soon(actor._serve_dialed, chan, trio.Event())
+            await actor.wait_cancelled()
+    except Exception as err:
+        if actor._parent_chan is None:  # failed before Ready: tell the parent
+            try:
+                await chan.send(pack_error(0, err, actor))
+            except Exception:
+                pass
+            await chan.aclose()
+            return 1
+        raise
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog='tractor._child')
+    parser.add_argument('--name', required=True)
+    parser.add_argument('--uuid', required=True)
+    parser.add_argument('--parent', required=True)
+    args = parser.parse_args(argv)
+    # Ctrl-C goes to the whole foreground process group; the root decides
+    # how the tree shuts down, so children leave SIGINT to it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_process_name(args.name)
+    sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent))
+
+
+if __name__ == '__main__':
+    main()

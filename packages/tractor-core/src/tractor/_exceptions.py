@@ -1,0 +1,146 @@
+"""Errors raised by the runtime and the boxing of errors that cross actors."""
+from __future__ import annotations
+
+import builtins
+import sys
+import traceback
+from typing import Any
+
+import trio
+
+
+class TractorError(Exception):
+    """Base of every error the runtime raises on its own account."""
+
+
+class NoRuntime(TractorError, RuntimeError):
+    """An API that needs a running actor was called outside of one."""
+
+
+class NoTransportInstalled(TractorError, RuntimeError):
+    """No transport plugin provides the protocol the runtime was asked to use."""
+
+
+class ModuleNotExposed(ModuleNotFoundError):
+    """A peer asked to run a function from a module the target did not enable."""
+
+
+class TransportClosed(TractorError, trio.BrokenResourceError):
+    """The IPC connection to a peer is gone (EOF, reset or closed locally)."""
+
+
+class MsgTypeError(TractorError, TypeError):
+    """A message or payload that the wire protocol cannot carry.
+
+    Raised on the sending side, before anything is written, when a value is not
+    msgspec-encodable; raised on the receiving side when a frame does not
+    decode to the expected message type.
+    """
+
+
+class ActorFailure(TractorError):
+    """A subactor process failed to start or died before reporting ready."""
+
+
+def _resolve_type(qualname: str) -> type[BaseException] | None:
+    """Find an exception type by ``module:qualname`` among *already imported*
+    modules only: a peer must never make us import code by naming it."""
+    mod_name, _, name = qualname.rpartition(':')
+    mod = builtins if mod_name in ('builtins', '') else sys.modules.get(mod_name)
+    obj: Any = mod
+    for part in name.split('.'):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return obj
+    return None
+
+
+def type_name(exc_type: type[BaseException]) -> str:
+    return f'{exc_type.__module__}:{exc_type.__qualname__}'
+
+
+class RemoteActorError(TractorError):
+    """An error raised in another actor, boxed and shipped to this one.
+
+    ``boxed_type`` is the remote exception type when it is importable here
+    (``None`` otherwise, with its name still in ``boxed_type_str``);
+    ``src_uid`` names the actor where it was raised and ``tb_str`` holds the
+    remote traceback text. When an error is relayed through intermediate
+    actors, ``src_uid`` stays the origin and ``relay_uid`` is the last hop.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        boxed_type_str: str = 'builtins:Exception',
+        src_uid: tuple[str, str] | None = None,
+        relay_uid: tuple[str, str] | None = None,
+        tb_str: str = '',
+    ) -> None:
+        super().__init__(message)
+        self.msg = message
+        self.boxed_type_str = boxed_type_str
+        self.src_uid = tuple(src_uid) if src_uid else None
+        self.relay_uid = tuple(relay_uid) if relay_uid else None
+        self.tb_str = tb_str
+
+    @property
+    def boxed_type(self) -> type[BaseException] | None:
+        return _resolve_type(self.boxed_type_str)
+
+    @property
+    def type_name(self) -> str:
+        return self.boxed_type_str.rpartition(':')[2]
+
+    def __str__(self) -> str:
+        src = f"{self.src_uid[0]!r}" if self.src_uid else 'a remote actor'
+        head = f'{self.type_name} raised in {src}: {self.msg}'
+        if self.tb_str:
+            indented = ''.join(
+                '  | ' + line for line in self.tb_str.rstrip().splitlines(True)
+            )
+            return f'{head}\n  remote traceback:\n{indented}'
+        return head
+
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}({self.type_name}: {self.msg!r}, '
+            f'src={self.src_uid})'
+        )
+
+    def __reduce__(self):  # keep it picklable for pytest-xdist & co
+        return (
+            _rebuild, (type(self), self.msg, self.boxed_type_str, self.src_uid,
+                       self.relay_uid, self.tb_str, getattr(self, 'canceller', None))
+        )
+
+
+def _rebuild(cls, msg, boxed, src, relay, tb, canceller):
+    err = cls(msg, boxed_type_str=boxed, src_uid=src, relay_uid=relay, tb_str=tb)
+    if canceller is not None:
+        err.canceller = canceller
+    return err
+
+
+class ContextCancelled(RemoteActorError):
+    """A remote task (an RPC or a context's callee) was cancelled.
+
+    ``canceller`` is the uid of the actor that asked for the cancel. The side
+    that requested a cancel never sees this error for its own request.
+    """
+
+    canceller: tuple[str, str] | None = None
+
+    def __str__(self) -> str:
+        who = self.canceller[0] if self.canceller else 'unknown'
+        src = self.src_uid[0] if self.src_uid else 'a remote actor'
+        return f'remote task in {src!r} was cancelled by {who!r}: {self.msg}'
+
+
+def format_tb(exc: BaseException) -> str:
+    if isinstance(exc, RemoteActorError):
+        return exc.tb_str
+    return ''.join(traceback.format_exception(exc))

@@ -1,0 +1,190 @@
+"""A ``Channel``: one framed, typed message connection to one peer."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import _msg
+from ._exceptions import MsgTypeError, TransportClosed
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from ._transport import Address
+
+log = get_logger('ipc')
+
+_HEADER = 4
+_CHUNK = 256 * 1024
+
+
+class FrameError(MsgTypeError):
+    """A frame that breaks the framing rules (oversized, truncated)."""
+
+
+def max_frame_size() -> int:
+    return int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME))
+
+
+class Channel:
+    """A connection to one peer actor, carrying :mod:`tractor._msg` messages.
+
+    ``raddr``/``laddr`` are transport addresses (``.proto_key``,
+    ``.unwrap()``), ``aid`` is the peer's identity after the handshake.
+    Sends are serialized by a lock; receives happen from one task only
+    (the actor's message loop for this channel).
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        raddr: Address | None = None,
+        laddr: Address | None = None,
+        initiator: bool = False,
+    ) -> None:
+        self.stream = stream
+        self.raddr = raddr
+        self.laddr = laddr
+        self.initiator = initiator
+        self.aid: _msg.Aid | None = None
+        self.max_frame = max_frame_size()
+        self._send_lock = trio.StrictFIFOLock()
+        self._out = bytearray()
+        self._buf = b''
+        self._pos = 0
+        self._closed = False
+        self._eof = False
+        self._cid_seq = 0
+
+    # -- identity ---------------------------------------------------------
+    @property
+    def uid(self) -> tuple[str, str] | None:
+        return self.aid.uid if self.aid else None
+
+    def next_cid(self) -> int:
+        """A call id that the peer never allocates on this channel."""
+        self._cid_seq += 1
+        return self._cid_seq * 2 + (0 if self.initiator else 1)
+
+    def set_raddr_from(self, wire_addrs: list) -> None:
+        """Pick the peer's address from the addresses it listens on."""
+        from ._plugins import wrap_address
+
+        addrs = []
+        for wire in wire_addrs:
+            try:
+                addrs.append(wrap_address(wire))
+            except (ValueError, TypeError, LookupError) as err:
+                log.debug('ignoring peer address %r: %s', wire, err)
+        if not addrs:
+            return
+        same = [a for a in addrs if self.laddr is not None and a.proto_key == self.laddr.proto_key]
+        self.raddr = (same or addrs)[0]
+
+    def connected(self) -> bool:
+        return not self._closed and not self._eof
+
+    def __repr__(self) -> str:
+        peer = self.aid.name if self.aid else '?'
+        return f'<Channel to {peer!r} raddr={self.raddr} laddr={self.laddr}>'
+
+    # -- sending ----------------------------------------------------------
+    async def send(self, msg: _msg._Msg) -> None:
+        async with self._send_lock:
+            buf = self._out
+            _msg.encode_frame(msg, buf)  # raises MsgTypeError before any write
+            if len(buf) - _HEADER > self.max_frame:
+                raise MsgTypeError(
+                    f'message of {len(buf) - _HEADER} bytes exceeds the '
+                    f'maximum frame size {self.max_frame}'
+                )
+            try:
+                await self.stream.send_all(buf)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+                self._closed = True
+                raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
+            finally:
+                if len(buf) > 1 << 20:
+                    self._out = bytearray()  # don't pin a huge buffer
+
+    # -- receiving --------------------------------------------------------
+    async def recv(self) -> _msg._Msg:
+        """The next message; ``TransportClosed`` at EOF, ``MsgTypeError`` for
+        a malformed or oversized frame (the connection is then unusable)."""
+        while True:
+            avail = len(self._buf) - self._pos
+            if avail >= _HEADER:
+                size = int.from_bytes(self._buf[self._pos:self._pos + _HEADER], 'big')
+                if size > self.max_frame:
+                    raise FrameError(
+                        f'frame of {size} bytes exceeds the maximum {self.max_frame}'
+                    )
+                end = self._pos + _HEADER + size
+                if len(self._buf) >= end:
+                    view = memoryview(self._buf)[self._pos + _HEADER:end]
+                    self._pos = end
+                    return _msg.decode(view)
+                await self._fill(_HEADER + size - avail)
+            else:
+                await self._fill(_HEADER - avail)
+
+    async def _fill(self, need: int) -> None:
+        """Read at least ``need`` more bytes, joining chunks only once so a
+        large frame costs one copy, not one per chunk."""
+        chunks = [self._buf[self._pos:]] if self._pos < len(self._buf) else []
+        got = 0
+        while got < need:
+            try:
+                chunk = await self.stream.receive_some(max(_CHUNK, need - got))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+                self._eof = True
+                raise TransportClosed(
+                    f'connection to {self.aid and self.aid.name!r} lost: {err}'
+                ) from err
+            if not chunk:
+                self._eof = True
+                pending = sum(map(len, chunks))
+                if pending:
+                    raise FrameError(
+                        f'connection closed mid-frame ({pending} bytes pending)'
+                    )
+                raise TransportClosed(f'{self.aid and self.aid.name!r} closed the connection')
+            chunks.append(chunk)
+            got += len(chunk)
+        self._buf = chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b''.join(chunks)
+        self._pos = 0
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            except (trio.BrokenResourceError, OSError):
+                pass
+
+    async def __aenter__(self) -> Channel:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+async def handshake(
+    chan: Channel, aid: _msg.Aid, timeout: float, addrs: list[Address] = ()
+) -> _msg.Aid:
+    """Exchange :class:`Hello` messages; returns (and records) the peer's
+    identity. An accepted channel learns its ``raddr`` from the peer's
+    listen addresses (same transport preferred)."""
+    with trio.fail_after(timeout):
+        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs]))
+        msg = await chan.recv()
+    if not isinstance(msg, _msg.Hello):
+        raise MsgTypeError(f'expected Hello as the first message, got {type(msg).__name__}')
+    chan.aid = msg.aid
+    if chan.raddr is None and msg.addrs:
+        chan.set_raddr_from(msg.addrs)
+    return msg.aid

@@ -1,0 +1,170 @@
+"""The wire protocol: a closed, tagged union of message structs.
+
+Every frame on a connection is a 4-byte big-endian length followed by one
+msgpack-encoded message from :data:`Msg`. Payload fields (``pld``) are kept
+as ``msgspec.Raw`` on receipt so each context can decode them with its own
+type spec; on send any msgspec-encodable value may sit in them.
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+from msgspec import Raw, Struct
+
+from ._exceptions import MsgTypeError
+
+#: refuse frames larger than this (bytes); override per process with
+#: ``TRACTOR_MAX_FRAME`` (read at channel creation)
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+
+
+class Aid(Struct, array_like=True, frozen=True):
+    """An actor's identity: unique ``(name, uuid)`` plus its pid."""
+
+    name: str
+    uuid: str
+    pid: int
+
+    @property
+    def uid(self) -> tuple[str, str]:
+        return (self.name, self.uuid)
+
+
+class _Msg(Struct, tag=True, array_like=True):
+    pass
+
+
+class Hello(_Msg):
+    """First message each side sends on a new connection."""
+
+    aid: Aid
+    #: where the sender listens (empty while it boots)
+    addrs: list[tuple[str, list]] = []
+    version: int = 1
+
+
+class SpawnSpec(_Msg):
+    """Everything a freshly spawned actor needs, from its parent."""
+
+    enable_modules: list[str]
+    module_paths: dict[str, str]
+    sys_path: list[str]
+    reg_addrs: list[tuple[str, list]]
+    bind_addrs: list[tuple[str, list]]
+    enable_transports: list[str]
+    loglevel: str | None = None
+    debug_mode: bool = False
+    start_method: str = 'trio'
+
+
+class Ready(_Msg):
+    """A child's answer to its spawn spec: it serves on ``accept_addrs``."""
+
+    accept_addrs: list[tuple[str, list]]
+
+
+class Start(_Msg):
+    """Run ``ns:func`` in the receiver. ``kind`` is ``'fn'`` or ``'ctx'``."""
+
+    cid: int
+    ns: str
+    func: str
+    kwargs: dict[str, Any]
+    kind: str = 'fn'
+    window: int = 0
+
+
+class Started(_Msg):
+    cid: int
+    pld: Raw
+
+
+class Yield(_Msg):
+    cid: int
+    pld: Raw
+
+
+class Stop(_Msg):
+    """The sender closed its end of the context's stream."""
+
+    cid: int
+
+
+class Credit(_Msg):
+    """Flow control: the receiver consumed ``n`` more stream messages."""
+
+    cid: int
+    n: int
+
+
+class Return(_Msg):
+    cid: int
+    pld: Raw
+
+
+class Error(_Msg):
+    """A boxed exception; ``cid`` 0 means the actor itself failed."""
+
+    cid: int
+    type_str: str
+    message: str
+    tb_str: str
+    src_uid: tuple[str, str]
+    relay_uid: tuple[str, str] | None = None
+    canceller: tuple[str, str] | None = None
+
+
+class Cancel(_Msg):
+    """Ask the receiver to cancel the task it runs for ``cid``."""
+
+    cid: int
+
+
+Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return, Error, Cancel]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Msg)
+_any_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(msg: _Msg) -> bytes:
+    try:
+        return _encoder.encode(msg)
+    except (TypeError, OverflowError, ValueError) as err:
+        raise MsgTypeError(
+            f'cannot send {type(msg).__name__}: {err} '
+            '(only msgspec-encodable values cross actors: '
+            'builtins, dataclasses, msgspec.Struct, ...)'
+        ) from err
+
+
+def encode_frame(msg: _Msg, buf: bytearray) -> None:
+    """Encode ``msg`` with its length prefix into ``buf`` (replacing it)."""
+    try:
+        _encoder.encode_into(msg, buf, 4)
+    except (TypeError, OverflowError, ValueError) as err:
+        raise MsgTypeError(
+            f'cannot send {type(msg).__name__}: {err} '
+            '(only msgspec-encodable values cross actors: '
+            'builtins, dataclasses, msgspec.Struct, ...)'
+        ) from err
+    buf[:4] = (len(buf) - 4).to_bytes(4, 'big')
+
+
+def decode(data: bytes | memoryview) -> _Msg:
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as err:
+        raise MsgTypeError(f'malformed message: {err}') from err
+
+
+def decode_pld(raw: Raw, decoder: msgspec.msgpack.Decoder | None = None) -> Any:
+    try:
+        return (decoder or _any_decoder).decode(raw)
+    except msgspec.DecodeError as err:
+        raise MsgTypeError(f'payload does not match the expected type: {err}') from err
+
+
+def wire_addrs(addrs) -> list[tuple[str, list]]:
+    return [a.to_wire() for a in addrs]

@@ -1,0 +1,154 @@
+"""The hook specifications and the one plugin manager of this process.
+
+Every feature beyond the bare runtime arrives as a plugin of the
+``tractor`` entry-point group: transports (``tractor-tcp``, ``tractor-uds``),
+discovery (``tractor-discovery``) and any third party's.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Awaitable
+
+import pluggy
+
+from ._exceptions import NoTransportInstalled
+
+if TYPE_CHECKING:
+    from ._runtime import Actor
+    from ._transport import Address, Transport
+
+ENTRY_POINT_GROUP = 'tractor'
+hookspec = pluggy.HookspecMarker('tractor')
+hookimpl = pluggy.HookimplMarker('tractor')
+
+#: what to install for each protocol we know of, for error messages
+KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds'}
+
+
+class TractorSpec:
+    """Hook specifications; each plugin implements the ones it needs."""
+
+    @hookspec
+    def tractor_transports(self) -> list[Transport]:
+        """Transports this plugin provides."""
+
+    @hookspec
+    def tractor_spawn_methods(self) -> dict[str, Any]:
+        """Spawn backends by name: ``{'trio': async_spawn_fn}``."""
+
+    @hookspec(firstresult=True)
+    def tractor_root_bind_addrs(
+        self,
+        actor: Actor,
+        registry_addrs: list[Address],
+        ensure_registry: bool,
+    ) -> Awaitable[list[Address]] | None:
+        """Decide what a root actor binds (an awaitable of addresses).
+
+        Discovery probes the registry here and either binds the registry
+        addresses itself (becoming the registrar) or random ones.
+        """
+
+    @hookspec
+    def tractor_actor_serving(self, actor: Actor) -> AbstractAsyncContextManager | None:
+        """An async context manager entered once ``actor`` listens, exited at
+        teardown (discovery registers on enter and unregisters on exit)."""
+
+    @hookspec
+    def tractor_rpc_modules(self, actor: Actor) -> list[str]:
+        """Extra modules ``actor`` serves RPC from (beyond ``enable_modules``)."""
+
+
+_pm: pluggy.PluginManager | None = None
+_transports: dict[str, Transport] = {}
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with installed plugins loaded."""
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager('tractor')
+        pm.add_hookspecs(TractorSpec)
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _pm = pm
+        _transports.clear()
+        for provided in pm.hook.tractor_transports():
+            for tpt in provided or ():
+                _transports.setdefault(tpt.proto_key, tpt)
+    return _pm
+
+
+def register_plugin(plugin: object, name: str | None = None) -> None:
+    """Register a plugin object by hand (tests, embedded uses)."""
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    for tpt in getattr(plugin, 'tractor_transports', lambda: [])() or ():
+        _transports.setdefault(tpt.proto_key, tpt)
+
+
+def installed_transports() -> dict[str, Transport]:
+    get_plugin_manager()
+    return dict(_transports)
+
+
+def get_transport(proto_key: str) -> Transport:
+    get_plugin_manager()
+    try:
+        return _transports[proto_key]
+    except KeyError:
+        dist = KNOWN_DISTRIBUTIONS.get(proto_key, f'a plugin providing {proto_key!r}')
+        have = ', '.join(sorted(_transports)) or 'none'
+        raise NoTransportInstalled(
+            f'no transport for protocol {proto_key!r} is installed '
+            f'(installed: {have}); install {dist!r}, e.g. `pip install {dist}`'
+        ) from None
+
+
+def require_transports() -> dict[str, Transport]:
+    tpts = installed_transports()
+    if not tpts:
+        raise NoTransportInstalled(
+            'no tractor transport is installed: install one, e.g. '
+            '`pip install tractor-tcp` (or `tractor-uds`), or the full '
+            '`pip install tractor`'
+        )
+    return tpts
+
+
+def wrap_address(addr: Any) -> Address:
+    """Turn a user-given address into an :class:`Address`.
+
+    Accepts an ``Address``, a plain tuple such as ``('127.0.0.1', 1616)``,
+    the wire form ``('tcp', [...])`` or multiaddr text ``/ip4/.../tcp/...``.
+    """
+    from ._transport import Address
+
+    if isinstance(addr, Address):
+        return addr
+    tpts = require_transports()
+    if isinstance(addr, str):
+        parts = [p for p in addr.split('/')]
+        if len(parts) < 2 or parts[0] != '' or not parts[1]:
+            raise ValueError(f'not a multiaddr (must start with "/"): {addr!r}')
+        for tpt in tpts.values():
+            if parts[1] in tpt.maddr_protocols:
+                return tpt.from_maddr(parts[1:])
+        raise ValueError(
+            f'unknown multiaddr protocol {parts[1]!r} in {addr!r}; '
+            f'installed transports: {sorted(tpts)}'
+        )
+    if isinstance(addr, (tuple, list)):
+        if (
+            len(addr) == 2
+            and isinstance(addr[0], str)
+            and isinstance(addr[1], (tuple, list))
+        ):
+            return get_transport(addr[0]).from_tuple(addr[1])
+        for tpt in tpts.values():
+            if tpt.claims(tuple(addr)):
+                return tpt.from_tuple(addr)
+        raise ValueError(
+            f'no installed transport recognises the address {addr!r} '
+            f'(installed: {sorted(tpts)})'
+        )
+    raise TypeError(f'expected an address tuple or multiaddr string, got {addr!r}')

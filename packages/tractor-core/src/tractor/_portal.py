@@ -1,0 +1,200 @@
+"""``Portal``: call functions and open contexts in another actor."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+import trio
+
+from . import _msg, _state
+from ._context import DEFAULT_WINDOW, Context, is_context_fn
+from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._runtime import normalize_ns
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from ._ipc import Channel
+
+log = get_logger('portal')
+
+#: how long ``cancel_actor()`` waits for the peer to acknowledge by default
+CANCEL_ACK_TIMEOUT = 3.0
+
+
+def _fn_address(fn: Callable) -> tuple[str, str]:
+    if isinstance(fn, str) or not callable(fn):
+        raise TypeError(
+            f'expected a function object, got {fn!r}; '
+            'to call by name use Portal.run_from_ns(module_name, fn_name)'
+        )
+    name = getattr(fn, '__name__', None)
+    mod = getattr(fn, '__module__', None)
+    if not name or not mod:
+        raise TypeError(f'{fn!r} has no module-level name to call remotely')
+    if getattr(fn, '__qualname__', name) != name:
+        raise TypeError(
+            f'{fn.__qualname__} is not a module-level function: only functions '
+            'defined at the top of a module can be called in another actor'
+        )
+    return normalize_ns(mod), name
+
+
+class Portal:
+    """A handle to call into one peer actor over ``channel``.
+
+    ``run(fn, **kwargs)`` runs ``fn`` (a module-level function of a module
+    the target enabled) and returns its result; ``open_context(fn, ...)``
+    starts a linked task pair; ``cancel_actor()`` asks the peer to shut down.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self._final_done = trio.Event()
+        self._final: Any = None
+        self._final_error: BaseException | None = None
+        self._one_shot = False
+
+    @property
+    def chan(self) -> Channel:
+        return self.channel
+
+    def __repr__(self) -> str:
+        return f'<Portal to {self.channel.aid and self.channel.aid.name!r}>'
+
+    async def run(self, func: Callable, **kwargs: Any) -> Any:
+        """Run ``func(**kwargs)`` in the peer and return its result.
+
+        Errors raised there arrive as :class:`RemoteActorError`.
+        """
+        ns, name = _fn_address(func)
+        if is_context_fn(func):
+            raise TypeError(
+                f'{name} is a @tractor.context function: use Portal.open_context()'
+            )
+        return await _state.current_actor().call(self.channel, ns, name, kwargs)
+
+    async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
+        """Run ``function_name`` from module ``namespace_path`` in the peer."""
+        return await _state.current_actor().call(
+            self.channel, normalize_ns(namespace_path), function_name, kwargs
+        )
+
+    # -- one-shot actors (ActorNursery.run_in_actor) -------------------------
+    def _set_final(self, result: Any = None, error: BaseException | None = None) -> None:
+        self._final, self._final_error = result, error
+        self._final_done.set()
+
+    async def wait_for_result(self) -> Any:
+        """The return value of the function given to ``run_in_actor()``
+        (its error is raised instead)."""
+        if not self._one_shot:
+            raise RuntimeError(
+                f'{self!r} has no main result: it was started with start_actor(), '
+                'use run_in_actor() for a one-shot actor with a result'
+            )
+        await self._final_done.wait()
+        if self._final_error is not None:
+            raise self._final_error
+        return self._final
+
+    result = wait_for_result
+
+    # -- contexts -------------------------------------------------------------
+    @asynccontextmanager
+    async def open_context(
+        self, func: Callable, **kwargs: Any
+    ) -> AsyncIterator[tuple[Context, Any]]:
+        """Start ``func`` (a ``@tractor.context`` function) in the peer.
+
+        Yields ``(ctx, first)``, ``first`` being what the callee passed to
+        ``ctx.started()``. On a clean exit waits for the callee's result;
+        an error on either side cancels the other side.
+        """
+        ns, name = _fn_address(func)
+        if not is_context_fn(func):
+            raise TypeError(
+                f'{name} is not a @tractor.context function: use Portal.run(), '
+                'or decorate it with @tractor.context'
+            )
+        actor = _state.current_actor()
+        chan = self.channel
+        cid = chan.next_cid()
+        ctx = Context(actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
+                      pld_spec=getattr(func, '_tractor_pld_spec', None))
+        actor._contexts[(chan, cid)] = ctx
+        try:
+            await chan.send(_msg.Start(cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW))
+            msg = await ctx._next_msg()
+            if isinstance(msg, _msg.Error):
+                assert ctx._remote_error is not None
+                raise ctx._remote_error
+            if not isinstance(msg, _msg.Started):
+                raise MsgTypeError(
+                    f'{name} returned before calling `ctx.started()`'
+                    if isinstance(msg, _msg.Return)
+                    else f'expected Started from {name}, got {type(msg).__name__}'
+                )
+            first = ctx._decode(msg.pld)
+            body_error: BaseException | None = None
+            with trio.CancelScope() as scope:
+                ctx._scope = scope
+                try:
+                    yield ctx, first
+                except trio.Cancelled:
+                    raise  # for the cancel scopes to sort out
+                except BaseException as err:
+                    body_error = err
+            ctx._scope = None
+            if body_error is not None:
+                if (
+                    isinstance(body_error, ContextCancelled)
+                    and ctx._cancel_called
+                    and body_error.canceller == actor.uid
+                ):
+                    return  # the cancel we asked for: exit quietly
+                if not ctx._done.is_set():
+                    await ctx.cancel()
+                raise body_error
+            if scope.cancelled_caught and ctx._remote_error is not None:
+                raise ctx._remote_error
+            try:
+                await ctx.wait_for_result()
+            except ContextCancelled as err:
+                if not (ctx._cancel_called and err.canceller == actor.uid):
+                    raise
+        except trio.Cancelled:
+            if not ctx._done.is_set():
+                await ctx.cancel()
+            raise
+        finally:
+            actor._contexts.pop((chan, cid), None)
+
+    # -- lifetime ---------------------------------------------------------------
+    async def cancel_actor(self, timeout: float | None = None) -> bool:
+        """Ask the peer actor to shut down; ``True`` once it acknowledged.
+
+        Returns ``False`` if the peer is already gone or did not answer in
+        ``timeout`` seconds (default 3).
+        """
+        if not self.channel.connected():
+            return False
+        actor = _state.current_actor()
+        with trio.move_on_after(CANCEL_ACK_TIMEOUT if timeout is None else timeout) as cs:
+            cs.shield = True
+            try:
+                await actor.call(self.channel, 'self', 'cancel', {})
+                return True
+            except TransportClosed:
+                return False
+        log.warning('%r did not acknowledge the cancel request in time', self)
+        return False
+
+    async def aclose(self) -> None:
+        """Close the underlying channel (portals from lookups do this on exit)."""
+        await self.channel.aclose()
+
+    async def __aenter__(self) -> Portal:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

@@ -1,0 +1,111 @@
+"""``open_root_actor()``: boot the runtime in this process."""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from . import _state
+from ._plugins import get_plugin_manager, get_transport, require_transports, wrap_address
+from ._runtime import Actor
+from ._spawn import resolve_start_method
+from .log import get_console_log, get_logger
+
+log = get_logger('root')
+
+
+def default_transports() -> list[str]:
+    installed = require_transports()
+    return ['tcp'] if 'tcp' in installed else [sorted(installed)[0]]
+
+
+@asynccontextmanager
+async def open_root_actor(
+    *,
+    registry_addrs: list[Any] | None = None,
+    name: str = 'root',
+    ensure_registry: bool = False,
+    enable_transports: list[str] | None = None,
+    loglevel: str | None = None,
+    debug_mode: bool = False,
+    start_method: str | None = None,
+    enable_modules: list[str] | None = None,
+) -> AsyncIterator[Actor]:
+    """Run this process as the root actor of a new tree (or a tree-joiner).
+
+    ``registry_addrs`` are where the registrar is looked for (per-transport
+    defaults otherwise); ``enable_transports`` which transports this actor
+    serves (default ``['tcp']``). Everything is torn down on block exit.
+    """
+    if _state.current_actor(err_on_no_runtime=False) is not None:
+        raise RuntimeError('an actor is already running in this process')
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    if enable_transports is not None and (
+        isinstance(enable_transports, str) or not enable_transports
+    ):
+        raise TypeError(
+            f'enable_transports takes a non-empty list of protocol keys, got {enable_transports!r}'
+        )
+    if registry_addrs is not None and (
+        not isinstance(registry_addrs, (list, tuple)) or not registry_addrs
+        or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str)))
+    ):
+        raise TypeError(
+            f'registry_addrs takes a non-empty list of addresses, e.g. '
+            f"[('127.0.0.1', 1616)], got {registry_addrs!r}"
+        )
+    if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
+        get_console_log(loglevel)
+    if debug_mode:
+        warnings.warn(
+            'debug_mode=True: crash-to-REPL is not available yet in this '
+            'release; errors propagate as usual',
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    get_plugin_manager()
+    transports = list(enable_transports) if enable_transports else default_transports()
+    tpts = {key: get_transport(key) for key in transports}
+    if registry_addrs:
+        reg = [wrap_address(a) for a in registry_addrs]
+        for addr in reg:
+            if addr.proto_key not in tpts:
+                raise ValueError(
+                    f'registry address {addr.unwrap()!r} uses {addr.proto_key!r}, '
+                    f'which is not among enable_transports={transports}'
+                )
+    else:
+        reg = [tpt.default_registry_addr() for tpt in tpts.values()]
+    method = resolve_start_method(start_method)
+    actor = Actor(
+        name,
+        enable_modules=enable_modules,
+        reg_addrs=reg,
+        enable_transports=transports,
+        is_root=True,
+        loglevel=loglevel,
+        debug_mode=debug_mode,
+        start_method=method,
+    )
+    _state._set_actor(actor)
+    try:
+        actor.load_modules()
+        bind = get_plugin_manager().hook.tractor_root_bind_addrs(
+            actor=actor, registry_addrs=reg, ensure_registry=ensure_registry
+        )
+        if bind is not None:
+            bind_addrs = await bind
+        else:
+            if ensure_registry:
+                raise RuntimeError(
+                    'ensure_registry=True needs the discovery plugin: '
+                    '`pip install tractor-discovery`'
+                )
+            near = {a.proto_key: a for a in reg}
+            bind_addrs = [tpt.random_addr(name, near=near.get(k)) for k, tpt in tpts.items()]
+        async with actor._open_runtime(bind_addrs):
+            yield actor
+    finally:
+        _state._set_actor(None)

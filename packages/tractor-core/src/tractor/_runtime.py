@@ -1,0 +1,561 @@
+"""The ``Actor``: one per process; serves RPC, owns connections to peers."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import uuid as _uuid
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import ModuleType
+from typing import Any, AsyncIterator, Callable
+
+import trio
+
+from . import _msg, _state
+from ._context import DEFAULT_WINDOW, Context, is_context_fn
+from ._exceptions import (
+    ContextCancelled,
+    ModuleNotExposed,
+    MsgTypeError,
+    RemoteActorError,
+    TransportClosed,
+    format_tb,
+    type_name,
+)
+from ._ipc import Channel, handshake
+from ._plugins import get_plugin_manager, get_transport
+from ._transport import Address
+from .log import get_logger
+
+log = get_logger('runtime')
+
+#: bound on the identity exchange of a new connection
+HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
+_MAIN_NAMES = ('__main__', '__mp_main__')
+_CTXC = type_name(ContextCancelled)
+
+
+def normalize_ns(ns: str) -> str:
+    return '__main__' if ns in _MAIN_NAMES else ns
+
+
+def pack_error(
+    cid: int,
+    exc: BaseException,
+    actor: Actor,
+    canceller: tuple[str, str] | None = None,
+) -> _msg.Error:
+    """Box ``exc`` for the wire; a relayed remote error keeps its origin."""
+    if isinstance(exc, RemoteActorError):
+        return _msg.Error(
+            cid=cid,
+            type_str=exc.boxed_type_str,
+            message=exc.msg,
+            tb_str=exc.tb_str,
+            src_uid=exc.src_uid or actor.uid,
+            relay_uid=actor.uid,
+            canceller=getattr(exc, 'canceller', None) or canceller,
+        )
+    return _msg.Error(
+        cid=cid,
+        type_str=type_name(type(exc)),
+        message=str(exc),
+        tb_str=format_tb(exc),
+        src_uid=actor.uid,
+    )
+
+
+def pack_cancelled(cid: int, actor: Actor, canceller: tuple[str, str] | None) -> _msg.Error:
+    """The error reply for a remote task that was cancelled."""
+    who = canceller[0] if canceller else 'unknown'
+    return _msg.Error(
+        cid=cid,
+        type_str=_CTXC,
+        message=f'task cancelled in {actor.name!r} (by {who!r})',
+        tb_str='',
+        src_uid=actor.uid,
+        canceller=canceller,
+    )
+
+
+def unpack_error(msg: _msg.Error, chan: Channel | None = None) -> RemoteActorError:
+    if msg.type_str == _CTXC:
+        err: RemoteActorError = ContextCancelled(
+            msg.message,
+            boxed_type_str=msg.type_str,
+            src_uid=msg.src_uid,
+            relay_uid=msg.relay_uid,
+            tb_str=msg.tb_str,
+        )
+        err.canceller = tuple(msg.canceller) if msg.canceller else None  # type: ignore[attr-defined]
+        return err
+    return RemoteActorError(
+        msg.message,
+        boxed_type_str=msg.type_str,
+        src_uid=msg.src_uid,
+        relay_uid=msg.relay_uid,
+        tb_str=msg.tb_str,
+    )
+
+
+class Actor:
+    """The runtime of one process: identity, RPC allowlist, IPC server, peers.
+
+    Users get it from ``tractor.current_actor()``: ``.name``, ``.uid``
+    (``(name, uuid)``), ``.aid`` (name, uuid, pid), ``.accept_addrs`` and
+    ``.reg_addrs`` (plain address tuples), ``.is_registrar``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        uuid: str | None = None,
+        *,
+        enable_modules: list[str] | None = None,
+        module_paths: dict[str, str] | None = None,
+        reg_addrs: list[Address] | None = None,
+        enable_transports: list[str] | None = None,
+        is_root: bool = False,
+        loglevel: str | None = None,
+        debug_mode: bool = False,
+        start_method: str = 'trio',
+    ) -> None:
+        self.aid = _msg.Aid(name=name, uuid=uuid or str(_uuid.uuid4()), pid=os.getpid())
+        self.enable_modules = [normalize_ns(m) for m in enable_modules or ()]
+        self._module_paths = dict(module_paths or {})
+        self._mods: dict[str, ModuleType] = {}
+        self._reg_addrs: list[Address] = list(reg_addrs or ())
+        self.enable_transports = list(enable_transports or ())
+        self.is_root = is_root
+        self.is_registrar = False
+        self.loglevel = loglevel
+        self.debug_mode = debug_mode
+        self.start_method = start_method
+        self._listen_addrs: list[Address] = []
+        self._peers: dict[tuple[str, str], list[Channel]] = {}
+        self._peer_events: dict[tuple[str, str], trio.Event] = {}
+        self._contexts: dict[tuple[Channel, int], Context] = {}
+        self._spawning: dict[tuple[str, str], Any] = {}
+        self._parent_chan: Channel | None = None
+        self._root_tn: trio.Nursery | None = None
+        self._service_tn: trio.Nursery | None = None
+        self._cancel_called = False
+        self._cancel_event = trio.Event()
+        self._cancel_complete = trio.Event()
+        self._service_done = trio.Event()
+        self.cancel_requester: tuple[str, str] | None = None
+        #: registrar-ish plugins hang their state here
+        self.extensions: dict[str, Any] = {}
+
+    # -- identity -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.aid.name
+
+    @property
+    def uid(self) -> tuple[str, str]:
+        return self.aid.uid
+
+    @property
+    def pid(self) -> int:
+        return self.aid.pid
+
+    @property
+    def accept_addrs(self) -> list[tuple]:
+        return [a.unwrap() for a in self._listen_addrs]
+
+    @property
+    def accept_addr(self) -> tuple | None:
+        return self._listen_addrs[0].unwrap() if self._listen_addrs else None
+
+    @property
+    def listen_addrs(self) -> list[Address]:
+        return list(self._listen_addrs)
+
+    @property
+    def reg_addrs(self) -> list[tuple]:
+        return [a.unwrap() for a in self._reg_addrs]
+
+    @property
+    def registry_addrs(self) -> list[Address]:
+        return list(self._reg_addrs)
+
+    def __repr__(self) -> str:
+        return f'<Actor {self.name!r} uuid={self.aid.uuid[:8]} pid={self.pid}>'
+
+    # -- RPC allowlist ----------------------------------------------------
+    def load_modules(self) -> None:
+        """Import every enabled module now, so a bad name fails the spawn."""
+        extra: list[str] = []
+        for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
+            extra.extend(mods or ())
+        for name in [*self.enable_modules, *extra]:
+            if name in self._mods:
+                continue
+            self._mods[name] = self._import(name)
+
+    def _import(self, name: str) -> ModuleType:
+        if name == '__main__':
+            if self.is_root:
+                return sys.modules['__main__']
+            if '__mp_main__' in sys.modules:
+                return sys.modules['__mp_main__']
+            modname = self._module_paths.get('__main__:module')
+            if modname:  # the parent ran `python -m modname`
+                return importlib.import_module(modname)
+            path = self._module_paths.get('__main__')
+            if not path:
+                raise ModuleNotFoundError(
+                    'the parent enabled `__main__` but has no main script file to load'
+                )
+            return _load_from_path('__mp_main__', path)
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError:
+            path = self._module_paths.get(name)
+            if not path:
+                raise
+            return _load_from_path(name, path)
+
+    def _resolve(self, ns: str, func: str) -> Callable:
+        ns = normalize_ns(ns)
+        mod = self._mods.get(ns)
+        if mod is None:
+            raise ModuleNotExposed(
+                f'module {ns!r} is not enabled in actor {self.name!r}; '
+                f'enabled: {sorted(self._mods)} (pass it in `enable_modules=[...]`)'
+            )
+        if not func.isidentifier() or func.startswith('__'):
+            raise ModuleNotExposed(f'{func!r} is not a function name that can be called')
+        fn = getattr(mod, func, None)
+        if fn is None or not callable(fn) or isinstance(fn, type):
+            raise AttributeError(f'module {ns!r} has no function {func!r}')
+        return fn
+
+    # -- lifetime ---------------------------------------------------------
+    @asynccontextmanager
+    async def _open_runtime(self, bind_addrs: list[Address]) -> AsyncIterator[Actor]:
+        """Listen on ``bind_addrs``, serve until the block exits, then tear
+        down: RPC tasks first (so nested actor nurseries can still reach
+        their children), then plugin hooks (unregister), then connections.
+
+        The block's own exceptions come out unwrapped (never in a group).
+        """
+        body_exc: BaseException | None = None
+        async with trio.open_nursery() as root_tn:
+            self._root_tn = root_tn
+            self._service_tn = await root_tn.start(self._run_service_nursery)
+            try:
+                for addr in bind_addrs:
+                    await self._listen(addr)
+                async with AsyncExitStack() as hooks:
+                    for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
+                        if cm is not None:
+                            await hooks.enter_async_context(cm)
+                    try:
+                        yield self
+                    except trio.Cancelled:
+                        raise
+                    except BaseException as exc:
+                        body_exc = exc
+                    finally:
+                        self._cancel_called = True
+                        self._service_tn.cancel_scope.cancel()
+                        with trio.CancelScope(shield=True):
+                            await self._service_done.wait()
+            finally:
+                self._cancel_called = True
+                self._service_tn.cancel_scope.cancel()
+                root_tn.cancel_scope.cancel()
+                self._cancel_complete.set()
+                for addr in self._listen_addrs:
+                    try:
+                        addr.transport.close_listener(addr)
+                    except OSError:
+                        pass
+        if body_exc is not None:
+            raise body_exc
+
+    async def _run_service_nursery(
+        self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host RPC tasks outside the caller's scopes, so cancelling them
+        never cancels the code that opened the runtime."""
+        try:
+            async with trio.open_nursery() as tn:
+                task_status.started(tn)
+                await trio.sleep_forever()
+        finally:
+            self._service_done.set()
+
+    async def _listen(self, addr: Address) -> None:
+        tpt = get_transport(addr.proto_key)
+        listener, bound = await tpt.listen(addr)
+        self._listen_addrs.append(bound)
+        assert self._root_tn is not None
+        self._root_tn.start_soon(self._serve_listener, listener, bound)
+
+    async def _serve_listener(self, listener: trio.abc.Listener, addr: Address) -> None:
+        async with listener:
+            async with trio.open_nursery() as tn:
+                while True:
+                    try:
+                        stream = await listener.accept()
+                    except OSError as err:
+                        # e.g. EMFILE: back off instead of dying
+                        log.warning('accept() on %s failed: %s', addr, err)
+                        await trio.sleep(0.05)
+                        continue
+                    tn.start_soon(self._handle_connection, stream, addr)
+
+    async def _handle_connection(self, stream: trio.abc.Stream, laddr: Address) -> None:
+        chan = Channel(stream, laddr=laddr, raddr=None, initiator=False)
+        try:
+            try:
+                aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+            except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+                log.warning('dropping connection on %s: handshake failed: %s', laddr, err)
+                return
+            waiter = self._spawning.pop(aid.uid, None)
+            if waiter is not None:
+                ok = await waiter.handoff(chan)
+                if not ok:
+                    return
+            await self._serve_channel(chan)
+        except Exception:
+            log.exception('connection handler on %s failed', laddr)
+        finally:
+            await chan.aclose()
+
+    async def connect(self, addr: Address | Any) -> Channel:
+        """Dial a peer at ``addr`` and serve the new channel; returns it."""
+        from ._plugins import wrap_address
+
+        addr = wrap_address(addr)
+        tpt = get_transport(addr.proto_key)
+        stream = await tpt.connect(addr)
+        chan = Channel(stream, raddr=addr, initiator=True)
+        try:
+            await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+        except BaseException:
+            await chan.aclose()
+            raise
+        ready = trio.Event()
+        assert self._root_tn is not None
+        self._root_tn.start_soon(self._serve_dialed, chan, ready)
+        await ready.wait()
+        return chan
+
+    async def _serve_dialed(self, chan: Channel, ready: trio.Event) -> None:
+        try:
+            await self._serve_channel(chan, ready)
+        finally:
+            await chan.aclose()
+
+    def _add_peer(self, chan: Channel) -> None:
+        uid = chan.uid
+        assert uid is not None
+        self._peers.setdefault(uid, []).append(chan)
+        ev = self._peer_events.pop(uid, None)
+        if ev is not None:
+            ev.set()
+
+    def _remove_peer(self, chan: Channel) -> None:
+        chans = self._peers.get(chan.uid)  # type: ignore[arg-type]
+        if chans and chan in chans:
+            chans.remove(chan)
+            if not chans:
+                del self._peers[chan.uid]  # type: ignore[arg-type]
+
+    def get_peer_channels(self, name: str | None = None) -> list[Channel]:
+        """Connected channels, newest first, optionally to peers named ``name``."""
+        out: list[Channel] = []
+        for uid, chans in reversed(self._peers.items()):
+            if name is None or uid[0] == name:
+                out.extend(c for c in reversed(chans) if c.connected())
+        return out
+
+    async def _serve_channel(self, chan: Channel, ready: trio.Event | None = None) -> None:
+        """Route every message of ``chan`` until it closes or misbehaves."""
+        self._add_peer(chan)
+        if ready is not None:
+            ready.set()
+        err: BaseException | None = None
+        try:
+            while True:
+                msg = await chan.recv()
+                kind = type(msg)
+                if kind is _msg.Start:
+                    await self._handle_start(chan, msg)  # type: ignore[arg-type]
+                elif kind in _CTX_MSGS:
+                    ctx = self._contexts.get((chan, msg.cid))  # type: ignore[attr-defined]
+                    if ctx is not None:
+                        ctx._deliver(msg)
+                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]
+                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]
+                    else:
+                        log.debug('no context %s for %s from %r', getattr(msg, 'cid', '?'), kind.__name__, chan.aid)
+                else:
+                    raise MsgTypeError(f'unexpected {kind.__name__} after the handshake')
+        except MsgTypeError as exc:
+            err = exc
+            log.warning('dropping connection to %r: %s', chan.aid and chan.aid.name, exc)
+        except TransportClosed as exc:
+            err = exc
+            log.debug('connection to %r closed: %s', chan.aid and chan.aid.name, exc)
+        finally:
+            self._remove_peer(chan)
+            lost = err if isinstance(err, TransportClosed) else TransportClosed(
+                f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}'
+            )
+            for (c, _cid), ctx in list(self._contexts.items()):
+                if c is chan:
+                    ctx._lost(lost)
+            await chan.aclose()
+            if chan is self._parent_chan and not self._cancel_called:
+                log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
+                self.cancel_soon(requester=None)
+
+    async def _handle_start(self, chan: Channel, msg: _msg.Start) -> None:
+        if msg.ns == 'self':
+            await self._runtime_call(chan, msg)
+            return
+        ctx = Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
+        self._contexts[(chan, msg.cid)] = ctx
+        try:
+            assert self._service_tn is not None
+            self._service_tn.start_soon(self._invoke, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
+        except RuntimeError:
+            self._contexts.pop((chan, msg.cid), None)
+            await self._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self))
+
+    async def _runtime_call(self, chan: Channel, msg: _msg.Start) -> None:
+        """Calls into the runtime itself (``ns='self'``), answered inline."""
+        if msg.func == 'cancel':
+            self.cancel_soon(requester=chan.uid)
+            result: Any = True
+        elif msg.func == 'ping':
+            result = self.uid
+        else:
+            await self._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self))
+            return
+        await self._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
+
+    async def _send_safe(self, chan: Channel, msg: Any) -> None:
+        with trio.move_on_after(5) as cs:
+            cs.shield = True
+            try:
+                await chan.send(msg)
+            except (TransportClosed, trio.ClosedResourceError):
+                log.debug('could not send %s to %r: connection gone', type(msg).__name__, chan.aid)
+
+    async def _invoke(self, chan: Channel, ctx: Context, msg: _msg.Start) -> None:
+        cid = msg.cid
+        try:
+            fn = self._resolve(msg.ns, msg.func)
+            ctx_fn = is_context_fn(fn)
+            if msg.kind == 'ctx' and not ctx_fn:
+                raise TypeError(
+                    f'{msg.ns}.{msg.func} is not a @tractor.context function: '
+                    'call it with Portal.run(), not open_context()'
+                )
+            if msg.kind != 'ctx' and ctx_fn:
+                raise TypeError(
+                    f'{msg.ns}.{msg.func} is a @tractor.context function: '
+                    'open it with Portal.open_context(), not Portal.run()'
+                )
+            if ctx_fn and getattr(fn, '_tractor_pld_spec', None) is not None:
+                import msgspec
+
+                ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
+            with trio.CancelScope() as cs:
+                ctx._scope = cs
+                if ctx_fn:
+                    result = await fn(ctx=ctx, **msg.kwargs)
+                else:
+                    result = fn(**msg.kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+            if cs.cancelled_caught:
+                await self._send_safe(chan, pack_cancelled(cid, self, ctx.canceller or self.uid))
+                return
+            try:
+                await chan.send(_msg.Return(cid=cid, pld=result))
+            except MsgTypeError as err:
+                await self._send_safe(chan, pack_error(cid, err, self))
+        except Exception as err:
+            log.debug('%s.%s failed in %r', msg.ns, msg.func, self.name, exc_info=True)
+            await self._send_safe(chan, pack_error(cid, err, self))
+        except BaseException:
+            # the actor itself is being cancelled
+            await self._send_safe(chan, pack_cancelled(cid, self, self.cancel_requester or self.uid))
+            raise
+        finally:
+            self._contexts.pop((chan, cid), None)
+
+    # -- calling peers ------------------------------------------------------
+    async def call(self, chan: Channel, ns: str, func: str, kwargs: dict[str, Any]) -> Any:
+        """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its result."""
+        cid = chan.next_cid()
+        ctx = Context(self, chan, cid, 'caller', f'{ns}:{func}')
+        self._contexts[(chan, cid)] = ctx
+        sent = False
+        try:
+            await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
+            sent = True
+            msg = await ctx._next_msg()
+            if isinstance(msg, _msg.Return):
+                return ctx._decode(msg.pld)
+            if isinstance(msg, _msg.Error):
+                assert ctx._remote_error is not None
+                raise ctx._remote_error
+            raise MsgTypeError(f'unexpected {type(msg).__name__} in reply to {ns}.{func}')
+        except trio.Cancelled:
+            if sent and not ctx._done.is_set():
+                await self._send_safe(chan, _msg.Cancel(cid=cid))
+            raise
+        finally:
+            self._contexts.pop((chan, cid), None)
+
+    # -- cancellation -------------------------------------------------------
+    def cancel_soon(self, requester: tuple[str, str] | None = None) -> None:
+        """Begin shutting this actor down (its RPC tasks, then itself)."""
+        if self._cancel_called:
+            return
+        self._cancel_called = True
+        self.cancel_requester = requester
+        log.debug('%r cancel requested by %s', self, requester)
+        if self._service_tn is not None:
+            self._service_tn.cancel_scope.cancel()
+        self._cancel_event.set()
+
+    async def wait_cancelled(self) -> None:
+        await self._cancel_event.wait()
+
+
+_CTX_MSGS = frozenset({
+    _msg.Started, _msg.Yield, _msg.Stop, _msg.Return, _msg.Error, _msg.Credit, _msg.Cancel,
+})
+
+
+def _load_from_path(name: str, path: str) -> ModuleType:
+    """Load a module from its file under ``name`` (for ``__main__`` scripts
+    and modules the parent imported by path), without running its
+    ``if __name__ == '__main__':`` block."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f'cannot load module {name!r} from {path!r}')
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return mod
+
+
+def current_actor() -> Actor:
+    return _state.current_actor()

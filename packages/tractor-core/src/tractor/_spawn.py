@@ -1,0 +1,121 @@
+"""Spawning subactors: backend selection and the parent's side of boot.
+
+A backend (hook ``tractor_spawn_methods``) starts a process that dials the
+parent back; the parent then sends the whole start state as one
+:class:`~tractor._msg.SpawnSpec` and waits for :class:`~tractor._msg.Ready`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import trio
+
+from . import _msg
+from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
+from ._plugins import get_plugin_manager
+
+if TYPE_CHECKING:
+    from ._ipc import Channel
+    from ._transport import Address
+
+ENV_START_METHOD = 'TRACTOR_START_METHOD'
+DEFAULT_START_METHOD = 'trio'
+#: how long a child may take from exec to Ready
+SPAWN_TIMEOUT = float(os.environ.get('TRACTOR_SPAWN_TIMEOUT', 60.0))
+
+SpawnFn = Callable[..., Awaitable[trio.Process]]
+
+
+def spawn_methods() -> dict[str, SpawnFn]:
+    methods: dict[str, SpawnFn] = {}
+    for provided in get_plugin_manager().hook.tractor_spawn_methods():
+        for key, fn in (provided or {}).items():
+            methods.setdefault(key, fn)
+    return methods
+
+
+def resolve_start_method(start_method: str | None) -> str:
+    """``start_method`` or ``$TRACTOR_START_METHOD`` or the default, checked."""
+    method = start_method or os.environ.get(ENV_START_METHOD) or DEFAULT_START_METHOD
+    methods = spawn_methods()
+    if method not in methods:
+        raise ValueError(
+            f'unknown start_method {method!r}; available: {sorted(methods)}'
+        )
+    return method
+
+
+def main_script_path() -> str | None:
+    """The file of ``__main__`` when it is a script (not ``-m`` or a REPL)."""
+    main = sys.modules.get('__main__')
+    path = getattr(main, '__file__', None)
+    return os.path.abspath(path) if path else None
+
+
+def module_paths(names: list[str]) -> dict[str, str]:
+    """Files of the enabled modules already imported here, so a child can
+    load the ones that are not importable by name (scripts, test files)."""
+    out: dict[str, str] = {}
+    for name in names:
+        if name == '__main__':
+            main = sys.modules.get('__main__')
+            spec = getattr(main, '__spec__', None)
+            if spec is not None and spec.name not in ('__main__', '__mp_main__'):
+                out['__main__:module'] = spec.name
+            path = main_script_path() or (
+                getattr(sys.modules.get('__mp_main__'), '__file__', None)
+            )
+            if path:
+                out['__main__'] = path
+            continue
+        mod = sys.modules.get(name)
+        path = getattr(mod, '__file__', None)
+        if path:
+            out[name] = os.path.abspath(path)
+    return out
+
+
+class SpawnWaiter:
+    """The parent's rendezvous with one child that is booting."""
+
+    def __init__(self, spec: _msg.SpawnSpec) -> None:
+        self.spec = spec
+        self.done = trio.Event()
+        self.chan: Channel | None = None
+        self.accept_addrs: list[Any] = []
+        self.error: BaseException | None = None
+
+    async def handoff(self, chan: Channel) -> bool:
+        """Called by the listener once the child said Hello."""
+        from ._runtime import unpack_error
+
+        try:
+            with trio.fail_after(SPAWN_TIMEOUT):
+                await chan.send(self.spec)
+                msg = await chan.recv()
+            if isinstance(msg, _msg.Ready):
+                self.chan = chan
+                self.accept_addrs = msg.accept_addrs
+                chan.set_raddr_from(msg.accept_addrs)
+            elif isinstance(msg, _msg.Error):
+                self.error = unpack_error(msg, chan)
+            else:
+                self.error = ActorFailure(f'child sent {type(msg).__name__} instead of Ready')
+        except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+            self.error = ActorFailure(f'child failed during boot: {err!r}')
+        self.done.set()
+        return self.error is None
+
+    def fail(self, err: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = err
+            self.done.set()
+
+
+def parent_addr_for_child(listen_addrs: list[Address]) -> Address:
+    """The parent address a child dials: the most local one we listen on."""
+    if not listen_addrs:
+        raise RuntimeError('this actor does not listen anywhere; cannot spawn')
+    return min(listen_addrs, key=lambda a: a.transport.locality(a))

@@ -1,0 +1,307 @@
+"""``ActorNursery``: spawn, supervise and cancel subactors."""
+from __future__ import annotations
+
+import os
+import uuid as _uuid
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+import trio
+
+from . import _msg, _state
+from ._exceptions import ActorFailure
+from ._plugins import get_transport, wrap_address
+from ._portal import Portal, _fn_address
+from ._runtime import normalize_ns
+from ._spawn import (
+    SPAWN_TIMEOUT,
+    SpawnWaiter,
+    module_paths,
+    parent_addr_for_child,
+    resolve_start_method,
+    spawn_methods,
+)
+from .log import current_level, get_logger
+
+if TYPE_CHECKING:
+    from ._runtime import Actor
+
+log = get_logger('supervise')
+
+#: graceful-cancel bound: after this a child that has not exited is killed
+CANCEL_GRACE = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
+
+
+class _Child:
+    __slots__ = ('uid', 'proc', 'portal', 'exited', 'cancel_requested', 'waiter')
+
+    def __init__(self, uid: tuple[str, str], proc: trio.Process, waiter: SpawnWaiter) -> None:
+        self.uid = uid
+        self.proc = proc
+        self.portal: Portal | None = None
+        self.exited = trio.Event()
+        self.cancel_requested = False
+        self.waiter = waiter
+
+
+class ActorNursery:
+    """Spawns subactors and owns their lifetimes.
+
+    The ``async with`` block does not exit until every child has exited:
+    one-shot actors (``run_in_actor``) when their function returns, daemons
+    (``start_actor``) when cancelled. An error anywhere cancels all children.
+    """
+
+    def __init__(self, actor: Actor, defaults: dict[str, Any]) -> None:
+        self._actor = actor
+        self._defaults = defaults
+        self._children: dict[tuple[str, str], _Child] = {}
+        self._errors: list[BaseException] = []
+        self._sup_tn: trio.Nursery | None = None
+        self._ria_tn: trio.Nursery | None = None
+        self._body_scope: trio.CancelScope | None = None
+        self.cancel_called = False
+
+    @property
+    def children(self) -> dict[tuple[str, str], Portal | None]:
+        return {uid: c.portal for uid, c in self._children.items()}
+
+    async def start_actor(
+        self,
+        name: str,
+        *,
+        enable_modules: list[str] | None = None,
+        bind_addrs: list[Any] | None = None,
+        enable_transports: list[str] | None = None,
+        loglevel: str | None = None,
+        debug_mode: bool | None = None,
+        start_method: str | None = None,
+    ) -> Portal:
+        """Spawn a subactor ``name`` serving ``enable_modules``; returns its
+        portal once the child is up and serving (and registered)."""
+        if self.cancel_called:
+            raise RuntimeError('this actor nursery was cancelled; it spawns no more')
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+        mods = [normalize_ns(m) for m in enable_modules or ()]
+        for m in mods:
+            if not isinstance(m, str) or not m:
+                raise TypeError(f'enable_modules takes module names (str), got {m!r}')
+        actor = self._actor
+        transports = list(enable_transports or actor.enable_transports)
+        for key in transports:
+            get_transport(key)
+        binds = [wrap_address(a) for a in bind_addrs or ()]
+        if not binds:
+            near = {a.proto_key: a for a in actor._listen_addrs}
+            binds = [
+                get_transport(k).random_addr(name, near=near.get(k)) for k in transports
+            ]
+        method = resolve_start_method(start_method or self._defaults.get('start_method') or actor.start_method)
+        level = loglevel or self._defaults.get('loglevel') or actor.loglevel or current_level()
+        debug = self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
+        uid = (name, str(_uuid.uuid4()))
+        spec = _msg.SpawnSpec(
+            enable_modules=mods,
+            module_paths=module_paths(mods),
+            sys_path=list(__import__('sys').path),
+            reg_addrs=[a.to_wire() for a in actor._reg_addrs],
+            bind_addrs=[a.to_wire() for a in binds],
+            enable_transports=transports,
+            loglevel=level,
+            debug_mode=bool(debug),
+            start_method=method,
+        )
+        waiter = SpawnWaiter(spec)
+        actor._spawning[uid] = waiter
+        parent_addr = parent_addr_for_child(actor._listen_addrs)
+        assert self._sup_tn is not None
+        try:
+            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr))
+        except BaseException:
+            actor._spawning.pop(uid, None)
+            raise
+        child = _Child(uid, proc, waiter)
+        self._children[uid] = child
+        self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')
+        try:
+            with trio.fail_after(SPAWN_TIMEOUT):
+                await waiter.done.wait()
+        except BaseException:
+            waiter.fail(ActorFailure('spawn abandoned'))
+            proc.kill()
+            raise
+        finally:
+            actor._spawning.pop(uid, None)
+        if waiter.error is not None:
+            proc.kill()
+            raise waiter.error
+        assert waiter.chan is not None
+        child.portal = Portal(waiter.chan)
+        return child.portal
+
+    async def run_in_actor(
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        enable_modules: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Portal:
+        """Spawn a one-shot actor that runs ``fn(**kwargs)`` and exits.
+
+        Its result is ``await portal.wait_for_result()``; its error cancels
+        the whole nursery and is raised when the block exits.
+        """
+        ns, fname = _fn_address(fn)
+        portal = await self.start_actor(
+            name or fname,
+            enable_modules=[ns, *(enable_modules or ())],
+            **{k: kwargs.pop(k) for k in ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method') if k in kwargs},
+        )
+        portal._one_shot = True
+        assert self._ria_tn is not None
+        self._ria_tn.start_soon(self._run_one_shot, portal, ns, fname, kwargs, name=f'one-shot {fname}')
+        return portal
+
+    async def _run_one_shot(self, portal: Portal, ns: str, fname: str, kwargs: dict) -> None:
+        try:
+            result = await portal.run_from_ns(ns, fname, **kwargs)
+        except Exception as err:
+            portal._set_final(error=err)
+            self._fail(err)
+        else:
+            portal._set_final(result=result)
+        finally:
+            child = self._child_for(portal)
+            if child is not None:
+                with trio.CancelScope(shield=True):
+                    await self._cancel_child(child, hard_kill=False)
+
+    def _child_for(self, portal: Portal) -> _Child | None:
+        for child in self._children.values():
+            if child.portal is portal:
+                return child
+        return None
+
+    def _fail(self, err: BaseException) -> None:
+        """One cancels all: record ``err``, stop the body, cancel children."""
+        self._errors.append(err)
+        if self._body_scope is not None:
+            self._body_scope.cancel()
+        if self._ria_tn is not None:
+            self._ria_tn.cancel_scope.cancel()
+        if not self.cancel_called and self._sup_tn is not None:
+            self._sup_tn.start_soon(self.cancel)
+
+    async def _supervise(self, child: _Child) -> None:
+        proc = child.proc
+        try:
+            # shielded: children are only ever stopped through cancel()/kill,
+            # never by unwinding this task (which would skip the graceful ladder)
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            child.exited.set()
+            child.waiter.fail(ActorFailure(
+                f'actor {child.uid[0]!r} exited with code {proc.returncode} before it was ready'
+            ))
+            self._children.pop(child.uid, None)
+            if proc.returncode and not child.cancel_requested:
+                log.error('actor %r (pid %d) died unexpectedly with code %s',
+                          child.uid[0], proc.pid, proc.returncode)
+
+    async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
+        child.cancel_requested = True
+        if child.exited.is_set():
+            return
+        if hard_kill or child.portal is None:
+            child.proc.kill()
+        else:
+            with trio.move_on_after(CANCEL_GRACE):
+                await child.portal.cancel_actor(timeout=CANCEL_GRACE)
+                await child.exited.wait()
+            if not child.exited.is_set():
+                log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
+                            child.uid[0], CANCEL_GRACE)
+                child.proc.kill()
+        await child.exited.wait()
+
+    async def cancel(self, hard_kill: bool = False) -> None:
+        """Cancel every child: a graceful request, then a kill after a bound
+        (or a kill at once with ``hard_kill=True``); returns once all are reaped."""
+        self.cancel_called = True
+        if self._ria_tn is not None:
+            self._ria_tn.cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as tn:
+                for child in list(self._children.values()):
+                    tn.start_soon(self._cancel_child, child, hard_kill)
+
+
+@asynccontextmanager
+async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIterator[ActorNursery]:
+    an = ActorNursery(actor, defaults)
+    body_exc: BaseException | None = None
+    async with trio.open_nursery() as sup_tn:
+        an._sup_tn = sup_tn
+        async with trio.open_nursery() as ria_tn:
+            an._ria_tn = ria_tn
+            try:
+                with trio.CancelScope() as body_scope:
+                    an._body_scope = body_scope
+                    yield an
+            except trio.Cancelled:
+                await an.cancel()
+                raise
+            except BaseException as exc:
+                body_exc = exc
+            an._body_scope = None
+            if body_exc is not None or an._errors:
+                await an.cancel()
+        if body_exc is not None or an._errors:
+            await an.cancel()
+    errors = an._errors
+    if body_exc is not None:
+        if not errors or isinstance(body_exc, (trio.Cancelled, KeyboardInterrupt)):
+            for err in errors:
+                log.error('child error while unwinding %r: %r', body_exc, err)
+            raise body_exc
+        raise BaseExceptionGroup('errors in an actor nursery', [body_exc, *errors])
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise BaseExceptionGroup('several actors failed', errors)
+
+
+_NURSERY_KWARGS = ('start_method', 'loglevel', 'debug_mode')
+
+
+@asynccontextmanager
+async def open_nursery(**kwargs: Any) -> AsyncIterator[ActorNursery]:
+    """Open an actor nursery; boots the root actor first when none runs.
+
+    When it boots the root, ``kwargs`` go to ``open_root_actor()``; inside a
+    running actor only ``start_method``, ``loglevel`` and ``debug_mode``
+    (defaults for the children) are accepted.
+    """
+    actor = _state.current_actor(err_on_no_runtime=False)
+    if actor is None:
+        from ._root import open_root_actor
+
+        async with open_root_actor(**kwargs) as actor:
+            async with _open_actor_nursery(actor, {}) as an:
+                yield an
+        return
+    bad = sorted(set(kwargs) - set(_NURSERY_KWARGS))
+    if bad:
+        raise TypeError(
+            f'open_nursery() got {bad} inside a running actor: those are root '
+            f'options for open_root_actor(); here only {list(_NURSERY_KWARGS)} apply'
+        )
+    async with _open_actor_nursery(actor, kwargs) as an:
+        yield an

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncContextManager, AsyncIterator, Iterable, TypeVar
+
+import trio
+
+from ._eg import single_exception
+
+T = TypeVar('T')
+
+
+@asynccontextmanager
+async def gather_contexts(
+    mngrs: Iterable[AsyncContextManager[T]],
+) -> AsyncIterator[tuple[T, ...]]:
+    """Enter every async context manager concurrently, each in its own task,
+    and yield their values in input order; all are exited on block exit.
+
+    Raises ``ValueError`` for an empty input. An error while entering or
+    exiting one manager cancels the others; a lone error is raised as itself.
+    """
+    cms = list(mngrs)
+    if not cms:
+        raise ValueError('gather_contexts() needs at least one async context manager')
+    values: list[T | None] = [None] * len(cms)
+    entered = 0
+    all_in = trio.Event()
+    leave = trio.Event()
+
+    async def hold(i: int, cm: AsyncContextManager[T]) -> None:
+        nonlocal entered
+        async with cm as value:
+            values[i] = value
+            entered += 1
+            if entered == len(cms):
+                all_in.set()
+            await leave.wait()
+
+    body_exc: BaseException | None = None
+    try:
+        async with trio.open_nursery() as tn:
+            for i, cm in enumerate(cms):
+                tn.start_soon(hold, i, cm)
+            await all_in.wait()
+            try:
+                yield tuple(values)  # type: ignore[misc]
+            except BaseException as exc:
+                body_exc = exc
+                tn.cancel_scope.cancel()
+            finally:
+                leave.set()
+    except BaseExceptionGroup as group:
+        lone = single_exception(group)
+        if lone is None or body_exc is not None:
+            raise
+        raise lone from lone.__cause__
+    if body_exc is not None:
+        raise body_exc

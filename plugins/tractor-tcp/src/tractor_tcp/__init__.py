@@ -1,0 +1,123 @@
+"""TCP transport for tractor: ``('host', port)`` addresses, ``/ip4|ip6|dns/<host>/tcp/<port>``."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import trio
+
+from tractor._plugins import hookimpl
+from tractor._transport import LOCAL, REMOTE, Address, Transport
+
+from ._local import host_addresses
+
+__all__ = ['TCPAddress', 'TCPTransport', 'tractor_transports']
+
+DEFAULT_REGISTRY = ('127.0.0.1', 1616)
+
+
+class TCPAddress(Address):
+    proto_key = 'tcp'
+    __slots__ = ('host', 'port')
+
+    def __init__(self, host: str, port: int) -> None:
+        if not isinstance(host, str) or not host:
+            raise ValueError(f'TCP host must be a non-empty string, got {host!r}')
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f'TCP port must be an int in 0..65535, got {port!r}')
+        self.host = host
+        self.port = port
+
+    def unwrap(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+class TCPTransport(Transport):
+    proto_key = 'tcp'
+    maddr_protocols = ('ip4', 'ip6', 'dns', 'dns4', 'dns6')
+
+    def claims(self, addr: tuple) -> bool:
+        return (
+            len(addr) == 2
+            and isinstance(addr[0], str)
+            and isinstance(addr[1], int)
+            and not isinstance(addr[1], bool)
+        )
+
+    def from_tuple(self, addr: tuple | list) -> TCPAddress:
+        if len(addr) != 2:
+            raise ValueError(f'a TCP address is (host, port), got {addr!r}')
+        return TCPAddress(addr[0], addr[1])
+
+    def to_maddr(self, addr: Address) -> str:
+        host, port = addr.unwrap()
+        try:
+            proto = 'ip6' if ipaddress.ip_address(host).version == 6 else 'ip4'
+        except ValueError:
+            proto = 'dns'
+        return f'/{proto}/{host}/tcp/{port}'
+
+    def from_maddr(self, parts: list[str]) -> TCPAddress:
+        if len(parts) != 4:
+            raise ValueError(
+                f'a TCP multiaddr is /ip4/<host>/tcp/<port>, got {"/" + "/".join(parts)!r}'
+            )
+        proto, host, tcp, port = parts
+        if tcp != 'tcp':
+            raise ValueError(f'expected "tcp" after the host, got {tcp!r}')
+        if proto in ('ip4', 'ip6'):
+            try:
+                ver = ipaddress.ip_address(host).version
+            except ValueError:
+                raise ValueError(f'bad {proto} address {host!r}') from None
+            if (proto == 'ip4') != (ver == 4):
+                raise ValueError(f'{host!r} is not an {proto} address')
+        try:
+            portnum = int(port)
+        except ValueError:
+            raise ValueError(f'bad TCP port {port!r}') from None
+        return TCPAddress(host, portnum)
+
+    def default_registry_addr(self) -> TCPAddress:
+        return TCPAddress(*DEFAULT_REGISTRY)
+
+    def random_addr(self, name: str, near: Address | None = None) -> TCPAddress:
+        host = near.unwrap()[0] if near is not None else DEFAULT_REGISTRY[0]
+        return TCPAddress(host, 0)
+
+    async def listen(self, addr: Address) -> tuple[trio.SocketListener, TCPAddress]:
+        host, port = addr.unwrap()
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        # one host string may resolve to several sockets; serve the first
+        for extra in listeners[1:]:
+            await extra.aclose()
+        lst = listeners[0]
+        bound = lst.socket.getsockname()
+        return lst, TCPAddress(host, bound[1])
+
+    async def connect(self, addr: Address) -> trio.SocketStream:
+        host, port = addr.unwrap()
+        stream = await trio.open_tcp_stream(host, port)
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return stream
+
+    def locality(self, addr: Address) -> int:
+        host = addr.unwrap()[0]
+        if host in ('localhost',):
+            return LOCAL
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return REMOTE
+        if ip.is_loopback or str(ip) in host_addresses():
+            return LOCAL
+        return REMOTE
+
+
+_transport = TCPTransport()
+
+
+@hookimpl
+def tractor_transports() -> list[Any]:
+    return [_transport]
