@@ -146,8 +146,9 @@ class Actor:
         self._cancel_complete = trio.Event()
         self._service_done = trio.Event()
         self.cancel_requester: tuple[str, str] | None = None
-        #: registrar-ish plugins hang their state here
+        #: plugins hang their per-actor state here (e.g. the registrar)
         self.extensions: dict[str, Any] = {}
+        self._runtime_methods: dict[str, Callable] = {}
 
     # -- identity -------------------------------------------------------
     @property
@@ -219,7 +220,19 @@ class Actor:
                 raise
             return _load_from_path(name, path)
 
+    def expose(self, name: str, fn: Callable) -> None:
+        """Serve ``fn`` as runtime method ``name`` (``run_from_ns('self', name)``);
+        plugins use this, e.g. the registrar's lookup methods."""
+        self._runtime_methods[name] = fn
+
     def _resolve(self, ns: str, func: str) -> Callable:
+        if ns == 'self':
+            try:
+                return self._runtime_methods[func]
+            except KeyError:
+                raise ModuleNotExposed(
+                    f'actor {self.name!r} has no runtime method {func!r}'
+                ) from None
         ns = normalize_ns(ns)
         mod = self._mods.get(ns)
         if mod is None:
@@ -419,7 +432,7 @@ class Actor:
                 self.cancel_soon(requester=None)
 
     async def _handle_start(self, chan: Channel, msg: _msg.Start) -> None:
-        if msg.ns == 'self':
+        if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
             await self._runtime_call(chan, msg)
             return
         ctx = Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)

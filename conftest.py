@@ -1,0 +1,121 @@
+"""Suite-wide fixtures: per-session sandboxing and the no-leftover-actor check.
+
+Every process started during the session (actors, example programs) inherits
+``TRACTOR_TEST_SESSION``; after each test, and once more at the end, no
+process carrying that token may remain.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+
+import pytest
+
+SESSION_TOKEN = uuid.uuid4().hex
+os.environ['TRACTOR_TEST_SESSION'] = SESSION_TOKEN
+# UDS sockets (and the default registry file) go to a private, short dir
+_RUNTIME_DIR = tempfile.mkdtemp(prefix='trt-')
+os.environ['TRACTOR_RUNTIME_DIR'] = _RUNTIME_DIR
+# keep the cancel ladder snappy in tests; the default is for real programs
+os.environ.setdefault('TRACTOR_CANCEL_GRACE', '2.0')
+
+LEAK_WAIT = 10.0
+
+
+def session_pids() -> list[int]:
+    """Pids of live processes (other than us) that carry this session's token."""
+    needle = f'TRACTOR_TEST_SESSION={SESSION_TOKEN}'.encode()
+    me = os.getpid()
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f'/proc/{entry}/environ', 'rb') as f:
+                env = f.read()
+            with open(f'/proc/{entry}/stat', 'rb') as f:
+                state = f.read().rsplit(b')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == b'Z':
+            continue  # exited, waiting to be reaped by its parent
+        if needle in env.split(b'\0'):
+            found.append(int(entry))
+    return found
+
+
+def wait_no_leftovers(timeout: float = LEAK_WAIT) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = session_pids()
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
+
+
+def _describe(pids: list[int]) -> str:
+    out = []
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode(errors='replace')
+            out.append(f'{pid}: {cmd}')
+        except OSError:
+            out.append(str(pid))
+    return '\n'.join(out)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_actors():
+    """Each test must leave no actor process behind."""
+    yield
+    left = wait_no_leftovers()
+    if left:
+        import signal
+
+        desc = _describe(left)
+        for pid in left:  # ours by token: clean up so later tests are judged alone
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        pytest.fail(f'actor processes left behind by this test:\n{desc}')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _session_leak_check():
+    yield
+    left = wait_no_leftovers()
+    shutil.rmtree(_RUNTIME_DIR, ignore_errors=True)
+    if left:
+        pytest.fail(f'actor processes survived the test session:\n{_describe(left)}')
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=['tcp', 'uds'])
+def tpt_proto(request) -> str:
+    """Run the test once over each built-in transport."""
+    return request.param
+
+
+@pytest.fixture
+def reg_addr(tpt_proto: str, tmp_path_factory) -> tuple:
+    """A fresh registry address on ``tpt_proto`` so tests never collide."""
+    if tpt_proto == 'tcp':
+        return ('127.0.0.1', free_tcp_port())
+    return (_RUNTIME_DIR, f'registry@{uuid.uuid4().hex[:8]}.sock')
+
+
+@pytest.fixture
+def runtime_kwargs(tpt_proto: str, reg_addr: tuple) -> dict:
+    """kwargs for open_nursery()/open_root_actor() isolating this test."""
+    return {'enable_transports': [tpt_proto], 'registry_addrs': [reg_addr]}

@@ -1,0 +1,96 @@
+"""An actor tree over a transport that neither core nor the built-in plugins
+know: ``tractor-testtransport`` (Linux abstract unix sockets), found only
+through the ``tractor`` entry-point group."""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import pytest
+import trio
+
+import tractor
+from tractor._plugins import installed_transports, wrap_address
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith('linux'), reason='abstract unix sockets are Linux-only'
+)
+
+
+def _addr_facts(addr) -> dict:
+    """What a test wants to know about one address, in plain data."""
+    text = str(addr)
+    back = wrap_address(text)
+    return {
+        'proto': addr.proto_key,
+        'tuple': list(addr.unwrap()),
+        'maddr': text,
+        'roundtrip': back == addr and back.unwrap() == addr.unwrap(),
+    }
+
+
+async def whoami() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'name': actor.name,
+        'pid': os.getpid(),
+        'accept': [list(a) for a in actor.accept_addrs],
+        'reg': [list(a) for a in actor.reg_addrs],
+    }
+
+
+async def spawn_grandchild() -> dict:
+    """Run in the child: start a grandchild over the inherited transport."""
+    async with tractor.open_nursery() as an:
+        portal = await an.start_actor('grandchild', enable_modules=[__name__])
+        info = await portal.run(whoami)
+        info['raddr'] = _addr_facts(portal.channel.raddr)
+        await portal.cancel_actor()
+    return info
+
+
+def test_plugin_is_found_through_the_entry_point():
+    tpt = installed_transports()['abstract']
+    assert type(tpt).__module__ == 'tractor_testtransport'
+    # the plain tuple form is claimed by this transport alone
+    addr = wrap_address(('some-name',))
+    assert addr.proto_key == 'abstract'
+    assert str(addr) == '/abstract/some-name'
+    assert wrap_address('/abstract/some-name') == addr
+    assert wrap_address(('127.0.0.1', 1616)).proto_key == 'tcp'
+    assert wrap_address(('/tmp', 'x.sock')).proto_key == 'uds'
+
+
+async def test_actor_tree_over_abstract_sockets():
+    reg = (f'trt-registry-{uuid.uuid4().hex[:12]}',)
+    with trio.fail_after(30):
+        async with tractor.open_nursery(
+            enable_transports=['abstract'], registry_addrs=[reg]
+        ) as an:
+            root = tractor.current_actor()
+            assert [tuple(a) for a in root.reg_addrs] == [reg]
+            assert all(len(a) == 1 for a in root.accept_addrs)
+
+            portal = await an.start_actor('child', enable_modules=[__name__])
+            raddr = portal.channel.raddr
+            assert raddr.proto_key == 'abstract'
+            facts = _addr_facts(raddr)
+            assert facts['roundtrip'], facts
+            assert facts['maddr'] == f'/abstract/{raddr.unwrap()[0]}'
+
+            child = await portal.run(whoami)
+            assert child['name'] == 'child'
+            assert child['pid'] == portal.channel.aid.pid != os.getpid()
+            assert child['reg'] == [list(reg)]  # inherited
+            assert child['accept'] == [list(raddr.unwrap())]
+
+            grand = await portal.run(spawn_grandchild)
+            assert grand['name'] == 'grandchild'
+            assert grand['pid'] not in (os.getpid(), child['pid'])
+            assert grand['reg'] == [list(reg)]
+            assert grand['raddr']['proto'] == 'abstract'
+            assert grand['raddr']['roundtrip'], grand['raddr']
+            assert all(len(a) == 1 for a in grand['accept'])
+
+            assert await portal.cancel_actor()

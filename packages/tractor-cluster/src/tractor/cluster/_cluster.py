@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from multiprocessing import cpu_count
+from typing import Any, AsyncIterator
+
+import trio
+
+import tractor
+from tractor import Portal
+
+#: options that mean something only when this call boots the root actor
+_NURSERY_OPTIONS = ('start_method', 'loglevel', 'debug_mode')
+
+
+@asynccontextmanager
+async def open_actor_cluster(
+    modules: list[str],
+    count: int = cpu_count(),
+    names: list[str] | None = None,
+    hard_kill: bool = False,
+    **runtime_kwargs: Any,
+) -> AsyncIterator[dict[str, Portal]]:
+    """Spawn ``count`` workers at once, each serving ``modules``, and yield
+    ``{'<spawner>.<worker name>': portal}``; the fleet is cancelled on exit
+    (killed outright with ``hard_kill=True``).
+
+    With no runtime running, ``runtime_kwargs`` go to ``open_root_actor()``
+    verbatim; inside an actor only ``start_method``, ``loglevel`` and
+    ``debug_mode`` are accepted.
+    """
+    if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
+        raise TypeError(f'modules must be a list of module names, got {modules!r}')
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f'count must be an int >= 1, got {count!r}')
+    if names is None:
+        names = [f'worker_{i}' for i in range(count)]
+    else:
+        names = list(names)
+        if len(names) != count:
+            raise ValueError(
+                f'got {len(names)} names for count={count}: pass exactly one name per worker'
+            )
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f'worker names must be unique, repeated: {dupes}')
+        for n in names:
+            if not isinstance(n, str) or not n:
+                raise ValueError(f'worker names must be non-empty strings, got {n!r}')
+
+    if tractor.current_actor(err_on_no_runtime=False) is not None:
+        bad = sorted(set(runtime_kwargs) - set(_NURSERY_OPTIONS))
+        if bad:
+            raise TypeError(
+                f'open_actor_cluster() got root-only options {bad} inside a running '
+                f'actor; only {list(_NURSERY_OPTIONS)} apply here'
+            )
+
+    async with tractor.open_nursery(**runtime_kwargs) as an:
+        prefix = tractor.current_actor().name
+        portals: dict[str, Portal] = {}
+
+        async def spawn(name: str) -> None:
+            portals[name] = await an.start_actor(name, enable_modules=list(modules))
+
+        async with trio.open_nursery() as tn:
+            for name in names:
+                tn.start_soon(spawn, name)
+        try:
+            yield {f'{prefix}.{name}': portals[name] for name in names}
+        finally:
+            await an.cancel(hard_kill=hard_kill)

@@ -1,0 +1,59 @@
+"""Helpers shared by the core runtime tests (fixtures only: test modules are
+also loaded inside subactors, so they must not import each other)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+SCRIPTS = Path(__file__).parent / 'scripts'
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            state = f.read().rsplit(b')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b'Z'
+
+
+async def wait_pids_gone(pids, timeout: float = 15.0) -> list[int]:
+    """Poll until none of ``pids`` runs; returns those still running at the
+    deadline (so an assertion can name them)."""
+    with trio.move_on_after(timeout):
+        while any(pid_alive(p) for p in pids):
+            await trio.sleep(0.05)
+    return [p for p in pids if pid_alive(p)]
+
+
+@pytest.fixture
+def pids_gone():
+    """``await pids_gone(pids)`` -> the pids still alive after a bounded wait."""
+    return wait_pids_gone
+
+
+@pytest.fixture
+def alive():
+    return pid_alive
+
+
+@pytest.fixture
+def run_script():
+    """Run ``tests/scripts/<name>`` with this venv's interpreter; returns the
+    completed process (stdout/stderr as text). Bounded by ``timeout``."""
+    async def run(name: str, *args: str, timeout: float = 60.0, env: dict | None = None):
+        full_env = {**os.environ, **(env or {})}
+        with trio.fail_after(timeout):
+            return await trio.run_process(
+                [sys.executable, str(SCRIPTS / name), *args],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env=full_env,
+            )
+    return run

@@ -1,0 +1,229 @@
+"""Spawning actors, their identities, addresses and process titles."""
+import os
+
+import pytest
+import trio
+
+import tractor
+
+
+async def whoami() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'name': actor.name,
+        'uid': list(actor.uid),
+        'aid': [actor.aid.name, actor.aid.uuid, actor.aid.pid],
+        'pid': os.getpid(),
+        'is_root': tractor.is_root_process(),
+    }
+
+
+async def addresses() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'accept_addrs': actor.accept_addrs,
+        'reg_addrs': actor.reg_addrs,
+        'all_tuples': all(
+            type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]
+        ),
+    }
+
+
+def _tuples(addrs) -> list[tuple]:
+    """Addresses that crossed the wire come back as lists."""
+    return [tuple(a) for a in addrs]
+
+
+async def test_start_actor_and_run(runtime_kwargs, tpt_proto):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('child', enable_modules=[__name__])
+            info = await portal.run(whoami)
+            assert info['name'] == 'child'
+            assert info['pid'] != os.getpid()
+            assert info['is_root'] is False
+            assert portal.channel.aid.pid == info['pid']
+            assert portal.channel.aid.name == 'child'
+            assert list(portal.channel.aid.uid) == info['uid']
+            assert info['aid'] == [*info['uid'], info['pid']]
+            assert portal.channel.raddr.proto_key == tpt_proto
+            assert portal.channel.connected()
+            assert await portal.cancel_actor()
+
+
+async def test_root_identity(runtime_kwargs, reg_addr):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs):
+            actor = tractor.current_actor()
+            assert tractor.is_root_process()
+            assert actor.name == 'root'
+            assert actor.uid == (actor.aid.name, actor.aid.uuid)
+            assert actor.aid.pid == os.getpid()
+            assert actor.accept_addrs and all(type(a) is tuple for a in actor.accept_addrs)
+            assert actor.reg_addrs == [reg_addr]
+            assert all(type(a) is tuple for a in actor.reg_addrs)
+
+
+async def test_start_actor_returns_serving(runtime_kwargs, tpt_proto, reg_addr):
+    """Right after start_actor() the child accepts new connections on its
+    listen address (not just on the channel it used to boot)."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('server', enable_modules=[__name__])
+            raddr = portal.channel.raddr
+            assert raddr.proto_key == tpt_proto
+            plain = raddr.unwrap()
+            assert type(plain) is tuple
+            addrs = await portal.run(addresses)
+            assert addrs['all_tuples']
+            assert plain in _tuples(addrs['accept_addrs'])
+            assert _tuples(addrs['reg_addrs']) == [reg_addr]
+            # a fresh connection to that address is served at once
+            chan = await tractor.current_actor().connect(plain)
+            try:
+                info = await tractor.Portal(chan).run(whoami)
+                assert info['name'] == 'server'
+            finally:
+                await chan.aclose()
+            await an.cancel()
+
+
+async def test_spawn_many_concurrently(runtime_kwargs, pids_gone):
+    n = 4
+    portals: dict[str, tractor.Portal] = {}
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            async def spawn(name: str) -> None:
+                portals[name] = await an.start_actor(name, enable_modules=[__name__])
+
+            async with trio.open_nursery() as tn:
+                for i in range(n):
+                    tn.start_soon(spawn, f'worker-{i}')
+            assert sorted(portals) == [f'worker-{i}' for i in range(n)]
+
+            infos: dict[str, dict] = {}
+
+            async def ask(name: str) -> None:
+                infos[name] = await portals[name].run(whoami)
+
+            async with trio.open_nursery() as tn:
+                for name in portals:
+                    tn.start_soon(ask, name)
+            assert {name: info['name'] for name, info in infos.items()} == {
+                name: name for name in portals
+            }
+            pids = {info['pid'] for info in infos.values()}
+            assert len(pids) == n and os.getpid() not in pids
+            assert len({tuple(info['uid']) for info in infos.values()}) == n
+            assert set(an.children) == {tuple(i['uid']) for i in infos.values()}
+            await an.cancel()
+        assert await pids_gone(pids) == []
+
+
+async def test_same_name_twice(runtime_kwargs):
+    """Names are not unique: two actors may share one, uids differ."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            p1 = await an.start_actor('twin', enable_modules=[__name__])
+            p2 = await an.start_actor('twin', enable_modules=[__name__])
+            i1, i2 = await p1.run(whoami), await p2.run(whoami)
+            assert i1['name'] == i2['name'] == 'twin'
+            assert i1['uid'] != i2['uid'] and i1['pid'] != i2['pid']
+            await an.cancel()
+
+
+async def test_run_in_actor_many(runtime_kwargs):
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portals = [
+                await an.run_in_actor(whoami, name=f'oneshot-{i}') for i in range(3)
+            ]
+            infos = [await p.wait_for_result() for p in portals]
+        assert [i['name'] for i in infos] == [f'oneshot-{i}' for i in range(3)]
+        # results stay available after the nursery closed, via the alias too
+        assert await portals[0].result() == infos[0]
+
+
+async def test_bind_addrs(tpt_proto, runtime_kwargs, reg_addr):
+    """start_actor(bind_addrs=[...]) binds exactly where asked."""
+    if tpt_proto == 'tcp':
+        from conftest import free_tcp_port  # the workspace root conftest
+
+        want = ('127.0.0.1', free_tcp_port())
+    else:
+        want = (reg_addr[0], f'bound-{os.getpid()}.sock')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor(
+                'bound', enable_modules=[__name__], bind_addrs=[want]
+            )
+            addrs = await portal.run(addresses)
+            assert _tuples(addrs['accept_addrs']) == [want]
+            assert portal.channel.raddr.unwrap() == want
+            chan = await tractor.current_actor().connect(want)
+            try:
+                assert (await tractor.Portal(chan).run(whoami))['name'] == 'bound'
+            finally:
+                await chan.aclose()
+            await an.cancel()
+    if tpt_proto == 'uds':  # the socket file is cleaned up with the actor
+        assert not os.path.exists(os.path.join(*want))
+
+
+async def test_multihomed_child(reg_addr, tmp_path_factory):
+    """A child bound on one TCP and one UDS address serves on both."""
+    from conftest import free_tcp_port
+
+    runtime_dir = os.environ['TRACTOR_RUNTIME_DIR']
+    tcp = ('127.0.0.1', free_tcp_port())
+    uds = (runtime_dir, f'multi-{os.getpid()}.sock')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(
+            enable_transports=['tcp', 'uds'],
+            registry_addrs=[('127.0.0.1', free_tcp_port())],
+        ) as an:
+            root = tractor.current_actor()
+            assert {tractor._plugins.wrap_address(a).proto_key for a in root.accept_addrs} == {
+                'tcp', 'uds'
+            }
+            portal = await an.start_actor(
+                'multi', enable_modules=[__name__], bind_addrs=[tcp, uds]
+            )
+            addrs = await portal.run(addresses)
+            assert _tuples(addrs['accept_addrs']) == [tcp, uds]
+            for addr in (tcp, uds):
+                chan = await root.connect(addr)
+                try:
+                    assert chan.raddr.proto_key == ('tcp' if addr is tcp else 'uds')
+                    assert (await tractor.Portal(chan).run(whoami))['name'] == 'multi'
+                finally:
+                    await chan.aclose()
+            await an.cancel()
+
+
+async def test_process_title(runtime_kwargs):
+    """ps/top show which actor a process runs."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('titled', enable_modules=[__name__])
+            pid = portal.channel.aid.pid
+            with open(f'/proc/{pid}/comm') as f:
+                comm = f.read().strip()
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmdline = f.read().replace(b'\0', b' ').decode()
+            assert 'titled' in comm
+            assert 'titled' in cmdline
+            await an.cancel()
+
+
+async def test_cancel_actor_reaps(runtime_kwargs, pids_gone):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('short', enable_modules=[__name__])
+            pid = portal.channel.aid.pid
+            assert await portal.cancel_actor() is True
+            # the nursery block may end now: nothing left to wait for
+        assert await pids_gone([pid]) == []
+        assert not portal.channel.connected()
+        # asking a gone actor again is a quiet False, not an error
+        assert await portal.cancel_actor() is False

@@ -1,0 +1,214 @@
+"""The lookup APIs: async context managers delivering portals by name."""
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from tractor import Portal, current_actor
+from tractor._plugins import wrap_address
+from tractor._transport import Address
+from tractor.log import get_logger
+
+from ._client import RegistrarUnreachable, client, dial_entry, rank_addrs
+from ._local import LocalPortal
+from ._registrar import local_registrar
+
+log = get_logger('discovery')
+
+
+def _addr_list(addrs: Any) -> list[Address] | None:
+    """Accept one address or a list of them (tuples, multiaddrs, objects)."""
+    if addrs is None:
+        return None
+    if isinstance(addrs, (Address, str)):
+        return [wrap_address(addrs)]
+    if isinstance(addrs, tuple) and addrs and not isinstance(addrs[0], (tuple, list, Address)):
+        return [wrap_address(addrs)]  # a single ('host', port)-style tuple
+    out = [wrap_address(a) for a in addrs]
+    if not out:
+        raise ValueError('an empty list of registry addresses')
+    return out
+
+
+def _registries(actor, registry_addrs: Any) -> list[Address]:
+    regs = _addr_list(registry_addrs) or actor.registry_addrs
+    if not regs:
+        raise RuntimeError(f'{actor.name!r} knows no registry address')
+    return regs
+
+
+def _peer_portal(actor, name: str) -> Portal | None:
+    """Fast path: a live channel to an actor named ``name``, no registrar hop."""
+    chans = actor.get_peer_channels(name)
+    return Portal(chans[0]) if chans else None
+
+
+@asynccontextmanager
+async def find_actor(
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    only_first: bool = True,
+    raise_on_none: bool = False,
+) -> AsyncIterator[Portal | list[Portal] | None]:
+    """Deliver a portal to the (newest) actor registered as ``name``.
+
+    Yields ``None`` when nobody is registered under that name (or raises
+    ``RuntimeError`` with ``raise_on_none=True``). ``only_first=False``
+    yields a list of portals to every match across the queried registrars.
+    Portals dialed here are closed when the block exits.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    actor = current_actor()
+    if only_first and registry_addrs is None:
+        fast = _peer_portal(actor, name)
+        if fast is not None:
+            yield fast
+            return
+    regs = _registries(actor, registry_addrs)
+    cli = client(actor)
+    portals: list[Portal] = []
+    seen: set[tuple] = set()
+    reachable = 0
+    async with AsyncExitStack() as stack:
+        for reg in regs:
+            try:
+                entries = await cli.call(reg, 'find_actors', name=name)
+            except RegistrarUnreachable as err:
+                log.warning('skipping registrar %s: %s', reg, err)
+                continue
+            reachable += 1
+            for uid, addrs in entries:
+                uid = tuple(uid)
+                if uid in seen:
+                    continue
+                dialed = await dial_entry(actor, reg, uid, addrs)
+                if dialed is None:
+                    continue
+                chan, owned = dialed
+                seen.add(uid)
+                if owned:
+                    stack.push_async_callback(chan.aclose)
+                portals.append(Portal(chan))
+                if only_first:
+                    break
+            if only_first and portals:
+                break
+        if not reachable:
+            raise RegistrarUnreachable(
+                f'cannot look up {name!r}: no registrar answers at '
+                f'{", ".join(map(str, regs))}'
+            )
+        if not portals and raise_on_none:
+            raise RuntimeError(
+                f'no actor named {name!r} is registered at {", ".join(map(str, regs))}'
+            )
+        if only_first:
+            yield portals[0] if portals else None
+        else:
+            yield portals
+
+
+@asynccontextmanager
+async def wait_for_actor(
+    name: str,
+    registry_addr: Any = None,
+    registry_addrs: list[Any] | None = None,
+) -> AsyncIterator[Portal]:
+    """Block until an actor registers as ``name``, then deliver a portal to it.
+
+    The registrar notifies the waiter when the name registers (no polling).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    actor = current_actor()
+    if registry_addr is None and registry_addrs is None:
+        fast = _peer_portal(actor, name)
+        if fast is not None:
+            yield fast
+            return
+    regs = _addr_list(registry_addrs) or _addr_list(registry_addr) or _registries(actor, None)
+    cli = client(actor)
+    while True:
+        found: list[tuple[Address, list]] = []
+        async with trio.open_nursery() as tn:
+            async def wait_one(reg: Address) -> None:
+                try:
+                    entry = await cli.call(reg, 'wait_for_actor', name=name)
+                except RegistrarUnreachable as err:
+                    log.warning('skipping registrar %s: %s', reg, err)
+                    return
+                found.append((reg, entry))
+                tn.cancel_scope.cancel()
+
+            for reg in regs:
+                tn.start_soon(wait_one, reg)
+        if not found:
+            raise RegistrarUnreachable(
+                f'cannot wait for {name!r}: no registrar answers at '
+                f'{", ".join(map(str, regs))}'
+            )
+        reg, (uid, addrs) = found[0]
+        dialed = await dial_entry(actor, reg, uid, addrs)
+        if dialed is None:
+            continue  # that entry was stale and is gone now: wait again
+        chan, owned = dialed
+        try:
+            yield Portal(chan)
+        finally:
+            if owned:
+                await chan.aclose()
+        return
+
+
+@asynccontextmanager
+async def get_registry(
+    addrs: Any = None,
+) -> AsyncIterator[Portal | LocalPortal]:
+    """Deliver a portal to the registrar (one address or a list; default:
+    this tree's). The registrar itself gets a :class:`LocalPortal`."""
+    actor = current_actor()
+    regs = _addr_list(addrs)
+    local = local_registrar(actor)
+    if local is not None and (regs is None or any(r in actor.listen_addrs for r in regs)):
+        yield LocalPortal(actor)
+        return
+    regs = regs or _registries(actor, None)
+    errors = []
+    for reg in regs:
+        try:
+            with trio.fail_after(3):
+                chan = await actor.connect(reg)
+        except (OSError, trio.TooSlowError) as err:
+            errors.append(f'{reg}: {err}')
+            continue
+        try:
+            yield Portal(chan)
+        finally:
+            await chan.aclose()
+        return
+    raise RegistrarUnreachable(f'no registrar answers: {"; ".join(errors)}')
+
+
+@asynccontextmanager
+async def query_actor(
+    name: str,
+    regaddr: Any = None,
+    registry_addrs: list[Any] | None = None,
+) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal]]:
+    """Ask the registrar where ``name`` lives without dialing it.
+
+    Yields ``(addr, reg_portal)``: ``addr`` is the plain tuple of the
+    newest match's best address for this actor, ``None`` on a miss.
+    """
+    actor = current_actor()
+    async with get_registry(registry_addrs or regaddr) as reg_portal:
+        entry = await reg_portal.run_from_ns('self', 'find_actor', name=name)
+        if entry is None:
+            yield None, reg_portal
+            return
+        _uid, addrs = entry
+        ranked = rank_addrs(actor, addrs)
+        yield (ranked[0].unwrap() if ranked else None), reg_portal

@@ -1,0 +1,164 @@
+"""Talking to registrars: probing, cached channels, stale-entry cleanup."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tractor import TransportClosed, MsgTypeError, RemoteActorError, TractorError
+from tractor._ipc import Channel, handshake
+from tractor._msg import Error, Return, Start
+from tractor._plugins import installed_transports, wrap_address
+from tractor.log import get_logger
+
+from ._registrar import local_registrar
+
+if TYPE_CHECKING:
+    from tractor import Actor
+    from tractor._transport import Address
+
+log = get_logger('discovery')
+
+#: bound on dialing a registrar or a registered peer
+CONNECT_TIMEOUT = 3.0
+#: bound on the boot-time "is a registrar there?" probe
+PROBE_TIMEOUT = 2.0
+CLIENT_KEY = 'discovery.client'
+
+
+class RegistrarUnreachable(TractorError, ConnectionError):
+    """No registrar answers at the addresses a lookup was told to use."""
+
+
+class RegistrarClient:
+    """One cached channel per registrar address, dialed on first use."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self._chans: dict[Address, Channel] = {}
+        self._locks: dict[Address, trio.Lock] = {}
+
+    async def channel(self, addr: Address) -> Channel:
+        lock = self._locks.setdefault(addr, trio.Lock())
+        async with lock:
+            chan = self._chans.get(addr)
+            if chan is not None and chan.connected():
+                return chan
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    chan = await self.actor.connect(addr)
+            except (OSError, trio.TooSlowError, TransportClosed, MsgTypeError) as err:
+                raise RegistrarUnreachable(
+                    f'no registrar answers at {addr} ({type(err).__name__}: {err})'
+                ) from err
+            self._chans[addr] = chan
+            return chan
+
+    async def call(self, addr: Address, method: str, **kwargs: Any) -> Any:
+        local = local_registrar(self.actor)
+        if local is not None and addr in self.actor.listen_addrs:
+            return await getattr(local, method)(**kwargs)
+        chan = await self.channel(addr)
+        try:
+            return await self.actor.call(chan, 'self', method, kwargs)
+        except TransportClosed as err:
+            raise RegistrarUnreachable(f'lost the registrar at {addr}: {err}') from err
+
+
+def client(actor: Actor) -> RegistrarClient:
+    cli = actor.extensions.get(CLIENT_KEY)
+    if cli is None:
+        cli = actor.extensions[CLIENT_KEY] = RegistrarClient(actor)
+    return cli
+
+
+async def probe(actor: Actor, addr: Address) -> bool:
+    """Whether a registrar serves ``addr``: ``False`` when nothing listens
+    there, ``RuntimeError`` when something that is not a registrar does."""
+    try:
+        with trio.fail_after(PROBE_TIMEOUT):
+            stream = await addr.transport.connect(addr)
+    except (OSError, trio.TooSlowError):
+        return False
+    chan = Channel(stream, raddr=addr, initiator=True)
+    try:
+        with trio.fail_after(PROBE_TIMEOUT):
+            await handshake(chan, actor.aid, PROBE_TIMEOUT)
+            cid = chan.next_cid()
+            await chan.send(Start(cid=cid, ns='self', func='registrar_info', kwargs={}))
+            while True:
+                msg = await chan.recv()
+                if isinstance(msg, Return) and msg.cid == cid:
+                    return True
+                if isinstance(msg, Error) and msg.cid == cid:
+                    raise RuntimeError(
+                        f'{addr} is served by tractor actor {msg.src_uid[0]!r}, '
+                        'which is not a registrar'
+                    )
+    except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+        raise RuntimeError(
+            f'registry address {addr} is in use by something that is not a '
+            f'tractor registrar ({type(err).__name__}: {err})'
+        ) from None
+    finally:
+        await chan.aclose()
+
+
+def rank_addrs(actor: Actor, wire_addrs: list) -> list[Address]:
+    """The entry's addresses this actor can dial, best first: by locality
+    (UDS, local TCP, remote TCP), then most recently registered first."""
+    usable = set(actor.enable_transports) & set(installed_transports())
+    ranked = []
+    for idx, wire in enumerate(wire_addrs):
+        try:
+            addr = wrap_address(wire)
+        except (ValueError, TypeError, LookupError):
+            continue
+        if addr.proto_key not in usable:
+            continue
+        ranked.append((addr.transport.locality(addr), -idx, addr))
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    return [a for _, _, a in ranked]
+
+
+async def dial_entry(
+    actor: Actor, reg: Address | None, uid: tuple, wire_addrs: list
+) -> tuple[Channel, bool] | None:
+    """Connect to a registered actor, best address first.
+
+    Returns ``(channel, owned)``: ``owned`` is False when an existing
+    connection was reused (the caller must not close it). Addresses that
+    refuse connections, or now belong to another actor, are deleted from
+    the registrar at ``reg``; ``None`` when no address works.
+    """
+    uid = tuple(uid)
+    for chan in actor._peers.get(uid, ()):  # type: ignore[arg-type]
+        if chan.connected():
+            return chan, False
+    for addr in rank_addrs(actor, wire_addrs):
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                chan = await actor.connect(addr)
+        except trio.TooSlowError:
+            log.warning('timed out dialing %r at %s', uid[0], addr)
+            continue
+        except (OSError, TransportClosed, MsgTypeError) as err:
+            log.info('stale registry entry %r at %s (%s): deleting it', uid[0], addr, err)
+            await _delete(actor, reg, uid, addr)
+            continue
+        if chan.uid != uid:
+            log.info('%s now serves %r, not %r: deleting the stale entry', addr, chan.uid, uid)
+            await chan.aclose()
+            await _delete(actor, reg, uid, addr)
+            continue
+        return chan, True
+    return None
+
+
+async def _delete(actor: Actor, reg: Address | None, uid: tuple, addr: Address) -> None:
+    if reg is None:
+        return
+    try:
+        await client(actor).call(reg, 'delete_addr', uid=list(uid), addr=addr.to_wire())
+    except (RegistrarUnreachable, RemoteActorError) as err:
+        log.debug('could not delete stale %s: %s', addr, err)

@@ -1,0 +1,61 @@
+"""``LocalPortal``: the registrar talking to itself, no IPC."""
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from tractor import Actor
+
+
+class LocalChannel:
+    """Stands in for a channel when the peer is this very actor."""
+
+    def __init__(self, actor: Actor) -> None:
+        self._actor = actor
+        self.aid = actor.aid
+
+    @property
+    def raddr(self):
+        addrs = self._actor.listen_addrs
+        return addrs[0] if addrs else None
+
+    laddr = raddr
+
+    @property
+    def uid(self) -> tuple[str, str]:
+        return self._actor.uid
+
+    def connected(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        where = ', '.join(map(str, self._actor.listen_addrs)) or 'nowhere'
+        return f'<LocalChannel: this actor {self._actor.name!r} (the registrar) at {where}>'
+
+
+class LocalPortal:
+    """A portal-shaped handle to this actor itself (``get_registry()`` in
+    the registrar): ``run_from_ns('self', 'find_actor', name=...)`` etc."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.channel = LocalChannel(actor)
+
+    @property
+    def chan(self) -> LocalChannel:
+        return self.channel
+
+    def __repr__(self) -> str:
+        return f'<LocalPortal to {self.actor.name!r}>'
+
+    async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
+        fn = self.actor._resolve(namespace_path, function_name)
+        result = fn(**kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def run(self, func: Callable, **kwargs: Any) -> Any:
+        from tractor._portal import _fn_address
+
+        ns, name = _fn_address(func)
+        return await self.run_from_ns(ns, name, **kwargs)
