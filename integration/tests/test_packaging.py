@@ -256,14 +256,10 @@ def test_core_without_transport_fails_at_boot(bare):
         assert 'tractor-tcp' in line, out
 
 
-def test_meta_install_resolves_everything(full, wheels):
+def test_meta_install_resolves_everything(full):
     assert _installed(full) == set(DISTS)
-    names = ['discovery']
-    # discovery and the cluster API are being written; check what exists
-    if _ships(_wheel(wheels, 'tractor-discovery'), 'tractor/discovery/__init__.py'):
-        names.append('find_actor')
-    if _ships(_wheel(wheels, 'tractor-cluster'), 'tractor/cluster/__init__.py'):
-        names.append('open_actor_cluster')
+    names = ['discovery', 'find_actor', 'wait_for_actor', 'Registrar', 'cluster',
+             'open_actor_cluster']
     out = full.check(MISSING_PROG, *names)
     assert out.splitlines() == [f'{n}: resolved' for n in names], out
     for proto in ('tcp', 'uds'):

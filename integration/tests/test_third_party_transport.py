@@ -11,7 +11,8 @@ import pytest
 import trio
 
 import tractor
-from tractor._plugins import installed_transports, wrap_address
+from tractor._plugins import installed_transports
+from tractor.discovery import mk_maddr, parse_maddr
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith('linux'), reason='abstract unix sockets are Linux-only'
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 def _addr_facts(addr) -> dict:
     """What a test wants to know about one address, in plain data."""
     text = str(addr)
-    back = wrap_address(text)
+    back = parse_maddr(text)
     return {
         'proto': addr.proto_key,
         'tuple': list(addr.unwrap()),
@@ -46,6 +47,9 @@ async def spawn_grandchild() -> dict:
         portal = await an.start_actor('grandchild', enable_modules=[__name__])
         info = await portal.run(whoami)
         info['raddr'] = _addr_facts(portal.channel.raddr)
+        # discovery works over it too (registry addrs were inherited)
+        async with tractor.find_actor('grandchild') as found:
+            info['found'] = found is not None and found.channel.raddr.proto_key
         await portal.cancel_actor()
     return info
 
@@ -54,12 +58,13 @@ def test_plugin_is_found_through_the_entry_point():
     tpt = installed_transports()['abstract']
     assert type(tpt).__module__ == 'tractor_testtransport'
     # the plain tuple form is claimed by this transport alone
-    addr = wrap_address(('some-name',))
+    addr = mk_maddr(('some-name',))
     assert addr.proto_key == 'abstract'
     assert str(addr) == '/abstract/some-name'
-    assert wrap_address('/abstract/some-name') == addr
-    assert wrap_address(('127.0.0.1', 1616)).proto_key == 'tcp'
-    assert wrap_address(('/tmp', 'x.sock')).proto_key == 'uds'
+    assert parse_maddr('/abstract/some-name') == addr
+    assert addr.unwrap() == ('some-name',)
+    assert mk_maddr(('127.0.0.1', 1616)).proto_key == 'tcp'
+    assert mk_maddr(('/tmp', 'x.sock')).proto_key == 'uds'
 
 
 async def test_actor_tree_over_abstract_sockets():
@@ -70,6 +75,7 @@ async def test_actor_tree_over_abstract_sockets():
         ) as an:
             root = tractor.current_actor()
             assert [tuple(a) for a in root.reg_addrs] == [reg]
+            assert root.is_registrar and reg in root.accept_addrs
             assert all(len(a) == 1 for a in root.accept_addrs)
 
             portal = await an.start_actor('child', enable_modules=[__name__])
@@ -78,6 +84,10 @@ async def test_actor_tree_over_abstract_sockets():
             facts = _addr_facts(raddr)
             assert facts['roundtrip'], facts
             assert facts['maddr'] == f'/abstract/{raddr.unwrap()[0]}'
+
+            async with tractor.find_actor('child', registry_addrs=[reg]) as found:
+                assert found is not None
+                assert found.channel.raddr.proto_key == 'abstract'
 
             child = await portal.run(whoami)
             assert child['name'] == 'child'
@@ -92,5 +102,6 @@ async def test_actor_tree_over_abstract_sockets():
             assert grand['raddr']['proto'] == 'abstract'
             assert grand['raddr']['roundtrip'], grand['raddr']
             assert all(len(a) == 1 for a in grand['accept'])
+            assert grand['found'] == 'abstract'
 
             assert await portal.cancel_actor()

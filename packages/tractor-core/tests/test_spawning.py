@@ -1,5 +1,6 @@
 """Spawning actors, their identities, addresses and process titles."""
 import os
+import socket
 
 import pytest
 import trio
@@ -27,6 +28,12 @@ async def addresses() -> dict:
             type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]
         ),
     }
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def _tuples(addrs) -> list[tuple]:
@@ -147,8 +154,6 @@ async def test_run_in_actor_many(runtime_kwargs):
 async def test_bind_addrs(tpt_proto, runtime_kwargs, reg_addr):
     """start_actor(bind_addrs=[...]) binds exactly where asked."""
     if tpt_proto == 'tcp':
-        from conftest import free_tcp_port  # the workspace root conftest
-
         want = ('127.0.0.1', free_tcp_port())
     else:
         want = (reg_addr[0], f'bound-{os.getpid()}.sock')
@@ -170,10 +175,8 @@ async def test_bind_addrs(tpt_proto, runtime_kwargs, reg_addr):
         assert not os.path.exists(os.path.join(*want))
 
 
-async def test_multihomed_child(reg_addr, tmp_path_factory):
+async def test_multihomed_child():
     """A child bound on one TCP and one UDS address serves on both."""
-    from conftest import free_tcp_port
-
     runtime_dir = os.environ['TRACTOR_RUNTIME_DIR']
     tcp = ('127.0.0.1', free_tcp_port())
     uds = (runtime_dir, f'multi-{os.getpid()}.sock')

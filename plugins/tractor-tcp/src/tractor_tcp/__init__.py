@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from typing import Any
 
@@ -15,6 +16,29 @@ from ._local import host_addresses
 __all__ = ['TCPAddress', 'TCPTransport', 'tractor_transports']
 
 DEFAULT_REGISTRY = ('127.0.0.1', 1616)
+#: environment variable overriding DEFAULT_REGISTRY: 'host:port' ('[::1]:1616' for IPv6)
+REGISTRY_ENV = 'TRACTOR_TCP_REGISTRY'
+
+
+def env_registry() -> tuple[str, int] | None:
+    """The registry address from ``$TRACTOR_TCP_REGISTRY``, if set."""
+    raw = os.environ.get(REGISTRY_ENV, '').strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(':')
+    if host.startswith('[') and host.endswith(']'):
+        host = host[1:-1]
+    try:
+        if not sep or not host:
+            raise ValueError
+        portnum = int(port)
+        if not 0 < portnum <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{REGISTRY_ENV} must be 'host:port' (e.g. '127.0.0.1:1616'), got {raw!r}"
+        ) from None
+    return (host, portnum)
 
 
 class TCPAddress(Address):
@@ -80,7 +104,7 @@ class TCPTransport(Transport):
         return TCPAddress(host, portnum)
 
     def default_registry_addr(self) -> TCPAddress:
-        return TCPAddress(*DEFAULT_REGISTRY)
+        return TCPAddress(*(env_registry() or DEFAULT_REGISTRY))
 
     def random_addr(self, name: str, near: Address | None = None) -> TCPAddress:
         host = near.unwrap()[0] if near is not None else DEFAULT_REGISTRY[0]

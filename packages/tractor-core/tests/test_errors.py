@@ -1,0 +1,129 @@
+"""Errors crossing actors: boxing, one-cancels-all, groups of failures."""
+import os
+
+import pytest
+import trio
+
+import tractor
+
+_flags: dict[str, str] = {}
+
+
+async def fail_now(msg: str = 'child failed') -> None:
+    raise ValueError(msg)
+
+
+async def sleep_long() -> None:
+    await trio.sleep(3600)
+
+
+async def wait_file_then_raise(
+    wait_for: str, touch: str | None = None, exc: str = 'ValueError'
+) -> None:
+    """Block until ``wait_for`` exists, optionally create ``touch``, then raise
+    (with no checkpoint between the two, so the touch implies the raise)."""
+    while not os.path.exists(wait_for):
+        await trio.sleep(0.02)
+    if touch:
+        open(touch, 'w').close()
+    raise {'ValueError': ValueError, 'KeyError': KeyError}[exc](f'{exc} on cue')
+
+
+async def pid() -> int:
+    return os.getpid()
+
+
+async def test_one_cancels_all(runtime_kwargs, pids_gone):
+    """One failing one-shot actor cancels its siblings, daemons included,
+    and the nursery raises the boxed remote error."""
+    pids = []
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                daemon = await an.start_actor('daemon', enable_modules=[__name__])
+                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
+                pids += [daemon.channel.aid.pid, sleeper.channel.aid.pid]
+                failing = await an.run_in_actor(fail_now, name='failer', msg='kaboom')
+                pids.append(failing.channel.aid.pid)
+                failer_uid = failing.channel.aid.uid
+                # the body is busy with a long call into the daemon: the
+                # failure cancels it too
+                await daemon.run(sleep_long)
+    err = info.value
+    assert err.boxed_type is ValueError
+    assert err.src_uid == failer_uid
+    assert 'kaboom' in str(err)
+    assert 'fail_now' in err.tb_str and 'ValueError' in err.tb_str
+    assert await pids_gone(pids) == []
+
+
+async def test_error_in_body_cancels_children(runtime_kwargs, pids_gone):
+    with trio.fail_after(30):
+        with pytest.raises(KeyError):
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                daemon = await an.start_actor('daemon', enable_modules=[__name__])
+                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
+                pids = [daemon.channel.aid.pid, sleeper.channel.aid.pid]
+                raise KeyError('body failed')
+    assert await pids_gone(pids) == []
+
+
+async def test_two_failures_group(runtime_kwargs, tmp_path):
+    """Two children that both fail arrive as an exception group of both."""
+    go = str(tmp_path / 'go')
+    second = str(tmp_path / 'second-raising')
+    with trio.fail_after(30):
+        with pytest.raises(BaseExceptionGroup) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                # 'first' raises once it sees `go`, announcing it; 'second'
+                # raises only after that, so both really fail
+                await an.run_in_actor(
+                    wait_file_then_raise, name='first', wait_for=go, touch=second
+                )
+                await an.run_in_actor(
+                    wait_file_then_raise, name='second', wait_for=second, exc='KeyError'
+                )
+                open(go, 'w').close()
+    group = info.value
+    assert all(isinstance(e, tractor.RemoteActorError) for e in group.exceptions)
+    assert sorted((e.src_uid[0], e.boxed_type) for e in group.exceptions) == [
+        ('first', ValueError), ('second', KeyError),
+    ]
+
+
+async def test_collapse_eg(runtime_kwargs):
+    """trionics.collapse_eg() unwraps a lone error, keeps groups of several."""
+    with trio.fail_after(30):
+        async def run_tree() -> None:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                await an.run_in_actor(fail_now, name='lone')
+
+        with pytest.raises(tractor.RemoteActorError):
+            async with tractor.trionics.collapse_eg():
+                async with trio.open_nursery() as tn:  # wraps errors in a group
+                    tn.start_soon(run_tree)
+
+    with pytest.raises(ValueError, match='inner'):
+        async with tractor.trionics.collapse_eg():
+            raise BaseExceptionGroup('one', [ValueError('inner')])
+    with pytest.raises(BaseExceptionGroup):
+        async with tractor.trionics.collapse_eg():
+            raise BaseExceptionGroup('two', [ValueError('a'), KeyError('b')])
+
+
+async def test_remote_error_is_relayed_through_middle(runtime_kwargs):
+    """An error two levels down keeps its origin and traceback."""
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                await an.run_in_actor(spawn_failing_grandchild, name='middle')
+    err = info.value
+    assert err.boxed_type is ValueError
+    assert err.src_uid[0] == 'leaf'
+    assert err.relay_uid is not None and err.relay_uid[0] == 'middle'
+    assert 'fail_now' in err.tb_str
+
+
+async def spawn_failing_grandchild() -> None:
+    async with tractor.open_nursery() as an:
+        await an.run_in_actor(fail_now, name='leaf', msg='deep')

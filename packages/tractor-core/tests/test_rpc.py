@@ -1,0 +1,186 @@
+"""Calling functions in other actors: run, run_from_ns, run_in_actor."""
+import os
+
+import pytest
+import trio
+
+import tractor
+
+
+async def add(x: int, y: int) -> int:
+    await trio.sleep(0)
+    return x + y
+
+
+def sync_mul(x: int, y: int) -> int:
+    return x * y
+
+
+async def echo(value):
+    return value
+
+
+async def nothing() -> None:
+    pass
+
+
+async def raise_value_error(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def sync_raise_key_error() -> None:
+    raise KeyError('missing')
+
+
+async def return_unencodable():
+    return object()
+
+
+async def test_run_and_run_from_ns(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('calc', enable_modules=[__name__])
+            assert await portal.run(add, x=1, y=2) == 3
+            assert await portal.run(sync_mul, x=3, y=4) == 12
+            assert await portal.run(nothing) is None
+            assert await portal.run_from_ns(__name__, 'add', x=5, y=6) == 11
+            assert await portal.run_from_ns(__name__, 'sync_mul', x=2, y=2) == 4
+            payload = {'a': [1, 2.5, 'x', None, True], 'b': {'nested': b'bytes'}}
+            assert await portal.run(echo, value=payload) == payload
+            # many concurrent calls over one channel each get their own answer
+            results = {}
+
+            async def one(i: int) -> None:
+                results[i] = await portal.run(add, x=i, y=i)
+
+            async with trio.open_nursery() as tn:
+                for i in range(20):
+                    tn.start_soon(one, i)
+            assert results == {i: 2 * i for i in range(20)}
+            await an.cancel()
+
+
+async def test_remote_errors_from_run(runtime_kwargs):
+    """An error in the callee arrives as RemoteActorError; the actor and the
+    channel keep working afterwards."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('faulty', enable_modules=[__name__])
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(raise_value_error, msg='boom')
+            err = info.value
+            assert err.boxed_type is ValueError
+            assert err.src_uid == portal.channel.aid.uid
+            assert 'boom' in str(err)
+            assert 'raise_value_error' in err.tb_str
+            assert 'ValueError' in err.tb_str
+
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(sync_raise_key_error)
+            assert info.value.boxed_type is KeyError
+
+            # bad arguments are the callee's TypeError
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(add, x=1)
+            assert info.value.boxed_type is TypeError
+
+            # an unknown function name in an enabled module
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run_from_ns(__name__, 'no_such_function')
+            assert info.value.boxed_type is AttributeError
+
+            # a result the wire cannot carry
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(return_unencodable)
+            assert issubclass(info.value.boxed_type, TypeError)
+
+            # an argument the wire cannot carry fails here, before sending
+            with pytest.raises(tractor.MsgTypeError):
+                await portal.run(echo, value=object())
+
+            assert await portal.run(add, x=1, y=1) == 2
+            await an.cancel()
+
+
+async def test_run_in_actor_result(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            p_async = await an.run_in_actor(add, x=20, y=22)
+            p_sync = await an.run_in_actor(sync_mul, name='multiplier', x=6, y=7)
+            assert await p_async.wait_for_result() == 42
+            assert await p_sync.result() == 42
+            assert p_sync.channel.aid.name == 'multiplier'
+            assert p_async.channel.aid.name == 'add'  # named after the function
+
+
+async def test_run_in_actor_error(runtime_kwargs):
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                portal = await an.run_in_actor(raise_value_error, name='err', msg='oops')
+                # the error is also what the portal's result raises
+                with pytest.raises(tractor.RemoteActorError) as from_portal:
+                    await portal.wait_for_result()
+                assert from_portal.value.boxed_type is ValueError
+    assert info.value.boxed_type is ValueError
+    assert info.value.src_uid[0] == 'err'
+
+
+async def test_start_actor_portal_has_no_result(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('daemon', enable_modules=[__name__])
+            with pytest.raises(RuntimeError):
+                await portal.wait_for_result()
+            await an.cancel()
+
+
+def _not_module_level():
+    def inner():
+        return 1
+    return inner
+
+
+async def test_run_takes_module_level_functions(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('strict', enable_modules=[__name__])
+            with pytest.raises(TypeError):
+                await portal.run('add', x=1, y=2)
+            with pytest.raises(TypeError):
+                await portal.run(_not_module_level())
+            with pytest.raises(TypeError):
+                await an.run_in_actor(_not_module_level())
+            assert await portal.run(add, x=2, y=3) == 5
+            await an.cancel()
+
+
+async def test_module_not_enabled_is_refused(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('locked')  # enables nothing
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(add, x=1, y=2)
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            # an importable stdlib module is refused just the same
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(os.getcwd)
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run_from_ns('os', 'system', command='true')
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            # dunder names of an enabled module are not callable either
+            other = await an.start_actor('open', enable_modules=[__name__])
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await other.run_from_ns(__name__, '__loader__')
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            await an.cancel()
+
+
+async def test_nonexistent_enabled_module_fails_spawn(runtime_kwargs):
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                await an.start_actor('broken', enable_modules=['no_such_module_xyz'])
+        assert issubclass(info.value.boxed_type, ModuleNotFoundError)
+        assert 'no_such_module_xyz' in str(info.value)
