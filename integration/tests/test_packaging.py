@@ -215,7 +215,12 @@ def test_all_wheels_build(wheels):
     core = _wheel(wheels, 'tractor-core')
     assert _ships(core, 'tractor/__init__.py')
     # portions of `tractor` live in their own wheels, never core's __init__
-    for dist in ('tractor-discovery', 'tractor-cluster'):
+    for dist, member in [
+        ('tractor-discovery', 'tractor/discovery/__init__.py'),
+        ('tractor-cluster', 'tractor/cluster/__init__.py'),
+    ]:
+        # hatchling builds an empty wheel when a package dir is missing
+        assert _ships(_wheel(wheels, dist), member)
         assert not _ships(_wheel(wheels, dist), 'tractor/__init__.py')
     with zipfile.ZipFile(_wheel(wheels, 'tractor')) as zf:
         meta = zf.read('tractor-0.1.0.dist-info/METADATA').decode()

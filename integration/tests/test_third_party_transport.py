@@ -58,6 +58,9 @@ def test_plugin_is_found_through_the_entry_point():
     tpt = installed_transports()['abstract']
     assert type(tpt).__module__ == 'tractor_testtransport'
     # the plain tuple form is claimed by this transport alone
+    tpts = installed_transports()
+    assert [k for k, t in tpts.items() if t.claims(('some-name',))] == ['abstract']
+    assert not tpt.claims(('127.0.0.1', 1616)) and not tpt.claims(('/tmp', 'x.sock'))
     addr = mk_maddr(('some-name',))
     assert addr.proto_key == 'abstract'
     assert str(addr) == '/abstract/some-name'

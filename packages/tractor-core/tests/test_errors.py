@@ -6,9 +6,6 @@ import trio
 
 import tractor
 
-_flags: dict[str, str] = {}
-
-
 async def fail_now(msg: str = 'child failed') -> None:
     raise ValueError(msg)
 
@@ -17,16 +14,19 @@ async def sleep_long() -> None:
     await trio.sleep(3600)
 
 
-async def wait_file_then_raise(
-    wait_for: str, touch: str | None = None, exc: str = 'ValueError'
-) -> None:
-    """Block until ``wait_for`` exists, optionally create ``touch``, then raise
-    (with no checkpoint between the two, so the touch implies the raise)."""
+async def wait_file_then_raise(wait_for: str) -> None:
+    """Fail once ``wait_for`` exists (so the test decides when)."""
     while not os.path.exists(wait_for):
         await trio.sleep(0.02)
-    if touch:
-        open(touch, 'w').close()
-    raise {'ValueError': ValueError, 'KeyError': KeyError}[exc](f'{exc} on cue')
+    raise ValueError('failed on cue')
+
+
+async def fail_when_cancelled() -> None:
+    """Sleep; when cancelled, fail while unwinding (a real second error)."""
+    try:
+        await trio.sleep(3600)
+    finally:
+        raise KeyError('failed while being cancelled')
 
 
 async def pid() -> int:
@@ -69,26 +69,33 @@ async def test_error_in_body_cancels_children(runtime_kwargs, pids_gone):
 
 
 async def test_two_failures_group(runtime_kwargs, tmp_path):
-    """Two children that both fail arrive as an exception group of both."""
+    """Two children that both fail arrive as an exception group of both:
+    the second one fails while the first one's failure cancels it, and
+    that error is not lost to the cancel."""
     go = str(tmp_path / 'go')
-    second = str(tmp_path / 'second-raising')
     with trio.fail_after(30):
         with pytest.raises(BaseExceptionGroup) as info:
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                # 'first' raises once it sees `go`, announcing it; 'second'
-                # raises only after that, so both really fail
-                await an.run_in_actor(
-                    wait_file_then_raise, name='first', wait_for=go, touch=second
-                )
-                await an.run_in_actor(
-                    wait_file_then_raise, name='second', wait_for=second, exc='KeyError'
-                )
+                await an.run_in_actor(fail_when_cancelled, name='second')
+                await an.run_in_actor(wait_file_then_raise, name='first', wait_for=go)
                 open(go, 'w').close()
     group = info.value
     assert all(isinstance(e, tractor.RemoteActorError) for e in group.exceptions)
-    assert sorted((e.src_uid[0], e.boxed_type) for e in group.exceptions) == [
-        ('first', ValueError), ('second', KeyError),
+    assert sorted((e.src_uid[0], e.boxed_type.__name__) for e in group.exceptions) == [
+        ('first', 'ValueError'), ('second', 'KeyError'),
     ]
+
+
+async def test_cancelled_one_shot_result(runtime_kwargs):
+    """A one-shot actor cancelled by a sibling's failure has no result: its
+    portal says so instead of blocking forever."""
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError):
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
+                await an.run_in_actor(fail_now, name='failer')
+        with pytest.raises(tractor.ContextCancelled):
+            await sleeper.wait_for_result()
 
 
 async def test_collapse_eg(runtime_kwargs):

@@ -31,7 +31,7 @@ class AbstractAddress(Address):
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name or '/' in name:
-            raise ValueError(f'an abstract socket name is a non-empty str without "/", got {name!r}')
+            raise ValueError(f'an abstract socket name is a non-empty str without "/": {name!r}')
         if len(name.encode()) > _MAX_NAME:
             raise ValueError(f'abstract socket name too long: {name!r}')
         self.name = name
@@ -61,7 +61,8 @@ class AbstractTransport(Transport):
 
     def from_maddr(self, parts: list[str]) -> AbstractAddress:
         if len(parts) != 2 or parts[0] != 'abstract':
-            raise ValueError(f'an abstract multiaddr is /abstract/<name>, got {"/" + "/".join(parts)!r}')
+            text = '/' + '/'.join(parts)
+            raise ValueError(f'an abstract multiaddr is /abstract/<name>, got {text!r}')
         return AbstractAddress(parts[1])
 
     def default_registry_addr(self) -> AbstractAddress:

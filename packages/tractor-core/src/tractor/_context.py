@@ -4,14 +4,25 @@ Every remote call is a context: ``Portal.run`` is a context whose callee just
 returns, ``Portal.open_context`` one whose callee calls ``ctx.started()`` and
 may open a bidirectional :class:`MsgStream`.
 
-Streams are flow-controlled by credits: a sender may have at most
-``window`` messages unconsumed at the receiver; the receiver hands credit
-back as it consumes. So a slow receiver slows the sender (memory stays
-bounded) without ever blocking the connection for other contexts.
+Wire protocol of one context (all messages carry its ``cid``)::
+
+    caller                         callee
+    Start(kind='ctx')      ->
+                           <-      Started(first)
+    Yield / Stop / Credit  <->     Yield / Stop / Credit
+    Cancel                 ->
+                           <-      Return(value) | Error(...)
+
+Streams are flow-controlled by credits: a sender may have at most ``window``
+stream messages that the receiver has not consumed yet; the receiver hands
+credit back (one ``Credit`` message per quarter window) as its application
+consumes. So a slow receiver slows the sender and its buffer stays bounded,
+without ever blocking the connection that other contexts share. Messages are
+delivered by the connection's receive loop straight into the context's
+bounded inbox: no task per message, no copy beyond the payload decode.
 """
 from __future__ import annotations
 
-import functools
 import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
@@ -20,7 +31,7 @@ import msgspec
 import trio
 
 from . import _msg
-from ._exceptions import ContextCancelled, MsgTypeError, RemoteActorError, TransportClosed
+from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -29,8 +40,18 @@ if TYPE_CHECKING:
 
 log = get_logger('context')
 
-#: default stream window: messages a sender may have in flight unconsumed
+#: default stream window: stream messages a peer may send ahead of this
+#: side's consumption (``open_stream(msg_buffer_size=...)`` changes it)
 DEFAULT_WINDOW = 256
+#: room in an inbox beyond the window for the few control messages
+#: (Started, Stop, Return/Error) that do not take credit
+_SLACK = 8
+#: how long the caller waits for the callee to confirm a cancel (its final
+#: Return/Error) before giving up on it and unwinding anyway
+CANCEL_ACK_TIMEOUT = 10.0
+#: bound on sending one control message while unwinding
+_CTRL_SEND_TIMEOUT = 5.0
+
 _NOT_SET = object()
 
 F = TypeVar('F', bound=Callable[..., Any])
@@ -38,10 +59,13 @@ F = TypeVar('F', bound=Callable[..., Any])
 
 def context(fn: F | None = None, *, pld_spec: Any = None) -> F:
     """Mark ``async def fn(ctx: tractor.Context, **kwargs)`` as a context
-    endpoint, openable with ``Portal.open_context(fn, **kwargs)``.
+    endpoint, to be opened with ``Portal.open_context(fn, **kwargs)``.
 
-    ``pld_spec`` optionally restricts the payloads the callee receives on
-    its stream to one msgspec-decodable type.
+    ``pld_spec`` optionally declares the type of every payload of the
+    context (the ``started()`` value, stream messages in both directions,
+    the return value): each side decodes what it receives with it and raises
+    :class:`~tractor.MsgTypeError` on a mismatch. Include ``None`` in a union
+    if ``started()`` or the function may produce ``None``.
     """
     def mark(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -53,6 +77,10 @@ def context(fn: F | None = None, *, pld_spec: Any = None) -> F:
             )
         f._tractor_context = True  # type: ignore[attr-defined]
         f._tractor_pld_spec = pld_spec  # type: ignore[attr-defined]
+        # built once here, shared by every context of this function
+        f._tractor_pld_dec = (  # type: ignore[attr-defined]
+            msgspec.msgpack.Decoder(pld_spec) if pld_spec is not None else None
+        )
         return f
 
     return mark(fn) if fn is not None else mark  # type: ignore[return-value]
@@ -65,9 +93,10 @@ def is_context_fn(fn: Callable) -> bool:
 class Context:
     """One side of a cross-actor task pair.
 
-    ``side`` is ``'caller'`` (opened it) or ``'callee'`` (runs the target
-    function). See ``started()``, ``open_stream()``, ``cancel()`` and
-    ``wait_for_result()``.
+    ``side`` is ``'caller'`` (opened it with ``Portal.open_context``) or
+    ``'callee'`` (runs the ``@tractor.context`` function). See ``started()``,
+    ``open_stream()``, ``cancel()`` and ``wait_for_result()``.
+    ``canceller`` is the uid of the actor that cancelled the pair, if any.
     """
 
     def __init__(
@@ -79,59 +108,96 @@ class Context:
         fn_name: str,
         window: int = DEFAULT_WINDOW,
         pld_spec: Any = None,
+        pld_dec: msgspec.msgpack.Decoder | None = None,
     ) -> None:
         self._actor = actor
         self.chan = chan
         self.cid = cid
         self.side = side
         self.fn_name = fn_name
+        #: how many stream messages the peer may have unconsumed here
         self._window = window
-        self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](window + 8)
+        self._batch = max(1, window // 4)
+        self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](window + _SLACK)
+        self._inbox_cap = window + _SLACK
+        #: how many more stream messages this side may send
         self._credit = window
-        self._credit_changed = trio.Event()
+        self._credit_changed: trio.Event | None = None
+        #: consumed messages not yet credited back to the peer
         self._owed = 0
-        self._pld_dec = msgspec.msgpack.Decoder(pld_spec) if pld_spec is not None else None
-        self._scope: trio.CancelScope | None = None
+        if pld_dec is None and pld_spec is not None:
+            pld_dec = msgspec.msgpack.Decoder(pld_spec)
+        self._pld_dec = pld_dec
+        self._cs: trio.CancelScope | None = None
+        self._cancel_pending = False
         self._started = False
         self._result: Any = _NOT_SET
-        self._remote_error: RemoteActorError | None = None
-        self._local_error: BaseException | None = None
+        self._remote_error: BaseException | None = None
         self._done = trio.Event()
         self._cancel_called = False
+        self._cancel_sent = False
+        self._ack_waited = False
         self._stream: MsgStream | None = None
         self._stop_sent = False
+        self._peer_closed = False
         self.canceller: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         peer = self.chan.aid.name if self.chan.aid else '?'
         return f'<Context {self.side} {self.fn_name} cid={self.cid} peer={peer!r}>'
 
-    # -- inbound (called synchronously by the channel's message loop) -----
+    # -- the scope this side's task runs in ---------------------------------
+    @property
+    def _scope(self) -> trio.CancelScope | None:
+        return self._cs
+
+    @_scope.setter
+    def _scope(self, cs: trio.CancelScope | None) -> None:
+        # a cancel that arrived before the task entered its scope still counts
+        self._cs = cs
+        if cs is not None and self._cancel_pending:
+            cs.cancel()
+
+    def _cancel_scope(self) -> None:
+        self._cancel_pending = True
+        if self._cs is not None:
+            self._cs.cancel()
+
+    def _wake_sender(self) -> None:
+        ev = self._credit_changed
+        if ev is not None:
+            ev.set()
+
+    # -- inbound (called synchronously by the channel's message loop) -------
     def _deliver(self, msg: _msg._Msg) -> None:
-        if isinstance(msg, _msg.Credit):
-            self._credit += msg.n
-            self._credit_changed.set()
+        kind = type(msg)
+        if kind is _msg.Credit:
+            self._credit += msg.n  # type: ignore[attr-defined]
+            self._wake_sender()
             return
-        if isinstance(msg, _msg.Return):
-            self._result = msg.pld
+        if kind is _msg.Stop:
+            self._peer_closed = True
+            self._wake_sender()
+        elif kind is _msg.Return:
+            self._result = msg.pld  # type: ignore[attr-defined]
             self._done.set()
-        elif isinstance(msg, _msg.Error):
+            self._wake_sender()
+        elif kind is _msg.Error:
             from ._runtime import unpack_error
 
-            err = unpack_error(msg, self.chan)
+            err = unpack_error(msg, self.chan)  # type: ignore[arg-type]
             self._remote_error = err
+            if isinstance(err, ContextCancelled) and self.canceller is None:
+                self.canceller = err.canceller
             self._done.set()
-            own_cancel = (
-                isinstance(err, ContextCancelled)
-                and self._cancel_called
-                and err.canceller == self._actor.uid
-            )
-            if self._scope is not None and not own_cancel:
-                self._scope.cancel()
-        elif isinstance(msg, _msg.Cancel):
-            self.canceller = self.chan.uid
-            if self._scope is not None:
-                self._scope.cancel()
+            self._wake_sender()
+            if not self._is_own_cancel(err):
+                self._cancel_scope()
+        elif kind is _msg.Cancel:
+            if self.side == 'callee':
+                if self.canceller is None:
+                    self.canceller = self.chan.uid
+                self._cancel_scope()
             return
         try:
             self._inbox_send.send_nowait(msg)
@@ -141,16 +207,27 @@ class Context:
                 f'{self.chan.aid and self.chan.aid.name!r} overran the stream '
                 f'window ({self._window}) of {self!r}'
             ) from None
+        except trio.ClosedResourceError:
+            pass
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: wake whoever waits."""
         if not self._done.is_set():
-            self._remote_error = err  # type: ignore[assignment]
+            self._remote_error = err
             self._done.set()
-            if self._scope is not None:
-                self._scope.cancel()
-        self._credit_changed.set()
+            self._cancel_scope()
+        self._wake_sender()
         self._inbox_send.close()
+
+    def _is_own_cancel(self, err: BaseException | None) -> bool:
+        """Whether ``err`` is this context's reply to a cancel this side asked for."""
+        return (
+            err is not None
+            and err is self._remote_error
+            and isinstance(err, ContextCancelled)
+            and self._cancel_called
+            and err.canceller == self._actor.uid
+        )
 
     async def _next_msg(self) -> _msg._Msg:
         try:
@@ -159,17 +236,71 @@ class Context:
             err = self._remote_error or TransportClosed(f'{self!r}: channel closed')
             raise err from None
 
-    async def _consumed(self) -> None:
-        self._owed += 1
-        if self._owed >= max(1, self._window // 4) and not self._done.is_set():
-            n, self._owed = self._owed, 0
+    async def _flush_credit(self) -> None:
+        """Hand consumed messages' credit back once a batch is owed.
+
+        Called *before* waiting for the next message, so a cancel here loses
+        nothing (and a receiver that waits always has credited its peer)."""
+        n = self._owed
+        if n >= self._batch and not self._done.is_set():
+            self._owed = 0
             try:
                 await self.chan.send(_msg.Credit(cid=self.cid, n=n))
             except TransportClosed:
                 pass
+            except BaseException:
+                self._owed += n
+                raise
 
     def _decode(self, raw: msgspec.Raw) -> Any:
         return _msg.decode_pld(raw, self._pld_dec)
+
+    async def _send_ctrl(self, msg: _msg._Msg) -> None:
+        """Send a control message even while unwinding (shielded, bounded)."""
+        with trio.move_on_after(_CTRL_SEND_TIMEOUT) as cs:
+            cs.shield = True
+            try:
+                await self.chan.send(msg)
+            except (TransportClosed, trio.ClosedResourceError):
+                pass
+
+    async def _cancel_and_wait(self, timeout: float = CANCEL_ACK_TIMEOUT) -> None:
+        """(caller) Ask the callee to cancel, then wait (shielded, bounded)
+        for its final reply, so the pair is really over when this returns."""
+        if self._done.is_set():
+            return
+        self._cancel_called = True
+        if not self._cancel_sent:
+            self._cancel_sent = True
+            await self._send_ctrl(_msg.Cancel(cid=self.cid))
+        if self._ack_waited:
+            return
+        self._ack_waited = True
+        with trio.move_on_after(timeout) as cs:
+            cs.shield = True
+            await self._done.wait()
+        if not self._done.is_set():
+            log.warning('%r: the callee did not confirm the cancel within %.1fs', self, timeout)
+
+    async def _resize_window(self, size: int) -> None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f'msg_buffer_size must be a positive int, got {size!r}')
+        delta = size - self._window
+        if not delta:
+            return
+        if size + _SLACK > self._inbox_cap:
+            old = self._inbox
+            self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](size + _SLACK)
+            self._inbox_cap = size + _SLACK
+            while True:
+                try:
+                    self._inbox_send.send_nowait(old.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+        self._window = size
+        self._batch = max(1, size // 4)
+        # a negative credit shrinks what the peer may have in flight
+        await self._send_ctrl(_msg.Credit(cid=self.cid, n=delta))
 
     # -- public API --------------------------------------------------------
     @property
@@ -179,16 +310,22 @@ class Context:
 
     @property
     def cancelled_caught(self) -> bool:
+        """Whether the pair ended in a cancel (``ContextCancelled``)."""
         return isinstance(self._remote_error, ContextCancelled)
 
     @property
     def outcome(self) -> Any:
+        """The callee's return value or error, once known (else ``None``)."""
         if self._remote_error is not None:
             return self._remote_error
         return None if self._result is _NOT_SET else self._decode(self._result)
 
     async def started(self, value: Any = None) -> None:
-        """(callee) Unblock the caller's ``open_context`` with ``value``."""
+        """(callee) Unblock the caller's ``open_context`` with ``value``.
+
+        Raises :class:`~tractor.MsgTypeError` (and sends nothing) when
+        ``value`` is not msgspec-encodable; ``started()`` may then be retried.
+        """
         if self.side != 'callee':
             raise RuntimeError('only the callee side of a context calls started()')
         if self._started:
@@ -200,53 +337,55 @@ class Context:
     async def open_stream(self, msg_buffer_size: int | None = None) -> AsyncIterator[MsgStream]:
         """A bidirectional stream with the other side, closed on block exit.
 
-        ``msg_buffer_size`` enlarges how many messages the peer may send
-        ahead of this side's consumption (default :data:`DEFAULT_WINDOW`).
+        ``msg_buffer_size`` is how many stream messages the peer may send
+        ahead of this side's consumption (default :data:`DEFAULT_WINDOW`,
+        256): a peer that gets that far ahead blocks in ``send()`` until
+        this side receives, so at most that many messages are buffered here.
+
+        A clean exit of the block tells the peer this side is done with the
+        stream (its ``receive()`` then raises ``trio.EndOfChannel`` and its
+        ``send()`` ``trio.BrokenResourceError``); an exit by an error or a
+        cancel does not: the context delivers that to the peer instead.
         """
         if self.side == 'callee' and not self._started:
             raise RuntimeError('call `await ctx.started()` before opening a stream')
         if self._stream is not None:
-            raise RuntimeError(f'{self!r} already has an open stream')
-        if msg_buffer_size is not None and msg_buffer_size > self._window:
-            extra = msg_buffer_size - self._window
-            self._window = msg_buffer_size
-            old_send, old_recv = self._inbox_send, self._inbox
-            self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](msg_buffer_size + 8)
-            while True:
-                try:
-                    self._inbox_send.send_nowait(old_recv.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            await self.chan.send(_msg.Credit(cid=self.cid, n=extra))
+            raise RuntimeError(f'{self!r} already opened its stream')
+        err = self._remote_error
+        if err is not None and not self._is_own_cancel(err):
+            raise err
+        if msg_buffer_size is not None:
+            await self._resize_window(msg_buffer_size)
         stream = MsgStream(self)
         self._stream = stream
         try:
             yield stream
-        finally:
-            await stream.aclose()
+        except BaseException:
+            stream._closed = True
+            raise
+        await stream.aclose()
 
     async def cancel(self) -> None:
         """Cancel the task pair.
 
-        From the caller: ask the callee to cancel; the caller's block then
-        ends quietly (no ``ContextCancelled`` for a cancel it asked for).
-        From the callee: cancel its own task; the caller sees
-        ``ContextCancelled`` naming the callee as canceller.
+        From the caller: ask the callee to cancel and cancel this side's
+        ``open_context`` block; the block then exits quietly once the callee
+        confirmed (no ``ContextCancelled`` for a cancel this side asked for).
+        From the callee: cancel its own task; the caller then sees
+        ``ContextCancelled`` whose ``canceller`` is the callee's uid.
         """
         self._cancel_called = True
         if self.side == 'callee':
-            self.canceller = self._actor.uid
-            if self._scope is not None:
-                self._scope.cancel()
+            if self.canceller is None:
+                self.canceller = self._actor.uid
+            self._cancel_scope()
             return
         if self._done.is_set():
             return
-        with trio.move_on_after(5) as cs:
-            cs.shield = True
-            try:
-                await self.chan.send(_msg.Cancel(cid=self.cid))
-            except TransportClosed:
-                pass
+        if not self._cancel_sent:
+            self._cancel_sent = True
+            await self._send_ctrl(_msg.Cancel(cid=self.cid))
+        self._cancel_scope()
 
     async def wait_for_result(self) -> Any:
         """(caller) The callee's return value; raises its error instead.
@@ -256,10 +395,10 @@ class Context:
         if self.side != 'caller':
             raise RuntimeError('only the caller side waits for the result')
         while not self._done.is_set():
+            await self._flush_credit()
             msg = await self._next_msg()
-            if isinstance(msg, _msg.Yield):
-                await self._consumed()
-                log.debug('%r dropped a stream message while waiting for the result', self)
+            if type(msg) is _msg.Yield:
+                self._owed += 1
         if self._remote_error is not None:
             raise self._remote_error
         return self._decode(self._result)
@@ -270,8 +409,12 @@ class Context:
 class MsgStream(trio.abc.Channel[Any]):
     """A bidirectional, flow-controlled message stream inside a context.
 
-    ``send``/``receive``/``async for``; ``aclose()`` tells the peer this side
-    sends no more, which ends the peer's iteration with ``trio.EndOfChannel``.
+    ``send``/``receive``/``async for``/``aclose``. Values must be
+    msgspec-encodable (``send`` raises :class:`~tractor.MsgTypeError` before
+    sending anything otherwise). ``aclose()`` (or leaving the ``open_stream``
+    block) ends the peer's iteration with ``trio.EndOfChannel``; the peer's
+    further ``send()`` calls raise ``trio.BrokenResourceError``. An error or
+    cancel of the other side is raised from ``send``/``receive``.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -283,50 +426,69 @@ class MsgStream(trio.abc.Channel[Any]):
     def ctx(self) -> Context:
         return self._ctx
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def send(self, value: Any) -> None:
+        """Send ``value``; blocks while the peer has a full window unconsumed."""
         ctx = self._ctx
         if self._closed:
             raise trio.ClosedResourceError('this stream was closed by this side')
-        if ctx._done.is_set() and ctx._remote_error is not None:
-            raise ctx._remote_error
-        while ctx._credit <= 0:
-            ctx._credit_changed = trio.Event()
-            await ctx._credit_changed.wait()
-            if ctx._done.is_set() and ctx._remote_error is not None:
+        while True:
+            if ctx._remote_error is not None:
                 raise ctx._remote_error
-        await ctx.chan.send(_msg.Yield(cid=ctx.cid, pld=value))
+            if ctx._peer_closed or ctx._done.is_set():
+                raise trio.BrokenResourceError(
+                    f'{ctx!r}: the other side closed its end of the stream'
+                )
+            if ctx._credit > 0:
+                break
+            ev = ctx._credit_changed
+            if ev is None or ev.is_set():
+                ev = ctx._credit_changed = trio.Event()
+            await ev.wait()
+            if self._closed:
+                raise trio.ClosedResourceError('this stream was closed by this side')
         ctx._credit -= 1
+        try:
+            await ctx.chan.send(_msg.Yield(cid=ctx.cid, pld=value))
+        except BaseException:
+            ctx._credit += 1
+            raise
 
     async def receive(self) -> Any:
-        if self._eoc:
-            raise trio.EndOfChannel
+        """The next value; ``trio.EndOfChannel`` once the peer closed."""
         if self._closed:
             raise trio.ClosedResourceError('this stream was closed by this side')
+        if self._eoc:
+            raise trio.EndOfChannel
         ctx = self._ctx
+        if ctx._owed >= ctx._batch:
+            await ctx._flush_credit()
         msg = await ctx._next_msg()
-        if isinstance(msg, _msg.Yield):
-            await ctx._consumed()
-            return ctx._decode(msg.pld)
-        if isinstance(msg, (_msg.Stop, _msg.Return)):
+        kind = type(msg)
+        if kind is _msg.Yield:
+            ctx._owed += 1
+            return ctx._decode(msg.pld)  # type: ignore[attr-defined]
+        if kind is _msg.Stop or kind is _msg.Return:
             self._eoc = True
             raise trio.EndOfChannel
-        if isinstance(msg, _msg.Error):
+        if kind is _msg.Error:
             assert ctx._remote_error is not None
             raise ctx._remote_error
-        raise MsgTypeError(f'{ctx!r}: unexpected {type(msg).__name__} on a stream')
+        raise MsgTypeError(f'{ctx!r}: unexpected {kind.__name__} on a stream')
 
     async def aclose(self) -> None:
+        """Close this side; the peer's iteration ends (idempotent)."""
         if self._closed:
             return
         self._closed = True
         ctx = self._ctx
-        if not ctx._stop_sent and not ctx._done.is_set():
+        ctx._wake_sender()
+        if not ctx._stop_sent and not ctx._done.is_set() and ctx._remote_error is None:
             ctx._stop_sent = True
-            with trio.CancelScope(shield=True):
-                try:
-                    await ctx.chan.send(_msg.Stop(cid=ctx.cid))
-                except TransportClosed:
-                    pass
+            await ctx._send_ctrl(_msg.Stop(cid=ctx.cid))
 
     def __aiter__(self) -> MsgStream:
         return self
@@ -336,3 +498,4 @@ class MsgStream(trio.abc.Channel[Any]):
             return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+

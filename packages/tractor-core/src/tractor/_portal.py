@@ -8,7 +8,7 @@ import trio
 
 from . import _msg, _state
 from ._context import DEFAULT_WINDOW, Context, is_context_fn
-from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._exceptions import ContextCancelled, TransportClosed
 from ._runtime import normalize_ns
 from .log import get_logger
 
@@ -107,8 +107,14 @@ class Portal:
         """Start ``func`` (a ``@tractor.context`` function) in the peer.
 
         Yields ``(ctx, first)``, ``first`` being what the callee passed to
-        ``ctx.started()``. On a clean exit waits for the callee's result;
-        an error on either side cancels the other side.
+        ``ctx.started()``. A clean exit of the block waits for the callee's
+        result (``ctx.wait_for_result()``) and raises its error, if any.
+
+        An error in the block, or a cancel of the scope around it, cancels
+        the callee (and waits, bounded, for it to confirm) before it
+        propagates. An error or a self-cancel of the callee cancels the block
+        and is raised as ``RemoteActorError`` / ``ContextCancelled``. A
+        ``ctx.cancel()`` of this side ends the block quietly.
         """
         ns, name = _fn_address(func)
         if not is_context_fn(func):
@@ -119,19 +125,28 @@ class Portal:
         actor = _state.current_actor()
         chan = self.channel
         cid = chan.next_cid()
-        ctx = Context(actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
-                      pld_spec=getattr(func, '_tractor_pld_spec', None))
+        ctx = Context(
+            actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
+            pld_dec=getattr(func, '_tractor_pld_dec', None),
+        )
         actor._contexts[(chan, cid)] = ctx
         try:
-            await chan.send(_msg.Start(cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW))
+            # raises MsgTypeError before anything is sent for bad kwargs
+            await chan.send(_msg.Start(
+                cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW,
+            ))
+        except BaseException:
+            actor._contexts.pop((chan, cid), None)
+            raise
+        try:
             msg = await ctx._next_msg()
-            if isinstance(msg, _msg.Error):
+            if type(msg) is _msg.Error:
                 assert ctx._remote_error is not None
                 raise ctx._remote_error
-            if not isinstance(msg, _msg.Started):
-                raise MsgTypeError(
-                    f'{name} returned before calling `ctx.started()`'
-                    if isinstance(msg, _msg.Return)
+            if type(msg) is not _msg.Started:
+                raise RuntimeError(
+                    f'{name} returned before calling `await ctx.started()`'
+                    if type(msg) is _msg.Return
                     else f'expected Started from {name}, got {type(msg).__name__}'
                 )
             first = ctx._decode(msg.pld)
@@ -146,25 +161,29 @@ class Portal:
                     body_error = err
             ctx._scope = None
             if body_error is not None:
-                if (
-                    isinstance(body_error, ContextCancelled)
-                    and ctx._cancel_called
-                    and body_error.canceller == actor.uid
-                ):
-                    return  # the cancel we asked for: exit quietly
-                if not ctx._done.is_set():
-                    await ctx.cancel()
+                if ctx._is_own_cancel(body_error):
+                    return  # the reply to a cancel we asked for: exit quietly
+                await ctx._cancel_and_wait()
                 raise body_error
-            if scope.cancelled_caught and ctx._remote_error is not None:
-                raise ctx._remote_error
+            if scope.cancelled_caught:
+                if ctx._cancel_called:
+                    # our own ctx.cancel(): wait for the callee to confirm
+                    await ctx._cancel_and_wait()
+                    err = ctx._remote_error
+                    if err is None or ctx._is_own_cancel(err):
+                        return
+                    raise err
+                if ctx._remote_error is not None:
+                    raise ctx._remote_error
             try:
                 await ctx.wait_for_result()
             except ContextCancelled as err:
-                if not (ctx._cancel_called and err.canceller == actor.uid):
+                if not ctx._is_own_cancel(err):
                     raise
-        except trio.Cancelled:
-            if not ctx._done.is_set():
-                await ctx.cancel()
+        except BaseException:
+            # our error or cancel (in the block or while waiting): the callee
+            # must not outlive it
+            await ctx._cancel_and_wait()
             raise
         finally:
             actor._contexts.pop((chan, cid), None)

@@ -509,8 +509,23 @@ class Actor:
             self._contexts.pop((chan, cid), None)
 
     # -- calling peers ------------------------------------------------------
-    async def call(self, chan: Channel, ns: str, func: str, kwargs: dict[str, Any]) -> Any:
-        """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its result."""
+    async def call(
+        self,
+        chan: Channel,
+        ns: str,
+        func: str,
+        kwargs: dict[str, Any],
+        *,
+        reply_on_cancel: float = 0.0,
+    ) -> Any:
+        """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its result.
+
+        When the caller is cancelled, the peer is asked to cancel the task.
+        With ``reply_on_cancel`` > 0 the caller then waits (shielded, at most
+        that long) for the final reply, and a real error the callee raised
+        (anything but the cancel itself) is raised instead of ``Cancelled``,
+        so a failure that races a cancel is not lost.
+        """
         cid = chan.next_cid()
         ctx = Context(self, chan, cid, 'caller', f'{ns}:{func}')
         self._contexts[(chan, cid)] = ctx
@@ -528,6 +543,17 @@ class Actor:
         except trio.Cancelled:
             if sent and not ctx._done.is_set():
                 await self._send_safe(chan, _msg.Cancel(cid=cid))
+                if reply_on_cancel > 0:
+                    with trio.move_on_after(reply_on_cancel) as cs:
+                        cs.shield = True
+                        await ctx._done.wait()
+            err = ctx._remote_error
+            if (
+                reply_on_cancel > 0
+                and isinstance(err, RemoteActorError)
+                and not isinstance(err, ContextCancelled)
+            ):
+                raise err
             raise
         finally:
             self._contexts.pop((chan, cid), None)

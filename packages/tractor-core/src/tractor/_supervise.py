@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import trio
 
 from . import _msg, _state
-from ._exceptions import ActorFailure
+from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
@@ -166,13 +166,27 @@ class ActorNursery:
 
     async def _run_one_shot(self, portal: Portal, ns: str, fname: str, kwargs: dict) -> None:
         try:
-            result = await portal.run_from_ns(ns, fname, **kwargs)
+            # if this is cancelled (a sibling failed, the nursery is closing)
+            # while the child already failed, its error still counts
+            result = await self._actor.call(
+                portal.channel, normalize_ns(ns), fname, kwargs,
+                reply_on_cancel=CANCEL_GRACE,
+            )
         except Exception as err:
             portal._set_final(error=err)
             self._fail(err)
         else:
             portal._set_final(result=result)
         finally:
+            if not portal._final_done.is_set():  # cancelled before it returned
+                aid = portal.channel.aid
+                cancelled = ContextCancelled(
+                    f'{fname} was cancelled before it returned',
+                    boxed_type_str=type_name(ContextCancelled),
+                    src_uid=aid.uid if aid else None,
+                )
+                cancelled.canceller = self._actor.uid
+                portal._set_final(error=cancelled)
             child = self._child_for(portal)
             if child is not None:
                 with trio.CancelScope(shield=True):

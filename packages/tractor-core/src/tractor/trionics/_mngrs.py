@@ -17,8 +17,18 @@ async def gather_contexts(
     """Enter every async context manager concurrently, each in its own task,
     and yield their values in input order; all are exited on block exit.
 
-    Raises ``ValueError`` for an empty input. An error while entering or
-    exiting one manager cancels the others; a lone error is raised as itself.
+    Typical use: open a context (or a stream) on each of several portals::
+
+        async with gather_contexts(
+            [p.open_context(fn) for p in portals]
+        ) as pairs:
+            ...
+
+    Raises ``ValueError`` for an empty input. A clean block exit exits every
+    manager cleanly (concurrently); an error in the block, or in entering or
+    exiting any manager, cancels the others (their ``__aexit__`` sees
+    ``trio.Cancelled``). A lone error is raised as itself, several as an
+    exception group.
     """
     cms = list(mngrs)
     if not cms:
@@ -37,7 +47,6 @@ async def gather_contexts(
                 all_in.set()
             await leave.wait()
 
-    body_exc: BaseException | None = None
     try:
         async with trio.open_nursery() as tn:
             for i, cm in enumerate(cms):
@@ -45,15 +54,14 @@ async def gather_contexts(
             await all_in.wait()
             try:
                 yield tuple(values)  # type: ignore[misc]
-            except BaseException as exc:
-                body_exc = exc
+            except BaseException:
+                # the managers exit by cancellation, not as if all went well
                 tn.cancel_scope.cancel()
+                raise
             finally:
                 leave.set()
     except BaseExceptionGroup as group:
         lone = single_exception(group)
-        if lone is None or body_exc is not None:
+        if lone is None:
             raise
         raise lone from lone.__cause__
-    if body_exc is not None:
-        raise body_exc

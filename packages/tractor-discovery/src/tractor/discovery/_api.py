@@ -6,12 +6,13 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from tractor import Portal, current_actor
+from tractor import MsgTypeError, Portal, TransportClosed, current_actor
+from tractor._ipc import Channel
 from tractor._plugins import wrap_address
 from tractor._transport import Address
 from tractor.log import get_logger
 
-from ._client import RegistrarUnreachable, client, dial_entry, rank_addrs
+from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
 from ._local import LocalPortal
 from ._registrar import local_registrar
 
@@ -62,7 +63,7 @@ async def find_actor(
     if not isinstance(name, str) or not name:
         raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
     actor = current_actor()
-    if only_first and registry_addrs is None:
+    if only_first:
         fast = _peer_portal(actor, name)
         if fast is not None:
             yield fast
@@ -124,11 +125,10 @@ async def wait_for_actor(
     if not isinstance(name, str) or not name:
         raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
     actor = current_actor()
-    if registry_addr is None and registry_addrs is None:
-        fast = _peer_portal(actor, name)
-        if fast is not None:
-            yield fast
-            return
+    fast = _peer_portal(actor, name)
+    if fast is not None:
+        yield fast
+        return
     regs = _addr_list(registry_addrs) or _addr_list(registry_addr) or _registries(actor, None)
     cli = client(actor)
     while True:
@@ -163,33 +163,56 @@ async def wait_for_actor(
         return
 
 
+def _registry_targets(actor, addrs: Any) -> list[Address | None]:
+    """Registrars to try, in order; ``None`` stands for this very actor."""
+    regs = _addr_list(addrs)
+    if local_registrar(actor) is not None:
+        if regs is None:
+            return [None]
+        return [None if r in actor.listen_addrs else r for r in regs]
+    return list(regs or _registries(actor, None))
+
+
+async def _open_registry(
+    actor, target: Address | None, stack: AsyncExitStack
+) -> Portal | LocalPortal:
+    """A portal to the registrar at ``target`` (``None``: ourselves); a
+    dialed channel is closed when ``stack`` unwinds."""
+    if target is None:
+        return LocalPortal(actor)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT):
+            chan = await actor.connect(target)
+    except (OSError, trio.TooSlowError, TransportClosed, MsgTypeError) as err:
+        raise RegistrarUnreachable(
+            f'no registrar answers at {target} ({type(err).__name__}: {err})'
+        ) from err
+    stack.push_async_callback(chan.aclose)
+    return Portal(chan)
+
+
 @asynccontextmanager
 async def get_registry(
     addrs: Any = None,
 ) -> AsyncIterator[Portal | LocalPortal]:
-    """Deliver a portal to the registrar (one address or a list; default:
-    this tree's). The registrar itself gets a :class:`LocalPortal`."""
+    """Deliver a portal to the registrar (one address or a list of them,
+    the first that answers wins; default: this tree's registrar).
+
+    The registrar itself gets a :class:`LocalPortal` (no IPC). A dialed
+    portal's channel is closed when the block exits.
+    """
     actor = current_actor()
-    regs = _addr_list(addrs)
-    local = local_registrar(actor)
-    if local is not None and (regs is None or any(r in actor.listen_addrs for r in regs)):
-        yield LocalPortal(actor)
-        return
-    regs = regs or _registries(actor, None)
     errors = []
-    for reg in regs:
-        try:
-            with trio.fail_after(3):
-                chan = await actor.connect(reg)
-        except (OSError, trio.TooSlowError) as err:
-            errors.append(f'{reg}: {err}')
-            continue
-        try:
-            yield Portal(chan)
-        finally:
-            await chan.aclose()
-        return
-    raise RegistrarUnreachable(f'no registrar answers: {"; ".join(errors)}')
+    async with AsyncExitStack() as stack:
+        for target in _registry_targets(actor, addrs):
+            try:
+                portal = await _open_registry(actor, target, stack)
+            except RegistrarUnreachable as err:
+                errors.append(str(err))
+                continue
+            yield portal
+            return
+    raise RegistrarUnreachable('; '.join(errors))
 
 
 @asynccontextmanager
@@ -198,17 +221,33 @@ async def query_actor(
     regaddr: Any = None,
     registry_addrs: list[Any] | None = None,
 ) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal]]:
-    """Ask the registrar where ``name`` lives without dialing it.
+    """Ask the registrar(s) where ``name`` lives, without dialing it.
 
-    Yields ``(addr, reg_portal)``: ``addr`` is the plain tuple of the
-    newest match's best address for this actor, ``None`` on a miss.
+    Yields ``(addr, reg_portal)``: ``addr`` is the plain address tuple this
+    actor would dial for the newest match (its best-ranked address), or
+    ``None`` on a miss; ``reg_portal`` is a portal to the registrar that
+    answered (a :class:`LocalPortal` inside the registrar itself).
     """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
     actor = current_actor()
-    async with get_registry(registry_addrs or regaddr) as reg_portal:
-        entry = await reg_portal.run_from_ns('self', 'find_actor', name=name)
-        if entry is None:
-            yield None, reg_portal
+    first: Portal | LocalPortal | None = None
+    errors = []
+    async with AsyncExitStack() as stack:
+        for target in _registry_targets(actor, registry_addrs or regaddr):
+            try:
+                reg_portal = await _open_registry(actor, target, stack)
+                entry = await reg_portal.run_from_ns('self', 'find_actor', name=name)
+            except (RegistrarUnreachable, TransportClosed) as err:
+                errors.append(str(err))
+                continue
+            first = first or reg_portal
+            if entry is None:
+                continue
+            _uid, addrs = entry
+            ranked = rank_addrs(actor, addrs, usable_only=False)
+            yield (ranked[0].unwrap() if ranked else None), reg_portal
             return
-        _uid, addrs = entry
-        ranked = rank_addrs(actor, addrs)
-        yield (ranked[0].unwrap() if ranked else None), reg_portal
+        if first is None:
+            raise RegistrarUnreachable('; '.join(errors))
+        yield None, first

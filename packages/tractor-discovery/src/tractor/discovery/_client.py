@@ -104,9 +104,13 @@ async def probe(actor: Actor, addr: Address) -> bool:
         await chan.aclose()
 
 
-def rank_addrs(actor: Actor, wire_addrs: list) -> list[Address]:
-    """The entry's addresses this actor can dial, best first: by locality
-    (UDS, local TCP, remote TCP), then most recently registered first."""
+def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list[Address]:
+    """An entry's addresses best first: by locality (UDS, local TCP, remote
+    TCP), then the most recently registered (later in the list) first.
+
+    Only addresses of transports this actor has enabled are kept, unless
+    ``usable_only=False`` (then those come last, in the same order).
+    """
     usable = set(actor.enable_transports) & set(installed_transports())
     ranked = []
     for idx, wire in enumerate(wire_addrs):
@@ -114,11 +118,12 @@ def rank_addrs(actor: Actor, wire_addrs: list) -> list[Address]:
             addr = wrap_address(wire)
         except (ValueError, TypeError, LookupError):
             continue
-        if addr.proto_key not in usable:
+        ok = addr.proto_key in usable
+        if not ok and usable_only:
             continue
-        ranked.append((addr.transport.locality(addr), -idx, addr))
-    ranked.sort(key=lambda t: (t[0], t[1]))
-    return [a for _, _, a in ranked]
+        ranked.append((not ok, addr.transport.locality(addr), -idx, addr))
+    ranked.sort(key=lambda t: t[:3])
+    return [t[3] for t in ranked]
 
 
 async def dial_entry(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr
+from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -30,7 +30,9 @@ class Registrar:
 
     def __init__(self, actor: Actor, backend: RegistryBackend | None = None) -> None:
         self.actor = actor
-        self.backend = backend or MemoryRegistry()
+        self.backend = backend if backend is not None else MemoryRegistry()
+        #: requests served, by kind (see :meth:`registrar_info`)
+        self.served = {'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0}
 
     def install(self) -> None:
         self.actor.is_registrar = True
@@ -39,27 +41,41 @@ class Registrar:
             self.actor.expose(name, getattr(self, name))
 
     async def registrar_info(self) -> dict[str, Any]:
-        return {'uid': list(self.actor.uid), 'backend': type(self.backend).__name__}
+        """Who serves the registry, with which backend, and counters: the
+        requests served by kind and the backend's own stats."""
+        return {
+            'uid': list(self.actor.uid),
+            'backend': type(self.backend).__name__,
+            'served': dict(self.served),
+            **self.backend.stats(),
+        }
 
     async def register_actor(self, uid: Uid, addrs: list[WireAddr]) -> None:
-        await self.backend.register(tuple(uid), addrs)  # type: ignore[arg-type]
+        self.served['register'] += 1
+        await self.backend.register(check_uid(uid), addrs)
 
     async def unregister_actor(self, uid: Uid) -> bool:
-        return await self.backend.unregister(tuple(uid))  # type: ignore[arg-type]
+        self.served['unregister'] += 1
+        return await self.backend.unregister(check_uid(uid))
 
     async def find_actor(self, name: str) -> tuple[Uid, list[WireAddr]] | None:
         """The newest entry named ``name`` (``None`` when there is none)."""
-        found = await self.backend.find(name)
-        return found[0] if found else None
+        self.served['lookup'] += 1
+        return await self.backend.find_newest(_check_name(name))
 
     async def find_actors(self, name: str) -> list[tuple[Uid, list[WireAddr]]]:
-        return await self.backend.find(name)
+        """Every entry named ``name``, newest first."""
+        self.served['lookup'] += 1
+        return await self.backend.find(_check_name(name))
 
     async def wait_for_actor(self, name: str) -> tuple[Uid, list[WireAddr]]:
-        return await self.backend.wait_for(name)
+        """The newest entry named ``name``, once there is one."""
+        self.served['wait'] += 1
+        return await self.backend.wait_for(_check_name(name))
 
     async def delete_addr(self, uid: Uid, addr: WireAddr) -> bool:
-        return await self.backend.delete_addr(tuple(uid), addr)  # type: ignore[arg-type]
+        self.served['delete'] += 1
+        return await self.backend.delete_addr(check_uid(uid), addr)
 
     async def get_registry(self) -> list[tuple[Uid, list[WireAddr]]]:
         return list((await self.backend.snapshot()).items())
@@ -67,6 +83,12 @@ class Registrar:
 
 #: the pre-"registrar" name, kept for code written against older releases
 Arbiter = Registrar
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    return name
 
 
 def local_registrar(actor: Actor | None) -> Registrar | None:

@@ -3,7 +3,11 @@
 The registrar actor holds a :class:`RegistryBackend`; the embedded default
 is :class:`MemoryRegistry`, a dict in the registrar's process. A backend
 for an external store (etcd with leases and watches) implements the same
-five operations.
+five operations: ``register``, ``unregister``, ``find``, ``wait_for`` and
+``delete_addr``.
+
+Entries map an actor's uid ``(name, uuid)`` to its addresses in wire form,
+``(proto_key, [fields...])`` (e.g. ``('tcp', ['127.0.0.1', 1616])``).
 """
 from __future__ import annotations
 
@@ -14,10 +18,16 @@ import trio
 
 Uid = tuple[str, str]
 WireAddr = tuple[str, list]
+Entry = tuple[Uid, list[WireAddr]]
 
 
 class RegistryBackend(abc.ABC):
-    """Where the registrar keeps ``(name, uuid) -> [addresses]``."""
+    """Where the registrar keeps ``(name, uuid) -> [addresses]``.
+
+    Names are not unique: ``find`` returns every entry of a name, the most
+    recently registered first. Implementations must wake ``wait_for``
+    callers when the name registers (no polling).
+    """
 
     @abc.abstractmethod
     async def register(self, uid: Uid, addrs: list[WireAddr]) -> None:
@@ -28,20 +38,31 @@ class RegistryBackend(abc.ABC):
         """Drop an entry; ``True`` if it existed."""
 
     @abc.abstractmethod
-    async def find(self, name: str) -> list[tuple[Uid, list[WireAddr]]]:
-        """Every entry named ``name``, newest first."""
+    async def find(self, name: str) -> list[Entry]:
+        """Every entry named ``name``, newest first (empty on a miss)."""
 
     @abc.abstractmethod
-    async def wait_for(self, name: str) -> tuple[Uid, list[WireAddr]]:
+    async def wait_for(self, name: str) -> Entry:
         """The newest entry named ``name``, waiting for one to register."""
 
     @abc.abstractmethod
     async def delete_addr(self, uid: Uid, addr: WireAddr) -> bool:
-        """Remove one stale address (the entry too once it has none left)."""
+        """Remove one stale address (the entry too once it has none left);
+        ``True`` if it was there."""
+
+    # -- optional: defaults built on the five operations above ---------------
+    async def find_newest(self, name: str) -> Entry | None:
+        """The newest entry named ``name`` or ``None``."""
+        found = await self.find(name)
+        return found[0] if found else None
 
     async def snapshot(self) -> dict[Uid, list[WireAddr]]:
         """Everything, for inspection (may be expensive)."""
-        raise NotImplementedError
+        raise NotImplementedError(f'{type(self).__name__} cannot list its entries')
+
+    def stats(self) -> dict[str, Any]:
+        """Cheap numbers for monitoring (``entries``, ``waiters``)."""
+        return {}
 
 
 class MemoryRegistry(RegistryBackend):
@@ -54,57 +75,84 @@ class MemoryRegistry(RegistryBackend):
     def __init__(self) -> None:
         # name -> {uid: addrs}, insertion ordered: the last item is the newest
         self._by_name: dict[str, dict[Uid, list[WireAddr]]] = {}
-        self._waiters: dict[str, trio.Event] = {}
+        self._count = 0
+        # name -> (event set by the next registration, number of waiters)
+        self._waiters: dict[str, list[Any]] = {}
 
     def __len__(self) -> int:
-        return sum(len(d) for d in self._by_name.values())
+        return self._count
+
+    def waiting(self, name: str | None = None) -> int:
+        """How many ``wait_for`` callers are blocked (on ``name``, or in all)."""
+        if name is not None:
+            slot = self._waiters.get(name)
+            return slot[1] if slot else 0
+        return sum(slot[1] for slot in self._waiters.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {'entries': self._count, 'waiters': self.waiting()}
 
     async def register(self, uid: Uid, addrs: list[WireAddr]) -> None:
-        uid = (uid[0], uid[1])
+        uid = check_uid(uid)
+        wire = [check_wire(a) for a in addrs]
         entries = self._by_name.setdefault(uid[0], {})
-        entries.pop(uid, None)  # re-registering makes it the newest
-        entries[uid] = [_wire(a) for a in addrs]
-        ev = self._waiters.pop(uid[0], None)
-        if ev is not None:
-            ev.set()
+        if entries.pop(uid, None) is None:  # re-registering makes it the newest
+            self._count += 1
+        entries[uid] = wire
+        slot = self._waiters.pop(uid[0], None)
+        if slot is not None:
+            slot[0].set()
 
     async def unregister(self, uid: Uid) -> bool:
+        uid = check_uid(uid)
         entries = self._by_name.get(uid[0])
-        if not entries or entries.pop((uid[0], uid[1]), None) is None:
+        if not entries or entries.pop(uid, None) is None:
             return False
+        self._count -= 1
         if not entries:
             del self._by_name[uid[0]]
         return True
 
-    async def find(self, name: str) -> list[tuple[Uid, list[WireAddr]]]:
+    async def find(self, name: str) -> list[Entry]:
         entries = self._by_name.get(name)
         if not entries:
             return []
         return [(uid, list(addrs)) for uid, addrs in reversed(entries.items())]
 
-    def newest(self, name: str) -> tuple[Uid, list[WireAddr]] | None:
+    def newest(self, name: str) -> Entry | None:
         entries = self._by_name.get(name)
         if not entries:
             return None
         uid = next(reversed(entries))
         return uid, list(entries[uid])
 
-    async def wait_for(self, name: str) -> tuple[Uid, list[WireAddr]]:
+    async def find_newest(self, name: str) -> Entry | None:
+        return self.newest(name)
+
+    async def wait_for(self, name: str) -> Entry:
         while True:
             found = self.newest(name)
             if found is not None:
                 return found
-            ev = self._waiters.get(name)
-            if ev is None:
-                ev = self._waiters[name] = trio.Event()
-            await ev.wait()
+            slot = self._waiters.get(name)
+            if slot is None:
+                slot = self._waiters[name] = [trio.Event(), 0]
+            slot[1] += 1
+            try:
+                await slot[0].wait()
+            finally:
+                slot[1] -= 1
+                # a cancelled last waiter leaves nothing behind
+                if slot[1] == 0 and self._waiters.get(name) is slot:
+                    del self._waiters[name]
 
     async def delete_addr(self, uid: Uid, addr: WireAddr) -> bool:
+        uid = check_uid(uid)
         entries = self._by_name.get(uid[0])
-        addrs = entries.get((uid[0], uid[1])) if entries else None
+        addrs = entries.get(uid) if entries else None
         if addrs is None:
             return False
-        wire = _wire(addr)
+        wire = check_wire(addr)
         if wire not in addrs:
             return False
         addrs.remove(wire)
@@ -116,7 +164,23 @@ class MemoryRegistry(RegistryBackend):
         return {uid: list(a) for d in self._by_name.values() for uid, a in d.items()}
 
 
-def _wire(addr: Any) -> WireAddr:
-    """Normalize a wire address to ``(proto, [fields])`` for comparisons."""
-    proto, fields = addr
-    return (str(proto), list(fields))
+def check_uid(uid: Any) -> Uid:
+    """``(name, uuid)`` as a tuple of two non-empty strings, else ``ValueError``."""
+    try:
+        name, uuid = uid
+    except (TypeError, ValueError):
+        raise ValueError(f'an actor uid is (name, uuid), got {uid!r}') from None
+    if not isinstance(name, str) or not isinstance(uuid, str) or not name or not uuid:
+        raise ValueError(f'an actor uid is two non-empty strings, got {uid!r}')
+    return (name, uuid)
+
+
+def check_wire(addr: Any) -> WireAddr:
+    """Normalize a wire address to ``(proto, [fields])``, else ``ValueError``."""
+    try:
+        proto, fields = addr
+    except (TypeError, ValueError):
+        raise ValueError(f'a wire address is (proto_key, [fields]), got {addr!r}') from None
+    if not isinstance(proto, str) or not proto or not isinstance(fields, (list, tuple)):
+        raise ValueError(f'a wire address is (proto_key, [fields]), got {addr!r}')
+    return (proto, list(fields))

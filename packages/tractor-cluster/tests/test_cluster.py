@@ -1,0 +1,528 @@
+"""open_actor_cluster(): sizing, naming, argument checks, runtime options,
+concurrent spawning, composition styles and discovery of the workers.
+
+Teardown, errors and cancellation are in ``test_cluster_teardown.py``; the
+seed's example program in ``test_quick_cluster_example.py``.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import warnings
+from multiprocessing import cpu_count
+
+import pytest
+import trio
+
+import tractor
+from tractor import Portal
+
+# -- functions the workers serve (this module is their RPC allowlist) --------
+
+
+async def whoami() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'name': actor.name,
+        'uid': list(actor.uid),
+        'pid': os.getpid(),
+        'is_root': tractor.is_root_process(),
+        'loglevel': actor.loglevel,
+        'debug_mode': actor.debug_mode,
+        'start_method': actor.start_method,
+        'enable_transports': list(actor.enable_transports),
+        'reg_addrs': [list(a) for a in actor.reg_addrs],
+    }
+
+
+async def square(x: int) -> tuple[str, int]:
+    return tractor.current_actor().name, x * x
+
+
+async def cluster_from_here(count: int) -> dict:
+    """Open a cluster from inside this (non-root) actor; report its keys and
+    the names its workers see for themselves."""
+    async with tractor.open_actor_cluster(modules=[__name__], count=count) as portal_map:
+        seen = {key: (await portal.run(whoami))['name'] for key, portal in portal_map.items()}
+    return {'spawner': tractor.current_actor().name, 'keys': list(portal_map), 'seen': seen}
+
+
+async def cluster_with_root_options(registry_addrs: list) -> str:
+    """Try a root-only option from inside a running (non-root) actor."""
+    try:
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=1, registry_addrs=registry_addrs,
+        ):
+            pass
+    except TypeError as err:
+        return str(err)
+    return 'accepted'
+
+
+async def find_sibling(name: str) -> dict:
+    """From inside one worker, look another one up by name and ask it who it is."""
+    async with tractor.find_actor(name) as portal:
+        if portal is None:
+            return {}
+        return await portal.run(whoami)
+
+
+@tractor.context
+async def doubler(ctx: tractor.Context, offset: int) -> str:
+    """Stream: reply to each number with ``2 * n + offset``, tagged by worker."""
+    me = tractor.current_actor().name
+    await ctx.started(me)
+    async with ctx.open_stream() as stream:
+        async for n in stream:
+            await stream.send([me, 2 * n + offset])
+    return f'{me} done'
+
+
+# -- boot barrier: proves the workers boot at the same time ------------------
+
+BARRIER_ENV = 'TRACTOR_CLUSTER_TEST_BOOT_BARRIER'
+
+
+def _boot_barrier() -> None:
+    """Runs while a worker boots (its enabled modules are imported before it
+    reports ready to its parent): check in with the test's barrier server and
+    block until every worker of the cluster has checked in.
+
+    Spawning the workers one after another would deadlock here (the first one
+    could never finish booting), so a cluster that opens proves all its
+    workers were booting at the same time.
+    """
+    where = os.environ.get(BARRIER_ENV)
+    actor = tractor.current_actor(err_on_no_runtime=False)
+    if not where or actor is None or actor.is_root:
+        return
+    host, port = where.rsplit(':', 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.settimeout(30)
+        sock.sendall(actor.name.encode() + b'\n')
+        if sock.recv(1) != b'g':
+            raise RuntimeError('boot barrier closed without releasing this worker')
+
+
+_boot_barrier()
+
+
+# -- signature and sizing -----------------------------------------------------
+
+
+def test_signature_matches_seed():
+    params = inspect.signature(tractor.open_actor_cluster).parameters
+    assert list(params) == ['modules', 'count', 'names', 'hard_kill', 'runtime_kwargs']
+    assert params['count'].default == cpu_count()
+    assert params['names'].default is None
+    assert params['hard_kill'].default is False
+    assert params['runtime_kwargs'].kind is inspect.Parameter.VAR_KEYWORD
+    assert tractor.open_actor_cluster is tractor.cluster.open_actor_cluster
+
+
+async def test_yields_dict_of_portals(runtime_kwargs):
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=2, **runtime_kwargs,
+        ) as portal_map:
+            assert type(portal_map) is dict
+            assert all(isinstance(k, str) for k in portal_map)
+            assert all(isinstance(p, Portal) for p in portal_map.values())
+            pids = {(await p.run(whoami))['pid'] for p in portal_map.values()}
+            assert len(pids) == 2 and os.getpid() not in pids
+
+
+async def test_default_count_is_cpu_count(runtime_kwargs):
+    with trio.fail_after(90):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], **runtime_kwargs,
+        ) as portal_map:
+            assert len(portal_map) == cpu_count()
+            infos = [await p.run(whoami) for p in portal_map.values()]
+            assert len({i['pid'] for i in infos}) == cpu_count()
+
+
+async def test_default_names_are_worker_i(runtime_kwargs):
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=3, **runtime_kwargs,
+        ) as portal_map:
+            names = [(await p.run(whoami))['name'] for p in portal_map.values()]
+            assert names == ['worker_0', 'worker_1', 'worker_2']
+            assert [p.channel.aid.name for p in portal_map.values()] == names
+
+
+async def test_keys_prefixed_with_root_name(runtime_kwargs):
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=2, **runtime_kwargs,
+        ) as portal_map:
+            assert tractor.current_actor().name == 'root'
+            assert list(portal_map) == ['root.worker_0', 'root.worker_1']
+
+
+async def test_keys_prefixed_with_custom_root_name(runtime_kwargs):
+    """``name`` is an open_root_actor() option: passed through, it renames
+    the root, and the keys follow."""
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=2, name='boss', **runtime_kwargs,
+        ) as portal_map:
+            assert list(portal_map) == ['boss.worker_0', 'boss.worker_1']
+
+
+async def test_keys_prefixed_with_nested_spawner_name(runtime_kwargs):
+    """A cluster opened by a (non-root) subactor is keyed by that actor's name."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('spawner', enable_modules=[__name__])
+            out = await portal.run(cluster_from_here, count=2)
+            await portal.cancel_actor()
+    assert out['spawner'] == 'spawner'
+    assert out['keys'] == ['spawner.worker_0', 'spawner.worker_1']
+    assert out['seen'] == {'spawner.worker_0': 'worker_0', 'spawner.worker_1': 'worker_1'}
+
+
+async def test_custom_names(runtime_kwargs):
+    names = ['scout', 'miner', 'smelter', 'smith']
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=4, names=names, **runtime_kwargs,
+        ) as portal_map:
+            assert list(portal_map) == [f'root.{n}' for n in names]
+            seen = [(await p.run(whoami))['name'] for p in portal_map.values()]
+            assert seen == names
+
+
+async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
+    """Workers run functions from ``modules`` and nothing else."""
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=1, **runtime_kwargs,
+        ) as portal_map:
+            (portal,) = portal_map.values()
+            assert await portal.run(square, x=7) == ('worker_0', 49)
+            with pytest.raises(tractor.RemoteActorError) as err:
+                await portal.run_from_ns('os', 'getcwd')
+            assert err.value.boxed_type is tractor.ModuleNotExposed
+
+
+# -- argument checks: rejected before anything is spawned --------------------
+
+
+@pytest.fixture
+def spawn_spy(monkeypatch):
+    """Record every attempt to spawn: through the actor nursery API and at
+    the OS level (the spawn backend's process creation)."""
+    calls: list[str] = []
+    real_start = tractor.ActorNursery.start_actor
+    real_open_process = trio.lowlevel.open_process
+
+    async def start_actor(self, name, **kw):
+        calls.append(f'start_actor({name!r})')
+        return await real_start(self, name, **kw)
+
+    async def open_process(cmd, **kw):
+        calls.append(f'open_process({cmd!r})')
+        return await real_open_process(cmd, **kw)
+
+    monkeypatch.setattr(tractor.ActorNursery, 'start_actor', start_actor)
+    monkeypatch.setattr(trio.lowlevel, 'open_process', open_process)
+    return calls
+
+
+def child_pids() -> set[int]:
+    """Live child processes of this process (all threads)."""
+    pids: set[int] = set()
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/children') as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+BAD_ARGS = {
+    'names-longer-than-count': dict(count=2, names=['a', 'b', 'c']),
+    'names-shorter-than-count': dict(count=3, names=['a', 'b']),
+    'names-without-count': dict(names=[f'n{i}' for i in range(cpu_count() + 1)]),
+    'count-zero': dict(count=0),
+    'count-negative': dict(count=-1),
+    'duplicate-names': dict(count=3, names=['a', 'b', 'a']),
+}
+
+
+@pytest.mark.parametrize('bad', list(BAD_ARGS), ids=list(BAD_ARGS))
+async def test_bad_arguments_raise_value_error_before_spawning(bad, spawn_spy, runtime_kwargs):
+    """Mismatched names, ``count < 1`` and duplicate names: ValueError, with
+    no runtime booted and no process started."""
+    with trio.fail_after(30):
+        with pytest.raises(ValueError):
+            async with tractor.open_actor_cluster(
+                modules=[__name__], **BAD_ARGS[bad], **runtime_kwargs,
+            ):
+                pytest.fail('the cluster opened')
+    assert tractor.current_actor(err_on_no_runtime=False) is None
+    assert spawn_spy == []
+
+
+@pytest.mark.parametrize('bad', list(BAD_ARGS), ids=list(BAD_ARGS))
+async def test_bad_arguments_inside_running_actor_spawn_nothing(bad, spawn_spy, runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(**runtime_kwargs):
+            before = child_pids()
+            with pytest.raises(ValueError):
+                async with tractor.open_actor_cluster(modules=[__name__], **BAD_ARGS[bad]):
+                    pytest.fail('the cluster opened')
+            assert child_pids() == before
+    assert spawn_spy == []
+
+
+def test_mismatched_names_error_message():
+    """The message says what is wrong (sync check: no event loop needed)."""
+    cm = tractor.open_actor_cluster(modules=[__name__], count=2, names=['solo'])
+    with pytest.raises(ValueError, match='1 names for count=2'):
+        trio.run(cm.__aenter__)
+
+
+def test_duplicate_names_error_message():
+    cm = tractor.open_actor_cluster(modules=[__name__], count=2, names=['x', 'x'])
+    with pytest.raises(ValueError, match=r"unique.*\['x'\]"):
+        trio.run(cm.__aenter__)
+
+
+# -- runtime options ------------------------------------------------------------
+
+
+async def test_runtime_kwargs_forwarded_to_open_root_actor(
+    runtime_kwargs, tpt_proto, reg_addr, recording_spawner, restore_tractor_loglevel,
+):
+    """Fleet-wide options reach open_root_actor() verbatim, so the root and
+    every worker run with them."""
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__],
+            count=2,
+            loglevel='error',
+            start_method=recording_spawner.key,
+            **runtime_kwargs,
+        ) as portal_map:
+            root = tractor.current_actor()
+            assert root.reg_addrs == [reg_addr]
+            assert root.enable_transports == [tpt_proto]
+            assert root.loglevel == 'error'
+            for portal in portal_map.values():
+                info = await portal.run(whoami)
+                assert info['reg_addrs'] == [list(reg_addr)]
+                assert info['enable_transports'] == [tpt_proto]
+                assert info['loglevel'] == 'error'
+                assert info['start_method'] == recording_spawner.key
+                assert portal.channel.raddr.proto_key == tpt_proto
+    # the workers really were started by the backend named in the kwargs
+    assert sorted(recording_spawner.procs) == ['worker_0', 'worker_1']
+
+
+async def test_unknown_runtime_kwarg_reaches_open_root_actor(spawn_spy, runtime_kwargs):
+    """Nothing is filtered on the way: a typo fails in open_root_actor()."""
+    with trio.fail_after(30):
+        with pytest.raises(TypeError, match='open_root_actor.*bogus_option'):
+            async with tractor.open_actor_cluster(
+                modules=[__name__], count=1, bogus_option=True, **runtime_kwargs,
+            ):
+                pytest.fail('the cluster opened')
+    assert spawn_spy == []
+
+
+async def test_inside_running_actor_uses_existing_runtime(runtime_kwargs, restore_tractor_loglevel):
+    """Within a running actor, the cluster spawns from that actor and accepts
+    the per-child options (``loglevel``, ``debug_mode``, ``start_method``)."""
+    with trio.fail_after(60), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # debug_mode: no REPL yet
+        async with tractor.open_root_actor(name='host', **runtime_kwargs) as root:
+            async with tractor.open_actor_cluster(
+                modules=[__name__], count=2, loglevel='error', debug_mode=True,
+            ) as portal_map:
+                assert tractor.current_actor() is root
+                assert list(portal_map) == ['host.worker_0', 'host.worker_1']
+                for portal in portal_map.values():
+                    info = await portal.run(whoami)
+                    assert info['loglevel'] == 'error'
+                    assert info['debug_mode'] is True
+            # the runtime outlives the cluster
+            assert tractor.current_actor() is root
+
+
+@pytest.mark.parametrize('option', ['registry_addrs', 'enable_transports', 'name', 'ensure_registry'])
+async def test_root_only_kwargs_rejected_inside_running_actor(option, runtime_kwargs, spawn_spy):
+    values = {
+        'registry_addrs': runtime_kwargs['registry_addrs'],
+        'enable_transports': runtime_kwargs['enable_transports'],
+        'name': 'other',
+        'ensure_registry': True,
+    }
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(**runtime_kwargs):
+            with pytest.raises(TypeError) as err:
+                async with tractor.open_actor_cluster(
+                    modules=[__name__], count=1, **{option: values[option]},
+                ):
+                    pytest.fail('the cluster opened')
+    msg = str(err.value)
+    assert option in msg
+    assert 'open_root_actor' in msg and 'running' in msg
+    assert spawn_spy == []
+
+
+async def test_root_only_kwargs_rejected_in_subactor(runtime_kwargs, reg_addr):
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('spawner', enable_modules=[__name__])
+            msg = await portal.run(cluster_with_root_options, registry_addrs=[reg_addr])
+            await portal.cancel_actor()
+    assert 'registry_addrs' in msg and 'open_root_actor' in msg
+
+
+async def test_debug_mode_accepted(runtime_kwargs):
+    """``debug_mode=True`` (the seed's whole-fleet option) is accepted and
+    reaches every worker; the cluster works as usual."""
+    with trio.fail_after(60), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=2, debug_mode=True, **runtime_kwargs,
+        ) as portal_map:
+            assert tractor.current_actor().debug_mode is True
+            for portal in portal_map.values():
+                info = await portal.run(whoami)
+                assert info['debug_mode'] is True
+                assert await portal.run(square, x=3) == (info['name'], 9)
+    # crash-to-REPL is not implemented yet: the runtime says so, once
+    assert [w for w in caught if 'debug_mode' in str(w.message)]
+
+
+# -- concurrency ------------------------------------------------------------------
+
+
+async def test_workers_spawn_concurrently(runtime_kwargs, monkeypatch):
+    """Every worker is still booting when the last one starts: each blocks
+    its boot on a barrier that opens only once all of them checked in (a
+    one-after-another spawn could never get past the first worker)."""
+    count = 4
+    checked_in: list[str] = []
+    all_in = trio.Event()
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            data = b''
+            while not data.endswith(b'\n'):
+                chunk = await stream.receive_some(64)
+                if not chunk:
+                    return
+                data += chunk
+            checked_in.append(data.decode().strip())
+            if len(checked_in) == count:
+                all_in.set()
+            await all_in.wait()
+            await stream.send_all(b'g')
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as tn:
+            listeners = await tn.start(trio.serve_tcp, handle, 0, host='127.0.0.1')
+            port = listeners[0].socket.getsockname()[1]
+            monkeypatch.setenv(BARRIER_ENV, f'127.0.0.1:{port}')
+            async with tractor.open_actor_cluster(
+                modules=[__name__], count=count, **runtime_kwargs,
+            ) as portal_map:
+                assert len(portal_map) == count
+                names = [(await p.run(whoami))['name'] for p in portal_map.values()]
+            tn.cancel_scope.cancel()
+    assert sorted(checked_in) == sorted(names) == [f'worker_{i}' for i in range(count)]
+
+
+# -- composition styles ---------------------------------------------------------------
+
+
+async def test_portal_run_fan_out(runtime_kwargs):
+    """Style 1: one ``portal.run()`` per worker from a plain trio nursery."""
+    results: dict[str, tuple[str, int]] = {}
+
+    async def call(key: str, portal: Portal, x: int) -> None:
+        results[key] = tuple(await portal.run(square, x=x))
+
+    with trio.fail_after(60):
+        async with (
+            tractor.open_actor_cluster(modules=[__name__], count=3, **runtime_kwargs) as portal_map,
+            tractor.trionics.collapse_eg(),
+            trio.open_nursery() as tn,
+        ):
+            for i, (key, portal) in enumerate(portal_map.items()):
+                tn.start_soon(call, key, portal, i + 2)
+    assert results == {
+        'root.worker_0': ('worker_0', 4),
+        'root.worker_1': ('worker_1', 9),
+        'root.worker_2': ('worker_2', 16),
+    }
+
+
+async def test_gather_contexts_streaming_to_every_worker(runtime_kwargs):
+    """Style 2: N concurrent ``portal.open_context()`` blocks entered through
+    ``trionics.gather_contexts``, each with a bidirectional stream."""
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=3, **runtime_kwargs,
+        ) as portal_map:
+            portals = list(portal_map.values())
+            async with tractor.trionics.gather_contexts(
+                [p.open_context(doubler, offset=i) for i, p in enumerate(portals)]
+            ) as opened:
+                assert [first for _, first in opened] == ['worker_0', 'worker_1', 'worker_2']
+                async with tractor.trionics.gather_contexts(
+                    [ctx.open_stream() for ctx, _ in opened]
+                ) as streams:
+                    replies: dict[str, list[int]] = {}
+
+                    async def talk(stream: tractor.MsgStream) -> None:
+                        for n in range(5):
+                            await stream.send(n)
+                            who, got = await stream.receive()
+                            replies.setdefault(who, []).append(got)
+
+                    async with trio.open_nursery() as tn:
+                        for stream in streams:
+                            tn.start_soon(talk, stream)
+                results = [await ctx.wait_for_result() for ctx, _ in opened]
+    assert replies == {
+        f'worker_{i}': [2 * n + i for n in range(5)] for i in range(3)
+    }
+    assert results == ['worker_0 done', 'worker_1 done', 'worker_2 done']
+
+
+# -- discovery ---------------------------------------------------------------------
+
+
+async def test_workers_registered_under_their_names(runtime_kwargs):
+    """``find_actor('worker_1')`` reaches that worker from the root, and
+    from a sibling worker."""
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=3, **runtime_kwargs,
+        ) as portal_map:
+            want = list(portal_map['root.worker_1'].channel.aid.uid)
+            async with tractor.find_actor('worker_1') as portal:
+                assert portal is not None
+                assert (await portal.run(whoami))['uid'] == want
+            # from another worker, which has no connection to worker_1 yet
+            via_sibling = await portal_map['root.worker_0'].run(find_sibling, name='worker_1')
+            assert via_sibling['uid'] == want
+            via_other = await portal_map['root.worker_2'].run(find_sibling, name='worker_0')
+            assert via_other['name'] == 'worker_0'
+
+
+async def test_custom_names_registered(runtime_kwargs):
+    with trio.fail_after(60):
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=2, names=['scout', 'miner'], **runtime_kwargs,
+        ) as portal_map:
+            found = await portal_map['root.scout'].run(find_sibling, name='miner')
+            assert found['uid'] == list(portal_map['root.miner'].channel.aid.uid)

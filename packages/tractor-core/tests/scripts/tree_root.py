@@ -1,0 +1,46 @@
+"""A root actor with a child and a grandchild; prints their pids as one JSON
+line, then sleeps until killed.
+
+usage: tree_root.py <tcp|uds> '<registry address as JSON>'
+"""
+import json
+import os
+import sys
+
+import trio
+
+import tractor
+
+_leaf: dict[str, int] = {}
+
+
+async def hold_tree() -> None:
+    async with tractor.open_nursery() as an:
+        leaf = await an.start_actor('grandchild', enable_modules=[__name__])
+        _leaf['pid'] = leaf.channel.aid.pid
+        await trio.sleep_forever()
+
+
+def leaf_pid() -> int | None:
+    return _leaf.get('pid')
+
+
+async def main(proto: str, reg_addr: tuple) -> None:
+    async with tractor.open_nursery(
+        enable_transports=[proto], registry_addrs=[reg_addr]
+    ) as an:
+        child = await an.start_actor('child', enable_modules=[__name__])
+        async with trio.open_nursery() as tn:
+            tn.start_soon(child.run, hold_tree)
+            while (grandchild := await child.run(leaf_pid)) is None:
+                await trio.sleep(0.02)
+            print(json.dumps({
+                'root': os.getpid(),
+                'child': child.channel.aid.pid,
+                'grandchild': grandchild,
+            }), flush=True)
+            await trio.sleep_forever()
+
+
+if __name__ == '__main__':
+    trio.run(main, sys.argv[1], tuple(json.loads(sys.argv[2])))

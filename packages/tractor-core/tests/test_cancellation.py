@@ -1,0 +1,224 @@
+"""Cancellation: graceful, hard, ignored, scoped, and actors that vanish."""
+import json
+import os
+import signal
+
+import pytest
+import trio
+
+import tractor
+
+#: per-process state the tests read back through a second RPC
+_state: dict[str, object] = {}
+
+
+async def long_sleep(key: str = 'sleep') -> None:
+    _state[key] = 'sleeping'
+    try:
+        await trio.sleep(3600)
+    except trio.Cancelled:
+        _state[key] = 'cancelled'
+        raise
+
+
+def get_state(key: str):
+    return _state.get(key)
+
+
+async def ignore_cancel() -> None:
+    _state['shielded'] = 'entered'
+    with trio.CancelScope(shield=True):
+        await trio.sleep(3600)
+
+
+async def hold_tree() -> None:
+    """Spawn a leaf and keep the nursery open (the middle of a tree)."""
+    async with tractor.open_nursery() as an:
+        leaf = await an.start_actor('leaf', enable_modules=[__name__])
+        _state['leaf_pid'] = leaf.channel.aid.pid
+        await trio.sleep_forever()
+
+
+async def poll_remote(portal: tractor.Portal, key: str, want=None):
+    """Ask ``portal``'s actor for ``_state[key]`` until it is set (or equals
+    ``want``); callers bound the wait."""
+    while True:
+        value = await portal.run(get_state, key=key)
+        if value is not None and (want is None or value == want):
+            return value
+        await trio.sleep(0.02)
+
+
+async def test_graceful_cancel(runtime_kwargs, pids_gone, alive):
+    """an.cancel() stops daemons, including one busy in a call, and returns
+    once they are reaped."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            idle = await an.start_actor('idle', enable_modules=[__name__])
+            busy = await an.start_actor('busy', enable_modules=[__name__])
+            pids = [idle.channel.aid.pid, busy.channel.aid.pid]
+            outcome = {}
+
+            async def call_busy() -> None:
+                try:
+                    await busy.run(long_sleep)
+                except tractor.ContextCancelled as err:
+                    outcome['err'] = err
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(call_busy)
+                await poll_remote(busy, 'sleep', 'sleeping')
+                await an.cancel()
+            # cancel() returns only once every child is reaped
+            assert [p for p in pids if alive(p)] == []
+            # the caller of the interrupted call learns who cancelled it
+            err = outcome['err']
+            assert err.canceller == tractor.current_actor().uid
+            assert err.src_uid == busy.channel.aid.uid
+    assert await pids_gone(pids) == []
+
+
+async def test_hard_kill(runtime_kwargs, alive):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portals = [
+                await an.start_actor(f'doomed-{i}', enable_modules=[__name__])
+                for i in range(2)
+            ]
+            pids = [p.channel.aid.pid for p in portals]
+            errors = []
+
+            async def call(portal) -> None:
+                try:
+                    await portal.run(long_sleep)
+                except tractor.TransportClosed as err:
+                    errors.append(err)
+
+            async with trio.open_nursery() as tn:
+                for portal in portals:
+                    tn.start_soon(call, portal)
+                for portal in portals:
+                    await poll_remote(portal, 'sleep', 'sleeping')
+                await an.cancel(hard_kill=True)
+            assert [p for p in pids if alive(p)] == []
+            # killed without a goodbye: callers see the connection drop
+            assert len(errors) == 2
+            assert not any(p.channel.connected() for p in portals)
+
+
+async def test_child_ignoring_cancel_is_killed(runtime_kwargs, alive):
+    """A child whose task shields itself from cancellation is killed after
+    the grace period ($TRACTOR_CANCEL_GRACE) instead of hanging the parent."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('stubborn', enable_modules=[__name__])
+            pid = portal.channel.aid.pid
+            async with trio.open_nursery() as tn:
+                tn.start_soon(portal.run, ignore_cancel)
+                await poll_remote(portal, 'shielded')
+                tn.cancel_scope.cancel()  # the remote task ignores this too
+            assert alive(pid)
+            # the actor acknowledges the cancel request but cannot finish it
+            await an.cancel()
+            assert not alive(pid)
+
+
+async def test_cancel_scope_cancels_remote_task(runtime_kwargs):
+    """Cancelling the caller's scope around portal.run() cancels the task in
+    the callee; the callee keeps serving."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('callee', enable_modules=[__name__])
+            async with trio.open_nursery() as tn:
+                cs = trio.CancelScope()
+
+                async def call() -> None:
+                    with cs:
+                        await portal.run(long_sleep, key='scoped')
+
+                tn.start_soon(call)
+                await poll_remote(portal, 'scoped', 'sleeping')
+                cs.cancel()
+            assert cs.cancelled_caught
+            assert await poll_remote(portal, 'scoped', 'cancelled') == 'cancelled'
+            # a cancelled call leaves the actor usable
+            with trio.move_on_after(0.01):
+                await portal.run(long_sleep, key='again')
+            assert await poll_remote(portal, 'again', 'cancelled') == 'cancelled'
+            await an.cancel()
+
+
+async def test_outer_cancel_reaps_children(runtime_kwargs, pids_gone):
+    """Cancelling a scope around the whole actor nursery cancels its children."""
+    pids = []
+    with trio.fail_after(30):
+        with trio.CancelScope() as outer:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                for i in range(2):
+                    p = await an.start_actor(f'kid-{i}', enable_modules=[__name__])
+                    pids.append(p.channel.aid.pid)
+                await an.run_in_actor(long_sleep, name='oneshot')
+                outer.cancel()
+                await trio.sleep_forever()
+        assert outer.cancelled_caught
+    assert await pids_gone(pids) == []
+
+
+async def test_sigkill_middle_actor(runtime_kwargs, pids_gone):
+    """root -> middle -> leaf; SIGKILL the middle: the root's call into it
+    fails promptly and the orphaned leaf shuts itself down."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            middle = await an.start_actor('middle', enable_modules=[__name__])
+            middle_pid = middle.channel.aid.pid
+            errors = []
+
+            async def kill_when_tree_is_up() -> None:
+                _state['leaf_pid'] = await poll_remote(middle, 'leaf_pid')
+                os.kill(middle_pid, signal.SIGKILL)
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(kill_when_tree_is_up)
+                try:
+                    await middle.run(hold_tree)
+                except (tractor.TransportClosed, tractor.RemoteActorError) as err:
+                    errors.append(err)
+            assert len(errors) == 1
+            assert not middle.channel.connected()
+            leaf_pid = _state.pop('leaf_pid')
+            assert await pids_gone([middle_pid, leaf_pid]) == []
+            # the nursery carries on: it can still spawn
+            again = await an.start_actor('again', enable_modules=[__name__])
+            assert await again.run(get_state, key='nothing') is None
+            await an.cancel()
+
+
+async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, alive):
+    """SIGKILL the root of a three-level tree: every descendant exits."""
+    script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
+    import sys
+
+    with trio.fail_after(45):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr)],
+            stdout=-1,  # subprocess.PIPE
+        )
+        try:
+            buf = b''
+            while b'\n' not in buf:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f'tree_root.py exited early with {await proc.wait()}'
+                buf += chunk
+            pids = json.loads(buf.split(b'\n', 1)[0])
+            descendants = [pids['child'], pids['grandchild']]
+            assert all(alive(p) for p in descendants)
+            proc.kill()  # SIGKILL: no chance to cancel anything
+            await proc.wait()
+            assert proc.returncode == -signal.SIGKILL
+            assert await pids_gone(descendants) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            await proc.stdout.aclose()
