@@ -7,7 +7,6 @@ from typing import Any, AsyncIterator
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor._ipc import Channel
 from tractor._plugins import wrap_address
 from tractor._transport import Address
 from tractor.log import get_logger
