@@ -269,3 +269,13 @@ def test_meta_install_resolves_everything(full):
     assert out.splitlines() == [f'{n}: resolved' for n in names], out
     for proto in ('tcp', 'uds'):
         assert 'spawn ok' in full.check(SPAWN_PROG, proto)
+
+
+def test_lean_install_star_import_lists_only_what_is_installed(lean):
+    out = lean.check('''
+        from tractor import *  # noqa: F403
+        import tractor
+        print(sorted(tractor.__all__))
+    ''')
+    assert "'open_nursery'" in out
+    assert 'find_actor' not in out and 'open_actor_cluster' not in out, out

@@ -73,12 +73,22 @@ def __getattr__(name: str):
     return value
 
 
+def _installed(modname: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(modname) is not None
+
+
+# lazy names are listed only when their distribution is installed, so that
+# `from tractor import *` works on a lean install too
 __all__ = [
-    'ActorFailure', 'Actor', 'ActorNursery', 'Arbiter', 'Channel', 'Context',
-    'ContextCancelled', 'LocalPortal', 'ModuleNotExposed', 'MsgStream',
-    'MsgTypeError', 'NoRuntime', 'NoTransportInstalled', 'Portal', 'Registrar',
-    'RemoteActorError', 'TractorError', 'TransportClosed', 'context',
-    'current_actor', 'find_actor', 'get_registry', 'is_root_process', 'log',
-    'open_actor_cluster', 'open_nursery', 'open_root_actor', 'query_actor',
-    'register_plugin', 'trionics', 'wait_for_actor',
+    'ActorFailure', 'Actor', 'ActorNursery', 'Channel', 'Context',
+    'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
+    'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
+    'TractorError', 'TransportClosed', 'context', 'current_actor',
+    'is_root_process', 'log', 'open_nursery', 'open_root_actor',
+    'register_plugin', 'trionics',
+] + [
+    name for name, (modname, _dist) in _LAZY.items()
+    if name not in ('discovery', 'cluster') and _installed(modname)
 ]

@@ -439,6 +439,8 @@ class MsgStream(trio.abc.Channel[Any]):
             if ctx._remote_error is not None:
                 raise ctx._remote_error
             if ctx._peer_closed or ctx._done.is_set():
+                # a cancel of this side wins over the peer's close
+                await trio.lowlevel.checkpoint_if_cancelled()
                 raise trio.BrokenResourceError(
                     f'{ctx!r}: the other side closed its end of the stream'
                 )
@@ -486,7 +488,7 @@ class MsgStream(trio.abc.Channel[Any]):
         self._closed = True
         ctx = self._ctx
         ctx._wake_sender()
-        if not ctx._stop_sent and not ctx._done.is_set() and ctx._remote_error is None:
+        if not (ctx._stop_sent or ctx._cancel_called or ctx._done.is_set()):
             ctx._stop_sent = True
             await ctx._send_ctrl(_msg.Stop(cid=ctx.cid))
 

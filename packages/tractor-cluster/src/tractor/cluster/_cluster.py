@@ -48,12 +48,15 @@ async def open_actor_cluster(
             if not isinstance(n, str) or not n:
                 raise ValueError(f'worker names must be non-empty strings, got {n!r}')
 
-    if tractor.current_actor(err_on_no_runtime=False) is not None:
+    actor = tractor.current_actor(err_on_no_runtime=False)
+    if actor is not None:
         bad = sorted(set(runtime_kwargs) - set(_NURSERY_OPTIONS))
         if bad:
             raise TypeError(
-                f'open_actor_cluster() got root-only options {bad} inside a running '
-                f'actor; only {list(_NURSERY_OPTIONS)} apply here'
+                f'open_actor_cluster() got {bad} inside the running actor '
+                f'{actor.name!r}: those are open_root_actor() options, fixed when '
+                f'the runtime booted; here only {list(_NURSERY_OPTIONS)} apply '
+                f'(as defaults for the workers)'
             )
 
     async with tractor.open_nursery(**runtime_kwargs) as an:
