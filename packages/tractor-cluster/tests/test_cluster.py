@@ -10,6 +10,7 @@ import inspect
 import os
 import socket
 import warnings
+from functools import partial
 from multiprocessing import cpu_count
 
 import pytest
@@ -27,6 +28,7 @@ async def whoami() -> dict:
         'name': actor.name,
         'uid': list(actor.uid),
         'pid': os.getpid(),
+        'ppid': os.getppid(),
         'is_root': tractor.is_root_process(),
         'loglevel': actor.loglevel,
         'debug_mode': actor.debug_mode,
@@ -36,8 +38,8 @@ async def whoami() -> dict:
     }
 
 
-async def square(x: int) -> tuple[str, int]:
-    return tractor.current_actor().name, x * x
+async def square(x: int) -> list:
+    return [tractor.current_actor().name, x * x]
 
 
 async def cluster_from_here(count: int) -> dict:
@@ -129,8 +131,11 @@ async def test_yields_dict_of_portals(runtime_kwargs):
             assert type(portal_map) is dict
             assert all(isinstance(k, str) for k in portal_map)
             assert all(isinstance(p, Portal) for p in portal_map.values())
-            pids = {(await p.run(whoami))['pid'] for p in portal_map.values()}
-            assert len(pids) == 2 and os.getpid() not in pids
+            infos = [await p.run(whoami) for p in portal_map.values()]
+            # a flat fleet: distinct processes, each a direct child of the spawner
+            assert len({i['pid'] for i in infos}) == 2
+            assert all(i['ppid'] == os.getpid() for i in infos)
+            assert not any(i['is_root'] for i in infos)
 
 
 async def test_default_count_is_cpu_count(runtime_kwargs):
@@ -195,6 +200,47 @@ async def test_custom_names(runtime_kwargs):
             assert seen == names
 
 
+MYLIB_WORKERS = """
+import tractor
+
+
+async def report() -> list:
+    actor = tractor.current_actor()
+    return [actor.name, actor.debug_mode]
+"""
+
+
+async def test_seed_sizing_sample_runs(tmp_path, monkeypatch):
+    """The seed's sizing/naming sample, as written: an importable worker
+    module, four named workers and the fleet-wide ``debug_mode`` option.
+
+    It relies on the default transport (TCP) and registry address, which
+    ``TRACTOR_TCP_REGISTRY`` moves to a private port for this test.
+    """
+    pkg = tmp_path / 'mylib'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text('')
+    (pkg / 'workers.py').write_text(MYLIB_WORKERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        monkeypatch.setenv('TRACTOR_TCP_REGISTRY', f'127.0.0.1:{s.getsockname()[1]}')
+
+    with trio.fail_after(60), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # debug_mode: no REPL yet
+        # -- the sample, verbatim --
+        async with tractor.open_actor_cluster(
+            modules=['mylib.workers'],
+            count=4,
+            names=['scout', 'miner', 'smelter', 'smith'],
+            debug_mode=True,    # whole-fleet crash-to-REPL
+        ) as portal_map:
+            # -- end of the sample --
+            assert list(portal_map) == ['root.scout', 'root.miner', 'root.smelter', 'root.smith']
+            reports = [await p.run_from_ns('mylib.workers', 'report') for p in portal_map.values()]
+    assert reports == [['scout', True], ['miner', True], ['smelter', True], ['smith', True]]
+
+
 async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
     """Workers run functions from ``modules`` and nothing else."""
     with trio.fail_after(60):
@@ -202,7 +248,7 @@ async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
             modules=[__name__], count=1, **runtime_kwargs,
         ) as portal_map:
             (portal,) = portal_map.values()
-            assert await portal.run(square, x=7) == ('worker_0', 49)
+            assert await portal.run(square, x=7) == ['worker_0', 49]
             with pytest.raises(tractor.RemoteActorError) as err:
                 await portal.run_from_ns('os', 'getcwd')
             assert err.value.boxed_type is tractor.ModuleNotExposed
@@ -278,6 +324,13 @@ async def test_bad_arguments_inside_running_actor_spawn_nothing(bad, spawn_spy, 
                     pytest.fail('the cluster opened')
             assert child_pids() == before
     assert spawn_spy == []
+
+
+@pytest.mark.parametrize('modules', ['just_one_module', None, 42])
+def test_modules_must_be_a_list(modules):
+    cm = tractor.open_actor_cluster(modules=modules, count=1)
+    with pytest.raises(TypeError, match='list of module names'):
+        trio.run(cm.__aenter__)
 
 
 def test_mismatched_names_error_message():
@@ -396,7 +449,7 @@ async def test_debug_mode_accepted(runtime_kwargs):
             for portal in portal_map.values():
                 info = await portal.run(whoami)
                 assert info['debug_mode'] is True
-                assert await portal.run(square, x=3) == (info['name'], 9)
+                assert await portal.run(square, x=3) == [info['name'], 9]
     # crash-to-REPL is not implemented yet: the runtime says so, once
     assert [w for w in caught if 'debug_mode' in str(w.message)]
 
@@ -428,7 +481,7 @@ async def test_workers_spawn_concurrently(runtime_kwargs, monkeypatch):
 
     with trio.fail_after(60):
         async with trio.open_nursery() as tn:
-            listeners = await tn.start(trio.serve_tcp, handle, 0, host='127.0.0.1')
+            listeners = await tn.start(partial(trio.serve_tcp, handle, 0, host='127.0.0.1'))
             port = listeners[0].socket.getsockname()[1]
             monkeypatch.setenv(BARRIER_ENV, f'127.0.0.1:{port}')
             async with tractor.open_actor_cluster(

@@ -49,6 +49,22 @@ async def hold(ctx: tractor.Context, marker_dir: str) -> None:
         Path(marker_dir, f'unwound.{me}').touch()
 
 
+# -- a worker that fails to boot ----------------------------------------------
+
+FAIL_BOOT_ENV = 'TRACTOR_CLUSTER_TEST_FAIL_BOOT'
+
+
+def _maybe_fail_boot() -> None:
+    """Runs while a worker imports this module (before it is ready): the
+    worker named in the environment variable refuses to boot."""
+    actor = tractor.current_actor(err_on_no_runtime=False)
+    if actor is not None and not actor.is_root and actor.name == os.environ.get(FAIL_BOOT_ENV):
+        raise RuntimeError(f'{actor.name} refuses to boot')
+
+
+_maybe_fail_boot()
+
+
 # -- helpers ---------------------------------------------------------------------
 
 
@@ -266,6 +282,54 @@ async def test_failing_worker_in_gather_contexts(runtime_kwargs, tmp_path, alive
     assert err.value.boxed_type is ValueError
     assert markers(tmp_path, 'unwound') == ['worker_0', 'worker_1', 'worker_2']
     assert not any(alive(p) for p in pids)
+
+
+async def test_worker_boot_failure_surfaces_and_reaps(runtime_kwargs, monkeypatch):
+    """A worker that fails while booting: the cluster does not open, the
+    error arrives as one RemoteActorError (no group for a lone failure) and
+    the workers that did boot are reaped."""
+    monkeypatch.setenv(FAIL_BOOT_ENV, 'worker_1')
+    with trio.fail_after(60):
+        with pytest.raises(tractor.RemoteActorError) as err:
+            async with tractor.open_actor_cluster(
+                modules=[__name__], count=3, **runtime_kwargs,
+            ):
+                pytest.fail('the cluster opened')
+    assert err.value.boxed_type is RuntimeError
+    assert 'worker_1 refuses to boot' in str(err.value)
+
+
+async def test_boot_failure_with_hard_kill_kills_the_rest(
+    runtime_kwargs, monkeypatch, recording_spawner, sigkill,
+):
+    """``hard_kill`` also governs the teardown after a failed boot: the
+    workers that did not fail are killed, not cancelled."""
+    monkeypatch.setenv(FAIL_BOOT_ENV, 'worker_0')
+    with trio.fail_after(60):
+        with pytest.raises(tractor.RemoteActorError):
+            async with tractor.open_actor_cluster(
+                modules=[__name__], count=3, hard_kill=True,
+                start_method=recording_spawner.key, **runtime_kwargs,
+            ):
+                pytest.fail('the cluster opened')
+    codes = recording_spawner.returncodes()
+    assert {name: codes[name] for name in ('worker_1', 'worker_2')} == {
+        'worker_1': sigkill, 'worker_2': sigkill}
+    assert codes['worker_0'] is not None
+
+
+async def test_boot_failure_with_several_workers_failing(runtime_kwargs):
+    """Every worker failing to boot (an allowlisted module that does not
+    exist): the cluster does not open and only RemoteActorErrors surface."""
+    with trio.fail_after(60):
+        with pytest.raises((tractor.RemoteActorError, BaseExceptionGroup)) as err:
+            async with tractor.open_actor_cluster(
+                modules=['tractor_cluster_tests_no_such_module'], count=2, **runtime_kwargs,
+            ):
+                pytest.fail('the cluster opened')
+    found = leaves(err.value)
+    assert found and all(isinstance(e, tractor.RemoteActorError) for e in found), found
+    assert all(e.boxed_type is ModuleNotFoundError for e in found)
 
 
 # -- KeyboardInterrupt -----------------------------------------------------------------

@@ -25,7 +25,14 @@ async def test_quick_cluster_example_runs_unchanged(examples_dir):
     ``TRACTOR_TCP_REGISTRY`` override points it at a private port so it can
     run beside other programs using the default.
     """
-    env = {**os.environ, 'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{free_tcp_port()}'}
+    env = {
+        **os.environ,
+        'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{free_tcp_port()}',
+        # the workers' prints reach the pipe when they exit (block buffering),
+        # so they must exit cleanly: leave a busy machine time for the graceful
+        # cancel instead of the suite's short grace before the kill
+        'TRACTOR_CANCEL_GRACE': '15',
+    }
     with trio.fail_after(90):
         proc = await trio.run_process(
             [sys.executable, str(examples_dir / 'quick_cluster.py')],

@@ -1,5 +1,4 @@
-"""Helpers shared by the core runtime tests (fixtures only: test modules are
-also loaded inside subactors, so they must not import each other)."""
+"""Helpers shared by the core runtime tests, as fixtures."""
 from __future__ import annotations
 
 import os
@@ -9,7 +8,13 @@ from pathlib import Path
 import pytest
 import trio
 
-SCRIPTS = Path(__file__).parent / 'scripts'
+HERE = Path(__file__).parent
+SCRIPTS = HERE / 'scripts'
+
+# the functions subactors run live in `tractor_core_testfns` (see its
+# docstring); subactors inherit this path
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,46 +1,22 @@
 """Cancellation: graceful, hard, ignored, scoped, and actors that vanish."""
+import functools
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import trio
 
 import tractor
+import tractor_core_testfns as fns
+from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 
-#: per-process state the tests read back through a second RPC
-_state: dict[str, object] = {}
-
-
-async def long_sleep(key: str = 'sleep') -> None:
-    _state[key] = 'sleeping'
-    try:
-        await trio.sleep(3600)
-    except trio.Cancelled:
-        _state[key] = 'cancelled'
-        raise
-
-
-def get_state(key: str):
-    return _state.get(key)
-
-
-async def ignore_cancel() -> None:
-    _state['shielded'] = 'entered'
-    with trio.CancelScope(shield=True):
-        await trio.sleep(3600)
-
-
-async def hold_tree() -> None:
-    """Spawn a leaf and keep the nursery open (the middle of a tree)."""
-    async with tractor.open_nursery() as an:
-        leaf = await an.start_actor('leaf', enable_modules=[__name__])
-        _state['leaf_pid'] = leaf.channel.aid.pid
-        await trio.sleep_forever()
-
+FNS = [fns.__name__]
 
 async def poll_remote(portal: tractor.Portal, key: str, want=None):
-    """Ask ``portal``'s actor for ``_state[key]`` until it is set (or equals
+    """Ask ``portal``'s actor for ``STATE[key]`` until it is set (or equals
     ``want``); callers bound the wait."""
     while True:
         value = await portal.run(get_state, key=key)
@@ -54,8 +30,8 @@ async def test_graceful_cancel(runtime_kwargs, pids_gone, alive):
     once they are reaped."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            idle = await an.start_actor('idle', enable_modules=[__name__])
-            busy = await an.start_actor('busy', enable_modules=[__name__])
+            idle = await an.start_actor('idle', enable_modules=FNS)
+            busy = await an.start_actor('busy', enable_modules=FNS)
             pids = [idle.channel.aid.pid, busy.channel.aid.pid]
             outcome = {}
 
@@ -82,7 +58,7 @@ async def test_hard_kill(runtime_kwargs, alive):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portals = [
-                await an.start_actor(f'doomed-{i}', enable_modules=[__name__])
+                await an.start_actor(f'doomed-{i}', enable_modules=FNS)
                 for i in range(2)
             ]
             pids = [p.channel.aid.pid for p in portals]
@@ -111,7 +87,7 @@ async def test_child_ignoring_cancel_is_killed(runtime_kwargs, alive):
     the grace period ($TRACTOR_CANCEL_GRACE) instead of hanging the parent."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('stubborn', enable_modules=[__name__])
+            portal = await an.start_actor('stubborn', enable_modules=FNS)
             pid = portal.channel.aid.pid
             async with trio.open_nursery() as tn:
                 tn.start_soon(portal.run, ignore_cancel)
@@ -128,7 +104,7 @@ async def test_cancel_scope_cancels_remote_task(runtime_kwargs):
     the callee; the callee keeps serving."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('callee', enable_modules=[__name__])
+            portal = await an.start_actor('callee', enable_modules=FNS)
             async with trio.open_nursery() as tn:
                 cs = trio.CancelScope()
 
@@ -155,7 +131,7 @@ async def test_outer_cancel_reaps_children(runtime_kwargs, pids_gone):
         with trio.CancelScope() as outer:
             async with tractor.open_nursery(**runtime_kwargs) as an:
                 for i in range(2):
-                    p = await an.start_actor(f'kid-{i}', enable_modules=[__name__])
+                    p = await an.start_actor(f'kid-{i}', enable_modules=FNS)
                     pids.append(p.channel.aid.pid)
                 await an.run_in_actor(long_sleep, name='oneshot')
                 outer.cancel()
@@ -169,12 +145,13 @@ async def test_sigkill_middle_actor(runtime_kwargs, pids_gone):
     fails promptly and the orphaned leaf shuts itself down."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            middle = await an.start_actor('middle', enable_modules=[__name__])
+            middle = await an.start_actor('middle', enable_modules=FNS)
             middle_pid = middle.channel.aid.pid
             errors = []
+            tree = {}
 
             async def kill_when_tree_is_up() -> None:
-                _state['leaf_pid'] = await poll_remote(middle, 'leaf_pid')
+                tree['leaf_pid'] = await poll_remote(middle, 'leaf_pid')
                 os.kill(middle_pid, signal.SIGKILL)
 
             async with trio.open_nursery() as tn:
@@ -185,10 +162,10 @@ async def test_sigkill_middle_actor(runtime_kwargs, pids_gone):
                     errors.append(err)
             assert len(errors) == 1
             assert not middle.channel.connected()
-            leaf_pid = _state.pop('leaf_pid')
+            leaf_pid = tree['leaf_pid']
             assert await pids_gone([middle_pid, leaf_pid]) == []
             # the nursery carries on: it can still spawn
-            again = await an.start_actor('again', enable_modules=[__name__])
+            again = await an.start_actor('again', enable_modules=FNS)
             assert await again.run(get_state, key='nothing') is None
             await an.cancel()
 
@@ -196,12 +173,10 @@ async def test_sigkill_middle_actor(runtime_kwargs, pids_gone):
 async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, alive):
     """SIGKILL the root of a three-level tree: every descendant exits."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
-    import sys
-
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
             [sys.executable, script, tpt_proto, json.dumps(reg_addr)],
-            stdout=-1,  # subprocess.PIPE
+            stdout=subprocess.PIPE,
         )
         try:
             buf = b''
@@ -222,3 +197,102 @@ async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, al
                 with trio.CancelScope(shield=True):
                     await proc.wait()
             await proc.stdout.aclose()
+
+
+
+async def test_cancel_during_large_send(runtime_kwargs):
+    """Cancelling a call while its (large) request is being written never
+    leaves a torn frame on the connection: later calls still work."""
+    payload = b'x' * (8 * 1024 * 1024)  # far more than a socket buffer
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('big', enable_modules=FNS)
+            # cancel after a varying number of scheduling rounds, so some
+            # land before, during and after the write
+            for rounds in range(6):
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(functools.partial(portal.run, payload_len, value=payload))
+                    for _ in range(rounds):
+                        await trio.sleep(0)
+                    tn.cancel_scope.cancel()
+                assert await portal.run(payload_len, value=b'abc') == 3
+            assert await portal.run(payload_len, value=payload) == len(payload)
+            await an.cancel()
+
+
+def _child_pids() -> set[int]:
+    pids: set[int] = set()
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/children') as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+async def test_cancel_during_spawn(runtime_kwargs, pids_gone):
+    """Cancelling start_actor() while the child boots kills and reaps it;
+    the nursery stays usable."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            before = _child_pids()
+            with trio.CancelScope() as cs:
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(functools.partial(
+                        an.start_actor, 'interrupted', enable_modules=FNS
+                    ))
+                    while not (new := _child_pids() - before):
+                        await trio.sleep(0.005)
+                    cs.cancel()  # the process exists but is not serving yet
+            assert await pids_gone(new) == []
+            assert an.children == {}
+            portal = await an.start_actor('after', enable_modules=FNS)
+            assert await portal.run(get_state, key='x') is None
+            await an.cancel()
+
+
+async def test_child_dies_mid_call(runtime_kwargs, pids_gone):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('fragile', enable_modules=FNS)
+            pid = portal.channel.aid.pid
+            with pytest.raises(tractor.TransportClosed):
+                await portal.run(fns.die, code=3)
+            assert await pids_gone([pid]) == []
+            with pytest.raises(tractor.TransportClosed):
+                await portal.run(get_state, key='x')
+            assert await portal.cancel_actor() is False
+
+
+async def test_ctrl_c_in_root_tears_down_tree(tpt_proto, reg_addr, pids_gone):
+    """SIGINT to the root (children ignore it) cancels the whole tree
+    gracefully: the root exits with KeyboardInterrupt, nothing is left."""
+    script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
+    with trio.fail_after(45):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            buf = b''
+            while b'\n' not in buf:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f'tree_root.py exited early with {await proc.wait()}'
+                buf += chunk
+            pids = json.loads(buf.split(b'\n', 1)[0])
+            proc.send_signal(signal.SIGINT)
+            stderr = b''
+            while chunk := await proc.stderr.receive_some():
+                stderr += chunk
+            await proc.wait()
+            assert proc.returncode != 0
+            assert b'KeyboardInterrupt' in stderr, stderr.decode()
+            assert await pids_gone([pids['child'], pids['grandchild']]) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            await proc.stdout.aclose()
+            await proc.stderr.aclose()

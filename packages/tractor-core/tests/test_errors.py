@@ -1,36 +1,18 @@
 """Errors crossing actors: boxing, one-cancels-all, groups of failures."""
-import os
-
 import pytest
 import trio
 
 import tractor
+import tractor_core_testfns as fns
+from tractor_core_testfns import (
+    fail_when_cancelled,
+    long_sleep,
+    raise_value_error,
+    spawn_failing_grandchild,
+    wait_file_then_raise,
+)
 
-async def fail_now(msg: str = 'child failed') -> None:
-    raise ValueError(msg)
-
-
-async def sleep_long() -> None:
-    await trio.sleep(3600)
-
-
-async def wait_file_then_raise(wait_for: str) -> None:
-    """Fail once ``wait_for`` exists (so the test decides when)."""
-    while not os.path.exists(wait_for):
-        await trio.sleep(0.02)
-    raise ValueError('failed on cue')
-
-
-async def fail_when_cancelled() -> None:
-    """Sleep; when cancelled, fail while unwinding (a real second error)."""
-    try:
-        await trio.sleep(3600)
-    finally:
-        raise KeyError('failed while being cancelled')
-
-
-async def pid() -> int:
-    return os.getpid()
+FNS = [fns.__name__]
 
 
 async def test_one_cancels_all(runtime_kwargs, pids_gone):
@@ -40,20 +22,20 @@ async def test_one_cancels_all(runtime_kwargs, pids_gone):
     with trio.fail_after(30):
         with pytest.raises(tractor.RemoteActorError) as info:
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                daemon = await an.start_actor('daemon', enable_modules=[__name__])
-                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
+                daemon = await an.start_actor('daemon', enable_modules=FNS)
+                sleeper = await an.run_in_actor(long_sleep, name='sleeper')
                 pids += [daemon.channel.aid.pid, sleeper.channel.aid.pid]
-                failing = await an.run_in_actor(fail_now, name='failer', msg='kaboom')
+                failing = await an.run_in_actor(raise_value_error, name='failer', msg='kaboom')
                 pids.append(failing.channel.aid.pid)
                 failer_uid = failing.channel.aid.uid
                 # the body is busy with a long call into the daemon: the
                 # failure cancels it too
-                await daemon.run(sleep_long)
+                await daemon.run(long_sleep)
     err = info.value
     assert err.boxed_type is ValueError
     assert err.src_uid == failer_uid
     assert 'kaboom' in str(err)
-    assert 'fail_now' in err.tb_str and 'ValueError' in err.tb_str
+    assert 'raise_value_error' in err.tb_str and 'ValueError' in err.tb_str
     assert await pids_gone(pids) == []
 
 
@@ -61,8 +43,8 @@ async def test_error_in_body_cancels_children(runtime_kwargs, pids_gone):
     with trio.fail_after(30):
         with pytest.raises(KeyError):
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                daemon = await an.start_actor('daemon', enable_modules=[__name__])
-                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
+                daemon = await an.start_actor('daemon', enable_modules=FNS)
+                sleeper = await an.run_in_actor(long_sleep, name='sleeper')
                 pids = [daemon.channel.aid.pid, sleeper.channel.aid.pid]
                 raise KeyError('body failed')
     assert await pids_gone(pids) == []
@@ -92,8 +74,8 @@ async def test_cancelled_one_shot_result(runtime_kwargs):
     with trio.fail_after(30):
         with pytest.raises(tractor.RemoteActorError):
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                sleeper = await an.run_in_actor(sleep_long, name='sleeper')
-                await an.run_in_actor(fail_now, name='failer')
+                sleeper = await an.run_in_actor(long_sleep, name='sleeper')
+                await an.run_in_actor(raise_value_error, name='failer')
         with pytest.raises(tractor.ContextCancelled):
             await sleeper.wait_for_result()
 
@@ -103,7 +85,7 @@ async def test_collapse_eg(runtime_kwargs):
     with trio.fail_after(30):
         async def run_tree() -> None:
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                await an.run_in_actor(fail_now, name='lone')
+                await an.run_in_actor(raise_value_error, name='lone')
 
         with pytest.raises(tractor.RemoteActorError):
             async with tractor.trionics.collapse_eg():
@@ -128,9 +110,4 @@ async def test_remote_error_is_relayed_through_middle(runtime_kwargs):
     assert err.boxed_type is ValueError
     assert err.src_uid[0] == 'leaf'
     assert err.relay_uid is not None and err.relay_uid[0] == 'middle'
-    assert 'fail_now' in err.tb_str
-
-
-async def spawn_failing_grandchild() -> None:
-    async with tractor.open_nursery() as an:
-        await an.run_in_actor(fail_now, name='leaf', msg='deep')
+    assert 'raise_value_error' in err.tb_str

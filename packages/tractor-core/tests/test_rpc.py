@@ -5,46 +5,29 @@ import pytest
 import trio
 
 import tractor
+import tractor_core_testfns as fns
+from tractor_core_testfns import (
+    add,
+    echo,
+    nothing,
+    raise_value_error,
+    return_unencodable,
+    sync_mul,
+    sync_raise_key_error,
+)
 
-
-async def add(x: int, y: int) -> int:
-    await trio.sleep(0)
-    return x + y
-
-
-def sync_mul(x: int, y: int) -> int:
-    return x * y
-
-
-async def echo(value):
-    return value
-
-
-async def nothing() -> None:
-    pass
-
-
-async def raise_value_error(msg: str) -> None:
-    raise ValueError(msg)
-
-
-def sync_raise_key_error() -> None:
-    raise KeyError('missing')
-
-
-async def return_unencodable():
-    return object()
+FNS = [fns.__name__]
 
 
 async def test_run_and_run_from_ns(runtime_kwargs):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('calc', enable_modules=[__name__])
+            portal = await an.start_actor('calc', enable_modules=FNS)
             assert await portal.run(add, x=1, y=2) == 3
             assert await portal.run(sync_mul, x=3, y=4) == 12
             assert await portal.run(nothing) is None
-            assert await portal.run_from_ns(__name__, 'add', x=5, y=6) == 11
-            assert await portal.run_from_ns(__name__, 'sync_mul', x=2, y=2) == 4
+            assert await portal.run_from_ns(fns.__name__, 'add', x=5, y=6) == 11
+            assert await portal.run_from_ns(fns.__name__, 'sync_mul', x=2, y=2) == 4
             payload = {'a': [1, 2.5, 'x', None, True], 'b': {'nested': b'bytes'}}
             assert await portal.run(echo, value=payload) == payload
             # many concurrent calls over one channel each get their own answer
@@ -65,7 +48,7 @@ async def test_remote_errors_from_run(runtime_kwargs):
     channel keep working afterwards."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('faulty', enable_modules=[__name__])
+            portal = await an.start_actor('faulty', enable_modules=FNS)
             with pytest.raises(tractor.RemoteActorError) as info:
                 await portal.run(raise_value_error, msg='boom')
             err = info.value
@@ -86,7 +69,7 @@ async def test_remote_errors_from_run(runtime_kwargs):
 
             # an unknown function name in an enabled module
             with pytest.raises(tractor.RemoteActorError) as info:
-                await portal.run_from_ns(__name__, 'no_such_function')
+                await portal.run_from_ns(fns.__name__, 'no_such_function')
             assert info.value.boxed_type is AttributeError
 
             # a result the wire cannot carry
@@ -129,7 +112,7 @@ async def test_run_in_actor_error(runtime_kwargs):
 async def test_start_actor_portal_has_no_result(runtime_kwargs):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('daemon', enable_modules=[__name__])
+            portal = await an.start_actor('daemon', enable_modules=FNS)
             with pytest.raises(RuntimeError):
                 await portal.wait_for_result()
             await an.cancel()
@@ -144,7 +127,7 @@ def _not_module_level():
 async def test_run_takes_module_level_functions(runtime_kwargs):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('strict', enable_modules=[__name__])
+            portal = await an.start_actor('strict', enable_modules=FNS)
             with pytest.raises(TypeError):
                 await portal.run('add', x=1, y=2)
             with pytest.raises(TypeError):
@@ -170,9 +153,9 @@ async def test_module_not_enabled_is_refused(runtime_kwargs):
                 await portal.run_from_ns('os', 'system', command='true')
             assert info.value.boxed_type is tractor.ModuleNotExposed
             # dunder names of an enabled module are not callable either
-            other = await an.start_actor('open', enable_modules=[__name__])
+            other = await an.start_actor('open', enable_modules=FNS)
             with pytest.raises(tractor.RemoteActorError) as info:
-                await other.run_from_ns(__name__, '__loader__')
+                await other.run_from_ns(fns.__name__, '__loader__')
             assert info.value.boxed_type is tractor.ModuleNotExposed
             await an.cancel()
 

@@ -6,28 +6,15 @@ import pytest
 import trio
 
 import tractor
+import tractor_core_testfns as fns
+from tractor_core_testfns import addresses, whoami
+
+FNS = [fns.__name__]
 
 
-async def whoami() -> dict:
-    actor = tractor.current_actor()
-    return {
-        'name': actor.name,
-        'uid': list(actor.uid),
-        'aid': [actor.aid.name, actor.aid.uuid, actor.aid.pid],
-        'pid': os.getpid(),
-        'is_root': tractor.is_root_process(),
-    }
-
-
-async def addresses() -> dict:
-    actor = tractor.current_actor()
-    return {
-        'accept_addrs': actor.accept_addrs,
-        'reg_addrs': actor.reg_addrs,
-        'all_tuples': all(
-            type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]
-        ),
-    }
+async def local_whoami() -> dict:
+    """Defined in this test file, which a child can only load by path."""
+    return {'name': tractor.current_actor().name, 'module': __name__}
 
 
 def free_tcp_port() -> int:
@@ -44,7 +31,7 @@ def _tuples(addrs) -> list[tuple]:
 async def test_start_actor_and_run(runtime_kwargs, tpt_proto):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('child', enable_modules=[__name__])
+            portal = await an.start_actor('child', enable_modules=FNS)
             info = await portal.run(whoami)
             assert info['name'] == 'child'
             assert info['pid'] != os.getpid()
@@ -56,6 +43,16 @@ async def test_start_actor_and_run(runtime_kwargs, tpt_proto):
             assert portal.channel.raddr.proto_key == tpt_proto
             assert portal.channel.connected()
             assert await portal.cancel_actor()
+
+
+async def test_function_from_unimportable_file(runtime_kwargs):
+    """A module the child cannot import by name (this test file) is loaded
+    from its path, so functions defined right here are servable."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('by-path', enable_modules=[__name__])
+            assert await portal.run(local_whoami) == {'name': 'by-path', 'module': __name__}
+            await an.cancel()
 
 
 async def test_root_identity(runtime_kwargs, reg_addr):
@@ -76,7 +73,7 @@ async def test_start_actor_returns_serving(runtime_kwargs, tpt_proto, reg_addr):
     listen address (not just on the channel it used to boot)."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('server', enable_modules=[__name__])
+            portal = await an.start_actor('server', enable_modules=FNS)
             raddr = portal.channel.raddr
             assert raddr.proto_key == tpt_proto
             plain = raddr.unwrap()
@@ -101,7 +98,7 @@ async def test_spawn_many_concurrently(runtime_kwargs, pids_gone):
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             async def spawn(name: str) -> None:
-                portals[name] = await an.start_actor(name, enable_modules=[__name__])
+                portals[name] = await an.start_actor(name, enable_modules=FNS)
 
             async with trio.open_nursery() as tn:
                 for i in range(n):
@@ -131,8 +128,8 @@ async def test_same_name_twice(runtime_kwargs):
     """Names are not unique: two actors may share one, uids differ."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            p1 = await an.start_actor('twin', enable_modules=[__name__])
-            p2 = await an.start_actor('twin', enable_modules=[__name__])
+            p1 = await an.start_actor('twin', enable_modules=FNS)
+            p2 = await an.start_actor('twin', enable_modules=FNS)
             i1, i2 = await p1.run(whoami), await p2.run(whoami)
             assert i1['name'] == i2['name'] == 'twin'
             assert i1['uid'] != i2['uid'] and i1['pid'] != i2['pid']
@@ -160,7 +157,7 @@ async def test_bind_addrs(tpt_proto, runtime_kwargs, reg_addr):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor(
-                'bound', enable_modules=[__name__], bind_addrs=[want]
+                'bound', enable_modules=FNS, bind_addrs=[want]
             )
             addrs = await portal.run(addresses)
             assert _tuples(addrs['accept_addrs']) == [want]
@@ -190,7 +187,7 @@ async def test_multihomed_child():
                 'tcp', 'uds'
             }
             portal = await an.start_actor(
-                'multi', enable_modules=[__name__], bind_addrs=[tcp, uds]
+                'multi', enable_modules=FNS, bind_addrs=[tcp, uds]
             )
             addrs = await portal.run(addresses)
             assert _tuples(addrs['accept_addrs']) == [tcp, uds]
@@ -208,7 +205,7 @@ async def test_process_title(runtime_kwargs):
     """ps/top show which actor a process runs."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('titled', enable_modules=[__name__])
+            portal = await an.start_actor('titled', enable_modules=FNS)
             pid = portal.channel.aid.pid
             with open(f'/proc/{pid}/comm') as f:
                 comm = f.read().strip()
@@ -222,11 +219,30 @@ async def test_process_title(runtime_kwargs):
 async def test_cancel_actor_reaps(runtime_kwargs, pids_gone):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('short', enable_modules=[__name__])
+            portal = await an.start_actor('short', enable_modules=FNS)
             pid = portal.channel.aid.pid
             assert await portal.cancel_actor() is True
+            assert await pids_gone([pid]) == []
+            with pytest.raises(tractor.TransportClosed):
+                await portal.run(whoami)
             # the nursery block may end now: nothing left to wait for
         assert await pids_gone([pid]) == []
         assert not portal.channel.connected()
         # asking a gone actor again is a quiet False, not an error
         assert await portal.cancel_actor() is False
+
+
+async def test_bind_addr_in_use(runtime_kwargs, tpt_proto):
+    """A child that cannot bind where asked fails start_actor() with the
+    child's error instead of hanging."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            taken = tractor.current_actor().accept_addrs[0]  # the root's own
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await an.start_actor('squatter', enable_modules=FNS, bind_addrs=[taken])
+            assert issubclass(info.value.boxed_type, OSError)
+            assert an.children == {}
+            # the root still serves: a new child can dial it
+            portal = await an.start_actor('fine', enable_modules=FNS)
+            assert (await portal.run(whoami))['name'] == 'fine'
+            await an.cancel()

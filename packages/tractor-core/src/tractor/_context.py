@@ -125,6 +125,8 @@ class Context:
         self._credit_changed: trio.Event | None = None
         #: consumed messages not yet credited back to the peer
         self._owed = 0
+        #: a message taken from the inbox but not handed out (see _consumed)
+        self._pushback: _msg._Msg | None = None
         if pld_dec is None and pld_spec is not None:
             pld_dec = msgspec.msgpack.Decoder(pld_spec)
         self._pld_dec = pld_dec
@@ -230,27 +232,40 @@ class Context:
         )
 
     async def _next_msg(self) -> _msg._Msg:
+        msg = self._pushback
+        if msg is not None:
+            self._pushback = None
+            return msg
         try:
             return await self._inbox.receive()
         except trio.EndOfChannel:
             err = self._remote_error or TransportClosed(f'{self!r}: channel closed')
             raise err from None
 
-    async def _flush_credit(self) -> None:
-        """Hand consumed messages' credit back once a batch is owed.
+    async def _consumed(self, msg: _msg._Msg) -> None:
+        """Count ``msg`` (just taken from the inbox) as consumed and hand a
+        batch of credit back once one is owed. If that send is cancelled,
+        ``msg`` goes back to the head of the inbox: nothing is lost.
 
-        Called *before* waiting for the next message, so a cancel here loses
-        nothing (and a receiver that waits always has credited its peer)."""
+        (The stream's hot path inlines the counting and only calls
+        :meth:`_credit_back` once per batch.)"""
+        self._owed += 1
+        if self._owed >= self._batch:
+            await self._credit_back(msg)
+
+    async def _credit_back(self, msg: _msg._Msg) -> None:
         n = self._owed
-        if n >= self._batch and not self._done.is_set():
-            self._owed = 0
-            try:
-                await self.chan.send(_msg.Credit(cid=self.cid, n=n))
-            except TransportClosed:
-                pass
-            except BaseException:
-                self._owed += n
-                raise
+        if self._done.is_set():
+            return
+        self._owed = 0
+        try:
+            await self.chan.send(_msg.Credit(cid=self.cid, n=n))
+        except TransportClosed:
+            pass
+        except BaseException:
+            self._owed = n - 1
+            self._pushback = msg
+            raise
 
     def _decode(self, raw: msgspec.Raw) -> Any:
         return _msg.decode_pld(raw, self._pld_dec)
@@ -395,10 +410,9 @@ class Context:
         if self.side != 'caller':
             raise RuntimeError('only the caller side waits for the result')
         while not self._done.is_set():
-            await self._flush_credit()
             msg = await self._next_msg()
             if type(msg) is _msg.Yield:
-                self._owed += 1
+                await self._consumed(msg)
         if self._remote_error is not None:
             raise self._remote_error
         return self._decode(self._result)
@@ -421,6 +435,7 @@ class MsgStream(trio.abc.Channel[Any]):
         self._ctx = ctx
         self._eoc = False
         self._closed = False
+        self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)
 
     @property
     def ctx(self) -> Context:
@@ -453,11 +468,21 @@ class MsgStream(trio.abc.Channel[Any]):
             if self._closed:
                 raise trio.ClosedResourceError('this stream was closed by this side')
         ctx._credit -= 1
+        # reuse one Yield per stream (a concurrent sender makes its own)
+        msg = self._ymsg
+        if msg is None:
+            msg = _msg.Yield(cid=ctx.cid, pld=value)
+        else:
+            self._ymsg = None
+            msg.pld = value
         try:
-            await ctx.chan.send(_msg.Yield(cid=ctx.cid, pld=value))
+            await ctx.chan.send(msg)
         except BaseException:
             ctx._credit += 1
             raise
+        finally:
+            msg.pld = None
+            self._ymsg = msg
 
     async def receive(self) -> Any:
         """The next value; ``trio.EndOfChannel`` once the peer closed."""
@@ -466,12 +491,20 @@ class MsgStream(trio.abc.Channel[Any]):
         if self._eoc:
             raise trio.EndOfChannel
         ctx = self._ctx
-        if ctx._owed >= ctx._batch:
-            await ctx._flush_credit()
-        msg = await ctx._next_msg()
+        msg = ctx._pushback
+        if msg is None:
+            try:
+                msg = await ctx._inbox.receive()
+            except trio.EndOfChannel:
+                err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
+                raise err from None
+        else:
+            ctx._pushback = None
         kind = type(msg)
         if kind is _msg.Yield:
             ctx._owed += 1
+            if ctx._owed >= ctx._batch:
+                await ctx._credit_back(msg)
             return ctx._decode(msg.pld)  # type: ignore[attr-defined]
         if kind is _msg.Stop or kind is _msg.Return:
             self._eoc = True

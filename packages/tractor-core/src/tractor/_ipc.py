@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import _msg
-from ._exceptions import MsgTypeError, TransportClosed
+from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -25,6 +25,15 @@ class FrameError(MsgTypeError):
 
 def max_frame_size() -> int:
     return int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME))
+
+
+#: a peer that reads nothing of a frame for this long (plus 1s per MiB of
+#: the frame) is considered gone: ``TRACTOR_SEND_STALL_TIMEOUT`` overrides
+SEND_STALL_TIMEOUT = float(os.environ.get('TRACTOR_SEND_STALL_TIMEOUT', 30.0))
+
+
+def send_stall_timeout(nbytes: int) -> float:
+    return SEND_STALL_TIMEOUT + nbytes / (1 << 20)
 
 
 class Channel:
@@ -76,7 +85,8 @@ class Channel:
         for wire in wire_addrs:
             try:
                 addrs.append(wrap_address(wire))
-            except (ValueError, TypeError, LookupError) as err:
+            except (ValueError, TypeError, LookupError, NoTransportInstalled) as err:
+                # malformed, or a transport this process does not have
                 log.debug('ignoring peer address %r: %s', wire, err)
         if not addrs:
             return
@@ -100,14 +110,30 @@ class Channel:
                     f'message of {len(buf) - _HEADER} bytes exceeds the '
                     f'maximum frame size {self.max_frame}'
                 )
+            # a frame is written whole or not at all: a cancel that landed
+            # mid-write would leave a partial frame and corrupt the stream for
+            # every other context on it. So cancellation is honoured before
+            # the first byte and after the last; a peer that stops reading
+            # for longer than the stall bound is treated as gone.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            stalled = False
             try:
-                await self.stream.send_all(buf)
+                with trio.CancelScope(shield=True) as cs:
+                    cs.deadline = trio.current_time() + send_stall_timeout(len(buf))
+                    await self.stream.send_all(buf)
+                stalled = cs.cancelled_caught
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
                 self._closed = True
                 raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
             finally:
                 if len(buf) > 1 << 20:
                     self._out = bytearray()  # don't pin a huge buffer
+            if stalled:
+                await self.aclose()  # a partial frame may be out: unusable
+                raise TransportClosed(
+                    f'{self.aid and self.aid.name!r} stopped reading: a send '
+                    f'stalled for {send_stall_timeout(len(buf)):.0f}s'
+                )
 
     # -- receiving --------------------------------------------------------
     async def recv(self) -> _msg._Msg:

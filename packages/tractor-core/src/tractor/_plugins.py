@@ -96,11 +96,15 @@ def get_transport(proto_key: str) -> Transport:
     try:
         return _transports[proto_key]
     except KeyError:
-        dist = KNOWN_DISTRIBUTIONS.get(proto_key, f'a plugin providing {proto_key!r}')
+        dist = KNOWN_DISTRIBUTIONS.get(proto_key)
         have = ', '.join(sorted(_transports)) or 'none'
+        hint = (
+            f'install {dist!r}, e.g. `pip install {dist}`' if dist
+            else f'install a plugin distribution that provides {proto_key!r}'
+        )
         raise NoTransportInstalled(
             f'no transport for protocol {proto_key!r} is installed '
-            f'(installed: {have}); install {dist!r}, e.g. `pip install {dist}`'
+            f'(installed: {have}); {hint}'
         ) from None
 
 

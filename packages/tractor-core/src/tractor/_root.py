@@ -20,6 +20,17 @@ def default_transports() -> list[str]:
     return ['tcp'] if 'tcp' in installed else [sorted(installed)[0]]
 
 
+def _is_one_address(addrs: Any) -> bool:
+    """A bare address passed where a list of them belongs:
+    ``('127.0.0.1', 1616)`` or a UDS ``('/run/dir', 'file.sock')``."""
+    if not isinstance(addrs, tuple) or len(addrs) != 2 or not isinstance(addrs[0], str):
+        return False
+    second = addrs[1]
+    return isinstance(second, int) or (
+        isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/')
+    )
+
+
 @asynccontextmanager
 async def open_root_actor(
     *,
@@ -51,11 +62,14 @@ async def open_root_actor(
     if registry_addrs is not None and (
         not isinstance(registry_addrs, (list, tuple)) or not registry_addrs
         or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str)))
+        or _is_one_address(registry_addrs)
     ):
         raise TypeError(
             f'registry_addrs takes a non-empty list of addresses, e.g. '
             f"[('127.0.0.1', 1616)], got {registry_addrs!r}"
         )
+    if isinstance(enable_modules, str):
+        raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
     if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
         get_console_log(loglevel)
     if debug_mode:

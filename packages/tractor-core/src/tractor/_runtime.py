@@ -254,30 +254,36 @@ class Actor:
         down: RPC tasks first (so nested actor nurseries can still reach
         their children), then plugin hooks (unregister), then connections.
 
-        The block's own exceptions come out unwrapped (never in a group).
+        The block's own exceptions, and a failure to start serving (an
+        address already taken, a plugin hook failing), come out unwrapped
+        (never in a group).
         """
         body_exc: BaseException | None = None
         async with trio.open_nursery() as root_tn:
             self._root_tn = root_tn
             self._service_tn = await root_tn.start(self._run_service_nursery)
             try:
-                for addr in bind_addrs:
-                    await self._listen(addr)
                 async with AsyncExitStack() as hooks:
-                    for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
-                        if cm is not None:
-                            await hooks.enter_async_context(cm)
                     try:
-                        yield self
-                    except trio.Cancelled:
-                        raise
-                    except BaseException as exc:
-                        body_exc = exc
-                    finally:
-                        self._cancel_called = True
-                        self._service_tn.cancel_scope.cancel()
-                        with trio.CancelScope(shield=True):
-                            await self._service_done.wait()
+                        for addr in bind_addrs:
+                            await self._listen(addr)
+                        for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
+                            if cm is not None:
+                                await hooks.enter_async_context(cm)
+                    except Exception as exc:
+                        body_exc = exc  # never served: unwind, then raise it
+                    else:
+                        try:
+                            yield self
+                        except trio.Cancelled:
+                            raise
+                        except BaseException as exc:
+                            body_exc = exc
+                        finally:
+                            self._cancel_called = True
+                            self._service_tn.cancel_scope.cancel()
+                            with trio.CancelScope(shield=True):
+                                await self._service_done.wait()
             finally:
                 self._cancel_called = True
                 self._service_tn.cancel_scope.cancel()
@@ -328,7 +334,11 @@ class Actor:
         try:
             try:
                 aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
-            except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+            except TransportClosed as err:
+                # closed before saying anything: liveness probes, port scans
+                log.debug('connection on %s closed during the handshake: %s', laddr, err)
+                return
+            except (MsgTypeError, trio.TooSlowError) as err:
                 log.warning('dropping connection on %s: handshake failed: %s', laddr, err)
                 return
             waiter = self._spawning.pop(aid.uid, None)

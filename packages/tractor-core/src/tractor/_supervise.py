@@ -83,6 +83,10 @@ class ActorNursery:
             raise RuntimeError('this actor nursery was cancelled; it spawns no more')
         if not isinstance(name, str) or not name:
             raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+        if isinstance(enable_modules, str):
+            raise TypeError(
+                f'enable_modules takes a list of module names, got {enable_modules!r}'
+            )
         mods = [normalize_ns(m) for m in enable_modules or ()]
         for m in mods:
             if not isinstance(m, str) or not m:
@@ -130,11 +134,14 @@ class ActorNursery:
         except BaseException:
             waiter.fail(ActorFailure('spawn abandoned'))
             proc.kill()
+            with trio.CancelScope(shield=True):  # reaped before we raise
+                await child.exited.wait()
             raise
         finally:
             actor._spawning.pop(uid, None)
         if waiter.error is not None:
             proc.kill()
+            await child.exited.wait()
             raise waiter.error
         assert waiter.chan is not None
         child.portal = Portal(waiter.chan)
@@ -155,7 +162,7 @@ class ActorNursery:
         """
         ns, fname = _fn_address(fn)
         portal = await self.start_actor(
-            name or fname,
+            fname if name is None else name,
             enable_modules=[ns, *(enable_modules or ())],
             **{k: kwargs.pop(k) for k in ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method') if k in kwargs},
         )

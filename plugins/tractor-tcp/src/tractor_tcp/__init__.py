@@ -83,9 +83,17 @@ class TCPTransport(Transport):
         return f'/{proto}/{host}/tcp/{port}'
 
     def from_maddr(self, parts: list[str]) -> TCPAddress:
-        if len(parts) != 4:
+        text = '/' + '/'.join(parts)
+        if len(parts) > 4:
             raise ValueError(
-                f'a TCP multiaddr is /ip4/<host>/tcp/<port>, got {"/" + "/".join(parts)!r}'
+                f'unexpected trailing part {"/" + "/".join(parts[4:])!r} in the TCP '
+                f'multiaddr {text!r} (expected /{parts[0]}/<host>/tcp/<port>)'
+            )
+        if len(parts) < 4:
+            missing = ('<host>/tcp/<port>', 'tcp/<port>', '<port>')[len(parts) - 1]
+            raise ValueError(
+                f'incomplete TCP multiaddr {text!r}: missing {missing!r} '
+                f'(expected /{parts[0]}/<host>/tcp/<port>)'
             )
         proto, host, tcp, port = parts
         if tcp != 'tcp':

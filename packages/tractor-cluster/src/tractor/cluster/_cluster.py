@@ -9,7 +9,8 @@ import trio
 import tractor
 from tractor import Portal
 
-#: options that mean something only when this call boots the root actor
+#: the options still accepted inside a running actor (defaults for the workers);
+#: everything else in ``runtime_kwargs`` is for ``open_root_actor()``
 _NURSERY_OPTIONS = ('start_method', 'loglevel', 'debug_mode')
 
 
@@ -66,10 +67,14 @@ async def open_actor_cluster(
         async def spawn(name: str) -> None:
             portals[name] = await an.start_actor(name, enable_modules=list(modules))
 
-        async with trio.open_nursery() as tn:
-            for name in names:
-                tn.start_soon(spawn, name)
         try:
+            # a worker failing to boot cancels the other spawns; a lone
+            # failure is raised as itself (several arrive together in a group)
+            async with tractor.trionics.collapse_eg(), trio.open_nursery() as tn:
+                for name in names:
+                    tn.start_soon(spawn, name)
             yield {f'{prefix}.{name}': portals[name] for name in names}
         finally:
+            # every exit (spawn failure included) tears the fleet down the
+            # way the caller asked: graceful ladder, or a kill with hard_kill
             await an.cancel(hard_kill=hard_kill)

@@ -5,7 +5,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tractor import TransportClosed, MsgTypeError, RemoteActorError, TractorError
+from tractor import (
+    MsgTypeError,
+    NoTransportInstalled,
+    RemoteActorError,
+    TractorError,
+    TransportClosed,
+)
 from tractor._ipc import Channel, handshake
 from tractor._msg import Error, Return, Start
 from tractor._plugins import installed_transports, wrap_address
@@ -21,8 +27,8 @@ log = get_logger('discovery')
 
 #: bound on dialing a registrar or a registered peer
 CONNECT_TIMEOUT = 3.0
-#: bound on the boot-time "is a registrar there?" probe
-PROBE_TIMEOUT = 2.0
+#: bound on each step of the boot-time "is a registrar there?" probe
+PROBE_TIMEOUT = 5.0
 CLIENT_KEY = 'discovery.client'
 
 
@@ -54,15 +60,18 @@ class RegistrarClient:
             self._chans[addr] = chan
             return chan
 
-    async def call(self, addr: Address, method: str, **kwargs: Any) -> Any:
+    async def call(self, reg: Address, method: str, /, **kwargs: Any) -> Any:
+        """Run registrar method ``method(**kwargs)`` at ``reg`` (in-process
+        when this actor is that registrar). Positional-only parameters: the
+        RPC's own keywords (``addr=``, ``uid=``...) pass through untouched."""
         local = local_registrar(self.actor)
-        if local is not None and addr in self.actor.listen_addrs:
+        if local is not None and reg in self.actor.listen_addrs:
             return await getattr(local, method)(**kwargs)
-        chan = await self.channel(addr)
+        chan = await self.channel(reg)
         try:
             return await self.actor.call(chan, 'self', method, kwargs)
         except TransportClosed as err:
-            raise RegistrarUnreachable(f'lost the registrar at {addr}: {err}') from err
+            raise RegistrarUnreachable(f'lost the registrar at {reg}: {err}') from err
 
 
 def client(actor: Actor) -> RegistrarClient:
@@ -74,16 +83,21 @@ def client(actor: Actor) -> RegistrarClient:
 
 async def probe(actor: Actor, addr: Address) -> bool:
     """Whether a registrar serves ``addr``: ``False`` when nothing listens
-    there, ``RuntimeError`` when something that is not a registrar does."""
+    there, ``RuntimeError`` when something that is not a registrar does
+    (a plain server, a silent one, a tractor actor that is no registrar).
+    Every step is bounded by :data:`PROBE_TIMEOUT`: never a hang."""
+    timeout = PROBE_TIMEOUT
     try:
-        with trio.fail_after(PROBE_TIMEOUT):
+        with trio.fail_after(timeout):
             stream = await addr.transport.connect(addr)
     except (OSError, trio.TooSlowError):
         return False
     chan = Channel(stream, raddr=addr, initiator=True)
+    greeted = False
     try:
-        with trio.fail_after(PROBE_TIMEOUT):
-            await handshake(chan, actor.aid, PROBE_TIMEOUT)
+        with trio.fail_after(timeout):
+            await handshake(chan, actor.aid, timeout)
+            greeted = True
             cid = chan.next_cid()
             await chan.send(Start(cid=cid, ns='self', func='registrar_info', kwargs={}))
             while True:
@@ -92,13 +106,23 @@ async def probe(actor: Actor, addr: Address) -> bool:
                     return True
                 if isinstance(msg, Error) and msg.cid == cid:
                     raise RuntimeError(
-                        f'{addr} is served by tractor actor {msg.src_uid[0]!r}, '
-                        'which is not a registrar'
+                        f'registry address {addr} is served by tractor actor '
+                        f'{msg.src_uid[0]!r}, which is not a registrar'
                     )
     except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+        if isinstance(err, trio.TooSlowError):
+            what = (
+                f'tractor actor {chan.aid.name!r} did not answer a registry '
+                f'request within {timeout}s' if greeted and chan.aid is not None
+                else f'it did not answer the tractor handshake within {timeout}s'
+            )
+        elif isinstance(err, MsgTypeError):
+            what = f'it speaks something other than the tractor protocol ({err})'
+        else:
+            what = f'it closed the connection without answering ({err})'
         raise RuntimeError(
             f'registry address {addr} is in use by something that is not a '
-            f'tractor registrar ({type(err).__name__}: {err})'
+            f'tractor registrar: {what}'
         ) from None
     finally:
         await chan.aclose()
@@ -116,8 +140,8 @@ def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list
     for idx, wire in enumerate(wire_addrs):
         try:
             addr = wrap_address(wire)
-        except (ValueError, TypeError, LookupError):
-            continue
+        except (ValueError, TypeError, LookupError, NoTransportInstalled):
+            continue  # malformed, or a transport this host does not have
         ok = addr.proto_key in usable
         if not ok and usable_only:
             continue

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = get_logger('discovery')
 
 #: bound on unregistering at teardown (the registrar may be gone)
-UNREGISTER_TIMEOUT = 2.0
+UNREGISTER_TIMEOUT = 5.0
 
 
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:

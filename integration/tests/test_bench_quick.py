@@ -1,0 +1,73 @@
+"""The benchmark suite's ``--quick`` form runs end to end (so it cannot rot).
+
+It checks that every figure is produced and positive, never how fast it is:
+timings on a shared CI machine prove nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / 'scripts' / 'bench' / 'run.py'
+TIMEOUT = 240
+
+#: every figure a quick run reports (a full run adds clusters of 8 and 16)
+QUICK_KEYS = [
+    'import.tractor_ms', 'floor.import_trio_msgspec_ms',
+    'spawn.p50_ms', 'spawn.p90_ms', 'teardown.p50_ms', 'teardown.p90_ms', 'spawn.child_cpu_ms',
+    'floor.fork_waitpid.p50_ms', 'floor.python_c_pass.p50_ms',
+    *(f'cluster.{n}.{what}' for n in (2, 4) for what in ('ready_ms', 'teardown_ms', 'cpu_per_worker_ms')),
+    *(
+        f'{prefix}.{tpt}.{case}.{stat}'
+        for prefix in ('rpc', 'floor.raw_pingpong')
+        for tpt in ('tcp', 'uds')
+        for case in ('noop', '10k')
+        for stat in ('p50_us', 'p99_us', 'per_s')
+    ),
+    'stream.tcp.oneway_per_s', 'floor.raw_oneway_batched.tcp.per_s',
+    'stream.tcp.echo.p50_us', 'floor.raw_pingpong.tcp.yield.p50_us',
+    'discovery.find_actor.p50_us', 'discovery.query_actor.p50_us',
+    'discovery.wait_for_actor.p50_us',
+]
+
+
+def test_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, str(RUN), '--quick', '--json', str(out)]
+    # its own session: on a hang, kill exactly the group it started
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f'the quick benchmark took over {TIMEOUT}s\n{stdout}\n{stderr}')
+    assert proc.returncode == 0, f'exited {proc.returncode}\n{stdout}\n{stderr}'
+    assert '| figure | value | floor | ratio | target |' in stdout
+
+    report = json.loads(out.read_text())
+    assert report['mode'] == 'quick'
+    assert not report['errors']
+    for field in ('cpu', 'cores', 'python', 'kernel'):
+        assert report['machine'][field], field
+    figures = report['figures']
+    missing = [k for k in QUICK_KEYS if k not in figures]
+    assert not missing, f'figures missing from the report: {missing}'
+    bad = {
+        k: figures[k] for k in QUICK_KEYS
+        if not (isinstance(figures[k], (int, float)) and figures[k] > 0)
+    }
+    assert not bad, f'figures that are not positive numbers: {bad}'
+    assert {r['key'] for r in report['rows']} <= set(figures)

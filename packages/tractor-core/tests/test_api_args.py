@@ -1,0 +1,136 @@
+"""Wrong arguments fail early and say what is wrong."""
+import pytest
+import trio
+
+import tractor
+import tractor_core_testfns as fns
+from tractor_core_testfns import whoami
+
+FNS = [fns.__name__]
+
+
+async def test_unknown_kwarg_to_open_root_actor(runtime_kwargs):
+    with pytest.raises(TypeError, match='no_such_option'):
+        async with tractor.open_root_actor(no_such_option=1, **runtime_kwargs):
+            pass
+    assert tractor.current_actor(err_on_no_runtime=False) is None
+
+
+async def test_unknown_kwarg_to_open_nursery(runtime_kwargs):
+    # booting the root: the kwargs go to open_root_actor
+    with pytest.raises(TypeError, match='bogus_flag'):
+        async with tractor.open_nursery(bogus_flag=True, **runtime_kwargs):
+            pass
+    # inside a running actor: only the per-nursery options are accepted
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(**runtime_kwargs):
+            with pytest.raises(TypeError, match='bogus_flag'):
+                async with tractor.open_nursery(bogus_flag=True):
+                    pass
+            async with tractor.open_nursery(loglevel='error') as an:
+                assert an.children == {}
+
+
+async def test_unknown_kwarg_to_start_actor(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            with pytest.raises(TypeError, match='enable_module'):
+                await an.start_actor('typo', enable_module=FNS)
+            with pytest.raises(TypeError, match='enable_modules'):
+                await an.start_actor('typo', enable_modules=fns.__name__)  # not a list
+            assert an.children == {}
+
+
+@pytest.mark.parametrize('where', ['open_nursery', 'open_root_actor', 'start_actor'])
+async def test_bad_start_method(where, runtime_kwargs):
+    with trio.fail_after(30):
+        with pytest.raises(ValueError) as info:
+            if where == 'start_actor':
+                async with tractor.open_nursery(**runtime_kwargs) as an:
+                    await an.start_actor('never', start_method='fork-bomb')
+            elif where == 'open_nursery':
+                async with tractor.open_nursery(start_method='fork-bomb', **runtime_kwargs):
+                    pass
+            else:
+                async with tractor.open_root_actor(start_method='fork-bomb', **runtime_kwargs):
+                    pass
+    msg = str(info.value)
+    assert 'fork-bomb' in msg
+    assert "'trio'" in msg  # lists what is available
+
+
+async def test_start_method_env_var(runtime_kwargs, monkeypatch):
+    monkeypatch.setenv('TRACTOR_START_METHOD', 'from-the-env')
+    with pytest.raises(ValueError, match='from-the-env'):
+        async with tractor.open_nursery(**runtime_kwargs):
+            pass
+    # an explicit argument wins over the environment
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='trio', **runtime_kwargs) as an:
+            portal = await an.start_actor('explicit', enable_modules=FNS)
+            assert (await portal.run(whoami))['start_method'] == 'trio'
+            await an.cancel()
+    monkeypatch.setenv('TRACTOR_START_METHOD', 'trio')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            assert tractor.current_actor().start_method == 'trio'
+            portal = await an.start_actor('from-env', enable_modules=FNS)
+            assert (await portal.run(whoami))['start_method'] == 'trio'
+            await an.cancel()
+
+
+async def test_empty_actor_name(runtime_kwargs):
+    with pytest.raises(ValueError):
+        async with tractor.open_root_actor(name='', **runtime_kwargs):
+            pass
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            with pytest.raises(ValueError):
+                await an.start_actor('')
+            with pytest.raises(ValueError):
+                await an.run_in_actor(whoami, name='')
+            assert an.children == {}
+
+
+async def test_bad_transport_arguments(tpt_proto):
+    with pytest.raises(tractor.NoTransportInstalled, match='smoke-signals'):
+        async with tractor.open_root_actor(enable_transports=['smoke-signals']):
+            pass
+    with pytest.raises(TypeError):
+        async with tractor.open_root_actor(enable_transports=tpt_proto):  # not a list
+            pass
+    # one bare address where a list of them belongs
+    for bare in (('127.0.0.1', 1616), ('/some/dir', 'registry.sock')):
+        with pytest.raises(TypeError, match='list of addresses'):
+            async with tractor.open_root_actor(registry_addrs=bare):
+                pass
+    assert tractor.current_actor(err_on_no_runtime=False) is None
+
+
+async def test_bad_bind_addrs(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            with pytest.raises(ValueError):
+                await an.start_actor('nowhere', bind_addrs=[('127.0.0.1', 'not-a-port')])
+            with pytest.raises(ValueError):
+                await an.start_actor('nowhere', bind_addrs=[(1, 2, 3)])
+            assert an.children == {}
+
+
+async def test_no_runtime():
+    with pytest.raises(tractor.NoRuntime):
+        tractor.current_actor()
+    assert tractor.is_root_process()
+    assert issubclass(tractor.NoRuntime, RuntimeError)
+
+
+async def test_no_runtime_after_exit(runtime_kwargs):
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(**runtime_kwargs) as actor:
+            assert tractor.current_actor() is actor
+            with pytest.raises(RuntimeError):  # one runtime per process
+                async with tractor.open_root_actor(**runtime_kwargs):
+                    pass
+            assert tractor.current_actor() is actor
+    with pytest.raises(tractor.NoRuntime):
+        tractor.current_actor()

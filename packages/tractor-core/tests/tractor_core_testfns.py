@@ -1,0 +1,181 @@
+"""Functions the core tests run inside subactors.
+
+They live apart from the test modules so a subactor that enables them
+imports only this (not pytest): spawning stays cheap. ``conftest.py`` puts
+this directory on ``sys.path``, and subactors inherit the parent's path.
+
+Module-level dicts hold per-process state that a test reads back through a
+second RPC (e.g. to see from the child's side that a task was cancelled).
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import trio
+
+import tractor
+
+#: per-process state, read back with get_state()
+STATE: dict[str, object] = {}
+
+
+def get_state(key: str):
+    return STATE.get(key)
+
+
+# -- identity and addresses -----------------------------------------------
+
+async def whoami() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'name': actor.name,
+        'uid': list(actor.uid),
+        'aid': [actor.aid.name, actor.aid.uuid, actor.aid.pid],
+        'pid': os.getpid(),
+        'ppid': os.getppid(),
+        'is_root': tractor.is_root_process(),
+        'reg_addrs': actor.reg_addrs,
+        'start_method': actor.start_method,
+    }
+
+
+async def addresses() -> dict:
+    actor = tractor.current_actor()
+    return {
+        'accept_addrs': actor.accept_addrs,
+        'reg_addrs': actor.reg_addrs,
+        'all_tuples': all(
+            type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]
+        ),
+    }
+
+
+async def ping() -> str:
+    return 'pong'
+
+
+async def call_back(addr: list) -> str:
+    """Dial ``addr`` afresh and call ``ping`` there."""
+    chan = await tractor.current_actor().connect(tuple(addr))
+    try:
+        return await tractor.Portal(chan).run(ping)
+    finally:
+        await chan.aclose()
+
+
+def log_level() -> str:
+    return logging.getLevelName(logging.getLogger('tractor').getEffectiveLevel())
+
+
+# -- results and errors ----------------------------------------------------
+
+async def add(x: int, y: int) -> int:
+    await trio.sleep(0)
+    return x + y
+
+
+def sync_mul(x: int, y: int) -> int:
+    return x * y
+
+
+async def echo(value):
+    return value
+
+
+def payload_len(value: bytes) -> int:
+    return len(value)
+
+
+async def nothing() -> None:
+    pass
+
+
+async def raise_value_error(msg: str = 'child failed') -> None:
+    raise ValueError(msg)
+
+
+def sync_raise_key_error() -> None:
+    raise KeyError('missing')
+
+
+async def return_unencodable():
+    return object()
+
+
+async def wait_file_then_raise(wait_for: str) -> None:
+    """Fail once ``wait_for`` exists (so the test decides when)."""
+    while not os.path.exists(wait_for):
+        await trio.sleep(0.02)
+    raise ValueError('failed on cue')
+
+
+async def fail_when_cancelled() -> None:
+    """Sleep; when cancelled, fail while unwinding (a real second error)."""
+    try:
+        await trio.sleep(3600)
+    finally:
+        raise KeyError('failed while being cancelled')
+
+
+# -- cancellation ------------------------------------------------------------
+
+async def long_sleep(key: str = 'sleep') -> None:
+    STATE[key] = 'sleeping'
+    try:
+        await trio.sleep(3600)
+    except trio.Cancelled:
+        STATE[key] = 'cancelled'
+        raise
+
+
+async def ignore_cancel() -> None:
+    STATE['shielded'] = 'entered'
+    with trio.CancelScope(shield=True):
+        await trio.sleep(3600)
+
+
+# -- trees -------------------------------------------------------------------
+
+async def hold_tree() -> None:
+    """Spawn a leaf, note its pid, keep the nursery open (a tree's middle)."""
+    async with tractor.open_nursery() as an:
+        leaf = await an.start_actor('leaf', enable_modules=[__name__])
+        STATE['leaf_pid'] = leaf.channel.aid.pid
+        await trio.sleep_forever()
+
+
+async def spawn_grandchildren(n: int) -> dict:
+    """Spawn ``n`` grandchildren, one daemon and the rest one-shot, and
+    report what each of them says."""
+    me = await whoami()
+    async with tractor.open_nursery() as an:
+        daemon = await an.start_actor('gc-daemon', enable_modules=[__name__])
+        oneshots = [
+            await an.run_in_actor(whoami, name=f'gc-{i}') for i in range(n - 1)
+        ]
+        kids = [await daemon.run(whoami)]
+        kids += [await p.wait_for_result() for p in oneshots]
+        await daemon.cancel_actor()
+    return {'me': me, 'kids': kids}
+
+
+async def deep(levels: int) -> list[str]:
+    """A chain ``levels`` deep below this actor; the names from here down."""
+    name = tractor.current_actor().name
+    if levels == 0:
+        return [name]
+    async with tractor.open_nursery() as an:
+        portal = await an.run_in_actor(deep, name=f'level-{levels}', levels=levels - 1)
+        below = await portal.wait_for_result()
+    return [name, *below]
+
+
+async def spawn_failing_grandchild() -> None:
+    async with tractor.open_nursery() as an:
+        await an.run_in_actor(raise_value_error, name='leaf', msg='deep')
+
+
+def die(code: int = 3) -> None:
+    """Exit the process on the spot, mid-call."""
+    os._exit(code)

@@ -1,0 +1,124 @@
+"""Helpers shared by the benchmark families: statistics, the machine
+description, free ports, and tractor's framing for the raw-socket floors."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import msgspec
+import trio
+
+from tractor import _msg
+
+HERE = Path(__file__).resolve().parent
+#: one decoder for the floors: the same tagged union the runtime decodes
+MSG_DECODER = msgspec.msgpack.Decoder(_msg.Msg)
+now = time.perf_counter
+
+
+# -- statistics ------------------------------------------------------------
+def pct(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0..1) of ``samples``."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped child process so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+# -- environment -----------------------------------------------------------
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def tcp_registry() -> list[tuple[str, int]]:
+    """A registry address of its own for one actor tree."""
+    return [('127.0.0.1', free_tcp_port())]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_rev() -> str | None:
+    try:
+        out = subprocess.run(
+            ['git', 'rev-parse', '--short', 'HEAD'], cwd=HERE, capture_output=True,
+            text=True, timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine() -> dict:
+    import trio as _trio
+
+    return {
+        'cpu': _cpu_model(),
+        'cores': os.cpu_count(),
+        'python': platform.python_version(),
+        'implementation': platform.python_implementation(),
+        'kernel': f'{platform.system()} {platform.release()}',
+        'trio': _trio.__version__,
+        'msgspec': msgspec.__version__,
+        'git': _git_rev(),
+        'loadavg_start': list(os.getloadavg()),
+        'date': time.strftime('%Y-%m-%d %H:%M:%S %z'),
+    }
+
+
+# -- framing (the raw floors) ------------------------------------------------
+def frame(msg: _msg._Msg) -> bytes:
+    """``msg`` framed exactly as a tractor channel sends it."""
+    buf = bytearray()
+    _msg.encode_frame(msg, buf)
+    return bytes(buf)
+
+
+class FrameReader:
+    """Reads length-prefixed frames from a trio stream."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.data = b''
+        self.pos = 0
+
+    async def raw(self) -> memoryview:
+        """The next frame's body (valid until the next call)."""
+        while True:
+            data, pos = self.data, self.pos
+            if len(data) - pos >= 4:
+                end = pos + 4 + int.from_bytes(data[pos:pos + 4], 'big')
+                if len(data) >= end:
+                    self.pos = end
+                    return memoryview(data)[pos + 4:end]
+            chunk = await self.stream.receive_some(256 * 1024)
+            if not chunk:
+                raise EOFError('peer closed the connection')
+            self.data = data[pos:] + chunk if pos < len(data) else chunk
+            self.pos = 0
+
+    async def recv(self) -> _msg._Msg:
+        return MSG_DECODER.decode(await self.raw())

@@ -1,0 +1,95 @@
+"""The client side of the raw-socket floors (the server is ``rawpeer.py``,
+a separate process): ping-pong and batched one-way throughput of the very
+frames the runtime sends, over the same socket type."""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+
+import msgspec
+import trio
+
+from common import HERE, FrameReader, frame, now
+from tractor import _msg
+
+Connect = Callable[[], Awaitable[trio.SocketStream]]
+
+
+@asynccontextmanager
+async def raw_peer(kind: str, tmpdir: str) -> AsyncIterator[Connect]:
+    """Start ``rawpeer.py`` for ``kind`` (``'tcp'`` or ``'uds'``); yields a
+    function that opens a new connection to it. The peer is reaped on exit."""
+    cmd = [sys.executable, str(HERE / 'rawpeer.py'), kind]
+    if kind == 'uds':
+        cmd.append(os.path.join(tmpdir, f'raw-{os.getpid()}.sock'))
+    proc = await trio.lowlevel.open_process(cmd, stdout=-1)
+    try:
+        line = b''
+        with trio.fail_after(30):
+            while not line.endswith(b'\n'):
+                chunk = await proc.stdout.receive_some(256)
+                if not chunk:
+                    raise RuntimeError(f'rawpeer exited early ({cmd})')
+                line += chunk
+        where = line.decode().strip()
+
+        async def connect() -> trio.SocketStream:
+            if kind == 'tcp':
+                return await trio.open_tcp_stream('127.0.0.1', int(where))
+            return await trio.open_unix_socket(where)
+
+        yield connect
+        stream = await connect()
+        async with stream:
+            await stream.send_all(frame_mode('quit'))
+        with trio.fail_after(10):
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+            await proc.stdout.aclose()
+
+
+def frame_mode(mode: str, n: int = 0) -> bytes:
+    body = msgspec.msgpack.encode([mode, n])
+    return len(body).to_bytes(4, 'big') + body
+
+
+async def pingpong(connect: Connect, msg: _msg._Msg, n: int) -> list[float]:
+    """``n`` round trips of ``msg`` (encoded and decoded every time, as the
+    runtime does); returns each round trip in seconds."""
+    samples = []
+    out = bytearray()
+    async with await connect() as stream:
+        await stream.send_all(frame_mode('pingpong'))
+        reader = FrameReader(stream)
+        for _ in range(n):
+            t0 = now()
+            _msg.encode_frame(msg, out)
+            await stream.send_all(out)
+            await reader.recv()
+            samples.append(now() - t0)
+    return samples
+
+
+async def oneway(connect: Connect, msg: _msg._Msg, n: int, batch: int = 64) -> float:
+    """Send ``n`` copies of ``msg``, up to ``batch`` frames per write, to a
+    receiver that decodes each; returns messages/s (until the receiver's
+    acknowledgement of the last one)."""
+    one = frame(msg)
+    full = one * batch
+    async with await connect() as stream:
+        await stream.send_all(frame_mode('sink', n))
+        t0 = now()
+        for _ in range(n // batch):
+            await stream.send_all(full)
+        if n % batch:
+            await stream.send_all(one * (n % batch))
+        ack = await stream.receive_some(1)
+        elapsed = now() - t0
+    assert ack == b'k', ack
+    return n / elapsed

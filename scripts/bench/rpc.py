@@ -1,0 +1,70 @@
+"""rpc: ``portal.run(noop)`` round trips (p50/p99, calls/s) over TCP and
+UDS, without and with a 10 KiB argument. Floor: a raw trio ping-pong of the
+same ``Start``/``Return`` frames over the same socket type. Rounds of the
+two alternate so that background load hits both alike."""
+from __future__ import annotations
+
+import os
+
+import trio
+
+import targets
+import tractor
+from common import now, pct, tcp_registry
+from raw import pingpong, raw_peer
+from tractor import _msg
+
+DATA = b'x' * 10 * 1024
+CASES = {'noop': {}, '10k': {'data': DATA}}
+ROUNDS = 4
+
+
+async def _calls(portal: tractor.Portal, kwargs: dict, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t0 = now()
+        await portal.run(targets.noop, **kwargs)
+        samples.append(now() - t0)
+    return samples
+
+
+async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
+    if key == 'tcp':
+        reg = tcp_registry()
+    else:
+        reg = [(tmpdir, f'reg-{os.getpid()}.sock')]
+    runs: dict[tuple[str, str], list[float]] = {}
+    async with (
+        raw_peer(key, tmpdir) as connect,
+        tractor.open_nursery(registry_addrs=reg, enable_transports=[key]) as an,
+    ):
+        portal = await an.start_actor(f'rpc_{key}', enable_modules=['targets'])
+        proto = portal.channel.raddr.proto_key
+        if proto != key:
+            raise RuntimeError(f'the {key} benchmark runs over {proto}')
+        for case, kwargs in CASES.items():
+            # the frame that portal.run(targets.noop, **kwargs) sends
+            start = _msg.Start(cid=2, ns=targets.__name__, func='noop', kwargs=kwargs)
+            await _calls(portal, kwargs, max(10, n // 20))  # warm-up
+            await pingpong(connect, start, max(10, n // 20))
+            for _ in range(ROUNDS):
+                runs.setdefault(('tractor', case), []).extend(
+                    await _calls(portal, kwargs, n // ROUNDS))
+                runs.setdefault(('raw', case), []).extend(
+                    await pingpong(connect, start, n // ROUNDS))
+        await portal.cancel_actor()
+    figures = {}
+    for (who, case), samples in runs.items():
+        prefix = f'rpc.{key}.{case}' if who == 'tractor' else f'floor.raw_pingpong.{key}.{case}'
+        figures[f'{prefix}.p50_us'] = pct(samples, 0.5) * 1e6
+        figures[f'{prefix}.p99_us'] = pct(samples, 0.99) * 1e6
+        figures[f'{prefix}.per_s'] = len(samples) / sum(samples)
+    return figures
+
+
+def run(quick: bool, tmpdir: str) -> dict[str, float]:
+    n = 200 if quick else 4000
+    figures = {}
+    for key in ('tcp', 'uds'):
+        figures.update(trio.run(_measure, key, n, tmpdir))
+    return figures

@@ -1,0 +1,205 @@
+"""tractor's benchmark suite: every figure next to its floor, in one run.
+
+    uv run python scripts/bench/run.py [--quick] [--json out.json] [--only rpc,stream]
+
+Prints the machine and a markdown table (figure, value, floor, ratio, the
+speed issue's target) and optionally writes everything as JSON. ``--quick``
+runs few iterations and small clusters (a smoke run: it asserts nothing
+about timings). Each family lives in its own module next to this one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+import cluster
+import discovery
+import imports
+import rpc
+import spawn
+import stream
+from common import machine
+
+#: family -> runner(quick, tmpdir); run in this order
+FAMILIES = {
+    'import': lambda quick, tmp: imports.run(quick, tmp),
+    'spawn': lambda quick, tmp: spawn.run(quick),
+    'cluster': lambda quick, tmp: cluster.run(quick),
+    'rpc': lambda quick, tmp: rpc.run(quick, tmp),
+    'stream': lambda quick, tmp: stream.run(quick, tmp),
+    'discovery': lambda quick, tmp: discovery.run(quick),
+}
+
+FORK = 'floor.fork_waitpid.p50_ms'
+PINGPONG_TCP = 'floor.raw_pingpong.tcp.noop.p50_us'
+FLOOR_NAMES = {
+    FORK: 'fork+waitpid p50',
+    'floor.python_c_pass.p50_ms': '`python -c pass` p50',
+    'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
+    'floor.import_trio_msgspec_ms': '`import trio, msgspec`',
+}
+
+
+def floor_name(key: str) -> str:
+    if key in FLOOR_NAMES:
+        return FLOOR_NAMES[key]
+    if key.startswith('floor.raw_pingpong.'):  # floor.raw_pingpong.<tpt>.<case>.<stat>
+        _, _, tpt, case, stat = key.split('.')
+        what = {'noop': '', '10k': ' (10 KiB)', 'yield': ' (Yield)'}.get(case, f' ({case})')
+        return f'raw {tpt} ping-pong{what}' + ('' if stat == 'per_s' else f' {stat[:3]}')
+    return key
+
+
+def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
+    """(figure, key, floor key, target); a target is ('<=', ratio),
+    ('>=', ratio) or ('abs<=', value in the figure's unit)."""
+    rows = [
+        ('spawn p50', 'spawn.p50_ms', FORK, ('<=', 8)),
+        ('spawn p90', 'spawn.p90_ms', FORK, None),
+        ('spawn p50 vs a bare interpreter', 'spawn.p50_ms', 'floor.python_c_pass.p50_ms', None),
+        ('teardown p50', 'teardown.p50_ms', FORK, ('<=', 8)),
+        ('teardown p90', 'teardown.p90_ms', FORK, None),
+        ('CPU time of one spawned actor (boot, call, teardown)', 'spawn.child_cpu_ms', None, None),
+    ]
+    for n in (2, 4, 8, 16):
+        rows.append((f'cluster of {n} ready', f'cluster.{n}.ready_ms', None,
+                     ('abs<=', 300) if n == 16 else None))
+        rows.append((f'cluster of {n} teardown', f'cluster.{n}.teardown_ms', None, None))
+        rows.append((f'cluster of {n}: CPU time per worker', f'cluster.{n}.cpu_per_worker_ms', None, None))
+    for key in ('tcp', 'uds'):
+        for case in ('noop', '10k'):
+            what = 'portal.run(noop)' if case == 'noop' else 'portal.run(noop, 10 KiB)'
+            rpc_key, floor = f'rpc.{key}.{case}', f'floor.raw_pingpong.{key}.{case}'
+            rows += [
+                (f'{what} {key} p50', f'{rpc_key}.p50_us', f'{floor}.p50_us',
+                 ('<=', 2) if case == 'noop' else None),
+                (f'{what} {key} p99', f'{rpc_key}.p99_us', f'{floor}.p99_us', None),
+                (f'{what} {key} calls/s', f'{rpc_key}.per_s', f'{floor}.per_s', None),
+            ]
+    rows += [
+        ('stream one-way tcp', 'stream.tcp.oneway_per_s', 'floor.raw_oneway_batched.tcp.per_s', ('>=', 0.15)),
+        ('stream echo tcp p50', 'stream.tcp.echo.p50_us', 'floor.raw_pingpong.tcp.yield.p50_us', ('<=', 1.5)),
+        ('find_actor (not connected) p50', 'discovery.find_actor.p50_us', PINGPONG_TCP, ('<=', 10)),
+        ('query_actor p50', 'discovery.query_actor.p50_us', PINGPONG_TCP, None),
+        ('wait_for_actor (registered) p50', 'discovery.wait_for_actor.p50_us', PINGPONG_TCP, None),
+        ('import tractor', 'import.tractor_ms', 'floor.import_trio_msgspec_ms', ('<=', 1.15)),
+    ]
+    return rows
+
+
+def _fmt(key: str, value: float) -> str:
+    if key.endswith('per_s'):
+        return f'{value:,.0f}/s'
+    unit = 'ms' if key.endswith('_ms') else 'µs'
+    return f'{value:#.3g} {unit}' if value < 100 else f'{value:,.0f} {unit}'
+
+
+def build_rows(figures: dict[str, float]) -> list[dict]:
+    out = []
+    for label, key, floor_key, target in _rows():
+        if key not in figures:
+            continue
+        value = figures[key]
+        floor = figures.get(floor_key) if floor_key else None
+        ratio = value / floor if floor else None
+        met = None
+        target_text = ''
+        if target is not None:
+            op, bound = target
+            if op == 'abs<=':
+                target_text, met = f'≤ {_fmt(key, bound)}', value <= bound
+            elif ratio is not None:
+                target_text = f'{"≤" if op == "<=" else "≥"} {bound}×'
+                met = ratio <= bound if op == '<=' else ratio >= bound
+        out.append({
+            'figure': label, 'key': key, 'value': value, 'value_text': _fmt(key, value),
+            'floor_key': floor_key, 'floor': floor,
+            'floor_text': f'{_fmt(floor_key, floor)} ({floor_name(floor_key)})'
+            if floor is not None else '',
+            'ratio': ratio, 'target': target_text, 'met': met,
+        })
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = ['| figure | value | floor | ratio | target | met |', '|---|---:|---|---:|---|:-:|']
+    for r in rows:
+        ratio = f'{r["ratio"]:.3g}×' if r['ratio'] is not None else ''
+        met = {True: 'yes', False: '**no**', None: ''}[r['met']]
+        lines.append(
+            f'| {r["figure"]} | {r["value_text"]} | {r["floor_text"]} | {ratio} | {r["target"]} | {met} |'
+        )
+    return '\n'.join(lines)
+
+
+def describe(mach: dict) -> str:
+    load = ', '.join(f'{x:.2f}' for x in mach['loadavg_start'])
+    load_end = ', '.join(f'{x:.2f}' for x in mach.get('loadavg_end', []))
+    return (
+        f'- machine: {mach["cpu"]}, {mach["cores"]} cores, {mach["kernel"]}\n'
+        f'- python {mach["python"]} ({mach["implementation"]}), trio {mach["trio"]}, '
+        f'msgspec {mach["msgspec"]}, tractor at {mach["git"] or "?"}\n'
+        f'- load average at start: {load}; at end: {load_end}; run {mach["date"]}'
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='few iterations, small clusters')
+    parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
+    parser.add_argument('--only', metavar='FAMILIES',
+                        help=f'comma-separated subset of: {",".join(FAMILIES)}')
+    args = parser.parse_args(argv)
+    chosen = args.only.split(',') if args.only else list(FAMILIES)
+    unknown = set(chosen) - set(FAMILIES)
+    if unknown:
+        parser.error(f'unknown families: {sorted(unknown)}')
+
+    tmpdir = tempfile.mkdtemp(prefix='trbench-')
+    # UDS sockets (and the UDS registry) of every tree go here
+    os.environ['TRACTOR_RUNTIME_DIR'] = tmpdir
+    mach = machine()
+    figures: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        for name in chosen:
+            t0 = time.perf_counter()
+            print(f'# {name} ...', file=sys.stderr, flush=True)
+            try:
+                figures.update(FAMILIES[name](args.quick, tmpdir))
+            except BaseException as err:
+                if isinstance(err, KeyboardInterrupt):
+                    raise
+                errors[name] = traceback.format_exc()
+                print(errors[name], file=sys.stderr)
+            timings[name] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    mach['loadavg_end'] = list(os.getloadavg())
+    rows = build_rows(figures)
+    print(f'\n## tractor benchmarks ({"quick" if args.quick else "full"} run, '
+          f'{time.perf_counter() - started:.1f} s)\n')
+    print(describe(mach) + '\n')
+    print(table(rows))
+    if errors:
+        print(f'\nfailed families: {", ".join(errors)}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({
+                'mode': 'quick' if args.quick else 'full', 'machine': mach,
+                'figures': figures, 'rows': rows, 'family_seconds': timings,
+                'errors': errors,
+            }, f, indent=2)
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
