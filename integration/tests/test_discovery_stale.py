@@ -8,6 +8,7 @@ import os
 import signal
 import uuid
 
+import pytest
 import trio
 
 import tractor
@@ -117,3 +118,59 @@ async def test_stale_newest_entry_falls_back_to_an_older_live_one(runtime_kwargs
             assert await looker.run(find_uid, name='svc') == list(live.channel.uid)
             assert dead_uid not in await reg.backend.snapshot()
             await an.cancel()
+
+
+async def _impostor(tpt_proto: str, addr: tuple, reply: bytes | None, task_status=trio.TASK_STATUS_IGNORED):
+    """A non-tractor server: answers every connection with ``reply`` (or
+    nothing at all) and keeps it open."""
+    import socket
+
+    if tpt_proto == 'tcp':
+        [listener] = await trio.open_tcp_listeners(addr[1], host=addr[0])
+    else:
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(os.path.join(*addr))
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+
+    async def handle(stream):
+        async with stream:
+            if reply:
+                await stream.send_all(reply)
+            await trio.sleep_forever()
+
+    try:
+        await trio.serve_listeners(handle, [listener], task_status=task_status)
+    finally:
+        if tpt_proto == 'uds':
+            os.unlink(os.path.join(*addr))
+
+
+@pytest.mark.parametrize('reply', [b'HTTP/1.1 400 Bad Request\r\n\r\n', None], ids=['garbage', 'silent'])
+async def test_registered_address_held_by_a_non_tractor_server(runtime_kwargs, tpt_proto, reply, monkeypatch):
+    """An entry whose address is now held by something that is not tractor:
+    the lookup neither hangs nor raises; a server that speaks garbage is
+    plainly not the actor (entry deleted), a silent one is given up on
+    after the connect bound."""
+    import socket
+
+    from tractor.discovery import _client
+
+    monkeypatch.setattr(_client, 'CONNECT_TIMEOUT', 1.0)
+    if tpt_proto == 'tcp':
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            addr = s.getsockname()
+    else:
+        addr = (os.environ['TRACTOR_RUNTIME_DIR'], f'imp-{uuid.uuid4().hex[:8]}.sock')
+    uid = ('imp', str(uuid.uuid4()))
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(**runtime_kwargs) as root, trio.open_nursery() as tn:
+            await tn.start(_impostor, tpt_proto, addr, reply)
+            reg = local_registrar(root)
+            await reg.register_actor(list(uid), [mk_maddr(addr).to_wire()])
+            async with tractor.find_actor('imp') as portal:
+                assert portal is None
+            if reply is not None:
+                assert uid not in await reg.backend.snapshot()
+            tn.cancel_scope.cancel()

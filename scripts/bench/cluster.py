@@ -1,13 +1,13 @@
 """cluster: ``open_actor_cluster(count=N)`` until every worker answered one
 call, and its teardown (block exit until every worker is reaped); also the
-CPU time each worker used in all (boot, one call, teardown)."""
+CPU time each worker used until it answered."""
 from __future__ import annotations
 
 import trio
 
 import targets
 import tractor
-from common import children_cpu, median, now, tcp_registry
+from common import median, now, process_cpu, tcp_registry
 
 
 async def _measure(counts: tuple[int, ...], reps: int) -> dict[int, tuple[list, list, list]]:
@@ -15,17 +15,17 @@ async def _measure(counts: tuple[int, ...], reps: int) -> dict[int, tuple[list, 
     async with tractor.open_root_actor(registry_addrs=tcp_registry()):
         for _rep in range(reps):
             for n in counts:
-                cpu0 = children_cpu()
                 t0 = now()
                 async with tractor.open_actor_cluster(modules=['targets'], count=n) as portals:
                     async with trio.open_nursery() as tn:
                         for portal in portals.values():
                             tn.start_soon(portal.run, targets.noop)
                     t1 = now()
+                    cpu = [process_cpu(p.channel.aid.pid) for p in portals.values()]
                 t2 = now()
                 out[n][0].append(t1 - t0)
                 out[n][1].append(t2 - t1)
-                out[n][2].append((children_cpu() - cpu0) / n)
+                out[n][2].append(sum(cpu) / n)
     return out
 
 

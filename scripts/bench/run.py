@@ -65,13 +65,13 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('spawn p50 vs a bare interpreter', 'spawn.p50_ms', 'floor.python_c_pass.p50_ms', None),
         ('teardown p50', 'teardown.p50_ms', FORK, ('<=', 8)),
         ('teardown p90', 'teardown.p90_ms', FORK, None),
-        ('CPU time of one spawned actor (boot, call, teardown)', 'spawn.child_cpu_ms', None, None),
+        ('spawn: CPU time of the actor until it answered', 'spawn.child_cpu_ms', None, None),
     ]
     for n in (2, 4, 8, 16):
         rows.append((f'cluster of {n} ready', f'cluster.{n}.ready_ms', None,
                      ('abs<=', 300) if n == 16 else None))
         rows.append((f'cluster of {n} teardown', f'cluster.{n}.teardown_ms', None, None))
-        rows.append((f'cluster of {n}: CPU time per worker', f'cluster.{n}.cpu_per_worker_ms', None, None))
+        rows.append((f'cluster of {n}: CPU time per worker until ready', f'cluster.{n}.cpu_per_worker_ms', None, None))
     for key in ('tcp', 'uds'):
         for case in ('noop', '10k'):
             what = 'portal.run(noop)' if case == 'noop' else 'portal.run(noop, 10 KiB)'

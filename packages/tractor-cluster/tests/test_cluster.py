@@ -290,59 +290,61 @@ def child_pids() -> set[int]:
     return pids
 
 
-BAD_ARGS = {
-    'names-longer-than-count': dict(count=2, names=['a', 'b', 'c']),
-    'names-shorter-than-count': dict(count=3, names=['a', 'b']),
-    'names-without-count': dict(names=[f'n{i}' for i in range(cpu_count() + 1)]),
-    'count-zero': dict(count=0),
-    'count-negative': dict(count=-1),
-    'duplicate-names': dict(count=3, names=['a', 'b', 'a']),
-}
+@pytest.fixture(params=['no-runtime', 'running-actor'])
+def rejected_before_spawning(request, spawn_spy, runtime_kwargs):
+    """``await rejected_before_spawning(**cluster_kwargs)``: opening the
+    cluster raises ValueError, with no runtime booted and no process
+    started; tried both with no runtime and inside a running root actor."""
+    async def check(**kwargs) -> ValueError:
+        with trio.fail_after(30):
+            if request.param == 'no-runtime':
+                with pytest.raises(ValueError) as err:
+                    async with tractor.open_actor_cluster(
+                        modules=[__name__], **kwargs, **runtime_kwargs,
+                    ):
+                        pytest.fail('the cluster opened')
+                assert tractor.current_actor(err_on_no_runtime=False) is None
+            else:
+                async with tractor.open_root_actor(**runtime_kwargs):
+                    before = child_pids()
+                    with pytest.raises(ValueError) as err:
+                        async with tractor.open_actor_cluster(modules=[__name__], **kwargs):
+                            pytest.fail('the cluster opened')
+                    assert child_pids() == before
+        assert spawn_spy == []
+        return err.value
+    return check
 
 
-@pytest.mark.parametrize('bad', list(BAD_ARGS), ids=list(BAD_ARGS))
-async def test_bad_arguments_raise_value_error_before_spawning(bad, spawn_spy, runtime_kwargs):
-    """Mismatched names, ``count < 1`` and duplicate names: ValueError, with
-    no runtime booted and no process started."""
-    with trio.fail_after(30):
-        with pytest.raises(ValueError):
-            async with tractor.open_actor_cluster(
-                modules=[__name__], **BAD_ARGS[bad], **runtime_kwargs,
-            ):
-                pytest.fail('the cluster opened')
-    assert tractor.current_actor(err_on_no_runtime=False) is None
-    assert spawn_spy == []
+@pytest.mark.parametrize('kwargs', [
+    dict(count=2, names=['a', 'b', 'c']),
+    dict(count=3, names=['a', 'b']),
+    dict(names=[f'n{i}' for i in range(cpu_count() + 1)]),  # count defaults to cpu_count()
+], ids=['longer', 'shorter', 'default-count'])
+async def test_mismatched_names_raise_value_error_before_spawning(kwargs, rejected_before_spawning):
+    err = await rejected_before_spawning(**kwargs)
+    assert f'{len(kwargs["names"])} names for count=' in str(err)
 
 
-@pytest.mark.parametrize('bad', list(BAD_ARGS), ids=list(BAD_ARGS))
-async def test_bad_arguments_inside_running_actor_spawn_nothing(bad, spawn_spy, runtime_kwargs):
-    with trio.fail_after(30):
-        async with tractor.open_root_actor(**runtime_kwargs):
-            before = child_pids()
-            with pytest.raises(ValueError):
-                async with tractor.open_actor_cluster(modules=[__name__], **BAD_ARGS[bad]):
-                    pytest.fail('the cluster opened')
-            assert child_pids() == before
-    assert spawn_spy == []
+@pytest.mark.parametrize('count', [0, -1])
+async def test_count_below_one_raises_value_error_before_spawning(count, rejected_before_spawning):
+    err = await rejected_before_spawning(count=count)
+    assert 'count' in str(err)
+
+
+async def test_duplicate_names_raise_value_error_before_spawning(rejected_before_spawning):
+    err = await rejected_before_spawning(count=3, names=['a', 'b', 'a'])
+    assert 'unique' in str(err) and "['a']" in str(err)
+
+
+async def test_empty_name_raises_value_error_before_spawning(rejected_before_spawning):
+    await rejected_before_spawning(count=2, names=['a', ''])
 
 
 @pytest.mark.parametrize('modules', ['just_one_module', None, 42])
 def test_modules_must_be_a_list(modules):
     cm = tractor.open_actor_cluster(modules=modules, count=1)
     with pytest.raises(TypeError, match='list of module names'):
-        trio.run(cm.__aenter__)
-
-
-def test_mismatched_names_error_message():
-    """The message says what is wrong (sync check: no event loop needed)."""
-    cm = tractor.open_actor_cluster(modules=[__name__], count=2, names=['solo'])
-    with pytest.raises(ValueError, match='1 names for count=2'):
-        trio.run(cm.__aenter__)
-
-
-def test_duplicate_names_error_message():
-    cm = tractor.open_actor_cluster(modules=[__name__], count=2, names=['x', 'x'])
-    with pytest.raises(ValueError, match=r"unique.*\['x'\]"):
         trio.run(cm.__aenter__)
 
 

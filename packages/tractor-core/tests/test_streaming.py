@@ -211,6 +211,22 @@ async def test_early_close_by_callee(runtime_kwargs):
             await an.cancel()
 
 
+async def test_stream_left_by_a_handled_error(runtime_kwargs):
+    """An error that leaves the stream block but is handled in the context
+    body still closes our end for the callee (no hang waiting for it)."""
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('callee', enable_modules=[__name__])
+            async with portal.open_context(check_order) as (ctx, _):
+                with pytest.raises(KeyError):
+                    async with ctx.open_stream() as stream:
+                        await stream.send(0)
+                        await stream.send(1)
+                        raise KeyError('handled below')
+            assert await ctx.wait_for_result() == [2, True]
+            await an.cancel()
+
+
 @pytest.mark.parametrize('msg_buffer_size', [None, 16])
 async def test_slow_consumer_applies_backpressure(runtime_kwargs, msg_buffer_size):
     """While the caller reads nothing, the callee can send at most one

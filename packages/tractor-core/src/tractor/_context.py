@@ -409,6 +409,15 @@ class Context:
         """
         if self.side != 'caller':
             raise RuntimeError('only the caller side waits for the result')
+        stream = self._stream
+        if (
+            stream is not None and stream._closed and not self._stop_sent
+            and not self._cancel_called and not self._done.is_set()
+        ):
+            # the stream block was left by an error the body then handled:
+            # the callee may be waiting for our end to close
+            self._stop_sent = True
+            await self._send_ctrl(_msg.Stop(cid=self.cid))
         while not self._done.is_set():
             msg = await self._next_msg()
             if type(msg) is _msg.Yield:
