@@ -296,3 +296,18 @@ async def test_ctrl_c_in_root_tears_down_tree(tpt_proto, reg_addr, pids_gone):
                     await proc.wait()
             await proc.stdout.aclose()
             await proc.stderr.aclose()
+
+
+async def test_outer_cancel_logs_child_failure(runtime_kwargs, caplog):
+    """A child failing while an outer cancel tears its nursery down does not
+    turn the cancel into an error, but its failure is logged, not lost."""
+    with trio.fail_after(30):
+        with trio.CancelScope() as outer:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                portal = await an.run_in_actor(fns.fail_when_cancelled, name='grumpy')
+                await poll_remote(portal, 'armed')
+                outer.cancel()
+                await trio.sleep_forever()
+    assert outer.cancelled_caught
+    logged = [r.getMessage() for r in caplog.records if r.levelname == 'ERROR']
+    assert any('failed while being cancelled' in m for m in logged), logged

@@ -112,6 +112,7 @@ async def wait_file_then_raise(wait_for: str) -> None:
 
 async def fail_when_cancelled() -> None:
     """Sleep; when cancelled, fail while unwinding (a real second error)."""
+    STATE['armed'] = True
     try:
         await trio.sleep(3600)
     finally:

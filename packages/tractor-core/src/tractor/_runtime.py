@@ -260,7 +260,12 @@ class Actor:
         """
         body_exc: BaseException | None = None
         async with trio.open_nursery() as root_tn:
-            self._root_tn = root_tn
+            # listeners, connections and RPC tasks run in nurseries shielded
+            # from the caller's scopes: when the code that opened the runtime
+            # is cancelled, its actor nurseries still need the links to their
+            # children (cancel requests, final replies, unregistering). Both
+            # are cancelled explicitly here once the block is done.
+            self._root_tn = await root_tn.start(self._run_io_nursery)
             self._service_tn = await root_tn.start(self._run_service_nursery)
             try:
                 async with AsyncExitStack() as hooks:
@@ -287,6 +292,7 @@ class Actor:
             finally:
                 self._cancel_called = True
                 self._service_tn.cancel_scope.cancel()
+                self._root_tn.cancel_scope.cancel()
                 root_tn.cancel_scope.cancel()
                 self._cancel_complete.set()
                 for addr in self._listen_addrs:
@@ -301,13 +307,25 @@ class Actor:
         self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Host RPC tasks outside the caller's scopes, so cancelling them
-        never cancels the code that opened the runtime."""
+        never cancels the code that opened the runtime (nor the reverse:
+        only ``cancel_soon()`` and teardown cancel them)."""
         try:
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as tn:
+                    task_status.started(tn)
+                    await trio.sleep_forever()
+        finally:
+            self._service_done.set()
+
+    async def _run_io_nursery(
+        self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host listener and connection tasks, shielded from the caller's
+        scopes; ``_open_runtime`` cancels this nursery last, explicitly."""
+        with trio.CancelScope(shield=True):
             async with trio.open_nursery() as tn:
                 task_status.started(tn)
                 await trio.sleep_forever()
-        finally:
-            self._service_done.set()
 
     async def _listen(self, addr: Address) -> None:
         tpt = get_transport(addr.proto_key)

@@ -268,24 +268,31 @@ class ActorNursery:
 async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIterator[ActorNursery]:
     an = ActorNursery(actor, defaults)
     body_exc: BaseException | None = None
-    async with trio.open_nursery() as sup_tn:
-        an._sup_tn = sup_tn
-        async with trio.open_nursery() as ria_tn:
-            an._ria_tn = ria_tn
-            try:
-                with trio.CancelScope() as body_scope:
-                    an._body_scope = body_scope
-                    yield an
-            except trio.Cancelled:
-                await an.cancel()
-                raise
-            except BaseException as exc:
-                body_exc = exc
-            an._body_scope = None
+    cancelled = False
+    try:
+        async with trio.open_nursery() as sup_tn:
+            an._sup_tn = sup_tn
+            async with trio.open_nursery() as ria_tn:
+                an._ria_tn = ria_tn
+                try:
+                    with trio.CancelScope() as body_scope:
+                        an._body_scope = body_scope
+                        yield an
+                except trio.Cancelled:
+                    cancelled = True
+                    await an.cancel()
+                    raise
+                except BaseException as exc:
+                    body_exc = exc
+                an._body_scope = None
+                if body_exc is not None or an._errors:
+                    await an.cancel()
             if body_exc is not None or an._errors:
                 await an.cancel()
-        if body_exc is not None or an._errors:
-            await an.cancel()
+    finally:
+        if cancelled:  # the cancel wins, as it does for KeyboardInterrupt below
+            for err in an._errors:
+                log.error('child error while the nursery was cancelled: %r', err)
     errors = an._errors
     if body_exc is not None:
         if not errors or isinstance(body_exc, (trio.Cancelled, KeyboardInterrupt)):
