@@ -15,6 +15,7 @@ from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep
 
 FNS = [fns.__name__]
 
+
 async def poll_remote(portal: tractor.Portal, key: str, want=None):
     """Ask ``portal``'s actor for ``STATE[key]`` until it is set (or equals
     ``want``); callers bound the wait."""

@@ -1,7 +1,6 @@
 """Trees deeper than one level: children spawning their own children."""
 import os
 
-import pytest
 import trio
 
 import tractor

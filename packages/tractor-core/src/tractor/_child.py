@@ -86,6 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     # how the tree shuts down, so children leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_process_name(args.name)
+    # a child shares its parent's stdout/stderr (often one pipe for a whole
+    # tree): emit whole lines, as they are printed, so sibling actors' output
+    # neither interleaves mid-line nor waits for the process to exit
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=False)
+        except (AttributeError, ValueError):
+            pass
     sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent))
 
 

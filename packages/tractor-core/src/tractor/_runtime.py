@@ -139,7 +139,9 @@ class Actor:
         self._contexts: dict[tuple[Channel, int], Context] = {}
         self._spawning: dict[tuple[str, str], Any] = {}
         self._parent_chan: Channel | None = None
+        #: listener and connection tasks (shielded from the opener's scopes)
         self._root_tn: trio.Nursery | None = None
+        #: RPC tasks (likewise shielded; cancelled by cancel_soon/teardown)
         self._service_tn: trio.Nursery | None = None
         self._cancel_called = False
         self._cancel_event = trio.Event()
