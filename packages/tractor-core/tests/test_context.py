@@ -160,7 +160,7 @@ async def sum_stream_from_parent(ctx: tractor.Context, n: int):
 async def call_back_into_parent(ctx: tractor.Context, n: int):
     """(runs in a child) Open a context back into the parent actor, over the
     same connection the parent used to open this one."""
-    parent = tractor.Portal(tractor.current_actor()._parent_chan)
+    parent = tractor.current_actor().parent_portal
     await ctx.started()
     async with parent.open_context(sum_stream_from_parent, n=n) as (pctx, pname):
         async with pctx.open_stream() as pstream:

@@ -60,6 +60,7 @@ async def test_root_identity(runtime_kwargs, reg_addr):
         async with tractor.open_nursery(**runtime_kwargs):
             actor = tractor.current_actor()
             assert tractor.is_root_process()
+            assert tractor.current_actor().parent_portal is None
             assert actor.name == 'root'
             assert actor.uid == (actor.aid.name, actor.aid.uuid)
             assert actor.aid.pid == os.getpid()

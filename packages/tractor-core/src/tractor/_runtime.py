@@ -178,6 +178,16 @@ class Actor:
         return list(self._listen_addrs)
 
     @property
+    def parent_portal(self) -> Any:
+        """A :class:`~tractor.Portal` to the actor that spawned this one
+        (``None`` in a root actor), over the spawn connection."""
+        if self._parent_chan is None:
+            return None
+        from ._portal import Portal
+
+        return Portal(self._parent_chan)
+
+    @property
     def reg_addrs(self) -> list[tuple]:
         return [a.unwrap() for a in self._reg_addrs]
 
