@@ -99,7 +99,7 @@ def machine() -> dict:
 def frame(msg: _msg._Msg) -> bytes:
     """``msg`` framed exactly as a tractor channel sends it."""
     buf = bytearray()
-    _msg.encode_frame(msg, buf)
+    _msg.append_frame(msg, buf)
     return bytes(buf)
 
 

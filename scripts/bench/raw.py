@@ -69,7 +69,8 @@ async def pingpong(connect: Connect, msg: _msg._Msg, n: int) -> list[float]:
         reader = FrameReader(stream)
         for _ in range(n):
             t0 = now()
-            _msg.encode_frame(msg, out)
+            out.clear()
+            _msg.append_frame(msg, out)
             await stream.send_all(out)
             await reader.recv()
             samples.append(now() - t0)

@@ -33,7 +33,8 @@ async def _pingpong(stream: trio.SocketStream, reader: FrameReader) -> None:
             reply = _msg.Return(cid=msg.cid, pld=None)
         else:
             reply = _msg.Yield(cid=msg.cid, pld=msg.pld)
-        _msg.encode_frame(reply, out)
+        out.clear()
+        _msg.append_frame(reply, out)
         await stream.send_all(out)
 
 

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 log = get_logger('context')
 
+#: a receiver draining a full inbox yields to other tasks this often
+_YIELD_EVERY = 64
+
 #: default stream window: stream messages a peer may send ahead of this
 #: side's consumption (``open_stream(msg_buffer_size=...)`` changes it)
 DEFAULT_WINDOW = 256
@@ -445,6 +448,7 @@ class MsgStream(trio.abc.Channel[Any]):
         self._eoc = False
         self._closed = False
         self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)
+        self._unyielded = 0
 
     @property
     def ctx(self) -> Context:
@@ -485,7 +489,7 @@ class MsgStream(trio.abc.Channel[Any]):
             self._ymsg = None
             msg.pld = value
         try:
-            await ctx.chan.send(msg)
+            await ctx.chan.send(msg, cork=True)
         except BaseException:
             ctx._credit += 1
             raise
@@ -501,14 +505,32 @@ class MsgStream(trio.abc.Channel[Any]):
             raise trio.EndOfChannel
         ctx = self._ctx
         msg = ctx._pushback
-        if msg is None:
+        if msg is not None:
+            ctx._pushback = None
+        else:
+            # cancellation is checked before a message is taken, so a
+            # cancelled receive never loses one
+            await trio.lowlevel.checkpoint_if_cancelled()
             try:
-                msg = await ctx._inbox.receive()
+                msg = ctx._inbox.receive_nowait()
+            except trio.WouldBlock:
+                if ctx.chan._wbuf:
+                    await ctx.chan.flush()  # our corked sends go out before we wait
+                try:
+                    msg = await ctx._inbox.receive()
+                except trio.EndOfChannel:
+                    err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
+                    raise err from None
             except trio.EndOfChannel:
                 err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
                 raise err from None
-        else:
-            ctx._pushback = None
+            else:
+                # data was queued: no yield per message, but give other
+                # tasks a turn every so often
+                self._unyielded += 1
+                if self._unyielded >= _YIELD_EVERY:
+                    self._unyielded = 0
+                    await trio.lowlevel.cancel_shielded_checkpoint()
         kind = type(msg)
         if kind is _msg.Yield:
             ctx._owed += 1

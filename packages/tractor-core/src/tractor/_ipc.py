@@ -32,6 +32,12 @@ def max_frame_size() -> int:
 SEND_STALL_TIMEOUT = float(os.environ.get('TRACTOR_SEND_STALL_TIMEOUT', 30.0))
 
 
+#: corked stream frames are flushed once this many are buffered...
+CORK_FRAMES = 64
+#: ...or this many bytes
+CORK_BYTES = 64 * 1024
+
+
 def send_stall_timeout(nbytes: int) -> float:
     return SEND_STALL_TIMEOUT + nbytes / (1 << 20)
 
@@ -59,8 +65,11 @@ class Channel:
         self.initiator = initiator
         self.aid: _msg.Aid | None = None
         self.max_frame = max_frame_size()
-        self._send_lock = trio.StrictFIFOLock()
-        self._out = bytearray()
+        self._flush_lock = trio.StrictFIFOLock()
+        self._wbuf = bytearray()
+        self._spare = bytearray()
+        self._corked = 0
+        self._writer_wakeup: trio.Event | None = None
         self._buf = b''
         self._pos = 0
         self._closed = False
@@ -101,39 +110,98 @@ class Channel:
         return f'<Channel to {peer!r} raddr={self.raddr} laddr={self.laddr}>'
 
     # -- sending ----------------------------------------------------------
-    async def send(self, msg: _msg._Msg) -> None:
-        async with self._send_lock:
-            buf = self._out
-            _msg.encode_frame(msg, buf)  # raises MsgTypeError before any write
-            if len(buf) - _HEADER > self.max_frame:
-                raise MsgTypeError(
-                    f'message of {len(buf) - _HEADER} bytes exceeds the '
-                    f'maximum frame size {self.max_frame}'
-                )
-            # a frame is written whole or not at all: a cancel that landed
-            # mid-write would leave a partial frame and corrupt the stream for
-            # every other context on it. So cancellation is honoured before
-            # the first byte and after the last; a peer that stops reading
-            # for longer than the stall bound is treated as gone.
-            await trio.lowlevel.checkpoint_if_cancelled()
+    async def send(self, msg: _msg._Msg, cork: bool = False) -> None:
+        """Send ``msg``; ``MsgTypeError`` (nothing sent) if it cannot be encoded.
+
+        With ``cork=True`` (stream messages) the frame may wait in the
+        outgoing buffer, without yielding, until :data:`CORK_FRAMES` frames or
+        :data:`CORK_BYTES` bytes accumulate or this channel's writer task
+        gets to run (i.e. as soon as the sender blocks on anything). A burst
+        of stream messages thus costs one socket write, not one each.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise TransportClosed(f'channel to {self.aid and self.aid.name!r} is closed')
+        buf = self._wbuf
+        start = len(buf)
+        try:
+            _msg.append_frame(msg, buf)  # raises MsgTypeError before any write
+        except BaseException:
+            del buf[start:]
+            raise
+        size = len(buf) - start - _HEADER
+        if size > self.max_frame:
+            del buf[start:]
+            raise MsgTypeError(
+                f'message of {size} bytes exceeds the maximum frame size {self.max_frame}'
+            )
+        if cork and self._writer_wakeup is not None:
+            self._corked += 1
+            if self._corked < CORK_FRAMES and len(buf) < CORK_BYTES:
+                self._writer_wakeup.set()
+                return
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything buffered, in order, as whole frames.
+
+        A frame is written whole or not at all: a cancel that landed
+        mid-write would leave a partial frame and corrupt the stream for
+        every other context on it. So the write itself is shielded; a peer
+        that stops reading for longer than the stall bound is treated as gone.
+        """
+        lock = self._flush_lock
+        try:
+            lock.acquire_nowait()  # uncontended: no extra schedule point
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            data = self._wbuf
+            if not data:
+                return
+            self._wbuf, self._spare = self._spare, data
+            self._corked = 0
+            nbytes = len(data)
             stalled = False
             try:
                 with trio.CancelScope(shield=True) as cs:
-                    cs.deadline = trio.current_time() + send_stall_timeout(len(buf))
-                    await self.stream.send_all(buf)
+                    cs.deadline = trio.current_time() + send_stall_timeout(len(data))
+                    await self.stream.send_all(data)
                 stalled = cs.cancelled_caught
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
                 self._closed = True
                 raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
             finally:
-                if len(buf) > 1 << 20:
-                    self._out = bytearray()  # don't pin a huge buffer
-            if stalled:
-                await self.aclose()  # a partial frame may be out: unusable
-                raise TransportClosed(
-                    f'{self.aid and self.aid.name!r} stopped reading: a send '
-                    f'stalled for {send_stall_timeout(len(buf)):.0f}s'
-                )
+                if len(data) > 1 << 20:
+                    self._spare = bytearray()  # don't pin a huge buffer
+                else:
+                    data.clear()
+        finally:
+            lock.release()
+        if stalled:
+            await self.aclose()  # a partial frame may be out: unusable
+            raise TransportClosed(
+                f'{self.aid and self.aid.name!r} stopped reading: a send '
+                f'stalled for {send_stall_timeout(nbytes):.0f}s'
+            )
+
+    async def run_writer(self) -> None:
+        """Flush corked frames whenever the tasks filling them yield.
+
+        Runs for the channel's lifetime (the actor starts it next to the
+        channel's reader); without it, ``cork=True`` sends write through.
+        """
+        self._writer_wakeup = wakeup = trio.Event()
+        try:
+            while not self._closed:
+                await wakeup.wait()
+                self._writer_wakeup = wakeup = trio.Event()
+                if self._wbuf and not self._flush_lock.locked():
+                    await self.flush()
+        except TransportClosed:
+            pass
+        finally:
+            self._writer_wakeup = None
 
     # -- receiving --------------------------------------------------------
     async def recv(self) -> _msg._Msg:
@@ -185,7 +253,17 @@ class Channel:
     async def aclose(self) -> None:
         if self._closed:
             return
+        if self._wbuf and not self._eof:
+            # corked stream frames still buffered: a short best effort
+            with trio.move_on_after(1.0) as cs:
+                cs.shield = True
+                try:
+                    await self.flush()
+                except TransportClosed:
+                    pass
         self._closed = True
+        if self._writer_wakeup is not None:
+            self._writer_wakeup.set()
         with trio.CancelScope(shield=True):
             try:
                 await self.stream.aclose()

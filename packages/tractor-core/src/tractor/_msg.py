@@ -139,17 +139,19 @@ def encode(msg: _Msg) -> bytes:
         ) from err
 
 
-def encode_frame(msg: _Msg, buf: bytearray) -> None:
-    """Encode ``msg`` with its length prefix into ``buf`` (replacing it)."""
+def append_frame(msg: _Msg, buf: bytearray) -> None:
+    """Append ``msg`` with its length prefix to ``buf``."""
+    start = len(buf)
+    buf.extend(b'\0\0\0\0')
     try:
-        _encoder.encode_into(msg, buf, 4)
+        _encoder.encode_into(msg, buf, start + 4)
     except (TypeError, OverflowError, ValueError) as err:
         raise MsgTypeError(
             f'cannot send {type(msg).__name__}: {err} '
             '(only msgspec-encodable values cross actors: '
             'builtins, dataclasses, msgspec.Struct, ...)'
         ) from err
-    buf[:4] = (len(buf) - 4).to_bytes(4, 'big')
+    buf[start:start + 4] = (len(buf) - start - 4).to_bytes(4, 'big')
 
 
 def decode(data: bytes | memoryview) -> _Msg:

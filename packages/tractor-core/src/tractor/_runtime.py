@@ -433,6 +433,8 @@ class Actor:
     async def _serve_channel(self, chan: Channel, ready: trio.Event | None = None) -> None:
         """Route every message of ``chan`` until it closes or misbehaves."""
         self._add_peer(chan)
+        assert self._root_tn is not None
+        self._root_tn.start_soon(chan.run_writer)
         if ready is not None:
             ready.set()
         err: BaseException | None = None
