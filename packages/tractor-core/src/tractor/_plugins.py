@@ -6,57 +6,29 @@ discovery (``tractor-discovery``) and any third party's.
 """
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Awaitable
-
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import NoTransportInstalled
 
 if TYPE_CHECKING:
+    import pluggy
+
     from ._runtime import Actor
     from ._transport import Address, Transport
 
 ENTRY_POINT_GROUP = 'tractor'
-hookspec = pluggy.HookspecMarker('tractor')
-hookimpl = pluggy.HookimplMarker('tractor')
 
 #: what to install for each protocol we know of, for error messages
 KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds'}
 
 
-class TractorSpec:
-    """Hook specifications; each plugin implements the ones it needs."""
+def __getattr__(name: str) -> Any:
+    # pluggy is imported only once plugins are: `import tractor` stays lean
+    if name in ('hookimpl', 'hookspec'):
+        from . import _hookspecs
 
-    @hookspec
-    def tractor_transports(self) -> list[Transport]:
-        """Transports this plugin provides."""
-
-    @hookspec
-    def tractor_spawn_methods(self) -> dict[str, Any]:
-        """Spawn backends by name: ``{'trio': async_spawn_fn}``."""
-
-    @hookspec(firstresult=True)
-    def tractor_root_bind_addrs(
-        self,
-        actor: Actor,
-        registry_addrs: list[Address],
-        ensure_registry: bool,
-    ) -> Awaitable[list[Address]] | None:
-        """Decide what a root actor binds (an awaitable of addresses).
-
-        Discovery probes the registry here and either binds the registry
-        addresses itself (becoming the registrar) or random ones.
-        """
-
-    @hookspec
-    def tractor_actor_serving(self, actor: Actor) -> AbstractAsyncContextManager | None:
-        """An async context manager entered once ``actor`` listens, exited at
-        teardown (discovery registers on enter and unregisters on exit)."""
-
-    @hookspec
-    def tractor_rpc_modules(self, actor: Actor) -> list[str]:
-        """Extra modules ``actor`` serves RPC from (beyond ``enable_modules``)."""
+        return getattr(_hookspecs, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 _pm: pluggy.PluginManager | None = None
@@ -67,6 +39,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with installed plugins loaded."""
     global _pm
     if _pm is None:
+        import pluggy
+
+        from ._hookspecs import TractorSpec
+
         pm = pluggy.PluginManager('tractor')
         pm.add_hookspecs(TractorSpec)
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
