@@ -1,6 +1,7 @@
 """tractor's benchmark suite: every figure next to its floor, in one run.
 
     uv run python scripts/bench/run.py [--quick] [--json out.json] [--only rpc,stream]
+                                      [--start-method trio|forkserver]
 
 Prints the machine and a markdown table (figure, value, floor, ratio, the
 speed issue's target) and optionally writes everything as JSON. ``--quick``
@@ -144,7 +145,8 @@ def describe(mach: dict) -> str:
     return (
         f'- machine: {mach["cpu"]}, {mach["cores"]} cores, {mach["kernel"]}\n'
         f'- python {mach["python"]} ({mach["implementation"]}), trio {mach["trio"]}, '
-        f'msgspec {mach["msgspec"]}, tractor at {mach["git"] or "?"}\n'
+        f'msgspec {mach["msgspec"]}, tractor at {mach["git"] or "?"}, '
+        f'start method {mach.get("start_method", "?")!r}\n'
         f'- load average at start: {load}; at end: {load_end}; run {mach["date"]}'
     )
 
@@ -155,7 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
     parser.add_argument('--only', metavar='FAMILIES',
                         help=f'comma-separated subset of: {",".join(FAMILIES)}')
+    parser.add_argument('--start-method', metavar='METHOD',
+                        help='spawn backend of every tree (sets TRACTOR_START_METHOD; '
+                             'default: the runtime\'s default)')
     args = parser.parse_args(argv)
+    if args.start_method:
+        from tractor._spawn import spawn_methods
+
+        if args.start_method not in spawn_methods():
+            parser.error(f'unknown start method {args.start_method!r}; '
+                         f'available: {sorted(spawn_methods())}')
+        os.environ['TRACTOR_START_METHOD'] = args.start_method
     chosen = args.only.split(',') if args.only else list(FAMILIES)
     unknown = set(chosen) - set(FAMILIES)
     if unknown:
@@ -165,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     # UDS sockets (and the UDS registry) of every tree go here
     os.environ['TRACTOR_RUNTIME_DIR'] = tmpdir
     mach = machine()
+    from tractor._spawn import resolve_start_method
+
+    mach['start_method'] = resolve_start_method(None)
     figures: dict[str, float] = {}
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}

@@ -13,6 +13,9 @@ Two modes; every address on the command line is multiaddr text:
     up with ``tractor.find_actor()``, call ``--call NS:FN`` in it when
     found, print ``RESULT <json>`` and exit 0 (the joining code of the
     discovery docs, with the answers printed).
+
+Either mode prints ``AUTHFAIL {"error": ...}`` and exits 3 when it meets a
+tree with another secret (``TRACTOR_SECRET``, else the cookie).
 """
 from __future__ import annotations
 
@@ -112,7 +115,11 @@ def main() -> None:
     parser.add_argument('--find', default='data_feed')
     parser.add_argument('--call', default='')
     args = parser.parse_args()
-    trio.run(tree if args.mode == 'tree' else join, args)
+    try:
+        trio.run(tree if args.mode == 'tree' else join, args)
+    except tractor.AuthenticationError as err:  # another tree's secret
+        emit('AUTHFAIL', {'error': str(err)})
+        sys.exit(3)
 
 
 if __name__ == '__main__':

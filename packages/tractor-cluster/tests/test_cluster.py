@@ -29,6 +29,9 @@ async def whoami() -> dict:
         'uid': list(actor.uid),
         'pid': os.getpid(),
         'ppid': os.getppid(),
+        # the actor that spawned this one (the OS parent is the fork server
+        # with start_method='forkserver')
+        'parent_pid': parent.channel.aid.pid if (parent := actor.parent_portal) else None,
         'is_root': tractor.is_root_process(),
         'loglevel': actor.loglevel,
         'debug_mode': actor.debug_mode,
@@ -134,7 +137,7 @@ async def test_yields_dict_of_portals(runtime_kwargs):
             infos = [await p.run(whoami) for p in portal_map.values()]
             # a flat fleet: distinct processes, each a direct child of the spawner
             assert len({i['pid'] for i in infos}) == 2
-            assert all(i['ppid'] == os.getpid() for i in infos)
+            assert all(i['parent_pid'] == os.getpid() for i in infos)
             assert not any(i['is_root'] for i in infos)
 
 

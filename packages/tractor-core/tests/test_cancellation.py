@@ -221,14 +221,33 @@ async def test_cancel_during_large_send(runtime_kwargs):
             await an.cancel()
 
 
-def _child_pids() -> set[int]:
+def _child_pids(pid: int | str = 'self') -> set[int]:
     pids: set[int] = set()
-    for tid in os.listdir('/proc/self/task'):
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return pids
+    for tid in tids:
         try:
-            with open(f'/proc/self/task/{tid}/children') as f:
+            with open(f'/proc/{pid}/task/{tid}/children') as f:
                 pids.update(int(p) for p in f.read().split())
         except OSError:
             pass
+    return pids
+
+
+def _actor_pids() -> set[int]:
+    """Our subactor processes, once they run ``tractor._child``: children of
+    ours or of our fork server's (start_method='forkserver')."""
+    pids: set[int] = set()
+    for pid in _child_pids():
+        for candidate in (pid, *_child_pids(pid)):
+            try:
+                with open(f'/proc/{candidate}/cmdline', 'rb') as f:
+                    if b'tractor._child' in f.read():
+                        pids.add(candidate)
+            except OSError:
+                pass
     return pids
 
 
@@ -237,13 +256,13 @@ async def test_cancel_during_spawn(runtime_kwargs, pids_gone):
     the nursery stays usable."""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            before = _child_pids()
+            before = _actor_pids()
             with trio.CancelScope() as cs:
                 async with trio.open_nursery() as tn:
                     tn.start_soon(functools.partial(
                         an.start_actor, 'interrupted', enable_modules=FNS
                     ))
-                    while not (new := _child_pids() - before):
+                    while not (new := _actor_pids() - before):
                         await trio.sleep(0.005)
                     cs.cancel()  # the process exists but is not serving yet
             assert await pids_gone(new) == []

@@ -18,11 +18,16 @@ async def test_grandchildren(runtime_kwargs, reg_addr, pids_gone):
             await an.cancel()
     me = tree['me']
     assert me['name'] == 'parent' and me['is_root'] is False
-    assert me['ppid'] == os.getpid()
+    assert me['parent_pid'] == os.getpid()
+    # the OS parent: the spawner itself, or the tree's fork server
+    fork_server = me['start_method'] == 'forkserver'
+    assert (me['ppid'] != os.getpid()) if fork_server else (me['ppid'] == os.getpid())
     kids = tree['kids']
     assert [k['name'] for k in kids] == ['gc-daemon', 'gc-0', 'gc-1']
     for kid in kids:
-        assert kid['ppid'] == me['pid']  # spawned by the child, not the root
+        assert kid['parent_pid'] == me['pid']  # spawned by the child, not the root
+        # one fork server per tree: the grandchildren's is the child's
+        assert kid['ppid'] == (me['ppid'] if fork_server else me['pid'])
         assert kid['is_root'] is False
         # the registry addresses are inherited down the tree
         assert [tuple(a) for a in kid['reg_addrs']] == [reg_addr]

@@ -14,7 +14,7 @@ EXPECTED_ALL = {
     'context', 'current_actor', 'is_root_process', 'open_nursery',
     'open_root_actor', 'register_plugin',
     # errors
-    'ActorFailure', 'ContextCancelled', 'ModuleNotExposed', 'MsgTypeError',
+    'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'ModuleNotExposed', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'TractorError',
     'TransportClosed',
     # public submodules

@@ -34,6 +34,9 @@ async def whoami() -> dict:
         'aid': [actor.aid.name, actor.aid.uuid, actor.aid.pid],
         'pid': os.getpid(),
         'ppid': os.getppid(),
+        # the actor that spawned this one (its OS parent is the fork server
+        # with start_method='forkserver')
+        'parent_pid': parent.channel.aid.pid if (parent := actor.parent_portal) else None,
         'is_root': tractor.is_root_process(),
         'reg_addrs': actor.reg_addrs,
         'start_method': actor.start_method,
@@ -180,3 +183,33 @@ async def spawn_failing_grandchild() -> None:
 def die(code: int = 3) -> None:
     """Exit the process on the spot, mid-call."""
     os._exit(code)
+
+
+# -- side effects a test can check for --------------------------------------
+
+def touch(path: str) -> str:
+    """Create ``path``: proof that a request was decoded and run."""
+    with open(path, 'a'):
+        pass
+    return path
+
+
+async def secret_seen() -> dict:
+    """Where this actor's secret is, and is not: its own argv/environment
+    as the kernel shows them (``/proc/self``), and a hash of the secret."""
+    import hashlib
+
+    from tractor import _auth
+
+    with open('/proc/self/cmdline', 'rb') as f:
+        cmdline = f.read()
+    with open('/proc/self/environ', 'rb') as f:
+        environ = f.read()
+    return {
+        'pid': os.getpid(),
+        'secret_sha': hashlib.sha256(_auth.current_secret()).hexdigest(),
+        'cmdline': cmdline.decode(errors='replace'),
+        'environ_has_secret_var': any(
+            e.startswith(b'TRACTOR_SECRET=') for e in environ.split(b'\0')
+        ),
+    }

@@ -16,6 +16,7 @@ from ._context import Context as Context
 from ._context import MsgStream as MsgStream
 from ._context import context as context
 from ._exceptions import ActorFailure as ActorFailure
+from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
 from ._exceptions import ModuleNotExposed as ModuleNotExposed
 from ._exceptions import MsgTypeError as MsgTypeError
@@ -82,7 +83,7 @@ def _installed(modname: str) -> bool:
 # lazy names are listed only when their distribution is installed, so that
 # `from tractor import *` works on a lean install too
 __all__ = [
-    'ActorFailure', 'Actor', 'ActorNursery', 'Channel', 'Context',
+    'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
     'TractorError', 'TransportClosed', 'context', 'current_actor',

@@ -8,7 +8,7 @@ import sys
 
 import trio
 
-from . import _msg, _state
+from . import _msg, _spawn_forkserver, _state
 from ._plugins import get_plugin_manager, wrap_address
 from ._runtime import Actor, pack_error
 from .log import get_console_log, get_logger
@@ -51,6 +51,7 @@ async def _child_main(name: str, uuid: str, parent: str) -> int:
         actor.loglevel = spec.loglevel
         actor.debug_mode = spec.debug_mode
         actor.start_method = spec.start_method
+        _spawn_forkserver.inherit(actor, spec.forkserver)
         actor.load_modules()
         binds = [wrap_address(a) for a in spec.bind_addrs]
     except Exception as err:
@@ -81,7 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--name', required=True)
     parser.add_argument('--uuid', required=True)
     parser.add_argument('--parent', required=True)
+    # an inherited pipe carrying the tree's secret (absent: the default one)
+    parser.add_argument('--secret-fd', type=int, default=None)
     args = parser.parse_args(argv)
+    if args.secret_fd is not None:
+        from . import _auth
+
+        _auth.set_secret(_auth.read_secret_fd(args.secret_fd))
     # Ctrl-C goes to the whole foreground process group; the root decides
     # how the tree shuts down, so children leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -29,6 +29,12 @@ class TransportClosed(TractorError, trio.BrokenResourceError):
     """The IPC connection to a peer is gone (EOF, reset or closed locally)."""
 
 
+class AuthenticationError(TractorError):
+    """A connection's peer failed the shared-secret proof (or refused ours):
+    the two sides do not use the same secret. Raised on the dialing side;
+    the listening side logs a warning and closes the connection."""
+
+
 class MsgTypeError(TractorError, TypeError):
     """A message or payload that the wire protocol cannot carry.
 

@@ -278,12 +278,27 @@ class Channel:
 
 
 async def handshake(
-    chan: Channel, aid: _msg.Aid, timeout: float, addrs: list[Address] = ()
+    chan: Channel,
+    aid: _msg.Aid,
+    timeout: float,
+    addrs: list[Address] = (),
+    secret: bytes | None = None,
 ) -> _msg.Aid:
-    """Exchange :class:`Hello` messages; returns (and records) the peer's
+    """Authenticate the peer (:mod:`tractor._auth`: a proof of the shared
+    ``secret``, default this tree's, before any message is decoded), then
+    exchange :class:`Hello` messages; returns (and records) the peer's
     identity. An accepted channel learns its ``raddr`` from the peer's
-    listen addresses (same transport preferred)."""
+    listen addresses (same transport preferred). The whole exchange is
+    bounded by ``timeout``."""
+    from . import _auth
+
     with trio.fail_after(timeout):
+        await _auth.authenticate(
+            chan.stream,
+            _auth.current_secret() if secret is None else secret,
+            initiator=chan.initiator,
+            peer=str(chan.raddr) if chan.raddr is not None else None,
+        )
         await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs]))
         msg = await chan.recv()
     if not isinstance(msg, _msg.Hello):

@@ -56,6 +56,8 @@ class SpawnSpec(_Msg):
     loglevel: str | None = None
     debug_mode: bool = False
     start_method: str = 'trio'
+    #: the tree's fork server (its socket path), for children to reuse
+    forkserver: str | None = None
 
 
 class Ready(_Msg):

@@ -6,7 +6,7 @@ import warnings
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from . import _state
+from . import _auth, _state
 from ._plugins import get_plugin_manager, get_transport, require_transports, wrap_address
 from ._runtime import Actor
 from ._spawn import resolve_start_method
@@ -42,12 +42,16 @@ async def open_root_actor(
     debug_mode: bool = False,
     start_method: str | None = None,
     enable_modules: list[str] | None = None,
+    secret: bytes | str | None = None,
 ) -> AsyncIterator[Actor]:
     """Run this process as the root actor of a new tree (or a tree-joiner).
 
     ``registry_addrs`` are where the registrar is looked for (per-transport
     defaults otherwise); ``enable_transports`` which transports this actor
-    serves (default ``['tcp']``). Everything is torn down on block exit.
+    serves (default ``['tcp']``). ``secret`` is the tree's shared secret
+    that every connection must prove (see :mod:`tractor._auth`): this
+    argument, else ``$TRACTOR_SECRET``, else the per-user cookie file; the
+    whole tree inherits it. Everything is torn down on block exit.
     """
     if _state.current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeError('an actor is already running in this process')
@@ -70,6 +74,7 @@ async def open_root_actor(
         )
     if isinstance(enable_modules, str):
         raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
+    tree_secret = _auth.resolve_secret(secret)
     if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
         get_console_log(loglevel)
     if debug_mode:
@@ -104,6 +109,7 @@ async def open_root_actor(
         start_method=method,
     )
     _state._set_actor(actor)
+    _auth.set_secret(tree_secret)
     try:
         actor.load_modules()
         bind = get_plugin_manager().hook.tractor_root_bind_addrs(
@@ -123,3 +129,4 @@ async def open_root_actor(
             yield actor
     finally:
         _state._set_actor(None)
+        _auth.set_secret(None)

@@ -15,7 +15,9 @@ import trio
 
 from . import _msg, _state
 from ._context import DEFAULT_WINDOW, Context, is_context_fn
+from ._auth import describe_peer
 from ._exceptions import (
+    AuthenticationError,
     ContextCancelled,
     ModuleNotExposed,
     MsgTypeError,
@@ -33,6 +35,8 @@ log = get_logger('runtime')
 
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
+#: the largest stream window a caller may ask a callee for (its inbox)
+MAX_WINDOW = 1 << 16
 _MAIN_NAMES = ('__main__', '__mp_main__')
 _CTXC = type_name(ContextCancelled)
 
@@ -368,8 +372,14 @@ class Actor:
                 # closed before saying anything: liveness probes, port scans
                 log.debug('connection on %s closed during the handshake: %s', laddr, err)
                 return
-            except (MsgTypeError, trio.TooSlowError) as err:
-                log.warning('dropping connection on %s: handshake failed: %s', laddr, err)
+            except (AuthenticationError, MsgTypeError, trio.TooSlowError) as err:
+                # one line, naming the peer; nothing it sent was decoded
+                # unless it passed authentication (see tractor._auth)
+                log.warning(
+                    'refused connection from %s on %s: %s', describe_peer(stream), laddr,
+                    err if not isinstance(err, trio.TooSlowError)
+                    else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
+                )
                 return
             waiter = self._spawning.pop(aid.uid, None)
             if waiter is not None:
@@ -476,6 +486,16 @@ class Actor:
     async def _handle_start(self, chan: Channel, msg: _msg.Start) -> None:
         if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
             await self._runtime_call(chan, msg)
+            return
+        if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in self._contexts:
+            # a bad stream window, or a call id still in use: refuse this
+            # request with a typed error, keep serving the connection
+            why = (
+                f'call id {msg.cid} is already in use on this connection'
+                if 0 <= msg.window <= MAX_WINDOW
+                else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
+            )
+            await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self))
             return
         ctx = Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
         self._contexts[(chan, msg.cid)] = ctx

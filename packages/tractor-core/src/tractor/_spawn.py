@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
 
@@ -21,11 +21,33 @@ if TYPE_CHECKING:
     from ._transport import Address
 
 ENV_START_METHOD = 'TRACTOR_START_METHOD'
-DEFAULT_START_METHOD = 'trio'
+#: fork each child from a warm template process (``tractor._spawn_forkserver``)
+DEFAULT_START_METHOD = 'forkserver'
+#: the default where the fork server cannot run (not Linux 5.3+)
+FALLBACK_START_METHOD = 'trio'
 #: how long a child may take from exec to Ready
 SPAWN_TIMEOUT = float(os.environ.get('TRACTOR_SPAWN_TIMEOUT', 60.0))
 
-SpawnFn = Callable[..., Awaitable[trio.Process]]
+
+class Process(Protocol):
+    """What a spawn backend returns: the part of ``trio.Process`` the actor
+    nursery uses (``tractor._spawn_forkserver.ForkedProcess`` is another)."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+SpawnFn = Callable[..., Awaitable[Process]]
 
 
 def spawn_methods() -> dict[str, SpawnFn]:
@@ -36,9 +58,15 @@ def spawn_methods() -> dict[str, SpawnFn]:
     return methods
 
 
+def default_start_method() -> str:
+    from ._spawn_forkserver import supported
+
+    return DEFAULT_START_METHOD if supported() else FALLBACK_START_METHOD
+
+
 def resolve_start_method(start_method: str | None) -> str:
     """``start_method`` or ``$TRACTOR_START_METHOD`` or the default, checked."""
-    method = start_method or os.environ.get(ENV_START_METHOD) or DEFAULT_START_METHOD
+    method = start_method or os.environ.get(ENV_START_METHOD) or default_start_method()
     methods = spawn_methods()
     if method not in methods:
         raise ValueError(

@@ -1,19 +1,77 @@
-"""The ``'trio'`` spawn backend: a fresh interpreter running ``tractor._child``."""
+"""The ``'trio'`` spawn backend: a fresh interpreter running ``tractor._child``.
+
+:func:`child_command` is the one description of how a subactor is started
+(its ``tractor._child`` arguments, the fds it inherits, its environment);
+the fork-server backend (``tractor._spawn_forkserver``) starts its children
+from the same description, so both stay in step.
+"""
 from __future__ import annotations
 
+import os
 import sys
+from typing import NamedTuple
 
 import trio
 
+from . import _auth
 from ._plugins import hookimpl
+
+#: what a subactor runs: ``python -m tractor._child <args>``
+CHILD_MODULE = 'tractor._child'
+
+
+class ChildCommand(NamedTuple):
+    #: the arguments after ``python -m tractor._child``
+    args: list[str]
+    #: fds the child inherits under the same numbers (``subprocess``'s
+    #: ``pass_fds``); the spawner closes its copies once the child started
+    pass_fds: tuple[int, ...] = ()
+    #: the child's environment; ``None``: this process's own
+    env: dict[str, str] | None = None
+
+    def close_fds(self) -> None:
+        for fd in self.pass_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def child_env() -> dict[str, str] | None:
+    """The environment a subactor (or a fork server) starts with; ``None``
+    means this process's own, unchanged. ``TRACTOR_SECRET`` is dropped: the
+    secret goes down the child's own pipe (see :func:`child_command`)."""
+    return _auth.child_env()
+
+
+def child_command(*, name: str, uuid: str, parent_addr: str) -> ChildCommand:
+    """How to start the subactor ``(name, uuid)`` that dials ``parent_addr``.
+
+    The tree's secret goes down an inherited pipe that only this child holds
+    (``--secret-fd``), never argv or the environment (see tractor._auth): the
+    child must authenticate to its parent before it gets its SpawnSpec.
+    """
+    secret_fd = _auth.secret_pipe(_auth.current_secret())
+    return ChildCommand(
+        args=[
+            '--name', name, '--uuid', uuid, '--parent', parent_addr,
+            '--secret-fd', str(secret_fd),
+        ],
+        pass_fds=(secret_fd,),
+        env=child_env(),
+    )
 
 
 async def spawn_trio(*, name: str, uuid: str, parent_addr: str) -> trio.Process:
-    cmd = [
-        sys.executable, '-m', 'tractor._child',
-        '--name', name, '--uuid', uuid, '--parent', parent_addr,
-    ]
-    return await trio.lowlevel.open_process(cmd)
+    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr)
+    try:
+        return await trio.lowlevel.open_process(
+            [sys.executable, '-m', CHILD_MODULE, *cmd.args],
+            pass_fds=cmd.pass_fds,
+            env=cmd.env,
+        )
+    finally:
+        cmd.close_fds()
 
 
 @hookimpl

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg, _state
+from . import _msg, _spawn_forkserver, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
 from ._spawn import (
     SPAWN_TIMEOUT,
+    Process,
     SpawnWaiter,
     module_paths,
     parent_addr_for_child,
@@ -35,7 +36,7 @@ CANCEL_GRACE = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
 class _Child:
     __slots__ = ('uid', 'proc', 'portal', 'exited', 'cancel_requested', 'waiter')
 
-    def __init__(self, uid: tuple[str, str], proc: trio.Process, waiter: SpawnWaiter) -> None:
+    def __init__(self, uid: tuple[str, str], proc: Process, waiter: SpawnWaiter) -> None:
         self.uid = uid
         self.proc = proc
         self.portal: Portal | None = None
@@ -125,6 +126,8 @@ class ActorNursery:
         except BaseException:
             actor._spawning.pop(uid, None)
             raise
+        # known once a spawn started it: the tree's fork server, to reuse
+        spec.forkserver = _spawn_forkserver.path_for_children(actor)
         child = _Child(uid, proc, waiter)
         self._children[uid] = child
         self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')

@@ -12,38 +12,21 @@ import os
 import re
 import secrets
 import socket
-import stat
 from typing import Any
 
 import trio
 
+from tractor._paths import runtime_dir, runtime_dir_path  # core owns the per-user dir
 from tractor._plugins import hookimpl
+from tractor.log import get_logger
 from tractor._transport import SAME_HOST, Address, Transport
 
 __all__ = ['UDSAddress', 'UDSTransport', 'runtime_dir', 'tractor_transports']
 
+log = get_logger('uds')
+
 REGISTRY_FILENAME = 'registry@1616.sock'
 _MAX_PATH = 107  # sun_path is 108 bytes including the NUL
-
-
-def runtime_dir() -> str:
-    """The per-user socket directory, created mode 0700 and checked."""
-    path = os.environ.get('TRACTOR_RUNTIME_DIR')
-    if not path:
-        xdg = os.environ.get('XDG_RUNTIME_DIR')
-        path = (
-            os.path.join(xdg, 'tractor') if xdg
-            else os.path.join('/tmp', f'tractor-{os.getuid()}')
-        )
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.stat(path)
-    if st.st_uid != os.getuid():
-        raise PermissionError(
-            f'tractor runtime dir {path!r} belongs to uid {st.st_uid}, not us'
-        )
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
-    return path
 
 
 class UDSAddress(Address):
@@ -107,7 +90,7 @@ class UDSTransport(Transport):
         fname = f'{_sanitize(name)}@{os.getpid()}-{secrets.token_hex(4)}.sock'
         return UDSAddress(dirpath, fname)
 
-    async def listen(self, addr: Address) -> tuple[trio.SocketListener, UDSAddress]:
+    async def listen(self, addr: Address) -> tuple[UDSListener, UDSAddress]:
         assert isinstance(addr, UDSAddress)
         path = addr.path
         if len(path.encode()) > _MAX_PATH:
@@ -117,14 +100,7 @@ class UDSTransport(Transport):
             if await _answers(path):
                 raise OSError(errno.EADDRINUSE, f'address already in use: {path}')
             os.unlink(path)
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            await sock.bind(path)
-            sock.listen(256)
-        except BaseException:
-            sock.close()
-            raise
-        return trio.SocketListener(sock), addr
+        return UDSListener(addr, await _bind(path)), addr
 
     async def connect(self, addr: Address) -> trio.SocketStream:
         assert isinstance(addr, UDSAddress)
@@ -134,10 +110,117 @@ class UDSTransport(Transport):
         return SAME_HOST
 
     def close_listener(self, addr: Address) -> None:
+        path = addr.path  # type: ignore[attr-defined]
+        owned = _owned.pop(path, None)
+        if owned is not None and _inode(path) != owned:
+            return  # the file there now is another socket's: not ours to delete
         try:
-            os.unlink(addr.path)  # type: ignore[attr-defined]
+            os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+#: how often a listener checks that its socket file still exists
+REBIND_INTERVAL = float(os.environ.get('TRACTOR_UDS_REBIND_INTERVAL', 1.0))
+#: socket path -> inode of the socket file this process bound there
+_owned: dict[str, int] = {}
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+async def _bind(path: str) -> trio.socket.SocketType:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen(256)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UDSListener(trio.abc.Listener[trio.SocketStream]):
+    """A unix-socket listener that keeps its address reachable.
+
+    A socket file can be deleted under a live listener (a ``/tmp`` or
+    runtime-dir cleaner, a stray ``rm``): connections already accepted are
+    unaffected, but nobody can reach the listener by its path any more. So
+    every :data:`REBIND_INTERVAL` seconds without a connection the listener
+    checks its file; once it is gone it binds a fresh socket at the same
+    path (re-creating the runtime dir if that went too), so the address
+    the actor registered works again. A file there that is not ours (another
+    process bound the path meanwhile) is left alone, and so is the check.
+    """
+
+    def __init__(self, addr: UDSAddress, sock: trio.socket.SocketType) -> None:
+        self.addr = addr
+        self._inner = trio.SocketListener(sock)
+        self._pending: list[trio.SocketStream] = []
+        self._ino = _inode(addr.path)
+        if self._ino is not None:
+            _owned[addr.path] = self._ino
+        self._watching = True
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        return self._inner.socket
+
+    async def accept(self) -> trio.SocketStream:
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            if not self._watching:
+                return await self._inner.accept()
+            with trio.move_on_after(REBIND_INTERVAL):
+                return await self._inner.accept()
+            await self._check()
+
+    async def _check(self) -> None:
+        path = self.addr.path
+        ino = _inode(path)
+        if ino == self._ino:
+            return
+        if ino is not None:
+            log.warning(
+                '%s now belongs to another socket: this actor no longer answers there', path,
+            )
+            self._watching = False
+            return
+        try:
+            if self.addr.dirpath == runtime_dir_path():
+                runtime_dir()  # deleted with everything in it: re-create it, mode 0700
+            sock = await _bind(path)
+        except OSError as err:
+            log.warning('socket file %s was deleted and cannot be re-created yet: %s', path, err)
+            return
+        old, self._inner = self._inner, trio.SocketListener(sock)
+        self._ino = _inode(path)
+        if self._ino is not None:
+            _owned[path] = self._ino
+        # connections that reached the old socket before its file went away
+        raw = socket.socket(fileno=old.socket.detach())
+        raw.setblocking(False)
+        try:
+            while True:
+                try:
+                    conn, _ = raw.accept()
+                except (BlockingIOError, OSError):
+                    break
+                self._pending.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+        finally:
+            raw.close()
+        log.warning('socket file %s was deleted: listening again at the same path', path)
+
+    async def aclose(self) -> None:
+        for stream in self._pending:
+            await stream.aclose()
+        self._pending.clear()
+        await self._inner.aclose()
 
 
 async def _answers(path: str) -> bool:

@@ -72,12 +72,14 @@ async def find_actor(
     portals: list[Portal] = []
     seen: set[tuple] = set()
     reachable = 0
+    errors: list[str] = []
     async with AsyncExitStack() as stack:
         for reg in regs:
             try:
                 entries = await cli.call(reg, 'find_actors', name=name)
             except RegistrarUnreachable as err:
                 log.warning('skipping registrar %s: %s', reg, err)
+                errors.append(str(err))
                 continue
             reachable += 1
             for uid, addrs in entries:
@@ -97,10 +99,7 @@ async def find_actor(
             if only_first and portals:
                 break
         if not reachable:
-            raise RegistrarUnreachable(
-                f'cannot look up {name!r}: no registrar answers at '
-                f'{", ".join(map(str, regs))}'
-            )
+            raise RegistrarUnreachable(f'cannot look up {name!r}: {"; ".join(errors)}')
         if not portals and raise_on_none:
             raise RuntimeError(
                 f'no actor named {name!r} is registered at {", ".join(map(str, regs))}'

@@ -54,9 +54,7 @@ class RegistrarClient:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     chan = await self.actor.connect(addr)
             except (OSError, trio.TooSlowError, TransportClosed, MsgTypeError) as err:
-                raise RegistrarUnreachable(
-                    f'no registrar answers at {addr} ({type(err).__name__}: {err})'
-                ) from err
+                raise RegistrarUnreachable(f'no registrar answers at {addr} ({why(err)})') from err
             self._chans[addr] = chan
             return chan
 
@@ -72,6 +70,19 @@ class RegistrarClient:
             return await self.actor.call(chan, 'self', method, kwargs)
         except TransportClosed as err:
             raise RegistrarUnreachable(f'lost the registrar at {reg}: {err}') from err
+
+
+def why(err: BaseException) -> str:
+    """``Type: message`` of ``err``, or of the OS error under it (trio's
+    "all attempts to connect failed" wraps the refusal that says why)."""
+    cause = err.__cause__
+    if isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+        cause = cause.exceptions[0]
+    if isinstance(err, OSError) and isinstance(cause, OSError):
+        err = cause
+    if isinstance(err, trio.TooSlowError):
+        return f'no answer within {CONNECT_TIMEOUT}s'
+    return f'{type(err).__name__}: {err}'
 
 
 def client(actor: Actor) -> RegistrarClient:

@@ -20,6 +20,11 @@ log = get_logger('discovery')
 
 #: bound on unregistering at teardown (the registrar may be gone)
 UNREGISTER_TIMEOUT = 5.0
+#: how often an actor checks that its registrar connection is still up
+WATCH_INTERVAL = 1.0
+#: re-dial backoff after losing the registrar: first delay, and its cap
+REDIAL_MIN = 0.1
+REDIAL_MAX = 2.0
 
 
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:
@@ -50,22 +55,62 @@ def tractor_root_bind_addrs(actor, registry_addrs, ensure_registry):
     return bootstrap(actor, registry_addrs, ensure_registry)
 
 
+async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: set) -> None:
+    """Watch the connection this actor registered over; when it is lost
+    (the registrar died or restarted), re-dial ``reg`` with a capped
+    exponential backoff and register again. Runs for the actor's lifetime
+    in its service nursery (so teardown cancels it first); never raises.
+    If booting could not register at all, this keeps trying too."""
+    cli = client(actor)
+    delay = REDIAL_MIN
+    while True:
+        chan = cli._chans.get(reg)
+        if chan is not None and chan.connected():
+            while chan.connected():
+                await trio.sleep(WATCH_INTERVAL)
+            parent = actor._parent_chan
+            # a registrar that was our parent: we normally go down with it
+            # (and this task with us), so no warning for that
+            quiet = parent is not None and chan.uid is not None and parent.uid == chan.uid
+            (log.debug if quiet else log.warning)(
+                '%s lost its registrar at %s: re-registering once it is back', actor.name, reg,
+            )
+            delay = REDIAL_MIN
+        try:
+            await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+        except Exception as err:  # unreachable, refused, not a registrar, ...
+            log.debug('%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, REDIAL_MAX)
+            continue
+        if reg in registered:
+            log.warning('%s registered again at %s', actor.name, reg)
+        registered.add(reg)
+        delay = REDIAL_MIN
+
+
 @asynccontextmanager
 async def registration(actor: Actor) -> AsyncIterator[None]:
-    """Register on boot, unregister on graceful teardown."""
+    """Register on boot, keep registered (see :func:`keep_registered`),
+    unregister on graceful teardown."""
     addrs = [a.to_wire() for a in actor.listen_addrs]
     local = local_registrar(actor)
     cli = client(actor)
-    registered = []
+    registered: set = set()
     if local is not None:
         await local.register_actor(actor.uid, addrs)
     else:
         for reg in actor.registry_addrs:
             try:
                 await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
-                registered.append(reg)
+                registered.add(reg)
             except RegistrarUnreachable as err:
-                log.warning('%s could not register: %s', actor.name, err)
+                log.warning('%s could not register (will keep trying): %s', actor.name, err)
+        assert actor._service_tn is not None
+        for reg in actor.registry_addrs:
+            actor._service_tn.start_soon(
+                keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
+            )
     try:
         yield
     finally:
@@ -73,7 +118,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             with trio.move_on_after(UNREGISTER_TIMEOUT):
                 if local is not None:
                     await local.unregister_actor(actor.uid)
-                for reg in registered:
+                for reg in list(registered):
                     try:
                         await cli.call(reg, 'unregister_actor', uid=list(actor.uid))
                     except RegistrarUnreachable as err:

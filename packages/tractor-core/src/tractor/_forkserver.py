@@ -1,0 +1,592 @@
+"""The fork server: ``python -m tractor._forkserver --listen-fd N --control-fd M``.
+
+A template process that has already imported everything a subactor needs
+(trio, msgspec, the runtime, ``tractor._child``, the plugins) and forks each
+new actor on request, so a spawn costs a fork and a handshake instead of an
+interpreter start plus imports. The requester side is
+``tractor._spawn_forkserver``; docs/architecture.md describes the whole.
+
+The server is a plain blocking loop over one epoll selector (no trio run, no
+threads, so forking is safe at any point):
+
+- the *listener* (a unix socket in the per-user runtime directory, bound by
+  the owner and inherited) accepts one connection per fork request, from the
+  owner or from any actor of its tree; peers of another uid are refused;
+- the *control* connection (one end of a socketpair held by the owner)
+  only ever reaches end-of-file: the owner exited or was killed. The server
+  then stops accepting and exits as soon as every child it forked is reaped
+  (they exit on their own once their actor parent is gone);
+- one *pidfd* per child: readable when the child exits; the server reaps it
+  and reports the exit status on that request's connection.
+
+Wire format (both directions): 4-byte big-endian length + one msgpack value.
+The request is a :class:`ForkRequest` carrying, as ``SCM_RIGHTS``, the fds
+the child gets (the requester's 0, 1, 2 and any ``pass_fds``). Replies:
+``{'pid': n}`` with the child's pidfd attached, right after the fork;
+``{'exit': returncode}`` (``subprocess`` convention: ``-N`` for signal N)
+once reaped, then the connection closes. ``{'error': text}`` when nothing
+was forked; ``{'fallback': text}`` when the request's environment differs
+from the server's in variables that are read at interpreter start or import
+(``PYTHON*``, ``TRACTOR_*``, ``LD_*``): a fork could not honour them, so the
+requester starts that child from a fresh interpreter instead.
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import ctypes
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+import msgspec
+
+#: what every child runs, exactly like ``python -m tractor._child <args>``
+CHILD_MODULE = 'tractor._child'
+#: requests larger than this are refused (the environment dominates)
+MAX_REQUEST = 16 * 1024 * 1024
+#: fds one request may hand over (stdio plus a few ``pass_fds``)
+MAX_FDS = 16
+#: environment variables read at interpreter start or import time: a forked
+#: child cannot honour a change of these since the server started
+STARTUP_ENV_PREFIXES = (b'PYTHON', b'TRACTOR_', b'LD_')
+#: bytes of argv the server reserves so a child can show its own command
+#: line (``/proc/<pid>/cmdline``, ``ps``) in place of the server's
+TITLE_ROOM = 480
+_CLOSE_ALL = 0x7FFFFFFF
+_PEERCRED = struct.Struct('3i')
+
+
+class ForkRequest(msgspec.Struct):
+    """One child to fork: its ``tractor._child`` arguments and the process
+    state it would have inherited had it been exec'd by the requester."""
+
+    args: list[str]
+    env: list[tuple[bytes, bytes]]
+    cwd: bytes | None = None
+    umask: int | None = None
+    #: fd numbers the ``SCM_RIGHTS`` fds take in the child, in order
+    fds: list[int] = []
+    #: signals the requester ignores and blocks: an exec'd child would
+    #: inherit both (every caught signal reverts to its default)
+    sigign: list[int] = []
+    sigmask: list[int] = []
+
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(ForkRequest)
+_reply_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def frame(obj: Any) -> bytes:
+    body = _encoder.encode(obj)
+    return len(body).to_bytes(4, 'big') + body
+
+
+def decode_reply(body: bytes) -> dict[str, Any]:
+    return _reply_decoder.decode(body)
+
+
+class Frames:
+    """Accumulates bytes and splits them into frame bodies."""
+
+    __slots__ = ('data',)
+
+    def __init__(self, data: bytes = b'') -> None:
+        self.data = data
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def next(self) -> bytes | None:
+        data = self.data
+        if len(data) < 4:
+            return None
+        end = 4 + int.from_bytes(data[:4], 'big')
+        if len(data) < end:
+            return None
+        self.data = data[end:]
+        return data[4:end]
+
+    def pending(self) -> int:
+        return len(self.data)
+
+
+def fds_from_ancdata(ancdata: list) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            arr = array.array('i')
+            arr.frombytes(data[: len(data) - len(data) % arr.itemsize])
+            fds.extend(arr)
+    return fds
+
+
+def startup_env(env: dict[bytes, bytes] | list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    items = env.items() if isinstance(env, dict) else env
+    return {k: v for k, v in items if k.startswith(STARTUP_ENV_PREFIXES)}
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# -- the server ---------------------------------------------------------------
+
+class _Pending:
+    """A request connection whose request has not fully arrived yet."""
+
+    __slots__ = ('sock', 'frames', 'fds')
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.frames = Frames()
+        self.fds: list[int] = []
+
+    def close(self) -> None:
+        for fd in self.fds:
+            _close_quietly(fd)
+        self.fds = []
+        self.sock.close()
+
+
+class _Kid:
+    """A forked child not reaped yet, and the connection to report it on."""
+
+    __slots__ = ('pid', 'pidfd', 'sock')
+
+    def __init__(self, pid: int, pidfd: int, sock: socket.socket | None) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.sock = sock
+
+
+class ForkServer:
+    def __init__(self, listener: socket.socket, control: socket.socket) -> None:
+        self.listener: socket.socket | None = listener
+        self.control: socket.socket | None = control
+        self.path = listener.getsockname()
+        self.sel = selectors.EpollSelector()
+        self.pending: dict[socket.socket, _Pending] = {}
+        self.kids: dict[int, _Kid] = {}
+        self.startup_env = startup_env(dict(os.environb))
+        self.uid = os.geteuid()
+
+    # the loop ------------------------------------------------------------
+    def run(self) -> int:
+        assert self.listener is not None and self.control is not None
+        for sock in (self.listener, self.control):
+            sock.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
+        self.sel.register(self.control, selectors.EVENT_READ, self._control_readable)
+        while self.control is not None or self.kids:
+            for key, _events in self.sel.select():
+                try:
+                    key.data(key)
+                except Exception:  # a bug must not take every child's reaper down
+                    import traceback
+
+                    print('tractor fork server: unexpected error (serving on):', file=sys.stderr)
+                    traceback.print_exc()
+                    pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]
+                    if pending is not None:
+                        self._drop(pending)
+        self.sel.close()
+        return 0
+
+    def _accept(self, key: selectors.SelectorKey) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as err:  # EMFILE and friends: keep serving the rest
+            print(f'tractor fork server: accept failed: {err}', file=sys.stderr)
+            return
+        try:
+            _pid, uid, _gid = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            )
+        except OSError:
+            uid = -1
+        if uid != self.uid:  # the socket's directory is private; belt and braces
+            sock.close()
+            return
+        sock.setblocking(False)
+        pending = _Pending(sock)
+        self.pending[sock] = pending
+        self.sel.register(sock, selectors.EVENT_READ, self._request_readable)
+
+    def _drop(self, pending: _Pending) -> None:
+        self.sel.unregister(pending.sock)
+        del self.pending[pending.sock]
+        pending.close()
+
+    def _request_readable(self, key: selectors.SelectorKey) -> None:
+        pending = self.pending[key.fileobj]  # type: ignore[index]
+        try:
+            data, ancdata, flags, _ = pending.sock.recvmsg(
+                65536, socket.CMSG_SPACE(MAX_FDS * 4)
+            )
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(pending)
+            return
+        pending.fds.extend(fds_from_ancdata(ancdata))
+        if not data or flags & socket.MSG_CTRUNC or len(pending.fds) > MAX_FDS:
+            self._drop(pending)
+            return
+        pending.frames.feed(data)
+        body = pending.frames.next()
+        if body is None:
+            if pending.frames.pending() > MAX_REQUEST:
+                self._drop(pending)
+            return
+        self.sel.unregister(pending.sock)
+        del self.pending[pending.sock]
+        try:
+            self._handle(pending, body)
+        except Exception as err:  # the server serves on; this request failed
+            self._refuse(pending, {'error': f'fork server error: {err!r}'})
+            raise
+
+    def _handle(self, pending: _Pending, body: bytes) -> None:
+        try:
+            req = _request_decoder.decode(body)
+        except msgspec.DecodeError as err:
+            self._refuse(pending, {'error': f'malformed fork request: {err}'})
+            return
+        if len(req.fds) != len(pending.fds):
+            self._refuse(pending, {'error': 'fork request: fd count mismatch'})
+            return
+        changed = sorted({
+            key.decode(errors='replace')
+            for key, _value in set(startup_env(req.env).items()) ^ set(self.startup_env.items())
+        })
+        if changed:
+            self._refuse(pending, {'fallback': f'environment changed since the fork '
+                                               f'server started: {changed}'})
+            return
+        self._fork(pending, req)
+
+    def _refuse(self, pending: _Pending, reply: dict) -> None:
+        try:
+            pending.sock.send(frame(reply), socket.MSG_NOSIGNAL)
+        except OSError:
+            pass
+        pending.close()
+
+    def _fork(self, pending: _Pending, req: ForkRequest) -> None:
+        try:
+            pid = os.fork()
+        except OSError as err:
+            self._refuse(pending, {'error': f'fork() failed: {err}'})
+            return
+        if pid == 0:
+            self._become_child(pending, req)  # never returns
+        for fd in pending.fds:
+            _close_quietly(fd)
+        pending.fds = []
+        sock: socket.socket | None = pending.sock
+        pidfd = os.pidfd_open(pid)  # the child is ours until reaped: cannot fail on a live pid
+        try:
+            socket.send_fds(sock, [frame({'pid': pid})], [pidfd], socket.MSG_NOSIGNAL)
+        except OSError:
+            # the requester gave up before it learnt the pid: nobody can
+            # supervise this child, so it must not run
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            sock.close()
+            sock = None
+        kid = _Kid(pid, pidfd, sock)
+        self.kids[pidfd] = kid
+        self.sel.register(pidfd, selectors.EVENT_READ, self._kid_exited)
+
+    def _kid_exited(self, key: selectors.SelectorKey) -> None:
+        kid = self.kids[key.fd]
+        try:
+            pid, status = os.waitpid(kid.pid, os.WNOHANG)
+        except ChildProcessError:  # cannot happen while SIGCHLD is not ignored
+            pid, status = kid.pid, 255 << 8
+        if pid == 0:
+            return
+        self.sel.unregister(kid.pidfd)
+        del self.kids[kid.pidfd]
+        os.close(kid.pidfd)
+        if kid.sock is not None:
+            try:
+                kid.sock.send(frame({'exit': os.waitstatus_to_exitcode(status)}), socket.MSG_NOSIGNAL)
+            except OSError:
+                pass
+            kid.sock.close()
+
+    def _control_readable(self, key: selectors.SelectorKey) -> None:
+        assert self.control is not None
+        try:
+            if self.control.recv(4096):
+                return  # nothing is sent on it today; only its end matters
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        # the owner is gone: no new requests; finish reaping, then exit
+        self.sel.unregister(self.control)
+        self.control.close()
+        self.control = None
+        if self.listener is not None:
+            self.sel.unregister(self.listener)
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        for pending in list(self.pending.values()):
+            self._drop(pending)
+
+    # the child -------------------------------------------------------------
+    def _become_child(self, pending: _Pending, req: ForkRequest) -> None:
+        """Turn this fresh fork into the subactor: drop the server's state,
+        restore the requester's, run ``tractor._child``; never returns."""
+        code = 1
+        try:
+            # close the server's objects here (the parent keeps its own
+            # copies): left to the garbage collector they would close fds by
+            # number, long after those numbers were reused by the actor
+            self.sel.close()
+            socks = [pending.sock, *self.pending, *(k.sock for k in self.kids.values())]
+            for sock in (self.listener, self.control, *socks):
+                if sock is not None:
+                    sock.close()
+            self.kids.clear()
+            self.pending.clear()
+            install_fds(pending.fds, req.fds)
+            reset_signals(req.sigign, req.sigmask)
+            restore_process_state(req)
+            set_cmdline([sys.executable, '-m', CHILD_MODULE, *req.args])
+            code = run_child(req.args)
+        except BaseException:
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except BaseException:
+                pass
+        finally:
+            finish(code)
+
+
+def install_fds(fds: list[int], targets: list[int]) -> None:
+    """Give the child exactly ``fds`` at ``targets`` (like ``pass_fds``), and
+    close everything else it inherited, stdio the requester lacked included."""
+    import fcntl
+
+    top = max([*fds, *targets, 2]) + 1
+    moved = []
+    for fd in fds:  # first out of the way of every target
+        moved.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top))
+        os.close(fd)
+    for src, dst in zip(moved, targets):
+        os.dup2(src, dst, inheritable=True)
+    for src in moved:
+        os.close(src)
+    keep = set(targets)
+    for fd in (0, 1, 2):
+        if fd not in keep:
+            _close_quietly(fd)
+    low = 3
+    for fd in sorted(t for t in keep if t >= 3):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _CLOSE_ALL)
+
+
+def reset_signals(ignored: list[int] = (), blocked: list[int] = ()) -> None:  # type: ignore[assignment]
+    """Signal state as an exec'd interpreter would start with: what the
+    requester ignores stays ignored and what it blocks stays blocked (exec
+    keeps both), every other signal gets its default disposition; then what
+    the interpreter sets up itself: SIGPIPE and SIGXFSZ ignored, SIGINT
+    raising KeyboardInterrupt unless ignored (``tractor._child`` then ignores
+    it)."""
+    ignore = set(ignored)
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_IGN if sig in ignore else signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    for name in ('SIGPIPE', 'SIGXFSZ'):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    valid = signal.valid_signals()
+    signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in blocked if s in valid])
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+
+
+def restore_process_state(req: ForkRequest) -> None:
+    """The requester's environment, working directory and umask; fresh
+    random state (the ``random`` module reseeds itself after a fork; trio's
+    scheduler has its own generator)."""
+    env = os.environb
+    for key in list(env):
+        del env[key]
+    env.update(dict(req.env))
+    if req.cwd is not None:
+        try:
+            os.chdir(req.cwd)
+        except OSError as err:
+            print(f'tractor fork server: cannot enter the requester\'s working directory: {err}',
+                  file=sys.stderr)
+    if req.umask is not None:
+        os.umask(req.umask)
+    import random
+
+    random.seed()
+    run_mod = sys.modules.get('trio._core._run')
+    rng = getattr(run_mod, '_r', None)
+    if isinstance(rng, random.Random):
+        rng.seed()
+
+
+def set_cmdline(words: list[str]) -> None:
+    """Show ``words`` as this process's command line (``/proc/<pid>/cmdline``,
+    ``ps``): overwrite the argv area the kernel reports, within its size
+    (the server reserved :data:`TITLE_ROOM` bytes for this)."""
+    try:
+        with open('/proc/self/stat', 'rb') as f:
+            fields = f.read().rsplit(b')', 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
+    except (OSError, IndexError, ValueError):
+        return
+    room = end - start
+    if start <= 0 or room <= 1:
+        return
+    data = b'\0'.join(os.fsencode(w) for w in words)[: room - 1]
+    ctypes.memmove(start, data + b'\0' * (room - len(data)), room)
+
+
+def run_child(args: list[str]) -> int:
+    """What ``python -m tractor._child <args>`` runs, in this process (the
+    module's code executed afresh as ``__main__``, as ``-m`` does); the exit
+    code it would end with."""
+    import builtins
+    import importlib.util
+    import types
+
+    if sys.modules.get('__mp_main__') is sys.modules.get('__main__'):
+        # `import multiprocessing` (by a plugin, in the server) aliased the
+        # server's own __main__: a child keeps that name for its parent's
+        # main script (see Actor._import)
+        sys.modules.pop('__mp_main__', None)
+    spec = importlib.util.find_spec(CHILD_MODULE)
+    assert spec is not None and spec.loader is not None
+    code = spec.loader.get_code(CHILD_MODULE)  # type: ignore[attr-defined]
+    main = types.ModuleType('__main__')
+    main.__dict__.update(
+        __file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
+        __package__=spec.parent, __spec__=spec, __builtins__=builtins,
+    )
+    sys.modules['__main__'] = main
+    sys.argv[:] = [spec.origin or CHILD_MODULE, *args]
+    try:
+        exec(code, main.__dict__)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def finish(code: int) -> None:
+    """End the child like an interpreter exit does for what matters here
+    (non-daemon threads joined, atexit handlers, stdio flushed), then
+    ``os._exit``: module teardown and garbage collection of the whole
+    runtime are skipped, like CPython's own fork-based start methods do."""
+    try:
+        import threading
+
+        shutdown = getattr(threading, '_shutdown', None)
+        if shutdown is not None:
+            shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(code)
+
+
+def preload() -> None:
+    """Import everything a subactor needs before it runs user code, so the
+    children forked from here start warm."""
+    import trio  # noqa: F401
+
+    import tractor  # noqa: F401
+    from tractor import (  # noqa: F401
+        _child, _context, _ipc, _msg, _portal, _root, _runtime, _spawn,
+        _spawn_forkserver, _spawn_trio, _supervise, log, trionics,
+    )
+    from tractor._plugins import get_plugin_manager
+
+    get_plugin_manager()  # transports, discovery and any third-party plugins
+    try:
+        import tractor.discovery  # noqa: F401
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='tractor._forkserver')
+    parser.add_argument('--listen-fd', type=int, required=True)
+    parser.add_argument('--control-fd', type=int, required=True)
+    parser.add_argument('--title-room', default='', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    # Ctrl-C is the root actor's to handle; the server ends with its owner
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # an ignored SIGCHLD (inherited through exec) would reap children for us
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    listener = socket.socket(fileno=args.listen_fd)
+    control = socket.socket(fileno=args.control_fd)
+    preload()
+    from tractor._child import _set_process_name
+
+    _set_process_name('forkserver')
+    import gc
+
+    gc.collect()
+    gc.freeze()  # children do not copy pages just to scan the warm objects
+    return ForkServer(listener, control).run()
+
+
+if __name__ == '__main__':
+    # run the real module (not this `__main__` copy), so every object the
+    # children inherit belongs to `tractor._forkserver`
+    from tractor._forkserver import main as _main
+
+    sys.exit(_main())
