@@ -217,6 +217,7 @@ async def run(args) -> dict:
         registry_addrs=[registry_addr(args.transport)],
         enable_transports=[args.transport],
     ) as an:
+        start_method = tractor.current_actor().start_method
         async with trio.open_nursery() as tn:
             for i in range(args.workers):
                 async def spawn(name: str) -> None:
@@ -241,7 +242,7 @@ async def run(args) -> dict:
             callers_tn.cancel_scope.cancel()
         await an.cancel()
     return {
-        'book': book, 'stats': stats, 'lost': lost, 'pids': pids,
+        'book': book, 'stats': stats, 'lost': lost, 'pids': pids, 'start_method': start_method,
         'seconds': round(time.monotonic() - started, 1),
     }
 
@@ -273,6 +274,7 @@ def main() -> int:
     report = {
         'seconds': res['seconds'],
         'transport': args.transport,
+        'start_method': res['start_method'],
         'seed': args.seed,
         'workers': args.workers,
         'kills': res['stats']['kills'],
@@ -301,7 +303,7 @@ def main() -> int:
 
 def print_report(r: dict) -> None:
     rows = [
-        ('duration', f"{r['seconds']} s ({r['transport']}, seed {r['seed']})"),
+        ('duration', f"{r['seconds']} s ({r['transport']}, {r['start_method']} spawning, seed {r['seed']})"),
         ('workers', r['workers']),
         ('workers SIGKILLed / respawned', f"{r['kills']} / {r['respawns']}"
          + (f" ({r['respawn_failures']} respawns failed)" if r['respawn_failures'] else '')),

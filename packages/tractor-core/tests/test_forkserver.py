@@ -47,6 +47,22 @@ def proc_state() -> dict:
     }
 
 
+_STATE: dict = {}
+
+
+async def hold_forked_leaf() -> None:
+    """Spawn a leaf with the fork server from here (this actor starts and
+    owns one), record the pids, hold."""
+    async with tractor.open_nursery(start_method='forkserver') as an:
+        leaf = await an.start_actor('leaf', enable_modules=FNS)
+        _STATE['pids'] = {'leaf': leaf.channel.aid.pid, 'servers': sorted(fork_servers())}
+        await trio.sleep_forever()
+
+
+def held_pids() -> dict | None:
+    return _STATE.get('pids')
+
+
 def children_of(pid: int | str = 'self') -> set[int]:
     pids: set[int] = set()
     try:
@@ -378,6 +394,33 @@ async def test_server_killed(runtime_kwargs, pids_gone):
             assert fork_servers() - {server}
             await an.cancel()
     assert fork_servers() == set()
+
+
+async def test_sigkill_non_root_owner(runtime_kwargs, pids_gone):
+    """An actor spawned with 'trio' that spawns with 'forkserver' starts and
+    owns its own server; SIGKILL it: its server and its child exit too."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='trio', **runtime_kwargs) as an:
+            owner = await an.start_actor('owner', enable_modules=[__name__])
+            errors = []
+
+            async def hold() -> None:
+                try:
+                    await owner.run(hold_forked_leaf)
+                except (tractor.TransportClosed, tractor.RemoteActorError) as err:
+                    errors.append(err)
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(hold)
+                while (pids := await owner.run(held_pids)) is None:
+                    await trio.sleep(0.02)
+                assert len(pids['servers']) == 1
+                (server,) = pids['servers']
+                assert server in descendants(owner.channel.aid.pid)
+                child_proc(an, owner).kill()
+            assert len(errors) == 1
+            assert await pids_gone([pids['leaf'], server]) == []
+            await an.cancel()
 
 
 async def _run_root(tpt_proto, reg_addr, mode: str, token: str):

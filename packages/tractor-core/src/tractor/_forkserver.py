@@ -56,7 +56,7 @@ MAX_FDS = 16
 STARTUP_ENV_PREFIXES = (b'PYTHON', b'TRACTOR_', b'LD_')
 #: bytes of argv the server reserves so a child can show its own command
 #: line (``/proc/<pid>/cmdline``, ``ps``) in place of the server's
-TITLE_ROOM = 480
+TITLE_ROOM = 320
 _CLOSE_ALL = 0x7FFFFFFF
 _PEERCRED = struct.Struct('3i')
 
@@ -202,7 +202,8 @@ class ForkServer:
         return 0
 
     def _accept(self, key: selectors.SelectorKey) -> None:
-        assert self.listener is not None
+        if self.listener is None:  # closed earlier in this batch of events
+            return
         try:
             sock, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -230,7 +231,9 @@ class ForkServer:
         pending.close()
 
     def _request_readable(self, key: selectors.SelectorKey) -> None:
-        pending = self.pending[key.fileobj]  # type: ignore[index]
+        pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]
+        if pending is None:  # dropped earlier in this batch of events
+            return
         try:
             data, ancdata, flags, _ = pending.sock.recvmsg(
                 65536, socket.CMSG_SPACE(MAX_FDS * 4)
@@ -296,7 +299,13 @@ class ForkServer:
             _close_quietly(fd)
         pending.fds = []
         sock: socket.socket | None = pending.sock
-        pidfd = os.pidfd_open(pid)  # the child is ours until reaped: cannot fail on a live pid
+        try:
+            pidfd = os.pidfd_open(pid)  # ours until reaped: the pid cannot be reused yet
+        except OSError as err:  # out of fds: this child cannot be tracked
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._refuse(pending, {'error': f'pidfd_open() failed: {err}'})
+            return
         try:
             socket.send_fds(sock, [frame({'pid': pid})], [pidfd], socket.MSG_NOSIGNAL)
         except OSError:
@@ -310,7 +319,9 @@ class ForkServer:
         self.sel.register(pidfd, selectors.EVENT_READ, self._kid_exited)
 
     def _kid_exited(self, key: selectors.SelectorKey) -> None:
-        kid = self.kids[key.fd]
+        kid = self.kids.get(key.fd)
+        if kid is None:
+            return
         try:
             pid, status = os.waitpid(kid.pid, os.WNOHANG)
         except ChildProcessError:  # cannot happen while SIGCHLD is not ignored
@@ -328,7 +339,8 @@ class ForkServer:
             kid.sock.close()
 
     def _control_readable(self, key: selectors.SelectorKey) -> None:
-        assert self.control is not None
+        if self.control is None:
+            return
         try:
             if self.control.recv(4096):
                 return  # nothing is sent on it today; only its end matters
@@ -567,6 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--control-fd', type=int, required=True)
     parser.add_argument('--title-room', default='', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # keep the reserved room, show it as trailing NULs rather than spaces
+    set_cmdline([sys.executable, '-m', 'tractor._forkserver',
+                 '--listen-fd', str(args.listen_fd), '--control-fd', str(args.control_fd)])
     # Ctrl-C is the root actor's to handle; the server ends with its owner
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # an ignored SIGCHLD (inherited through exec) would reap children for us
