@@ -171,12 +171,17 @@ async def test_sigkill_middle_actor(runtime_kwargs, pids_gone):
             await an.cancel()
 
 
-async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, alive):
+#: both spawn backends, whichever is the default
+BACKENDS = pytest.mark.parametrize('start_method', ['trio', 'forkserver'])
+
+
+@BACKENDS
+async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, alive, start_method):
     """SIGKILL the root of a three-level tree: every descendant exits."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr)],
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method],
             stdout=subprocess.PIPE,
         )
         try:
@@ -285,13 +290,14 @@ async def test_child_dies_mid_call(runtime_kwargs, pids_gone):
             assert await portal.cancel_actor() is False
 
 
-async def test_ctrl_c_in_root_tears_down_tree(tpt_proto, reg_addr, pids_gone):
+@BACKENDS
+async def test_ctrl_c_in_root_tears_down_tree(tpt_proto, reg_addr, pids_gone, start_method):
     """SIGINT to the root (children ignore it) cancels the whole tree
     gracefully: the root exits with KeyboardInterrupt, nothing is left."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr)],
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         try:

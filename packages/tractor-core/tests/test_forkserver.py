@@ -170,6 +170,8 @@ async def test_spawn_run_cancel(runtime_kwargs, tpt_proto, start_method, pids_go
             assert proc.returncode == 0
         assert await pids_gone([info['pid']]) == []
         assert fork_servers() == set()  # the owner shut its server down
+        runtime_dir = os.environ['TRACTOR_RUNTIME_DIR']
+        assert [f for f in os.listdir(runtime_dir) if f.startswith(f'forkserver-{os.getpid()}-')] == []
 
 
 async def test_nested_tree(runtime_kwargs, start_method, pids_gone):
@@ -476,3 +478,16 @@ async def test_default_is_forkserver(runtime_kwargs, monkeypatch):
             assert isinstance(child_proc(an, portal), ForkedProcess)
             assert (await portal.run(whoami))['start_method'] == 'forkserver'
             await an.cancel()
+
+
+async def test_import_tractor_loads_no_backend():
+    """`import tractor` imports neither backend module: they load with the
+    plugins (lean import), and `python -m tractor._forkserver` must not find
+    its own module already imported by the package (runpy warns then)."""
+    with trio.fail_after(30):
+        result = await trio.run_process(
+            [sys.executable, '-W', 'error', '-c',
+             'import sys, tractor; print(sorted(m for m in sys.modules if "forkserver" in m))'],
+            capture_stdout=True,
+        )
+    assert result.stdout.decode().strip() == '[]'

@@ -19,6 +19,12 @@ threads, so forking is safe at any point):
 - one *pidfd* per child: readable when the child exits; the server reaps it
   and reports the exit status on that request's connection.
 
+Forking is done one request ahead: the server keeps one *spare* child,
+forked and already rid of the server's state, blocked on a socketpair; a
+request is handed to it (with its fds), the requester gets its pid at once,
+and the server forks the next spare while that child boots. The fork itself
+is thus off the spawn's critical path.
+
 Wire format (both directions): 4-byte big-endian length + one msgpack value.
 The request is a :class:`ForkRequest` carrying, as ``SCM_RIGHTS``, the fds
 the child gets (the requester's 0, 1, 2 and any ``pass_fds``). Replies:
@@ -131,6 +137,13 @@ def startup_env(env: dict[bytes, bytes] | list[tuple[bytes, bytes]]) -> dict[byt
     return {k: v for k, v in items if k.startswith(STARTUP_ENV_PREFIXES)}
 
 
+def _kill(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)
@@ -168,6 +181,16 @@ class _Kid:
         self.sock = sock
 
 
+class _Spare:
+    """A forked child waiting for its request on ``sock``."""
+
+    __slots__ = ('kid', 'sock')
+
+    def __init__(self, kid: _Kid, sock: socket.socket) -> None:
+        self.kid = kid
+        self.sock = sock
+
+
 class ForkServer:
     def __init__(self, listener: socket.socket, control: socket.socket) -> None:
         self.listener: socket.socket | None = listener
@@ -176,6 +199,9 @@ class ForkServer:
         self.sel = selectors.EpollSelector()
         self.pending: dict[socket.socket, _Pending] = {}
         self.kids: dict[int, _Kid] = {}
+        self.spare: _Spare | None = None
+        #: the request connection being handed over (in no table meanwhile)
+        self.handing: socket.socket | None = None
         self.startup_env = startup_env(dict(os.environb))
         self.uid = os.geteuid()
 
@@ -186,6 +212,10 @@ class ForkServer:
             sock.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         self.sel.register(self.control, selectors.EVENT_READ, self._control_readable)
+        try:
+            self._make_spare()
+        except OSError as err:  # forks on demand then
+            print(f'tractor fork server: cannot fork a spare: {err}', file=sys.stderr)
         while self.control is not None or self.kids:
             for key, _events in self.sel.select():
                 try:
@@ -278,7 +308,7 @@ class ForkServer:
             self._refuse(pending, {'fallback': f'environment changed since the fork '
                                                f'server started: {changed}'})
             return
-        self._fork(pending, req)
+        self._fork(pending, body)
 
     def _refuse(self, pending: _Pending, reply: dict) -> None:
         try:
@@ -287,36 +317,78 @@ class ForkServer:
             pass
         pending.close()
 
-    def _fork(self, pending: _Pending, req: ForkRequest) -> None:
+    def _make_spare(self) -> None:
+        """Fork the child that will serve the next request."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             pid = os.fork()
-        except OSError as err:
-            self._refuse(pending, {'error': f'fork() failed: {err}'})
-            return
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid == 0:
-            self._become_child(pending, req)  # never returns
+            ours.close()
+            self._spare_main(theirs)  # never returns
+        theirs.close()
+        try:
+            pidfd = os.pidfd_open(pid)  # ours until reaped: the pid cannot be reused yet
+        except OSError:  # out of fds: this child cannot be tracked
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            ours.close()
+            raise
+        kid = _Kid(pid, pidfd, None)
+        self.kids[pidfd] = kid
+        self.sel.register(pidfd, selectors.EVENT_READ, self._kid_exited)
+        self.spare = _Spare(kid, ours)
+
+    def _fork(self, pending: _Pending, body: bytes) -> None:
+        """Hand the request to the spare (forking one first if there is
+        none), tell the requester its pid, then fork the next spare."""
+        kid = None
+        self.handing = pending.sock
+        for _attempt in range(2):  # a spare that died since: fork another
+            if self.spare is None:
+                try:
+                    self._make_spare()
+                except OSError as err:
+                    self._refuse(pending, {'error': f'fork() failed: {err}'})
+                    return
+            spare, self.spare = self.spare, None
+            assert spare is not None
+            try:
+                socket.send_fds(
+                    spare.sock, [len(body).to_bytes(4, 'big') + body], pending.fds,
+                    socket.MSG_NOSIGNAL,
+                )
+            except OSError:
+                _kill(spare.kid.pidfd)
+                continue
+            finally:
+                spare.sock.close()
+            kid = spare.kid
+            break
+        self.handing = None
         for fd in pending.fds:
             _close_quietly(fd)
         pending.fds = []
-        sock: socket.socket | None = pending.sock
-        try:
-            pidfd = os.pidfd_open(pid)  # ours until reaped: the pid cannot be reused yet
-        except OSError as err:  # out of fds: this child cannot be tracked
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self._refuse(pending, {'error': f'pidfd_open() failed: {err}'})
+        if kid is None:
+            self._refuse(pending, {'error': 'no child could take the request'})
             return
         try:
-            socket.send_fds(sock, [frame({'pid': pid})], [pidfd], socket.MSG_NOSIGNAL)
+            socket.send_fds(pending.sock, [frame({'pid': kid.pid})], [kid.pidfd], socket.MSG_NOSIGNAL)
         except OSError:
             # the requester gave up before it learnt the pid: nobody can
             # supervise this child, so it must not run
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            sock.close()
-            sock = None
-        kid = _Kid(pid, pidfd, sock)
-        self.kids[pidfd] = kid
-        self.sel.register(pidfd, selectors.EVENT_READ, self._kid_exited)
+            _kill(kid.pidfd)
+            pending.sock.close()
+        else:
+            kid.sock = pending.sock
+        if self.control is not None:
+            try:
+                self._make_spare()
+            except OSError as err:  # the next request forks on demand
+                print(f'tractor fork server: cannot fork a spare: {err}', file=sys.stderr)
 
     def _kid_exited(self, key: selectors.SelectorKey) -> None:
         kid = self.kids.get(key.fd)
@@ -331,6 +403,9 @@ class ForkServer:
         self.sel.unregister(kid.pidfd)
         del self.kids[kid.pidfd]
         os.close(kid.pidfd)
+        if self.spare is not None and self.spare.kid is kid:  # died unused
+            self.spare.sock.close()
+            self.spare = None
         if kid.sock is not None:
             try:
                 kid.sock.send(frame({'exit': os.waitstatus_to_exitcode(status)}), socket.MSG_NOSIGNAL)
@@ -362,24 +437,38 @@ class ForkServer:
                 pass
         for pending in list(self.pending.values()):
             self._drop(pending)
+        if self.spare is not None:  # end-of-file: it exits without running
+            self.spare.sock.close()
+            self.spare = None
 
     # the child -------------------------------------------------------------
-    def _become_child(self, pending: _Pending, req: ForkRequest) -> None:
-        """Turn this fresh fork into the subactor: drop the server's state,
-        restore the requester's, run ``tractor._child``; never returns."""
+    def _spare_main(self, sock: socket.socket) -> None:
+        """In a fresh fork: drop the server's state, wait for a request, then
+        become the subactor it asks for; never returns."""
         code = 1
         try:
-            # close the server's objects here (the parent keeps its own
+            # close the server's objects here (the server keeps its own
             # copies): left to the garbage collector they would close fds by
             # number, long after those numbers were reused by the actor
             self.sel.close()
-            socks = [pending.sock, *self.pending, *(k.sock for k in self.kids.values())]
-            for sock in (self.listener, self.control, *socks):
-                if sock is not None:
-                    sock.close()
+            socks = [*self.pending, *(k.sock for k in self.kids.values()), self.handing]
+            if self.spare is not None:
+                socks.append(self.spare.sock)
+            for other in (self.listener, self.control, *socks):
+                if other is not None:
+                    other.close()
             self.kids.clear()
             self.pending.clear()
-            install_fds(pending.fds, req.fds)
+            self.spare = None
+            set_cmdline(['tractor', 'fork', 'server', 'spare'])
+            warm_up()
+            got = receive_request(sock)
+            sock.close()
+            if got is None:  # the server closed its end: never used
+                code = 0
+                return
+            req, fds = got
+            install_fds(fds, req.fds)
             reset_signals(req.sigign, req.sigmask)
             restore_process_state(req)
             set_cmdline([sys.executable, '-m', CHILD_MODULE, *req.args])
@@ -393,6 +482,40 @@ class ForkServer:
                 pass
         finally:
             finish(code)
+
+
+def warm_up() -> None:
+    """In a spare, before its request: throwaway runs of the first steps
+    every child takes (parsing its arguments, reading its signal state,
+    loading libc for its process name), so the page copies their first
+    touch costs after the fork (copy-on-write) are paid while idle, not on
+    the spawn's critical path. Nothing here leaves a trace in the child."""
+    try:
+        _proc_status_masks()
+        parser = argparse.ArgumentParser(prog='warm-up')
+        for name in ('--name', '--uuid', '--parent'):
+            parser.add_argument(name, required=True)
+        parser.add_argument('--secret-fd', type=int, default=None)
+        parser.parse_args(['--name', 'n', '--uuid', 'u', '--parent', 'p', '--secret-fd', '3'])
+        ctypes.CDLL(None, use_errno=True)
+    except Exception:
+        pass
+
+
+def receive_request(sock: socket.socket) -> tuple[ForkRequest, list[int]] | None:
+    """Block until one whole request (and its fds) arrives on ``sock``;
+    ``None`` at end-of-file."""
+    frames = Frames()
+    fds: list[int] = []
+    while (body := frames.next()) is None:
+        data, ancdata, _flags, _ = sock.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4))
+        fds.extend(fds_from_ancdata(ancdata))
+        if not data:
+            for fd in fds:
+                _close_quietly(fd)
+            return None
+        frames.feed(data)
+    return _request_decoder.decode(body), fds
 
 
 def install_fds(fds: list[int], targets: list[int]) -> None:
@@ -421,25 +544,45 @@ def install_fds(fds: list[int], targets: list[int]) -> None:
     os.closerange(low, _CLOSE_ALL)
 
 
+def _proc_status_masks() -> dict[str, int]:
+    masks = {}
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(('SigIgn:', 'SigCgt:')):
+                key, value = line.split(':', 1)
+                masks[key] = int(value, 16)
+    return masks
+
+
 def reset_signals(ignored: list[int] = (), blocked: list[int] = ()) -> None:  # type: ignore[assignment]
     """Signal state as an exec'd interpreter would start with: what the
     requester ignores stays ignored and what it blocks stays blocked (exec
     keeps both), every other signal gets its default disposition; then what
     the interpreter sets up itself: SIGPIPE and SIGXFSZ ignored, SIGINT
     raising KeyboardInterrupt unless ignored (``tractor._child`` then ignores
-    it)."""
-    ignore = set(ignored)
+    it). Only dispositions that differ are changed (the kernel's view in
+    ``/proc/self/status`` says which)."""
+    want_ignored = set(ignored)
+    for name in ('SIGPIPE', 'SIGXFSZ'):
+        if hasattr(signal, name):
+            want_ignored.add(int(getattr(signal, name)))
+    try:
+        masks = _proc_status_masks()
+        now_ignored, now_caught = masks['SigIgn'], masks['SigCgt']
+    except (OSError, KeyError, ValueError):  # no /proc: set every one
+        now_ignored, now_caught = 0, -1
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
+        bit = 1 << (sig - 1)
+        ignore = sig in want_ignored
+        if not now_caught & bit and bool(now_ignored & bit) == ignore:
+            continue  # already as wanted
         try:
-            signal.signal(sig, signal.SIG_IGN if sig in ignore else signal.SIG_DFL)
+            signal.signal(sig, signal.SIG_IGN if ignore else signal.SIG_DFL)
         except (OSError, ValueError, RuntimeError):
             pass
-    for name in ('SIGPIPE', 'SIGXFSZ'):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+    if signal.SIGINT not in want_ignored:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     valid = signal.valid_signals()
     signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in blocked if s in valid])
@@ -454,9 +597,12 @@ def restore_process_state(req: ForkRequest) -> None:
     random state (the ``random`` module reseeds itself after a fork; trio's
     scheduler has its own generator)."""
     env = os.environb
-    for key in list(env):
+    wanted = dict(req.env)
+    for key in [k for k in env if k not in wanted]:
         del env[key]
-    env.update(dict(req.env))
+    for key, value in wanted.items():
+        if env.get(key) != value:
+            env[key] = value
     if req.cwd is not None:
         try:
             os.chdir(req.cwd)
@@ -491,12 +637,23 @@ def set_cmdline(words: list[str]) -> None:
     ctypes.memmove(start, data + b'\0' * (room - len(data)), room)
 
 
+#: ``tractor._child``'s spec and code object, loaded once by the server
+_child_code: tuple[Any, Any] | None = None
+
+
+def _load_child_code() -> tuple[Any, Any]:
+    import importlib.util
+
+    spec = importlib.util.find_spec(CHILD_MODULE)
+    assert spec is not None and spec.loader is not None
+    return spec, spec.loader.get_code(CHILD_MODULE)  # type: ignore[attr-defined]
+
+
 def run_child(args: list[str]) -> int:
     """What ``python -m tractor._child <args>`` runs, in this process (the
     module's code executed afresh as ``__main__``, as ``-m`` does); the exit
     code it would end with."""
     import builtins
-    import importlib.util
     import types
 
     if sys.modules.get('__mp_main__') is sys.modules.get('__main__'):
@@ -504,9 +661,7 @@ def run_child(args: list[str]) -> int:
         # server's own __main__: a child keeps that name for its parent's
         # main script (see Actor._import)
         sys.modules.pop('__mp_main__', None)
-    spec = importlib.util.find_spec(CHILD_MODULE)
-    assert spec is not None and spec.loader is not None
-    code = spec.loader.get_code(CHILD_MODULE)  # type: ignore[attr-defined]
+    spec, code = _child_code or _load_child_code()
     main = types.ModuleType('__main__')
     main.__dict__.update(
         __file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
@@ -571,6 +726,10 @@ def preload() -> None:
         import tractor.discovery  # noqa: F401
     except ImportError:
         pass
+    import encodings.idna  # noqa: F401  (trio's getaddrinfo encodes host names)
+
+    global _child_code
+    _child_code = _load_child_code()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -290,7 +290,9 @@ class TreeForkServer:
                             old.proc.pid, old.proc.returncode)
                 await old.shutdown(0)
             if self.own is None:
-                self.own = await _start_server()
+                # shielded: a server started but not recorded would be nobody's
+                with trio.CancelScope(shield=True):
+                    self.own = await _start_server()
             return self.own
 
 
@@ -379,9 +381,8 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
         with trio.CancelScope(shield=True), trio.fail_after(SPAWN_TIMEOUT):
             try:
                 await sock.connect(path)
-                sent = await sock.sendmsg(
-                    [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))]
-                )
+                ancdata = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
+                sent = await sock.sendmsg([data], ancdata)
                 view = memoryview(data)[sent:]
                 while view:
                     view = view[await sock.send(view):]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg, _spawn_forkserver, _state
+from . import _msg, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
@@ -127,7 +127,10 @@ class ActorNursery:
             actor._spawning.pop(uid, None)
             raise
         # known once a spawn started it: the tree's fork server, to reuse
-        spec.forkserver = _spawn_forkserver.path_for_children(actor)
+        # (imported here: the backends load with the plugins, not with tractor)
+        from ._spawn_forkserver import path_for_children
+
+        spec.forkserver = path_for_children(actor)
         child = _Child(uid, proc, waiter)
         self._children[uid] = child
         self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')

@@ -1,7 +1,7 @@
 """A root actor with a child and a grandchild; prints their pids as one JSON
 line, then sleeps until killed.
 
-usage: tree_root.py <tcp|uds> '<registry address as JSON>'
+usage: tree_root.py <tcp|uds> '<registry address as JSON>' [start method]
 """
 import json
 import os
@@ -25,9 +25,9 @@ def leaf_pid() -> int | None:
     return _leaf.get('pid')
 
 
-async def main(proto: str, reg_addr: tuple) -> None:
+async def main(proto: str, reg_addr: tuple, start_method: str | None) -> None:
     async with tractor.open_nursery(
-        enable_transports=[proto], registry_addrs=[reg_addr]
+        enable_transports=[proto], registry_addrs=[reg_addr], start_method=start_method,
     ) as an:
         child = await an.start_actor('child', enable_modules=[__name__])
         async with trio.open_nursery() as tn:
@@ -43,4 +43,4 @@ async def main(proto: str, reg_addr: tuple) -> None:
 
 
 if __name__ == '__main__':
-    trio.run(main, sys.argv[1], tuple(json.loads(sys.argv[2])))
+    trio.run(main, sys.argv[1], tuple(json.loads(sys.argv[2])), (sys.argv[3:] or [None])[0])
