@@ -47,7 +47,8 @@ class Channel:
 
     ``raddr``/``laddr`` are transport addresses (``.proto_key``,
     ``.unwrap()``), ``aid`` is the peer's identity after the handshake.
-    Sends are serialized by a lock; receives happen from one task only
+    Sends append whole frames to an outgoing buffer that one flush at a
+    time writes out (see :meth:`send`); receives happen from one task only
     (the actor's message loop for this channel).
     """
 

@@ -130,17 +130,6 @@ _decoder = msgspec.msgpack.Decoder(Msg)
 _any_decoder = msgspec.msgpack.Decoder()
 
 
-def encode(msg: _Msg) -> bytes:
-    try:
-        return _encoder.encode(msg)
-    except (TypeError, OverflowError, ValueError) as err:
-        raise MsgTypeError(
-            f'cannot send {type(msg).__name__}: {err} '
-            '(only msgspec-encodable values cross actors: '
-            'builtins, dataclasses, msgspec.Struct, ...)'
-        ) from err
-
-
 def append_frame(msg: _Msg, buf: bytearray) -> None:
     """Append ``msg`` with its length prefix to ``buf``."""
     start = len(buf)

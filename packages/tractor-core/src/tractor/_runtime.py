@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg, _state
+from . import _msg
 from ._context import DEFAULT_WINDOW, Context, is_context_fn
 from ._auth import describe_peer
 from ._exceptions import (
@@ -656,7 +656,3 @@ def _load_from_path(name: str, path: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return mod
-
-
-def current_actor() -> Actor:
-    return _state.current_actor()

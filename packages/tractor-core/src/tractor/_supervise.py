@@ -312,7 +312,8 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
         raise BaseExceptionGroup('several actors failed', errors)
 
 
-_NURSERY_KWARGS = ('start_method', 'loglevel', 'debug_mode')
+#: options open_nursery() takes inside a running actor (defaults for children)
+NURSERY_OPTIONS = ('start_method', 'loglevel', 'debug_mode')
 
 
 @asynccontextmanager
@@ -331,11 +332,11 @@ async def open_nursery(**kwargs: Any) -> AsyncIterator[ActorNursery]:
             async with _open_actor_nursery(actor, {}) as an:
                 yield an
         return
-    bad = sorted(set(kwargs) - set(_NURSERY_KWARGS))
+    bad = sorted(set(kwargs) - set(NURSERY_OPTIONS))
     if bad:
         raise TypeError(
             f'open_nursery() got {bad} inside a running actor: those are root '
-            f'options for open_root_actor(); here only {list(_NURSERY_KWARGS)} apply'
+            f'options for open_root_actor(); here only {list(NURSERY_OPTIONS)} apply'
         )
     async with _open_actor_nursery(actor, kwargs) as an:
         yield an

@@ -102,7 +102,3 @@ class Transport(abc.ABC):
 
     def close_listener(self, addr: Address) -> None:
         """Clean up after a listener on ``addr`` closed (e.g. unlink a file)."""
-
-
-def unwrap_all(addrs: list[Address]) -> list[tuple]:
-    return [a.unwrap() for a in addrs]

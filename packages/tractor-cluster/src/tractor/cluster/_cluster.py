@@ -8,10 +8,8 @@ import trio
 
 import tractor
 from tractor import Portal
-
-#: the options still accepted inside a running actor (defaults for the workers);
-#: everything else in ``runtime_kwargs`` is for ``open_root_actor()``
-_NURSERY_OPTIONS = ('start_method', 'loglevel', 'debug_mode')
+# the options still accepted inside a running actor (defaults for the workers)
+from tractor._supervise import NURSERY_OPTIONS as _NURSERY_OPTIONS
 
 
 @asynccontextmanager
