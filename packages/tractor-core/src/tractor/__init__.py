@@ -15,6 +15,9 @@ from . import trionics as trionics
 from ._context import Context as Context
 from ._context import MsgStream as MsgStream
 from ._context import context as context
+from .debug import pause as pause
+from .debug import pause_from_sync as pause_from_sync
+from .debug import post_mortem as post_mortem
 from ._exceptions import ActorFailure as ActorFailure
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
@@ -87,8 +90,8 @@ __all__ = [
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
     'TractorError', 'TransportClosed', 'context', 'current_actor',
-    'is_root_process', 'log', 'open_nursery', 'open_root_actor',
-    'register_plugin', 'trionics',
+    'is_root_process', 'log', 'open_nursery', 'open_root_actor', 'pause',
+    'pause_from_sync', 'post_mortem', 'register_plugin', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
     if name not in ('discovery', 'cluster') and _installed(modname)

@@ -294,9 +294,11 @@ class Context:
         if self._ack_waited:
             return
         self._ack_waited = True
-        with trio.move_on_after(timeout) as cs:
-            cs.shield = True
-            await self._done.wait()
+        from .debug._lock import within_grace  # (imports this module)
+
+        with trio.CancelScope(shield=True):
+            # longer while the callee may be at a debugger prompt
+            await within_grace(self._actor, timeout, self._done.wait)
         if not self._done.is_set():
             log.warning('%r: the callee did not confirm the cancel within %.1fs', self, timeout)
 

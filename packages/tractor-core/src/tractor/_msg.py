@@ -58,6 +58,10 @@ class SpawnSpec(_Msg):
     start_method: str = 'trio'
     #: the tree's fork server (its socket path), for children to reuse
     forkserver: str | None = None
+    #: the root actor of the tree (uid, addresses): the debugger's terminal
+    #: lock lives there
+    root_uid: tuple[str, str] | None = None
+    root_addrs: list[tuple[str, list]] = []
 
 
 class Ready(_Msg):

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from . import _auth, _state
 from ._plugins import get_plugin_manager, get_transport, require_transports, wrap_address
 from ._runtime import Actor
+from .debug import _api as debug_api
 from ._spawn import resolve_start_method
 from .log import get_console_log, get_logger
 
@@ -77,13 +77,6 @@ async def open_root_actor(
     tree_secret = _auth.resolve_secret(secret)
     if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
         get_console_log(loglevel)
-    if debug_mode:
-        warnings.warn(
-            'debug_mode=True: crash-to-REPL is not available yet in this '
-            'release; errors propagate as usual',
-            RuntimeWarning,
-            stacklevel=3,
-        )
     get_plugin_manager()
     transports = list(enable_transports) if enable_transports else default_transports()
     tpts = {key: get_transport(key) for key in transports}
@@ -126,7 +119,13 @@ async def open_root_actor(
             near = {a.proto_key: a for a in reg}
             bind_addrs = [tpt.random_addr(name, near=near.get(k)) for k, tpt in tpts.items()]
         async with actor._open_runtime(bind_addrs):
-            yield actor
+            if debug_mode:
+                # breakpoint() can wait for the terminal in the main task
+                # and in the tasks it spawns
+                async with debug_api.portals_for_block():
+                    yield actor
+            else:
+                yield actor
     finally:
         _state._set_actor(None)
         _auth.set_secret(None)

@@ -27,6 +27,8 @@ from ._exceptions import (
     type_name,
 )
 from ._ipc import Channel, handshake
+from .debug import _api as debug_api
+from .debug._lock import within_grace
 from ._plugins import get_plugin_manager, get_transport
 from ._transport import Address
 from .log import get_logger
@@ -155,6 +157,9 @@ class Actor:
         #: plugins hang their per-actor state here (e.g. the registrar)
         self.extensions: dict[str, Any] = {}
         self._runtime_methods: dict[str, Callable] = {}
+        #: the tree's root actor: where the debugger's terminal lock is
+        self.root_uid: tuple[str, str] | None = self.aid.uid if is_root else None
+        self._root_addrs: list[Address] = []
 
     # -- identity -------------------------------------------------------
     @property
@@ -192,6 +197,12 @@ class Actor:
         return Portal(self._parent_chan)
 
     @property
+    def root_addrs(self) -> list[Address]:
+        """Where the tree's root actor listens (this actor's own addresses
+        in the root)."""
+        return list(self._listen_addrs if self.is_root else self._root_addrs)
+
+    @property
     def reg_addrs(self) -> list[tuple]:
         return [a.unwrap() for a in self._reg_addrs]
 
@@ -205,7 +216,8 @@ class Actor:
     # -- RPC allowlist ----------------------------------------------------
     def load_modules(self) -> None:
         """Import every enabled module now, so a bad name fails the spawn."""
-        extra: list[str] = []
+        # the root serves the tree's debugger lock (tractor.debug._lock)
+        extra: list[str] = ['tractor.debug._lock'] if self.is_root else []
         for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
             extra.extend(mods or ())
         for name in [*self.enable_modules, *extra]:
@@ -295,11 +307,14 @@ class Actor:
                         body_exc = exc  # never served: unwind, then raise it
                     else:
                         try:
-                            yield self
+                            with debug_api.breakpoint_hook(self.debug_mode):
+                                yield self
                         except trio.Cancelled:
                             raise
                         except BaseException as exc:
                             body_exc = exc
+                            if self.debug_mode:
+                                await debug_api.maybe_post_mortem(self, exc)
                         finally:
                             self._cancel_called = True
                             self._service_tn.cancel_scope.cancel()
@@ -547,7 +562,12 @@ class Actor:
                 ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
             with trio.CancelScope() as cs:
                 ctx._scope = cs
-                if ctx_fn:
+                if self.debug_mode:
+                    # a crash opens the debugger; breakpoint() works here
+                    result = await debug_api.run_debuggable(
+                        self, _call_user, fn, ctx if ctx_fn else None, msg.kwargs
+                    )
+                elif ctx_fn:
                     result = await fn(ctx=ctx, **msg.kwargs)
                 else:
                     result = fn(**msg.kwargs)
@@ -606,9 +626,8 @@ class Actor:
             if sent and not ctx._done.is_set():
                 await self._send_safe(chan, _msg.Cancel(cid=cid))
                 if reply_on_cancel > 0:
-                    with trio.move_on_after(reply_on_cancel) as cs:
-                        cs.shield = True
-                        await ctx._done.wait()
+                    with trio.CancelScope(shield=True):
+                        await within_grace(self, reply_on_cancel, ctx._done.wait)
             err = ctx._remote_error
             if (
                 reply_on_cancel > 0
@@ -634,6 +653,17 @@ class Actor:
 
     async def wait_cancelled(self) -> None:
         await self._cancel_event.wait()
+
+
+async def _call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:
+    """Run an RPC target: a ``@context`` function gets ``ctx``; a plain one
+    may be sync or async. (The non-debug path of ``_invoke`` inlines this.)"""
+    if ctx is not None:
+        return await fn(ctx=ctx, **kwargs)
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 _CTX_MSGS = frozenset({

@@ -82,11 +82,19 @@ def main_script_path() -> str | None:
     return os.path.abspath(path) if path else None
 
 
-def module_paths(names: list[str]) -> dict[str, str]:
+def module_paths(names: list[str], inherited: dict[str, str] | None = None) -> dict[str, str]:
     """Files of the enabled modules already imported here, so a child can
-    load the ones that are not importable by name (scripts, test files)."""
+    load the ones that are not importable by name (scripts, test files).
+
+    ``inherited`` is what a subactor got from its own parent: its
+    ``__main__`` is the root's main script (not the runtime's entry point
+    it was started with), and its children get that one too.
+    """
     out: dict[str, str] = {}
     for name in names:
+        if name == '__main__' and inherited and any(k.startswith('__main__') for k in inherited):
+            out.update({k: v for k, v in inherited.items() if k.startswith('__main__')})
+            continue
         if name == '__main__':
             main = sys.modules.get('__main__')
             spec = getattr(main, '__spec__', None)

@@ -13,6 +13,8 @@ from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
+from .debug._api import maybe_post_mortem
+from .debug._lock import within_grace
 from ._spawn import (
     SPAWN_TIMEOUT,
     Process,
@@ -108,7 +110,7 @@ class ActorNursery:
         uid = (name, str(_uuid.uuid4()))
         spec = _msg.SpawnSpec(
             enable_modules=mods,
-            module_paths=module_paths(mods),
+            module_paths=module_paths(mods, None if actor.is_root else actor._module_paths),
             sys_path=list(__import__('sys').path),
             reg_addrs=[a.to_wire() for a in actor._reg_addrs],
             bind_addrs=[a.to_wire() for a in binds],
@@ -116,6 +118,8 @@ class ActorNursery:
             loglevel=level,
             debug_mode=bool(debug),
             start_method=method,
+            root_uid=actor.root_uid,
+            root_addrs=[a.to_wire() for a in actor.root_addrs],
         )
         waiter = SpawnWaiter(spec)
         actor._spawning[uid] = waiter
@@ -249,9 +253,14 @@ class ActorNursery:
         if hard_kill or child.portal is None:
             child.proc.kill()
         else:
-            with trio.move_on_after(CANCEL_GRACE):
-                await child.portal.cancel_actor(timeout=CANCEL_GRACE)
+            portal = child.portal
+
+            async def cancel_and_wait() -> None:
+                await portal.cancel_actor(timeout=CANCEL_GRACE)
                 await child.exited.wait()
+
+            # (longer while a developer is in the debugger: see within_grace)
+            await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
             if not child.exited.is_set():
                 log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
                             child.uid[0], CANCEL_GRACE)
@@ -274,7 +283,6 @@ class ActorNursery:
 async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIterator[ActorNursery]:
     an = ActorNursery(actor, defaults)
     body_exc: BaseException | None = None
-    cancelled = False
     try:
         async with trio.open_nursery() as sup_tn:
             an._sup_tn = sup_tn
@@ -285,20 +293,26 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
                         an._body_scope = body_scope
                         yield an
                 except trio.Cancelled:
-                    cancelled = True
+                    # ours (a child failed: the nursery's scopes absorb it)
+                    # or from outside
                     await an.cancel()
                     raise
                 except BaseException as exc:
                     body_exc = exc
+                    # debug mode: a crash of the body opens the debugger
+                    # before the children are cancelled
+                    await maybe_post_mortem(actor, exc)
                 an._body_scope = None
                 if body_exc is not None or an._errors:
                     await an.cancel()
             if body_exc is not None or an._errors:
                 await an.cancel()
-    finally:
-        if cancelled:  # the cancel wins, as it does for KeyboardInterrupt below
-            for err in an._errors:
-                log.error('child error while the nursery was cancelled: %r', err)
+    except trio.Cancelled:
+        # a cancel from outside got through: it wins, as KeyboardInterrupt
+        # does below
+        for err in an._errors:
+            log.error('child error while the nursery was cancelled: %r', err)
+        raise
     errors = an._errors
     if body_exc is not None:
         if not errors or isinstance(body_exc, (trio.Cancelled, KeyboardInterrupt)):

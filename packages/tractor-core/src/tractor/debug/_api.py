@@ -1,0 +1,203 @@
+"""Pausing, post-mortems and the crash hook the runtime calls in debug mode."""
+from __future__ import annotations
+
+import bdb
+import os
+import sys
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator
+
+import trio
+
+from .._exceptions import RemoteActorError
+from .._state import current_actor
+from ..log import get_logger
+from ._lock import acquire_tty, tty_lock
+
+if TYPE_CHECKING:
+    from .._runtime import Actor
+
+log = get_logger('debug')
+
+#: errors that are not crashes: cancellation, exits, a developer quitting
+#: the debugger, and errors of another actor (debugged where they happened)
+_NOT_CRASHES = (
+    trio.Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit, bdb.BdbQuit, RemoteActorError,
+)
+#: set on an exception once a post-mortem was opened on it
+_DEBUGGED = '_tractor_debugged'
+
+
+def _no_terminal(actor: Actor) -> bool:
+    from ._repl import stdin_is_tty
+
+    if stdin_is_tty():
+        return False
+    log.warning(
+        'debug_mode: stdin of %r is not a terminal; not opening the debugger', actor.name
+    )
+    return True
+
+
+async def pause(*, shield: bool = False) -> None:
+    """Open a debugger session in this actor at the caller's next line.
+
+    Waits for the tree's terminal first (one session at a time, tree-wide);
+    the session ends, and the terminal goes to the next actor waiting, when
+    the developer continues (``c``); quitting (``q``) raises ``bdb.BdbQuit``
+    in the paused task. ``shield=True`` keeps a cancel from interrupting the
+    wait for the terminal.
+    """
+    from . import _repl
+
+    frame = sys._getframe(1)
+    actor = current_actor()
+    if _no_terminal(actor):
+        return
+    with trio.CancelScope(shield=shield):
+        release = await acquire_tty(actor)
+    _repl.trace(actor, frame, release, _reacquirer(actor))
+
+
+def pause_from_sync() -> None:
+    """:func:`pause` for synchronous code running in an actor's task: what
+    the builtin ``breakpoint()`` calls in debug mode.
+
+    It needs a task the runtime started in debug mode (every RPC task, the
+    root's main task, and tasks they spawn), where it can wait for the
+    terminal without blocking the event loop.
+    """
+    _pause_sync(sys._getframe(1))
+
+
+def _pause_sync(frame: FrameType) -> None:
+    import greenback
+
+    from . import _repl
+
+    actor = current_actor()
+    if _no_terminal(actor):
+        return
+    if not greenback.has_portal():
+        raise RuntimeError(
+            'breakpoint()/pause_from_sync() cannot wait for the tree\'s terminal from '
+            'this task: it was not started by the runtime in debug mode; use '
+            '`await tractor.pause()` here'
+        )
+    release = greenback.await_(acquire_tty(actor))
+    _repl.trace(actor, frame, release, _reacquirer(actor))
+
+
+def _reacquirer(actor: Actor) -> Callable[[], trio.Event | None]:
+    def reacquire() -> trio.Event | None:
+        import greenback
+
+        if not greenback.has_portal():
+            return None
+        return greenback.await_(acquire_tty(actor))
+
+    return reacquire
+
+
+async def post_mortem(exc: BaseException | None = None) -> None:
+    """Open a post-mortem session on ``exc`` (default: the exception being
+    handled, for use in an ``except`` block) once the tree's terminal is free.
+    Returns when the developer continues or quits."""
+    from . import _repl
+
+    if exc is None:
+        exc = sys.exc_info()[1]
+        if exc is None:
+            raise RuntimeError('post_mortem() without an exception: call it in an except block')
+    actor = current_actor()
+    if _no_terminal(actor):
+        return
+    setattr(exc, _DEBUGGED, True)
+    async with tty_lock(actor):
+        _repl.post_mortem(actor, exc)
+
+
+def _crash_of(exc: BaseException) -> BaseException | None:
+    """The error to open a post-mortem on: the first leaf of ``exc`` that is
+    a crash of this actor's own code and was not debugged yet."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            leaf = _crash_of(sub)
+            if leaf is not None:
+                return leaf
+        return None
+    if isinstance(exc, _NOT_CRASHES) or getattr(exc, _DEBUGGED, False):
+        return None
+    return exc
+
+
+async def maybe_post_mortem(actor: Actor, exc: BaseException) -> None:
+    """(runtime) In debug mode, open a post-mortem on a crash of this actor
+    before it propagates. Errors raised while the actor is being cancelled
+    are the cancel's consequences, not crashes: they are left alone."""
+    if not actor.debug_mode or actor._cancel_called:
+        return
+    crash = _crash_of(exc)
+    if crash is None:
+        return
+    try:
+        setattr(crash, _DEBUGGED, True)
+    except AttributeError:
+        return
+    if _no_terminal(actor):
+        return
+    from . import _repl
+
+    try:
+        async with tty_lock(actor):
+            _repl.post_mortem(actor, crash)
+    except Exception as err:
+        log.error('could not open the debugger in %r: %s', actor.name, err)
+
+
+async def run_debuggable(
+    actor: Actor, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+) -> Any:
+    """(runtime, debug mode) ``await fn(*args, **kwargs)`` (an RPC task's
+    target), opening a post-mortem on its crash before the error goes on.
+    The task, and every task it spawns, can wait from synchronous code
+    (``breakpoint()``)."""
+    import greenback
+
+    try:
+        return await greenback.with_portal_run_tree(fn, *args, **kwargs)
+    except Exception as err:
+        await maybe_post_mortem(actor, err)
+        raise
+
+
+@asynccontextmanager
+async def portals_for_block() -> AsyncIterator[None]:
+    """(runtime) Let this task and tasks spawned in the block wait from
+    synchronous code (``breakpoint()`` in the root's main task)."""
+    import greenback
+
+    async with greenback.portals_for_tree():
+        yield
+
+
+@contextmanager
+def breakpoint_hook(enabled: bool) -> Iterator[None]:
+    """(runtime) If ``enabled``, make ``breakpoint()`` pause through the
+    tree's terminal lock for the block, then restore the hook that was there.
+    A ``PYTHONBREAKPOINT`` the user set is left alone."""
+    if not enabled or os.environ.get('PYTHONBREAKPOINT'):
+        yield
+        return
+    saved = sys.breakpointhook
+
+    def hook(*args: Any, **kwargs: Any) -> None:
+        _pause_sync(sys._getframe(1))
+
+    sys.breakpointhook = hook
+    try:
+        yield
+    finally:
+        if sys.breakpointhook is hook:
+            sys.breakpointhook = saved

@@ -1,0 +1,257 @@
+"""The tree's terminal lock: one debugger session at a time, tree-wide.
+
+Every actor of a tree shares the terminal the root was started from, so two
+debugger prompts at once would garble it. The root holds a fair (FIFO) lock
+over the terminal; an actor that wants a session (a crash, a pause) takes it
+first, from its own task if it is the root, else through a context with the
+root (:func:`serve_tty`, over a connection to the root's own address). The
+session ends the context; a connection that drops ends it too, so an actor
+that dies in the debugger frees the terminal for the next one.
+
+While any actor holds or waits for the lock, the root ignores Ctrl-C (see
+:class:`_SigintGuard`): the tree is not torn down under a developer who is
+reading a prompt. A nursery about to kill a child that did not exit in time
+asks first whether the tree is in the debugger (:func:`tree_in_debugger`)
+and waits for the sessions to end instead.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+
+import trio
+
+from .._context import Context, context
+from .._exceptions import TransportClosed
+from ..log import get_logger
+
+if TYPE_CHECKING:
+    from .._portal import Portal
+    from .._runtime import Actor
+
+log = get_logger('debug')
+
+#: where the root keeps its lock (``Actor.extensions``)
+_EXTENSION = 'tractor.debug'
+
+
+class _SigintGuard:
+    """Ignore SIGINT in the root while the terminal belongs to a debugger
+    session; put back whatever handler was there (trio's) afterwards."""
+
+    def __init__(self) -> None:
+        self._saved: Any = None
+        self._active = False
+
+    @staticmethod
+    def _ignore(signum: int, frame: Any) -> None:
+        log.debug('Ctrl-C ignored: an actor of this tree is in the debugger')
+
+    def engage(self) -> None:
+        if self._active or threading.current_thread() is not threading.main_thread():
+            return
+        self._saved = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._ignore)
+        self._active = True
+
+    def release(self) -> None:
+        if not self._active:
+            return
+        self._active = False
+        if signal.getsignal(signal.SIGINT) == self._ignore:
+            signal.signal(signal.SIGINT, self._saved)
+        self._saved = None
+
+
+class TreeLock:
+    """The root's lock over the terminal, fair between actors."""
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+        #: uid of the actor whose session holds the terminal
+        self.owner: tuple[str, str] | None = None
+        #: actors holding or waiting for the lock
+        self._pending = 0
+        self._idle = trio.Event()
+        self._idle.set()
+        self._sigint = _SigintGuard()
+
+    @property
+    def busy(self) -> bool:
+        """True while a session is open or an actor waits for one."""
+        return self._pending > 0
+
+    async def wait_idle(self) -> None:
+        while self._pending:
+            await self._idle.wait()
+
+    @asynccontextmanager
+    async def hold(self, uid: tuple[str, str]) -> AsyncIterator[None]:
+        """Wait for the terminal (in request order), hold it for the block."""
+        if self._pending == 0:
+            self._idle = trio.Event()
+            self._sigint.engage()
+        self._pending += 1
+        try:
+            async with self._lock:
+                self.owner = uid
+                log.debug('terminal lock taken by %s', uid[0])
+                try:
+                    yield
+                finally:
+                    self.owner = None
+                    log.debug('terminal lock released by %s', uid[0])
+        finally:
+            self._pending -= 1
+            if self._pending == 0:
+                self._sigint.release()
+                self._idle.set()
+
+
+def tree_lock(actor: Actor) -> TreeLock:
+    """The terminal lock of the tree ``actor`` is the root of."""
+    lock = actor.extensions.get(_EXTENSION)
+    if lock is None:
+        lock = actor.extensions[_EXTENSION] = TreeLock()
+    return lock
+
+
+# -- served by the root ---------------------------------------------------------
+@context
+async def serve_tty(ctx: Context, uid: tuple[str, str]) -> None:
+    """(root) Hold the terminal for actor ``uid`` until it closes the stream
+    (its session is over) or its connection drops (it died)."""
+    from .._state import current_actor
+
+    lock = tree_lock(current_actor())
+    try:
+        async with lock.hold((uid[0], uid[1])):
+            await ctx.started()
+            async with ctx.open_stream() as stream:
+                async for _ in stream:
+                    break
+    except TransportClosed as err:
+        log.warning('actor %r left the debugger by dying: %s', uid[0], err)
+
+
+async def wait_tree_idle() -> bool:
+    """(root) Return once no actor holds or waits for the terminal; ``True``
+    if that meant waiting."""
+    from .._state import current_actor
+
+    lock = tree_lock(current_actor())
+    if not lock.busy:
+        return False
+    await lock.wait_idle()
+    return True
+
+
+# -- used by every actor ---------------------------------------------------------
+async def _root_portal(actor: Actor) -> Portal:
+    """A portal to the root: the spawn channel when the parent is the root,
+    else a connection of our own to the root's address."""
+    from .._portal import Portal
+
+    uid = actor.root_uid
+    if uid is None:
+        raise RuntimeError(f'actor {actor.name!r} does not know its root actor')
+    for chan in actor.get_peer_channels(uid[0]):
+        if chan.uid == uid:
+            return Portal(chan)
+    errors = []
+    for addr in actor.root_addrs:
+        try:
+            return Portal(await actor.connect(addr))
+        except OSError as err:
+            errors.append(f'{addr}: {err}')
+    raise TransportClosed(f'cannot reach the root actor {uid[0]!r}: {"; ".join(errors)}')
+
+
+async def _hold_tty(
+    actor: Actor,
+    release: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Take the terminal lock, report it taken, hold it until ``release``.
+
+    Runs in the actor's I/O nursery: a failure before the lock is taken goes
+    to the requester (``nursery.start``), one after it (the root died during
+    the session) is only logged, it must not take the actor down.
+    """
+    taken = False
+    try:
+        if actor.is_root:
+            async with tree_lock(actor).hold(actor.uid):
+                task_status.started()
+                taken = True
+                await release.wait()
+            return
+        portal = await _root_portal(actor)
+        async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
+            async with ctx.open_stream():
+                task_status.started()
+                taken = True
+                await release.wait()
+    except Exception as err:
+        if not taken:
+            raise
+        log.warning('lost the terminal lock of the tree: %s', err)
+
+
+async def acquire_tty(actor: Actor) -> trio.Event:
+    """Take the tree's terminal lock for this actor; returns the event that
+    gives it back when set. The holder runs in the actor's I/O nursery, so
+    the lock outlives the calling task (a pause returns before its session)."""
+    release = trio.Event()
+    assert actor._root_tn is not None
+    await actor._root_tn.start(_hold_tty, actor, release)
+    return release
+
+
+@asynccontextmanager
+async def tty_lock(actor: Actor) -> AsyncIterator[None]:
+    """Hold the tree's terminal for the block (shielded from cancellation:
+    a session that was started is finished)."""
+    with trio.CancelScope(shield=True):
+        release = await acquire_tty(actor)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+async def tree_in_debugger(actor: Actor) -> bool:
+    """If some actor of the tree holds or waits for the terminal, wait until
+    none does and return ``True``; else ``False`` at once. ``False`` too when
+    the root cannot be asked (it is gone)."""
+    if actor.is_root:
+        lock = tree_lock(actor)
+        if not lock.busy:
+            return False
+        await lock.wait_idle()
+        return True
+    try:
+        portal = await _root_portal(actor)
+        return bool(await portal.run(wait_tree_idle))
+    except (TransportClosed, OSError, RuntimeError) as err:
+        log.debug('cannot ask the root whether the tree is in the debugger: %s', err)
+        return False
+
+
+async def within_grace(actor: Actor, grace: float, afn: Callable[[], Awaitable[Any]]) -> bool:
+    """``await afn()`` for at most ``grace`` seconds; ``True`` if it finished.
+
+    When the bound runs out while the tree is in the debugger (the peer being
+    waited for may be the one at the prompt, or be queued for it), wait for
+    the sessions to end, then give ``afn`` its grace again: nobody is
+    killed or given up on while a developer is reading a prompt.
+    """
+    while True:
+        with trio.move_on_after(grace):
+            await afn()
+            return True
+        if not await tree_in_debugger(actor):
+            return False

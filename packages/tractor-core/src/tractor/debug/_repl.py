@@ -1,0 +1,145 @@
+"""The debugger itself: the stdlib ``pdb``, naming the actor it runs in.
+
+``pdb`` runs synchronously in the actor's trio thread, so the actor's event
+loop stands still during a session; its peers simply see a slow actor. The
+tree's terminal lock (``tractor.debug._lock``) is held for the whole
+session: a post-mortem holds it around :meth:`ActorPdb.interaction`, a live
+trace (``pause()``, ``breakpoint()``) from the pause until the developer
+continues or quits (:meth:`ActorPdb.set_continue`, :meth:`ActorPdb.set_quit`).
+"""
+from __future__ import annotations
+
+import os
+import pdb
+import signal
+import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    import trio
+
+    from .._runtime import Actor
+
+
+def banner(actor: Actor, what: str) -> str:
+    return f'\n>>> tractor debugger: actor {actor.name!r} (pid {actor.pid}) {what}'
+
+
+class ActorPdb(pdb.Pdb):
+    """``pdb.Pdb`` whose prompt names the actor: ``(Pdb <name> <pid>) ``."""
+
+    def __init__(
+        self,
+        actor: Actor,
+        release: trio.Event | None = None,
+        reacquire: Callable[[], trio.Event | None] | None = None,
+    ) -> None:
+        # nosigint: pdb would install its own SIGINT handler on `continue`
+        # and leave it there; the runtime decides what Ctrl-C does
+        super().__init__(nosigint=True)
+        self.prompt = f'(Pdb {actor.name} {actor.pid}) '
+        self._release = release
+        self._reacquire = reacquire
+
+    def _end_session(self) -> None:
+        if self._release is not None:
+            self._release.set()
+
+    # a live trace's session ends when the developer lets the code run on
+    def set_continue(self) -> None:
+        try:
+            super().set_continue()
+        finally:
+            self._end_session()
+
+    def set_quit(self) -> None:
+        try:
+            super().set_quit()
+        finally:
+            self._end_session()
+
+    def interaction(self, frame: FrameType | None, tb: TracebackType | None) -> None:
+        if self._release is not None and self._release.is_set() and self._reacquire:
+            # a breakpoint hit after `continue` gave the terminal back
+            self._release = self._reacquire()
+        with _sigint_to(self):
+            super().interaction(frame, tb)
+
+
+@contextmanager
+def _sigint_to(repl: ActorPdb) -> Iterator[None]:
+    """Ctrl-C at the prompt interrupts the line being typed (pdb prints
+    ``--KeyboardInterrupt--``) and nothing else, in the root (whose handler
+    is trio's otherwise) and in subactors (which ignore SIGINT otherwise)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if repl.allow_kbdint:
+            raise KeyboardInterrupt
+
+    saved = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+def post_mortem(actor: Actor, exc: BaseException) -> None:
+    """Open a post-mortem session on ``exc``'s traceback; returns when the
+    developer continues or quits."""
+    repl = ActorPdb(actor)
+    repl.message(banner(actor, f'crashed: {type(exc).__name__}: {exc}'))
+    repl.message(format_crash(exc))
+    tb = exc.__traceback__
+    repl.reset()
+    repl.interaction(None, tb)
+
+
+def _runtime_dirs() -> tuple[str, ...]:
+    import greenback
+    import outcome
+
+    import tractor
+
+    return tuple(
+        os.path.dirname(os.path.abspath(mod.__file__)) + os.sep  # type: ignore[type-var]
+        for mod in (tractor, greenback, outcome)
+    )
+
+
+def format_crash(exc: BaseException) -> str:
+    """``exc``'s traceback without the runtime's own frames (the ones that
+    ran the task), so it reads as the code that crashed."""
+    te = traceback.TracebackException.from_exception(exc)
+    dirs = _runtime_dirs()
+    kept = [f for f in te.stack if not f.filename.startswith(dirs)]
+    if kept:
+        te.stack = traceback.StackSummary.from_list(kept)
+    return ''.join(te.format()).rstrip()
+
+
+def trace(
+    actor: Actor,
+    frame: FrameType,
+    release: trio.Event,
+    reacquire: Callable[[], trio.Event | None] | None = None,
+) -> None:
+    """Start a live session that stops at ``frame``'s next line; ``release``
+    is set (the terminal given back) when the developer continues or quits.
+    ``reacquire`` takes the terminal again for a breakpoint hit later."""
+    repl = ActorPdb(actor, release, reacquire)
+    repl.message(banner(actor, 'paused'))
+    repl.set_trace(frame)
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
