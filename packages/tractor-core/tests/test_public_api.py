@@ -13,6 +13,8 @@ EXPECTED_ALL = {
     'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
     'context', 'current_actor', 'is_root_process', 'open_nursery',
     'open_root_actor', 'register_plugin',
+    # debugging
+    'pause', 'pause_from_sync', 'post_mortem',
     # errors
     'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'ModuleNotExposed', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'TractorError',

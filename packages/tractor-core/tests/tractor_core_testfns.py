@@ -213,3 +213,19 @@ async def secret_seen() -> dict:
             e.startswith(b'TRACTOR_SECRET=') for e in environ.split(b'\0')
         ),
     }
+
+
+# -- debugging -----------------------------------------------------------------
+
+@tractor.context
+async def hold_terminal(ctx: tractor.Context) -> None:
+    """Take the tree's terminal lock as a debugger session does, report our
+    pid, and keep the lock until cancelled."""
+    from tractor.debug._lock import acquire_tty
+
+    hold = await acquire_tty(tractor.current_actor())
+    try:
+        await ctx.started(os.getpid())
+        await trio.sleep_forever()
+    finally:
+        hold.release()

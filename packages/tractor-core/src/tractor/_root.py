@@ -8,7 +8,6 @@ from typing import Any, AsyncIterator
 from . import _auth, _state
 from ._plugins import get_plugin_manager, get_transport, require_transports, wrap_address
 from ._runtime import Actor
-from .debug import _api as debug_api
 from ._spawn import resolve_start_method
 from .log import get_console_log, get_logger
 
@@ -122,7 +121,9 @@ async def open_root_actor(
             if debug_mode:
                 # breakpoint() can wait for the terminal in the main task
                 # and in the tasks it spawns
-                async with debug_api.portals_for_block():
+                from .debug import _sync
+
+                async with _sync.portals_for_block():
                     yield actor
             else:
                 yield actor

@@ -307,11 +307,12 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
                     await an.cancel()
             if body_exc is not None or an._errors:
                 await an.cancel()
-    except trio.Cancelled:
-        # a cancel from outside got through: it wins, as KeyboardInterrupt
-        # does below
-        for err in an._errors:
-            log.error('child error while the nursery was cancelled: %r', err)
+    except BaseException as exc:
+        if _only_cancels(exc):
+            # a cancel from outside got through: it wins, as
+            # KeyboardInterrupt does below
+            for err in an._errors:
+                log.error('child error while the nursery was cancelled: %r', err)
         raise
     errors = an._errors
     if body_exc is not None:
@@ -324,6 +325,14 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
         raise errors[0]
     if errors:
         raise BaseExceptionGroup('several actors failed', errors)
+
+
+def _only_cancels(exc: BaseException) -> bool:
+    """``trio.Cancelled``, or a group of nothing else (trio's nurseries wrap
+    a cancel passing through them)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancels(e) for e in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
 
 
 #: options open_nursery() takes inside a running actor (defaults for children)

@@ -4,16 +4,16 @@ from __future__ import annotations
 import bdb
 import os
 import sys
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 import trio
 
 from .._exceptions import RemoteActorError
 from .._state import current_actor
 from ..log import get_logger
-from ._lock import acquire_tty, tty_lock
+from ._lock import TtyHold, acquire_tty, tty_lock
 
 if TYPE_CHECKING:
     from .._runtime import Actor
@@ -56,8 +56,8 @@ async def pause(*, shield: bool = False) -> None:
     if _no_terminal(actor):
         return
     with trio.CancelScope(shield=shield):
-        release = await acquire_tty(actor)
-    _repl.trace(actor, frame, release, _reacquirer(actor))
+        hold = await acquire_tty(actor)
+    _repl.trace(actor, frame, hold, _reacquirer(actor))
 
 
 def pause_from_sync() -> None:
@@ -72,30 +72,28 @@ def pause_from_sync() -> None:
 
 
 def _pause_sync(frame: FrameType) -> None:
-    import greenback
-
-    from . import _repl
+    from . import _repl, _sync
 
     actor = current_actor()
     if _no_terminal(actor):
         return
-    if not greenback.has_portal():
+    if not _sync.can_wait():
         raise RuntimeError(
             'breakpoint()/pause_from_sync() cannot wait for the tree\'s terminal from '
             'this task: it was not started by the runtime in debug mode; use '
             '`await tractor.pause()` here'
         )
-    release = greenback.await_(acquire_tty(actor))
-    _repl.trace(actor, frame, release, _reacquirer(actor))
+    hold = _sync.wait(acquire_tty(actor))
+    _repl.trace(actor, frame, hold, _reacquirer(actor))
 
 
-def _reacquirer(actor: Actor) -> Callable[[], trio.Event | None]:
-    def reacquire() -> trio.Event | None:
-        import greenback
+def _reacquirer(actor: Actor) -> Callable[[], TtyHold | None]:
+    def reacquire() -> TtyHold | None:
+        from . import _sync
 
-        if not greenback.has_portal():
+        if not _sync.can_wait():
             return None
-        return greenback.await_(acquire_tty(actor))
+        return _sync.wait(acquire_tty(actor))
 
     return reacquire
 
@@ -163,23 +161,13 @@ async def run_debuggable(
     target), opening a post-mortem on its crash before the error goes on.
     The task, and every task it spawns, can wait from synchronous code
     (``breakpoint()``)."""
-    import greenback
+    from . import _sync
 
     try:
-        return await greenback.with_portal_run_tree(fn, *args, **kwargs)
+        return await _sync.run_tree(fn, *args, **kwargs)
     except Exception as err:
         await maybe_post_mortem(actor, err)
         raise
-
-
-@asynccontextmanager
-async def portals_for_block() -> AsyncIterator[None]:
-    """(runtime) Let this task and tasks spawned in the block wait from
-    synchronous code (``breakpoint()`` in the root's main task)."""
-    import greenback
-
-    async with greenback.portals_for_tree():
-        yield
 
 
 @contextmanager

@@ -76,6 +76,7 @@ class TreeLock:
         self._pending = 0
         self._idle = trio.Event()
         self._idle.set()
+        self._changed = trio.Event()
         self._sigint = _SigintGuard()
 
     @property
@@ -83,9 +84,23 @@ class TreeLock:
         """True while a session is open or an actor waits for one."""
         return self._pending > 0
 
+    @property
+    def pending(self) -> int:
+        """How many actors hold or wait for the lock."""
+        return self._pending
+
     async def wait_idle(self) -> None:
         while self._pending:
             await self._idle.wait()
+
+    async def wait_until(self, predicate: Callable[[TreeLock], bool]) -> None:
+        """Return once ``predicate(self)`` holds (checked on every change)."""
+        while not predicate(self):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     @asynccontextmanager
     async def hold(self, uid: tuple[str, str]) -> AsyncIterator[None]:
@@ -94,9 +109,11 @@ class TreeLock:
             self._idle = trio.Event()
             self._sigint.engage()
         self._pending += 1
+        self._notify()
         try:
             async with self._lock:
                 self.owner = uid
+                self._notify()
                 log.debug('terminal lock taken by %s', uid[0])
                 try:
                     yield
@@ -108,6 +125,7 @@ class TreeLock:
             if self._pending == 0:
                 self._sigint.release()
                 self._idle.set()
+            self._notify()
 
 
 def tree_lock(actor: Actor) -> TreeLock:
@@ -169,58 +187,79 @@ async def _root_portal(actor: Actor) -> Portal:
     raise TransportClosed(f'cannot reach the root actor {uid[0]!r}: {"; ".join(errors)}')
 
 
-async def _hold_tty(
-    actor: Actor,
-    release: trio.Event,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Take the terminal lock, report it taken, hold it until ``release``.
+class TtyHold:
+    """This actor's hold on the tree's terminal, taken by :func:`acquire_tty`.
 
-    Runs in the actor's I/O nursery: a failure before the lock is taken goes
-    to the requester (``nursery.start``), one after it (the root died during
-    the session) is only logged, it must not take the actor down.
+    The hold lives in a task of the actor's I/O nursery, so it outlives the
+    task that asked for it (``pause()`` returns before its session starts).
     """
-    taken = False
-    try:
-        if actor.is_root:
-            async with tree_lock(actor).hold(actor.uid):
-                task_status.started()
-                taken = True
-                await release.wait()
-            return
-        portal = await _root_portal(actor)
-        async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
-            async with ctx.open_stream():
-                task_status.started()
-                taken = True
-                await release.wait()
-    except Exception as err:
-        if not taken:
-            raise
-        log.warning('lost the terminal lock of the tree: %s', err)
+
+    def __init__(self) -> None:
+        self._release = trio.Event()
+        self._returned = trio.Event()
+
+    def release(self) -> None:
+        """Give the terminal back (callable from sync code: pdb's hooks)."""
+        self._release.set()
+
+    @property
+    def released(self) -> bool:
+        return self._release.is_set()
+
+    async def wait_returned(self) -> None:
+        """Wait until the root has the terminal back (or is gone), so whatever
+        this actor does next happens after the session, tree-wide."""
+        await self._returned.wait()
+
+    async def _hold(self, actor: Actor, *, task_status: trio.TaskStatus[None]) -> None:
+        """Take the lock, report it taken, hold it until released. A failure
+        before the lock is taken goes to the requester (``nursery.start``);
+        one after it (the root died during the session) is only logged: it
+        must not take the actor down."""
+        taken = False
+        try:
+            if actor.is_root:
+                async with tree_lock(actor).hold(actor.uid):
+                    task_status.started()
+                    taken = True
+                    await self._release.wait()
+                return
+            portal = await _root_portal(actor)
+            async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
+                async with ctx.open_stream():
+                    task_status.started()
+                    taken = True
+                    await self._release.wait()
+        except Exception as err:
+            if not taken:
+                raise
+            log.warning('lost the terminal lock of the tree: %s', err)
+        finally:
+            self._returned.set()
 
 
-async def acquire_tty(actor: Actor) -> trio.Event:
-    """Take the tree's terminal lock for this actor; returns the event that
-    gives it back when set. The holder runs in the actor's I/O nursery, so
-    the lock outlives the calling task (a pause returns before its session)."""
-    release = trio.Event()
+async def acquire_tty(actor: Actor) -> TtyHold:
+    """Wait for the tree's terminal (in request order) and take it for this
+    actor; the session ends with :meth:`TtyHold.release`."""
+    hold = TtyHold()
     assert actor._root_tn is not None
-    await actor._root_tn.start(_hold_tty, actor, release)
-    return release
+    await actor._root_tn.start(hold._hold, actor)
+    return hold
 
 
 @asynccontextmanager
 async def tty_lock(actor: Actor) -> AsyncIterator[None]:
-    """Hold the tree's terminal for the block (shielded from cancellation:
-    a session that was started is finished)."""
+    """Hold the tree's terminal for the block. Shielded from cancellation:
+    a session that was started is finished, and the terminal is back with
+    the root before the block's exit returns."""
     with trio.CancelScope(shield=True):
-        release = await acquire_tty(actor)
+        hold = await acquire_tty(actor)
     try:
         yield
     finally:
-        release.set()
+        hold.release()
+        with trio.CancelScope(shield=True):
+            await hold.wait_returned()
 
 
 async def tree_in_debugger(actor: Actor) -> bool:

@@ -20,9 +20,8 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
-    import trio
-
     from .._runtime import Actor
+    from ._lock import TtyHold
 
 
 def banner(actor: Actor, what: str) -> str:
@@ -35,19 +34,28 @@ class ActorPdb(pdb.Pdb):
     def __init__(
         self,
         actor: Actor,
-        release: trio.Event | None = None,
-        reacquire: Callable[[], trio.Event | None] | None = None,
+        hold: TtyHold | None = None,
+        reacquire: Callable[[], TtyHold | None] | None = None,
     ) -> None:
         # nosigint: pdb would install its own SIGINT handler on `continue`
         # and leave it there; the runtime decides what Ctrl-C does
         super().__init__(nosigint=True)
         self.prompt = f'(Pdb {actor.name} {actor.pid}) '
-        self._release = release
+        self._hold = hold
         self._reacquire = reacquire
 
     def _end_session(self) -> None:
-        if self._release is not None:
-            self._release.set()
+        hold = self._hold
+        if hold is None or hold.released:
+            return
+        hold.release()
+        from . import _sync
+
+        if _sync.can_wait():
+            # the terminal is back with the root before the code runs on
+            # (so e.g. a Ctrl-C right after reaches a tree that is not
+            # ignoring it any more)
+            _sync.wait(hold.wait_returned())
 
     # a live trace's session ends when the developer lets the code run on
     def set_continue(self) -> None:
@@ -63,9 +71,9 @@ class ActorPdb(pdb.Pdb):
             self._end_session()
 
     def interaction(self, frame: FrameType | None, tb: TracebackType | None) -> None:
-        if self._release is not None and self._release.is_set() and self._reacquire:
+        if self._hold is not None and self._hold.released and self._reacquire:
             # a breakpoint hit after `continue` gave the terminal back
-            self._release = self._reacquire()
+            self._hold = self._reacquire()
         with _sigint_to(self):
             super().interaction(frame, tb)
 
@@ -127,13 +135,13 @@ def format_crash(exc: BaseException) -> str:
 def trace(
     actor: Actor,
     frame: FrameType,
-    release: trio.Event,
-    reacquire: Callable[[], trio.Event | None] | None = None,
+    hold: TtyHold,
+    reacquire: Callable[[], TtyHold | None] | None = None,
 ) -> None:
-    """Start a live session that stops at ``frame``'s next line; ``release``
-    is set (the terminal given back) when the developer continues or quits.
-    ``reacquire`` takes the terminal again for a breakpoint hit later."""
-    repl = ActorPdb(actor, release, reacquire)
+    """Start a live session that stops at ``frame``'s next line; ``hold`` is
+    released (the terminal given back) when the developer continues or
+    quits. ``reacquire`` takes the terminal again for a breakpoint hit later."""
+    repl = ActorPdb(actor, hold, reacquire)
     repl.message(banner(actor, 'paused'))
     repl.set_trace(frame)
 
