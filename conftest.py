@@ -20,6 +20,12 @@ os.environ['TRACTOR_TEST_SESSION'] = SESSION_TOKEN
 # UDS sockets (and the default registry file) go to a private, short dir
 _RUNTIME_DIR = tempfile.mkdtemp(prefix='trt-')
 os.environ['TRACTOR_RUNTIME_DIR'] = _RUNTIME_DIR
+# no actor of the suite reads a terminal: with debug_mode a crash would
+# otherwise wait at a pdb prompt of whoever runs the suite (the debugger tests
+# give their programs a pseudo-terminal of their own)
+_devnull = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_devnull, 0)
+os.close(_devnull)
 # keep the cancel ladder snappy in tests; the default is for real programs
 os.environ.setdefault('TRACTOR_CANCEL_GRACE', '2.0')
 

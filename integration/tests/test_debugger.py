@@ -267,3 +267,17 @@ def test_no_terminal_no_session():
     assert "RemoteActorError: ZeroDivisionError raised in 'divider'" in proc.stderr
     assert 'not a terminal' in proc.stderr
     assert '(Pdb' not in proc.stdout
+
+
+def test_post_mortem_in_an_except_block(session):
+    """An explicit post-mortem on a handled error (no debug_mode needed); the
+    code then carries on."""
+    s = session('post_mortem_in_except.py')
+    assert s.prompt()[0] == 'parser'
+    assert "ValueError: invalid literal for int() with base 10: '80a'" in s.text()
+    assert '-> return int(text)' in s.text()
+    assert "'80a'" in s.do('p text')
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 0, rest
+    assert 'port: 8080' in rest

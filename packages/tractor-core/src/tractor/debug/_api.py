@@ -113,7 +113,7 @@ async def post_mortem(exc: BaseException | None = None) -> None:
         return
     setattr(exc, _DEBUGGED, True)
     async with tty_lock(actor):
-        _repl.post_mortem(actor, exc)
+        _repl.post_mortem(actor, exc, what='post-mortem')
 
 
 def _crash_of(exc: BaseException) -> BaseException | None:

@@ -98,11 +98,11 @@ def _sigint_to(repl: ActorPdb) -> Iterator[None]:
         signal.signal(signal.SIGINT, saved)
 
 
-def post_mortem(actor: Actor, exc: BaseException) -> None:
+def post_mortem(actor: Actor, exc: BaseException, what: str = 'crashed') -> None:
     """Open a post-mortem session on ``exc``'s traceback; returns when the
     developer continues or quits."""
     repl = ActorPdb(actor)
-    repl.message(banner(actor, f'crashed: {type(exc).__name__}: {exc}'))
+    repl.message(banner(actor, f'{what}: {type(exc).__name__}: {exc}'))
     repl.message(format_crash(exc))
     tb = exc.__traceback__
     repl.reset()
