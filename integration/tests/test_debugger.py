@@ -281,3 +281,13 @@ def test_post_mortem_in_an_except_block(session):
     status, rest = s.finish()
     assert status == 0, rest
     assert 'port: 8080' in rest
+
+
+def test_debug_mode_for_one_child(session):
+    s = session('per_child_debug_mode.py')
+    assert s.prompt()[0] == 'sqrt'
+    assert s.do('p x').strip().endswith('-4.0')
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert "ValueError raised in 'sqrt': cannot take the square root of -4.0" in rest

@@ -267,11 +267,7 @@ async def tree_in_debugger(actor: Actor) -> bool:
     none does and return ``True``; else ``False`` at once. ``False`` too when
     the root cannot be asked (it is gone)."""
     if actor.is_root:
-        lock = tree_lock(actor)
-        if not lock.busy:
-            return False
-        await lock.wait_idle()
-        return True
+        return await wait_tree_idle()
     try:
         portal = await _root_portal(actor)
         return bool(await portal.run(wait_tree_idle))
