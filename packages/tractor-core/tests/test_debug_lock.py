@@ -98,13 +98,11 @@ def test_crash_selection():
 def test_breakpoint_hook_restored(monkeypatch):
     monkeypatch.delenv('PYTHONBREAKPOINT', raising=False)
     saved = sys.breakpointhook
-    with _api.breakpoint_hook(True):
+    with _api.breakpoint_hook():
         assert sys.breakpointhook is not saved
     assert sys.breakpointhook is saved
-    with _api.breakpoint_hook(False):
-        assert sys.breakpointhook is saved
     monkeypatch.setenv('PYTHONBREAKPOINT', 'mymod.hook')
-    with _api.breakpoint_hook(True):
+    with _api.breakpoint_hook():
         assert sys.breakpointhook is saved  # the user's choice wins
 
 

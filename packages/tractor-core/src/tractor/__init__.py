@@ -15,9 +15,6 @@ from . import trionics as trionics
 from ._context import Context as Context
 from ._context import MsgStream as MsgStream
 from ._context import context as context
-from .debug import pause as pause
-from .debug import pause_from_sync as pause_from_sync
-from .debug import post_mortem as post_mortem
 from ._exceptions import ActorFailure as ActorFailure
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
@@ -52,6 +49,11 @@ _LAZY = {
     'LocalPortal': ('tractor.discovery', 'tractor-discovery'),
     'cluster': ('tractor.cluster', 'tractor-cluster'),
     'open_actor_cluster': ('tractor.cluster', 'tractor-cluster'),
+    # core's own, imported on first use (they pull in the debugger's machinery)
+    'debug': ('tractor.debug', 'tractor-core'),
+    'pause': ('tractor.debug', 'tractor-core'),
+    'pause_from_sync': ('tractor.debug', 'tractor-core'),
+    'post_mortem': ('tractor.debug', 'tractor-core'),
 }
 
 
@@ -90,9 +92,9 @@ __all__ = [
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
     'TractorError', 'TransportClosed', 'context', 'current_actor',
-    'is_root_process', 'log', 'open_nursery', 'open_root_actor', 'pause',
-    'pause_from_sync', 'post_mortem', 'register_plugin', 'trionics',
+    'is_root_process', 'log', 'open_nursery', 'open_root_actor',
+    'register_plugin', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster') and _installed(modname)
+    if name not in ('discovery', 'cluster', 'debug') and _installed(modname)
 ]

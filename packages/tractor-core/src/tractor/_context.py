@@ -294,7 +294,7 @@ class Context:
         if self._ack_waited:
             return
         self._ack_waited = True
-        from .debug._lock import within_grace  # (imports this module)
+        from .debug._lock import within_grace  # (lazily: only on a cancel)
 
         with trio.CancelScope(shield=True):
             # longer while the callee may be at a debugger prompt

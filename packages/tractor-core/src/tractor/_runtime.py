@@ -27,8 +27,6 @@ from ._exceptions import (
     type_name,
 )
 from ._ipc import Channel, handshake
-from .debug import _api as debug_api
-from .debug._lock import within_grace
 from ._plugins import get_plugin_manager, get_transport
 from ._transport import Address
 from .log import get_logger
@@ -307,13 +305,20 @@ class Actor:
                         body_exc = exc  # never served: unwind, then raise it
                     else:
                         try:
-                            with debug_api.breakpoint_hook(self.debug_mode):
+                            if self.debug_mode:
+                                from .debug import _api as debug_api
+
+                                with debug_api.breakpoint_hook():
+                                    yield self
+                            else:
                                 yield self
                         except trio.Cancelled:
                             raise
                         except BaseException as exc:
                             body_exc = exc
                             if self.debug_mode:
+                                from .debug import _api as debug_api
+
                                 await debug_api.maybe_post_mortem(self, exc)
                         finally:
                             self._cancel_called = True
@@ -564,6 +569,8 @@ class Actor:
                 ctx._scope = cs
                 if self.debug_mode:
                     # a crash opens the debugger; breakpoint() works here
+                    from .debug import _api as debug_api
+
                     result = await debug_api.run_debuggable(
                         self, _call_user, fn, ctx if ctx_fn else None, msg.kwargs
                     )
@@ -626,6 +633,8 @@ class Actor:
             if sent and not ctx._done.is_set():
                 await self._send_safe(chan, _msg.Cancel(cid=cid))
                 if reply_on_cancel > 0:
+                    from .debug._lock import within_grace
+
                     with trio.CancelScope(shield=True):
                         await within_grace(self, reply_on_cancel, ctx._done.wait)
             err = ctx._remote_error

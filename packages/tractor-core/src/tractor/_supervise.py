@@ -13,8 +13,6 @@ from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
-from .debug._api import maybe_post_mortem
-from .debug._lock import within_grace
 from ._spawn import (
     SPAWN_TIMEOUT,
     Process,
@@ -260,6 +258,8 @@ class ActorNursery:
                 await child.exited.wait()
 
             # (longer while a developer is in the debugger: see within_grace)
+            from .debug._lock import within_grace
+
             await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
             if not child.exited.is_set():
                 log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
@@ -299,9 +299,12 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
                     raise
                 except BaseException as exc:
                     body_exc = exc
-                    # debug mode: a crash of the body opens the debugger
-                    # before the children are cancelled
-                    await maybe_post_mortem(actor, exc)
+                    if actor.debug_mode:
+                        # a crash of the body opens the debugger before
+                        # the children are cancelled
+                        from .debug._api import maybe_post_mortem
+
+                        await maybe_post_mortem(actor, exc)
                 an._body_scope = None
                 if body_exc is not None or an._errors:
                     await an.cancel()

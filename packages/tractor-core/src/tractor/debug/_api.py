@@ -171,11 +171,11 @@ async def run_debuggable(
 
 
 @contextmanager
-def breakpoint_hook(enabled: bool) -> Iterator[None]:
-    """(runtime) If ``enabled``, make ``breakpoint()`` pause through the
-    tree's terminal lock for the block, then restore the hook that was there.
-    A ``PYTHONBREAKPOINT`` the user set is left alone."""
-    if not enabled or os.environ.get('PYTHONBREAKPOINT'):
+def breakpoint_hook() -> Iterator[None]:
+    """(runtime, debug mode) Make ``breakpoint()`` pause through the tree's
+    terminal lock for the block, then restore the hook that was there. A
+    ``PYTHONBREAKPOINT`` the user set is left alone."""
+    if os.environ.get('PYTHONBREAKPOINT'):
         yield
         return
     saved = sys.breakpointhook
