@@ -1,0 +1,34 @@
+"""Socket writes that do not yield when the kernel takes the data at once.
+
+``trio.SocketStream.send_all`` is a full checkpoint: even a write the kernel
+accepts whole costs a trip through the scheduler (one more run-loop
+iteration per message). A channel over a socket first tries a plain
+non-blocking write here and only falls back to ``send_all`` (which waits
+for the socket to drain) for what the kernel did not take.
+"""
+from __future__ import annotations
+
+import os
+
+import trio
+
+#: the direct path writes to the socket's file descriptor (POSIX only)
+_POSIX = os.name == 'posix'
+
+
+def direct_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket under ``stream`` if it can be written to directly."""
+    if _POSIX and isinstance(stream, trio.SocketStream):
+        return stream.socket
+    return None
+
+
+def try_send(sock: trio.socket.SocketType, data: bytes | bytearray | memoryview) -> int:
+    """Write what the kernel takes now (no blocking, no yield); returns how
+    many bytes that was. ``OSError`` for a broken or closed socket."""
+    # fileno() is -1 once the socket is closed (EBADF below): never cached,
+    # so a closed channel cannot write into a reused descriptor
+    try:
+        return os.write(sock.fileno(), data)
+    except BlockingIOError:
+        return 0
