@@ -449,6 +449,11 @@ class MsgStream(trio.abc.Channel[Any]):
         self._closed = False
         self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)
         self._unyielded = 0
+        #: whether this side found nothing to receive since its last send:
+        #: traffic is then interactive (request/reply, echo) and the next
+        #: send goes straight out instead of being corked, so it neither
+        #: waits for nor wakes the channel's writer task
+        self._waited = True
 
     @property
     def ctx(self) -> Context:
@@ -488,8 +493,10 @@ class MsgStream(trio.abc.Channel[Any]):
         else:
             self._ymsg = None
             msg.pld = value
+        cork = not self._waited
+        self._waited = False
         try:
-            await ctx.chan.send(msg, cork=True)
+            await ctx.chan.send(msg, cork=cork)
         except BaseException:
             ctx._credit += 1
             raise
@@ -514,6 +521,7 @@ class MsgStream(trio.abc.Channel[Any]):
             try:
                 msg = ctx._inbox.receive_nowait()
             except trio.WouldBlock:
+                self._waited = True
                 if ctx.chan._wbuf:
                     await ctx.chan.flush()  # our corked sends go out before we wait
                 try:
