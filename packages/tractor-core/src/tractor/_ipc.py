@@ -259,7 +259,10 @@ class Channel:
         got = 0
         while got < need:
             try:
-                chunk = await self.stream.receive_some(max(_CHUNK, need - got))
+                if self._sock is not None:
+                    chunk = await _sockio.receive_some(self._sock, max(_CHUNK, need - got))
+                else:
+                    chunk = await self.stream.receive_some(max(_CHUNK, need - got))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
                 self._eof = True
                 raise TransportClosed(

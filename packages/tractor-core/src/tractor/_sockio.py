@@ -1,10 +1,15 @@
-"""Socket writes that do not yield when the kernel takes the data at once.
+"""Lean socket I/O for channels over a ``trio.SocketStream``.
 
 ``trio.SocketStream.send_all`` is a full checkpoint: even a write the kernel
 accepts whole costs a trip through the scheduler (one more run-loop
 iteration per message). A channel over a socket first tries a plain
 non-blocking write here and only falls back to ``send_all`` (which waits
 for the socket to drain) for what the kernel did not take.
+
+Reads keep trio's checkpoint semantics (see :func:`receive_some`) but skip
+the per-call layers of ``SocketStream.receive_some`` (conflict detector,
+error-translating context managers): a channel has a single reader and
+handles ``OSError`` itself.
 """
 from __future__ import annotations
 
@@ -32,3 +37,24 @@ def try_send(sock: trio.socket.SocketType, data: bytes | bytearray | memoryview)
         return os.write(sock.fileno(), data)
     except BlockingIOError:
         return 0
+
+
+async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` from ``sock`` (``b''`` at EOF): a checkpoint, as
+    ``SocketStream.receive_some`` is. ``OSError`` for a broken or closed
+    socket, ``trio.ClosedResourceError`` if it is closed while waiting."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        data = os.read(sock.fileno(), max_bytes)
+    except BlockingIOError:
+        pass
+    else:
+        # data was already there: still give other tasks a turn
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            return os.read(sock.fileno(), max_bytes)
+        except BlockingIOError:
+            continue  # a spurious wake-up
