@@ -164,35 +164,14 @@ class Channel:
         that stops reading for longer than the stall bound is treated as gone.
         """
         lock = self._flush_lock
-        try:
-            lock.acquire_nowait()  # uncontended: no extra schedule point
-        except trio.WouldBlock:
-            await lock.acquire()
-        stalled = False
-        try:
-            data = self._wbuf
-            if not data:
-                return
-            self._wbuf, self._spare = self._spare, data
-            self._corked = 0
-            nbytes = len(data)
-            try:
-                sent = _sockio.try_send(self._sock, data) if self._sock is not None else 0
-                if sent < nbytes:
-                    stalled = await self._send_rest(data, sent)
-                    self._unyielded = 0  # send_all yielded
-                else:
-                    self._unyielded += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
-                self._closed = True
-                raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
-            finally:
-                if nbytes > 1 << 20:
-                    self._spare = bytearray()  # don't pin a huge buffer
-                else:
-                    data.clear()
-        finally:
-            lock.release()
+        if lock.locked():
+            # a write is waiting for the peer to drain: queue behind it
+            async with lock:
+                stalled, nbytes = await self._write_buffered(locked=True)
+        else:
+            # no await before the lock is taken (if it is needed at all):
+            # no other writer can slip in between
+            stalled, nbytes = await self._write_buffered(locked=False)
         if stalled:
             await self.aclose()  # a partial frame may be out: unusable
             raise TransportClosed(
@@ -202,6 +181,38 @@ class Channel:
         if self._unyielded >= YIELD_EVERY:
             self._unyielded = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _write_buffered(self, locked: bool) -> tuple[bool, int]:
+        """Write out the buffer: directly, and (holding the flush lock) the
+        part the kernel did not take. Returns whether the stall bound ran
+        out, and the number of bytes."""
+        data = self._wbuf
+        if not data:
+            return False, 0
+        self._wbuf, self._spare = self._spare, data
+        self._corked = 0
+        nbytes = len(data)
+        try:
+            sent = _sockio.try_send(self._sock, data) if self._sock is not None else 0
+            if sent == nbytes:
+                self._unyielded += 1
+                return False, nbytes
+            self._unyielded = 0  # send_all yields
+            if locked:
+                return await self._send_rest(data, sent), nbytes
+            self._flush_lock.acquire_nowait()  # free: nothing awaited since flush() checked
+            try:
+                return await self._send_rest(data, sent), nbytes
+            finally:
+                self._flush_lock.release()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+            self._closed = True
+            raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
+        finally:
+            if nbytes > 1 << 20:
+                self._spare = bytearray()  # don't pin a huge buffer
+            else:
+                data.clear()
 
     async def _send_rest(self, data: bytearray, sent: int) -> bool:
         """Write ``data[sent:]`` shielded, within the stall bound (the only
@@ -224,7 +235,9 @@ class Channel:
             while not self._closed:
                 await wakeup.wait()
                 self._writer_wakeup = wakeup = trio.Event()
-                if self._wbuf and not self._flush_lock.locked():
+                if self._wbuf:
+                    # behind a write that waits for the peer, if need be:
+                    # skipping would strand these frames until the next send
                     await self.flush()
         except TransportClosed:
             pass
