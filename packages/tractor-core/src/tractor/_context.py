@@ -32,6 +32,7 @@ import trio
 
 from . import _msg
 from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._inbox import Inbox
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -121,8 +122,7 @@ class Context:
         #: how many stream messages the peer may have unconsumed here
         self._window = window
         self._batch = max(1, window // 4)
-        self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](window + _SLACK)
-        self._inbox_cap = window + _SLACK
+        self._inbox: Inbox[_msg._Msg] = Inbox(window + _SLACK)
         #: how many more stream messages this side may send
         self._credit = window
         self._credit_changed: trio.Event | None = None
@@ -204,16 +204,12 @@ class Context:
                     self.canceller = self.chan.uid
                 self._cancel_scope()
             return
-        try:
-            self._inbox_send.send_nowait(msg)
-        except trio.WouldBlock:
+        if not self._inbox.put(msg):
             # only a peer ignoring its credit can get here
             raise MsgTypeError(
                 f'{self.chan.aid and self.chan.aid.name!r} overran the stream '
                 f'window ({self._window}) of {self!r}'
-            ) from None
-        except trio.ClosedResourceError:
-            pass
+            )
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: wake whoever waits."""
@@ -222,7 +218,7 @@ class Context:
             self._done.set()
             self._cancel_scope()
         self._wake_sender()
-        self._inbox_send.close()
+        self._inbox.close()
 
     def _is_own_cancel(self, err: BaseException | None) -> bool:
         """Whether ``err`` is this context's reply to a cancel this side asked for."""
@@ -240,7 +236,7 @@ class Context:
             self._pushback = None
             return msg
         try:
-            return await self._inbox.receive()
+            return await self._inbox.get()
         except trio.EndOfChannel:
             err = self._remote_error or TransportClosed(f'{self!r}: channel closed')
             raise err from None
@@ -306,15 +302,7 @@ class Context:
         delta = size - self._window
         if not delta:
             return
-        if size + _SLACK > self._inbox_cap:
-            old = self._inbox
-            self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](size + _SLACK)
-            self._inbox_cap = size + _SLACK
-            while True:
-                try:
-                    self._inbox_send.send_nowait(old.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+        self._inbox.grow(size + _SLACK)
         self._window = size
         self._batch = max(1, size // 4)
         # a negative credit shrinks what the peer may have in flight
@@ -518,20 +506,18 @@ class MsgStream(trio.abc.Channel[Any]):
             # cancellation is checked before a message is taken, so a
             # cancelled receive never loses one
             await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                msg = ctx._inbox.receive_nowait()
-            except trio.WouldBlock:
+            msg = ctx._inbox.get_nowait()
+            if msg is None:
+                if ctx._inbox.closed:  # the channel is gone
+                    raise ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
                 self._waited = True
                 if ctx.chan._wbuf:
                     await ctx.chan.flush()  # our corked sends go out before we wait
                 try:
-                    msg = await ctx._inbox.receive()
+                    msg = await ctx._inbox.get()
                 except trio.EndOfChannel:
                     err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
                     raise err from None
-            except trio.EndOfChannel:
-                err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
-                raise err from None
             else:
                 # data was queued: no yield per message, but give other
                 # tasks a turn every so often
