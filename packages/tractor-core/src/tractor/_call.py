@@ -8,6 +8,9 @@ stream, no inbox, no credit), so each side keeps a small handle in
   to the waiting task (woken directly, no memory channel in between);
 - the callee a :class:`CallScope`, through which a ``Cancel`` (or the loss
   of the channel) cancels the running function.
+
+:class:`TaskScope` (a task's cancel scope, cancellable before the task
+entered it) is shared with :class:`~tractor.Context`.
 """
 from __future__ import annotations
 
@@ -98,17 +101,13 @@ class Reply:
         return _msg.decode_pld(self.msg.pld)
 
 
-class CallScope:
-    """(callee) The handle of a running plain call: what ``Actor._invoke``
-    needs of a context (``_scope``, ``canceller``) and nothing more."""
+class TaskScope:
+    """The cancel scope one side's task runs in (a context's or a plain
+    call's), cancellable by the channel's loop before the task entered it."""
 
-    __slots__ = ('chan', 'cid', 'canceller', '_cs', '_cancel_pending')
+    __slots__ = ('_cs', '_cancel_pending')
 
-    def __init__(self, chan: Channel, cid: int) -> None:
-        self.chan = chan
-        self.cid = cid
-        #: the uid of the actor that cancelled the call, if any
-        self.canceller: tuple[str, str] | None = None
+    def __init__(self) -> None:
         self._cs: trio.CancelScope | None = None
         self._cancel_pending = False
 
@@ -127,6 +126,20 @@ class CallScope:
         self._cancel_pending = True
         if self._cs is not None:
             self._cs.cancel()
+
+
+class CallScope(TaskScope):
+    """(callee) The handle of a running plain call: what ``Actor._invoke``
+    needs of a context (``_scope``, ``canceller``) and nothing more."""
+
+    __slots__ = ('chan', 'cid', 'canceller')
+
+    def __init__(self, chan: Channel, cid: int) -> None:
+        super().__init__()
+        self.chan = chan
+        self.cid = cid
+        #: the uid of the actor that cancelled the call, if any
+        self.canceller: tuple[str, str] | None = None
 
     def _deliver(self, msg: _msg._Msg) -> None:
         if type(msg) is _msg.Cancel:

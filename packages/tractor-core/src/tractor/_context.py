@@ -31,6 +31,7 @@ import msgspec
 import trio
 
 from . import _msg
+from ._call import TaskScope
 from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
 from ._inbox import Inbox
 from .log import get_logger
@@ -94,7 +95,7 @@ def is_context_fn(fn: Callable) -> bool:
     return getattr(fn, '_tractor_context', False) is True
 
 
-class Context:
+class Context(TaskScope):
     """One side of a cross-actor task pair.
 
     ``side`` is ``'caller'`` (opened it with ``Portal.open_context``) or
@@ -114,6 +115,7 @@ class Context:
         pld_spec: Any = None,
         pld_dec: msgspec.msgpack.Decoder | None = None,
     ) -> None:
+        super().__init__()
         self._actor = actor
         self.chan = chan
         self.cid = cid
@@ -133,8 +135,6 @@ class Context:
         if pld_dec is None and pld_spec is not None:
             pld_dec = msgspec.msgpack.Decoder(pld_spec)
         self._pld_dec = pld_dec
-        self._cs: trio.CancelScope | None = None
-        self._cancel_pending = False
         self._started = False
         self._result: Any = _NOT_SET
         self._remote_error: BaseException | None = None
@@ -150,23 +150,6 @@ class Context:
     def __repr__(self) -> str:
         peer = self.chan.aid.name if self.chan.aid else '?'
         return f'<Context {self.side} {self.fn_name} cid={self.cid} peer={peer!r}>'
-
-    # -- the scope this side's task runs in ---------------------------------
-    @property
-    def _scope(self) -> trio.CancelScope | None:
-        return self._cs
-
-    @_scope.setter
-    def _scope(self, cs: trio.CancelScope | None) -> None:
-        # a cancel that arrived before the task entered its scope still counts
-        self._cs = cs
-        if cs is not None and self._cancel_pending:
-            cs.cancel()
-
-    def _cancel_scope(self) -> None:
-        self._cancel_pending = True
-        if self._cs is not None:
-            self._cs.cancel()
 
     def _wake_sender(self) -> None:
         ev = self._credit_changed
