@@ -31,7 +31,9 @@ import msgspec
 import trio
 
 from . import _msg
+from ._call import TaskScope
 from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._inbox import Inbox
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -93,7 +95,7 @@ def is_context_fn(fn: Callable) -> bool:
     return getattr(fn, '_tractor_context', False) is True
 
 
-class Context:
+class Context(TaskScope):
     """One side of a cross-actor task pair.
 
     ``side`` is ``'caller'`` (opened it with ``Portal.open_context``) or
@@ -113,6 +115,7 @@ class Context:
         pld_spec: Any = None,
         pld_dec: msgspec.msgpack.Decoder | None = None,
     ) -> None:
+        super().__init__()
         self._actor = actor
         self.chan = chan
         self.cid = cid
@@ -121,8 +124,7 @@ class Context:
         #: how many stream messages the peer may have unconsumed here
         self._window = window
         self._batch = max(1, window // 4)
-        self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](window + _SLACK)
-        self._inbox_cap = window + _SLACK
+        self._inbox: Inbox[_msg._Msg] = Inbox(window + _SLACK)
         #: how many more stream messages this side may send
         self._credit = window
         self._credit_changed: trio.Event | None = None
@@ -133,8 +135,6 @@ class Context:
         if pld_dec is None and pld_spec is not None:
             pld_dec = msgspec.msgpack.Decoder(pld_spec)
         self._pld_dec = pld_dec
-        self._cs: trio.CancelScope | None = None
-        self._cancel_pending = False
         self._started = False
         self._result: Any = _NOT_SET
         self._remote_error: BaseException | None = None
@@ -150,23 +150,6 @@ class Context:
     def __repr__(self) -> str:
         peer = self.chan.aid.name if self.chan.aid else '?'
         return f'<Context {self.side} {self.fn_name} cid={self.cid} peer={peer!r}>'
-
-    # -- the scope this side's task runs in ---------------------------------
-    @property
-    def _scope(self) -> trio.CancelScope | None:
-        return self._cs
-
-    @_scope.setter
-    def _scope(self, cs: trio.CancelScope | None) -> None:
-        # a cancel that arrived before the task entered its scope still counts
-        self._cs = cs
-        if cs is not None and self._cancel_pending:
-            cs.cancel()
-
-    def _cancel_scope(self) -> None:
-        self._cancel_pending = True
-        if self._cs is not None:
-            self._cs.cancel()
 
     def _wake_sender(self) -> None:
         ev = self._credit_changed
@@ -204,16 +187,12 @@ class Context:
                     self.canceller = self.chan.uid
                 self._cancel_scope()
             return
-        try:
-            self._inbox_send.send_nowait(msg)
-        except trio.WouldBlock:
+        if not self._inbox.put(msg):
             # only a peer ignoring its credit can get here
             raise MsgTypeError(
                 f'{self.chan.aid and self.chan.aid.name!r} overran the stream '
                 f'window ({self._window}) of {self!r}'
-            ) from None
-        except trio.ClosedResourceError:
-            pass
+            )
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: wake whoever waits."""
@@ -222,7 +201,7 @@ class Context:
             self._done.set()
             self._cancel_scope()
         self._wake_sender()
-        self._inbox_send.close()
+        self._inbox.close()
 
     def _is_own_cancel(self, err: BaseException | None) -> bool:
         """Whether ``err`` is this context's reply to a cancel this side asked for."""
@@ -240,7 +219,7 @@ class Context:
             self._pushback = None
             return msg
         try:
-            return await self._inbox.receive()
+            return await self._inbox.get()
         except trio.EndOfChannel:
             err = self._remote_error or TransportClosed(f'{self!r}: channel closed')
             raise err from None
@@ -308,15 +287,7 @@ class Context:
         delta = size - self._window
         if not delta:
             return
-        if size + _SLACK > self._inbox_cap:
-            old = self._inbox
-            self._inbox_send, self._inbox = trio.open_memory_channel[_msg._Msg](size + _SLACK)
-            self._inbox_cap = size + _SLACK
-            while True:
-                try:
-                    self._inbox_send.send_nowait(old.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+        self._inbox.grow(size + _SLACK)
         self._window = size
         self._batch = max(1, size // 4)
         # a negative credit shrinks what the peer may have in flight
@@ -451,6 +422,11 @@ class MsgStream(trio.abc.Channel[Any]):
         self._closed = False
         self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)
         self._unyielded = 0
+        #: whether this side found nothing to receive since its last send:
+        #: traffic is then interactive (request/reply, echo) and the next
+        #: send goes straight out instead of being corked, so it neither
+        #: waits for nor wakes the channel's writer task
+        self._waited = True
 
     @property
     def ctx(self) -> Context:
@@ -490,8 +466,10 @@ class MsgStream(trio.abc.Channel[Any]):
         else:
             self._ymsg = None
             msg.pld = value
+        cork = not self._waited
+        self._waited = False
         try:
-            await ctx.chan.send(msg, cork=True)
+            await ctx.chan.send(msg, cork=cork)
         except BaseException:
             ctx._credit += 1
             raise
@@ -513,19 +491,18 @@ class MsgStream(trio.abc.Channel[Any]):
             # cancellation is checked before a message is taken, so a
             # cancelled receive never loses one
             await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                msg = ctx._inbox.receive_nowait()
-            except trio.WouldBlock:
+            msg = ctx._inbox.get_nowait()
+            if msg is None:
+                if ctx._inbox.closed:  # the channel is gone
+                    raise ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
+                self._waited = True
                 if ctx.chan._wbuf:
                     await ctx.chan.flush()  # our corked sends go out before we wait
                 try:
-                    msg = await ctx._inbox.receive()
+                    msg = await ctx._inbox.get()
                 except trio.EndOfChannel:
                     err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
                     raise err from None
-            except trio.EndOfChannel:
-                err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
-                raise err from None
             else:
                 # data was queued: no yield per message, but give other
                 # tasks a turn every so often

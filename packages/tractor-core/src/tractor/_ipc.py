@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import _msg
+from . import _msg, _sockio
 from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
 from .log import get_logger
 
@@ -32,6 +32,10 @@ def max_frame_size() -> int:
 SEND_STALL_TIMEOUT = float(os.environ.get('TRACTOR_SEND_STALL_TIMEOUT', 30.0))
 
 
+#: a sender whose writes the kernel keeps taking at once yields to other
+#: tasks after this many (a write that has to wait yields anyway)
+YIELD_EVERY = 64
+
 #: corked stream frames are flushed once this many are buffered...
 CORK_FRAMES = 64
 #: ...or this many bytes
@@ -50,6 +54,11 @@ class Channel:
     Sends append whole frames to an outgoing buffer that one flush at a
     time writes out (see :meth:`send`); receives happen from one task only
     (the actor's message loop for this channel).
+
+    Over a socket, a flush first writes directly (:mod:`tractor._sockio`):
+    when the kernel takes it all, a send is a cancel point but not a
+    schedule point (every :data:`YIELD_EVERY` sends yield, for fairness);
+    only a write that has to wait for the peer arms the stall bound.
     """
 
     def __init__(
@@ -61,6 +70,8 @@ class Channel:
         initiator: bool = False,
     ) -> None:
         self.stream = stream
+        self._sock = _sockio.direct_socket(stream)
+        self._unyielded = 0
         self.raddr = raddr
         self.laddr = laddr
         self.initiator = initiator
@@ -148,43 +159,70 @@ class Channel:
 
         A frame is written whole or not at all: a cancel that landed
         mid-write would leave a partial frame and corrupt the stream for
-        every other context on it. So the write itself is shielded; a peer
+        every other context on it. The direct write cannot be interrupted;
+        what the kernel did not take at once is written shielded, and a peer
         that stops reading for longer than the stall bound is treated as gone.
         """
         lock = self._flush_lock
-        try:
-            lock.acquire_nowait()  # uncontended: no extra schedule point
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            data = self._wbuf
-            if not data:
-                return
-            self._wbuf, self._spare = self._spare, data
-            self._corked = 0
-            nbytes = len(data)
-            stalled = False
-            try:
-                with trio.CancelScope(shield=True) as cs:
-                    cs.deadline = trio.current_time() + send_stall_timeout(len(data))
-                    await self.stream.send_all(data)
-                stalled = cs.cancelled_caught
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
-                self._closed = True
-                raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
-            finally:
-                if len(data) > 1 << 20:
-                    self._spare = bytearray()  # don't pin a huge buffer
-                else:
-                    data.clear()
-        finally:
-            lock.release()
+        if lock.locked():
+            # a write is waiting for the peer to drain: queue behind it
+            async with lock:
+                stalled, nbytes = await self._write_buffered(locked=True)
+        else:
+            # no await before the lock is taken (if it is needed at all):
+            # no other writer can slip in between
+            stalled, nbytes = await self._write_buffered(locked=False)
         if stalled:
             await self.aclose()  # a partial frame may be out: unusable
             raise TransportClosed(
                 f'{self.aid and self.aid.name!r} stopped reading: a send '
                 f'stalled for {send_stall_timeout(nbytes):.0f}s'
             )
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _write_buffered(self, locked: bool) -> tuple[bool, int]:
+        """Write out the buffer: directly, and (holding the flush lock) the
+        part the kernel did not take. Returns whether the stall bound ran
+        out, and the number of bytes."""
+        data = self._wbuf
+        if not data:
+            return False, 0
+        self._wbuf, self._spare = self._spare, data
+        self._corked = 0
+        nbytes = len(data)
+        try:
+            sent = _sockio.try_send(self._sock, data) if self._sock is not None else 0
+            if sent == nbytes:
+                self._unyielded += 1
+                return False, nbytes
+            self._unyielded = 0  # send_all yields
+            if locked:
+                return await self._send_rest(data, sent), nbytes
+            self._flush_lock.acquire_nowait()  # free: nothing awaited since flush() checked
+            try:
+                return await self._send_rest(data, sent), nbytes
+            finally:
+                self._flush_lock.release()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+            self._closed = True
+            raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
+        finally:
+            if nbytes > 1 << 20:
+                self._spare = bytearray()  # don't pin a huge buffer
+            else:
+                data.clear()
+
+    async def _send_rest(self, data: bytearray, sent: int) -> bool:
+        """Write ``data[sent:]`` shielded, within the stall bound (the only
+        place a cancel scope is needed: this write waits for the peer).
+        Returns whether the bound ran out."""
+        with memoryview(data) as view, view[sent:] as rest:
+            with trio.CancelScope(shield=True) as cs:
+                cs.deadline = trio.current_time() + send_stall_timeout(len(data))
+                await self.stream.send_all(rest)
+        return cs.cancelled_caught
 
     async def run_writer(self) -> None:
         """Flush corked frames whenever the tasks filling them yield.
@@ -197,7 +235,9 @@ class Channel:
             while not self._closed:
                 await wakeup.wait()
                 self._writer_wakeup = wakeup = trio.Event()
-                if self._wbuf and not self._flush_lock.locked():
+                if self._wbuf:
+                    # behind a write that waits for the peer, if need be:
+                    # skipping would strand these frames until the next send
                     await self.flush()
         except TransportClosed:
             pass
@@ -232,7 +272,10 @@ class Channel:
         got = 0
         while got < need:
             try:
-                chunk = await self.stream.receive_some(max(_CHUNK, need - got))
+                if self._sock is not None:
+                    chunk = await _sockio.receive_some(self._sock, max(_CHUNK, need - got))
+                else:
+                    chunk = await self.stream.receive_some(max(_CHUNK, need - got))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
                 self._eof = True
                 raise TransportClosed(

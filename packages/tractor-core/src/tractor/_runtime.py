@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 import trio
 
 from . import _msg
+from ._call import CallScope, Reply
 from ._context import DEFAULT_WINDOW, Context, is_context_fn
 from ._auth import describe_peer
 from ._exceptions import (
@@ -140,7 +141,9 @@ class Actor:
         self._listen_addrs: list[Address] = []
         self._peers: dict[tuple[str, str], list[Channel]] = {}
         self._peer_events: dict[tuple[str, str], trio.Event] = {}
-        self._contexts: dict[tuple[Channel, int], Context] = {}
+        #: what the message loops feed, by (channel, call id): a Context, or
+        #: for a plain call a Reply (caller) / CallScope (callee)
+        self._contexts: dict[tuple[Channel, int], Context | Reply | CallScope] = {}
         self._spawning: dict[tuple[str, str], Any] = {}
         self._parent_chan: Channel | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
@@ -517,7 +520,10 @@ class Actor:
             )
             await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self))
             return
-        ctx = Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
+        ctx: Context | CallScope = (
+            Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
+            if msg.kind == 'ctx' else CallScope(chan, msg.cid)  # a plain call: no stream
+        )
         self._contexts[(chan, msg.cid)] = ctx
         try:
             assert self._service_tn is not None
@@ -546,7 +552,7 @@ class Actor:
             except (TransportClosed, trio.ClosedResourceError):
                 log.debug('could not send %s to %r: connection gone', type(msg).__name__, chan.aid)
 
-    async def _invoke(self, chan: Channel, ctx: Context, msg: _msg.Start) -> None:
+    async def _invoke(self, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
         cid = msg.cid
         try:
             fn = self._resolve(msg.ns, msg.func)
@@ -616,28 +622,22 @@ class Actor:
         so a failure that races a cancel is not lost.
         """
         cid = chan.next_cid()
-        ctx = Context(self, chan, cid, 'caller', f'{ns}:{func}')
-        self._contexts[(chan, cid)] = ctx
+        reply = Reply(chan, cid)
+        self._contexts[(chan, cid)] = reply
         sent = False
         try:
             await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
             sent = True
-            msg = await ctx._next_msg()
-            if isinstance(msg, _msg.Return):
-                return ctx._decode(msg.pld)
-            if isinstance(msg, _msg.Error):
-                assert ctx._remote_error is not None
-                raise ctx._remote_error
-            raise MsgTypeError(f'unexpected {type(msg).__name__} in reply to {ns}.{func}')
+            return await reply.receive()
         except trio.Cancelled:
-            if sent and not ctx._done.is_set():
+            if sent and not reply.done:
                 await self._send_safe(chan, _msg.Cancel(cid=cid))
                 if reply_on_cancel > 0:
                     from .debug._lock import within_grace
 
                     with trio.CancelScope(shield=True):
-                        await within_grace(self, reply_on_cancel, ctx._done.wait)
-            err = ctx._remote_error
+                        await within_grace(self, reply_on_cancel, reply.wait)
+            err = reply.error
             if (
                 reply_on_cancel > 0
                 and isinstance(err, RemoteActorError)

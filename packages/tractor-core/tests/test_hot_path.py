@@ -1,0 +1,112 @@
+"""The lean hot path's building blocks, in one process: a context's
+``Inbox``, a plain call's ``Reply``, and a channel's direct socket writes
+(cancellation still lands, order is kept, a send that has to wait yields)."""
+import pytest
+import trio
+import trio.testing
+
+from tractor import _msg
+from tractor._call import Reply
+from tractor._exceptions import TransportClosed
+from tractor._inbox import Inbox
+from tractor._ipc import Channel
+
+
+async def test_inbox_fifo_bound_and_close():
+    box: Inbox[int] = Inbox(2)
+    assert box.get_nowait() is None
+    assert box.put(1) and box.put(2)
+    assert not box.put(3)  # full: refused, nothing buffered
+    box.grow(3)
+    assert box.put(3)
+    box.close()
+    assert box.put(4)  # ignored once closed
+    assert [await box.get() for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(trio.EndOfChannel):
+        await box.get()
+
+
+async def test_inbox_hands_items_to_waiters_in_order():
+    box: Inbox[str] = Inbox(8)
+    got = []
+
+    async def taker(tag: str) -> None:
+        got.append((tag, await box.get()))
+
+    async with trio.open_nursery() as tn:
+        tn.start_soon(taker, 'a')
+        await trio.testing.wait_all_tasks_blocked()
+        tn.start_soon(taker, 'b')
+        await trio.testing.wait_all_tasks_blocked()
+        box.put('x')
+        box.put('y')
+    assert sorted(got) == [('a', 'x'), ('b', 'y')]  # the oldest taker got the first item
+
+
+async def test_inbox_get_is_cancellable_and_close_wakes_takers():
+    box: Inbox[int] = Inbox(1)
+    with trio.move_on_after(0.01) as cs:
+        await box.get()
+    assert cs.cancelled_caught
+    assert box.put(1) and await box.get() == 1  # the cancelled taker left no trace
+
+    async def take() -> None:
+        with pytest.raises(trio.EndOfChannel):
+            await box.get()
+
+    async with trio.open_nursery() as tn:
+        tn.start_soon(take)
+        await trio.testing.wait_all_tasks_blocked()
+        box.close()
+
+
+async def test_reply_wakes_the_caller_and_is_cancellable():
+    reply = Reply(chan=None, cid=1)  # type: ignore[arg-type]
+    with trio.move_on_after(0.01) as cs:
+        await reply.wait()
+    assert cs.cancelled_caught and not reply.done
+
+    async def answer() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        reply._deliver(_msg.Credit(cid=1, n=1))  # not a reply: ignored
+        reply._deliver(_msg.Return(cid=1, pld=b'\xa2ok'))  # msgpack 'ok'
+
+    async with trio.open_nursery() as tn:
+        tn.start_soon(answer)
+        assert await reply.receive() == 'ok'
+    reply._lost(TransportClosed('gone'))  # after the reply: no effect
+    assert reply.error is None
+
+
+async def _socket_channel() -> tuple[Channel, trio.SocketStream]:
+    a, b = trio.socket.socketpair()
+    return Channel(trio.SocketStream(a)), trio.SocketStream(b)
+
+
+async def test_direct_send_keeps_order_and_cancellation():
+    chan, peer = await _socket_channel()
+    async with chan, peer:
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            with pytest.raises(trio.Cancelled):
+                await chan.send(_msg.Stop(cid=1))  # a cancelled send sends nothing
+        for cid in range(3):
+            await chan.send(_msg.Stop(cid=cid))
+        reader = Channel(peer)
+        assert [(await reader.recv()).cid for _ in range(3)] == [0, 1, 2]
+
+
+async def test_send_that_must_wait_yields_and_sends_whole():
+    chan, peer = await _socket_channel()
+    async with chan, peer:
+        big = _msg.Yield(cid=1, pld=b'x' * (4 << 20))  # more than a socket buffer
+        got = []
+
+        async def read() -> None:
+            reader = Channel(peer)
+            got.append(len((await reader.recv()).pld))
+
+        async with trio.open_nursery() as tn:
+            tn.start_soon(read)  # only runs if the send yields while it waits
+            await chan.send(big)
+        assert got and got[0] > 4 << 20
