@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pytest
+from tractor_testsupport.procs import pids_with_env
 
 SESSION_TOKEN = uuid.uuid4().hex
 os.environ['TRACTOR_TEST_SESSION'] = SESSION_TOKEN
@@ -33,25 +34,9 @@ LEAK_WAIT = 10.0
 
 
 def session_pids() -> list[int]:
-    """Pids of live processes (other than us) that carry this session's token."""
-    needle = f'TRACTOR_TEST_SESSION={SESSION_TOKEN}'.encode()
-    me = os.getpid()
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f'/proc/{entry}/environ', 'rb') as f:
-                env = f.read()
-            with open(f'/proc/{entry}/stat', 'rb') as f:
-                state = f.read().rsplit(b')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == b'Z':
-            continue  # exited, waiting to be reaped by its parent
-        if needle in env.split(b'\0'):
-            found.append(int(entry))
-    return found
+    """Pids of live processes (other than us) that carry this session's token
+    (zombies excluded: they exited and wait for their parent to reap them)."""
+    return pids_with_env('TRACTOR_TEST_SESSION', SESSION_TOKEN)
 
 
 def wait_no_leftovers(timeout: float = LEAK_WAIT) -> list[int]:

@@ -6,13 +6,11 @@ timings on a shared CI machine prove nothing.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +41,9 @@ QUICK_KEYS = [
 def test_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / 'bench.json'
     cmd = [sys.executable, str(RUN), '--quick', '--json', str(out)]
-    # its own session: on a hang, kill exactly the group it started
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f'the quick benchmark took over {TIMEOUT}s\n{stdout}\n{stderr}')
-    assert proc.returncode == 0, f'exited {proc.returncode}\n{stdout}\n{stderr}'
+    # its own session: on a hang, exactly the group it started is killed
+    returncode, stdout, stderr = run_program(cmd, cwd=ROOT, timeout=TIMEOUT)
+    assert returncode == 0, f'exited {returncode}\n{stdout}\n{stderr}'
     assert '| figure | value | floor | ratio | target |' in stdout
 
     report = json.loads(out.read_text())

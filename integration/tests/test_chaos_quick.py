@@ -4,13 +4,11 @@ or raises a typed error, none is lost, no process is left behind."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
 
@@ -23,24 +21,15 @@ TIMEOUT = 180
 @pytest.mark.parametrize('transport', ['tcp', 'uds'])
 def test_chaos_quick(transport: str) -> None:
     cmd = [sys.executable, str(CHAOS), '--seconds', '8', '--transport', transport]
-    # its own session: on a hang, kill exactly the group it started
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f'the chaos run took over {TIMEOUT}s\n{stdout}\n{stderr[-4000:]}')
+    # its own session: on a hang, exactly the group it started is killed
+    returncode, stdout, stderr = run_program(cmd, cwd=ROOT, timeout=TIMEOUT)
     lines = [line for line in stdout.splitlines() if line.startswith('CHAOS ')]
-    assert lines, f'no report (exit {proc.returncode})\n{stdout}\n{stderr[-4000:]}'
+    assert lines, f'no report (exit {returncode})\n{stdout}\n{stderr[-4000:]}'
     report = json.loads(lines[-1][len('CHAOS '):])
     assert report['calls_lost'] == 0, report
     assert report['leftover_processes'] == 0, report
     assert report['calls_failed_untyped'] == 0, report
-    assert proc.returncode == 0, f'exit {proc.returncode}\n{stdout}\n{stderr[-4000:]}'
+    assert returncode == 0, f'exit {returncode}\n{stdout}\n{stderr[-4000:]}'
     # it did what it says: calls of every kind, kills, respawns, failures seen
     assert set(report['made_by_kind']) == {'rpc', 'stream', 'relay'}
     assert report['kills'] >= 1 and report['respawns'] >= 1

@@ -11,6 +11,7 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
+from tractor_testsupport.procs import children_of, cmdline
 from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 
 FNS = [fns.__name__]
@@ -226,34 +227,15 @@ async def test_cancel_during_large_send(runtime_kwargs):
             await an.cancel()
 
 
-def _child_pids(pid: int | str = 'self') -> set[int]:
-    pids: set[int] = set()
-    try:
-        tids = os.listdir(f'/proc/{pid}/task')
-    except OSError:
-        return pids
-    for tid in tids:
-        try:
-            with open(f'/proc/{pid}/task/{tid}/children') as f:
-                pids.update(int(p) for p in f.read().split())
-        except OSError:
-            pass
-    return pids
-
-
 def _actor_pids() -> set[int]:
     """Our subactor processes, once they run ``tractor._child``: children of
     ours or of our fork server's (start_method='forkserver')."""
-    pids: set[int] = set()
-    for pid in _child_pids():
-        for candidate in (pid, *_child_pids(pid)):
-            try:
-                with open(f'/proc/{candidate}/cmdline', 'rb') as f:
-                    if b'tractor._child' in f.read():
-                        pids.add(candidate)
-            except OSError:
-                pass
-    return pids
+    return {
+        candidate
+        for pid in children_of()
+        for candidate in (pid, *children_of(pid))
+        if b'tractor._child' in cmdline(candidate)
+    }
 
 
 async def test_cancel_during_spawn(runtime_kwargs, pids_gone):

@@ -19,6 +19,7 @@ import tractor
 import tractor_core_testfns as fns
 from tractor._spawn_forkserver import UNKNOWN_EXIT, ForkedProcess, supported
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
+from tractor_testsupport.procs import cmdline, descendants, pids_with_env
 
 pytestmark = pytest.mark.skipif(not supported(), reason='needs Linux 5.3+ (pidfds)')
 
@@ -63,40 +64,6 @@ def held_pids() -> dict | None:
     return _STATE.get('pids')
 
 
-def children_of(pid: int | str = 'self') -> set[int]:
-    pids: set[int] = set()
-    try:
-        tids = os.listdir(f'/proc/{pid}/task')
-    except OSError:
-        return pids
-    for tid in tids:
-        try:
-            with open(f'/proc/{pid}/task/{tid}/children') as f:
-                pids.update(int(p) for p in f.read().split())
-        except OSError:
-            pass
-    return pids
-
-
-def descendants(pid: int | str = 'self') -> set[int]:
-    out: set[int] = set()
-    todo = list(children_of(pid))
-    while todo:
-        p = todo.pop()
-        if p not in out:
-            out.add(p)
-            todo.extend(children_of(p))
-    return out
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        with open(f'/proc/{pid}/cmdline', 'rb') as f:
-            return f.read()
-    except OSError:
-        return b''
-
-
 def fork_servers() -> set[int]:
     """Fork servers anywhere below this process."""
     return {p for p in descendants() if b'tractor._forkserver' in cmdline(p)}
@@ -121,23 +88,7 @@ def signal_state(pid: int) -> dict[str, int]:
         }
 
 
-def marked_pids(token: str) -> list[int]:
-    """Live (not zombie) processes whose environment carries ``token``."""
-    needle = f'FORKSERVER_TEST_TOKEN={token}'.encode()
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry}/environ', 'rb') as f:
-                env = f.read()
-            with open(f'/proc/{entry}/stat', 'rb') as f:
-                state = f.read().rsplit(b')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != b'Z' and needle in env.split(b'\0'):
-            found.append(int(entry))
-    return found
+
 
 
 def child_proc(an: tractor.ActorNursery, portal: tractor.Portal):
@@ -441,7 +392,7 @@ async def _run_root(tpt_proto, reg_addr, mode: str, token: str):
 
 
 async def _wait_unmarked(token: str) -> None:
-    while marked_pids(token):
+    while pids_with_env('FORKSERVER_TEST_TOKEN', token):
         await trio.sleep(0.05)
 
 
@@ -455,7 +406,7 @@ async def test_sigkill_root_leaves_nothing(tpt_proto, reg_addr, mode, alive):
         try:
             assert len(pids['servers']) == 1
             server = pids['servers'][0]
-            assert server in marked_pids(token)
+            assert server in pids_with_env('FORKSERVER_TEST_TOKEN', token)
             if mode == 'tree':
                 assert alive(pids['child']) and alive(pids['grandchild'])
             proc.kill()  # SIGKILL: no chance to cancel anything
