@@ -139,6 +139,9 @@ def test_crash_in_child_then_continue(session):
     assert '-> return total / count' in header
     assert '_runtime.py' not in header.split('crashed:', 1)[1]  # the runtime's frames are trimmed
     assert '(6, 0)' in s.do('p total, count')
+    where = s.do('w')  # the stack is the user's code, not the runtime running it
+    frames = [ln for ln in where.splitlines() if ln.startswith(('> ', '  ')) and '(' in ln]
+    assert frames and all('child_crash.py(' in ln for ln in frames), where
     s.send('c')
     status, rest = s.finish()
     assert status == 1

@@ -9,6 +9,7 @@ continues or quits (:meth:`ActorPdb.set_continue`, :meth:`ActorPdb.set_quit`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import pdb
 import signal
@@ -18,6 +19,8 @@ import traceback
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import trio
 
 if TYPE_CHECKING:
     from .._runtime import Actor
@@ -70,6 +73,16 @@ class ActorPdb(pdb.Pdb):
         finally:
             self._end_session()
 
+    def get_stack(self, f: FrameType | None, t: TracebackType | None) -> tuple[list, int]:
+        """The stack ``where``/``up``/``down`` walk, without the frames of
+        the runtime and trio that run the task (unless the session stopped
+        in one of them)."""
+        stack, index = super().get_stack(f, t)
+        keep = [k for k, (frame, _) in enumerate(stack) if not _is_runtime(frame.f_code.co_filename)]
+        if index not in keep:
+            return stack, index
+        return [stack[k] for k in keep], keep.index(index)
+
     def interaction(self, frame: FrameType | None, tb: TracebackType | None) -> None:
         if self._hold is not None and self._hold.released and self._reacquire:
             # a breakpoint hit after `continue` gave the terminal back
@@ -109,7 +122,10 @@ def post_mortem(actor: Actor, exc: BaseException, what: str = 'crashed') -> None
     repl.interaction(None, tb)
 
 
+@functools.cache
 def _runtime_dirs() -> tuple[str, ...]:
+    """Where the code that runs a task lives: the runtime (core), trio, and
+    the greenback/outcome layers of debug mode."""
     import greenback
     import outcome
 
@@ -117,16 +133,19 @@ def _runtime_dirs() -> tuple[str, ...]:
 
     return tuple(
         os.path.dirname(os.path.abspath(mod.__file__)) + os.sep  # type: ignore[type-var]
-        for mod in (tractor, greenback, outcome)
+        for mod in (tractor, trio, greenback, outcome)
     )
+
+
+def _is_runtime(filename: str) -> bool:
+    return filename.startswith(_runtime_dirs())
 
 
 def format_crash(exc: BaseException) -> str:
     """``exc``'s traceback without the runtime's own frames (the ones that
     ran the task), so it reads as the code that crashed."""
     te = traceback.TracebackException.from_exception(exc)
-    dirs = _runtime_dirs()
-    kept = [f for f in te.stack if not f.filename.startswith(dirs)]
+    kept = [f for f in te.stack if not _is_runtime(f.filename)]
     if kept:
         te.stack = traceback.StackSummary.from_list(kept)
     return ''.join(te.format()).rstrip()
