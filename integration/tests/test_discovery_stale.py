@@ -12,6 +12,7 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.procs import pid_alive
 from tractor.discovery import mk_maddr
 from tractor.discovery._registrar import local_registrar
 
@@ -27,13 +28,7 @@ async def whoami() -> list:
 
 async def _wait_gone(pid: int) -> None:
     """Until ``pid`` (a child we killed) is no longer running."""
-    while True:
-        try:
-            with open(f'/proc/{pid}/stat', 'rb') as f:
-                if f.read().rsplit(b')', 1)[1].split()[0] == b'Z':
-                    return
-        except OSError:
-            return
+    while pid_alive(pid):
         await trio.sleep(0.02)
 
 

@@ -13,19 +13,10 @@ from pathlib import Path
 import pytest
 import trio
 from tractor._plugins import get_plugin_manager, hookimpl
+from tractor_testsupport.procs import pid_alive
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / 'examples'
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running (not zombie) process."""
-    try:
-        with open(f'/proc/{pid}/stat', 'rb') as f:
-            state = f.read().rsplit(b')', 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != b'Z'
 
 
 @pytest.fixture

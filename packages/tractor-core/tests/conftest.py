@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from tractor_testsupport.procs import pid_alive
 
 HERE = Path(__file__).parent
 SCRIPTS = HERE / 'scripts'
@@ -15,16 +16,6 @@ SCRIPTS = HERE / 'scripts'
 # docstring); subactors inherit this path
 if str(HERE) not in sys.path:
     sys.path.append(str(HERE))
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running (not zombie) process."""
-    try:
-        with open(f'/proc/{pid}/stat', 'rb') as f:
-            state = f.read().rsplit(b')', 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != b'Z'
 
 
 async def wait_pids_gone(pids, timeout: float = 15.0) -> list[int]:

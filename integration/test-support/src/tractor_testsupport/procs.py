@@ -41,6 +41,17 @@ def cmdline(pid: int) -> bytes:
         return b''
 
 
+def pid_alive(pid: int | str) -> bool:
+    """Whether ``pid`` is a running process (a zombie has exited: it only
+    waits for its parent to reap it)."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            state = f.read().rsplit(b')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b'Z'
+
+
 def pids_with_env(name: str, value: str) -> list[int]:
     """Live (not zombie) processes other than this one whose environment
     has ``name=value``: the processes a test marked with a token."""
@@ -53,10 +64,8 @@ def pids_with_env(name: str, value: str) -> list[int]:
         try:
             with open(f'/proc/{entry}/environ', 'rb') as f:
                 env = f.read()
-            with open(f'/proc/{entry}/stat', 'rb') as f:
-                state = f.read().rsplit(b')', 1)[1].split()[0]
         except OSError:
             continue
-        if state != b'Z' and needle in env.split(b'\0'):
+        if needle in env.split(b'\0') and pid_alive(entry):
             found.append(int(entry))
     return found

@@ -7,7 +7,7 @@ import inspect
 import os
 import sys
 import uuid as _uuid
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from types import ModuleType
 from typing import Any, AsyncIterator, Callable
 
@@ -307,21 +307,17 @@ class Actor:
                     except Exception as exc:
                         body_exc = exc  # never served: unwind, then raise it
                     else:
+                        debug_api = None
+                        if self.debug_mode:
+                            from .debug import _api as debug_api
                         try:
-                            if self.debug_mode:
-                                from .debug import _api as debug_api
-
-                                with debug_api.breakpoint_hook():
-                                    yield self
-                            else:
+                            with debug_api.breakpoint_hook() if debug_api else nullcontext():
                                 yield self
                         except trio.Cancelled:
                             raise
                         except BaseException as exc:
                             body_exc = exc
-                            if self.debug_mode:
-                                from .debug import _api as debug_api
-
+                            if debug_api:
                                 await debug_api.maybe_post_mortem(self, exc)
                         finally:
                             self._cancel_called = True
@@ -573,19 +569,16 @@ class Actor:
                 ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
             with trio.CancelScope() as cs:
                 ctx._scope = cs
+                target = ctx if ctx_fn else None
                 if self.debug_mode:
                     # a crash opens the debugger; breakpoint() works here
                     from .debug import _api as debug_api
 
                     result = await debug_api.run_debuggable(
-                        self, _call_user, fn, ctx if ctx_fn else None, msg.kwargs
+                        self, _call_user, fn, target, msg.kwargs
                     )
-                elif ctx_fn:
-                    result = await fn(ctx=ctx, **msg.kwargs)
                 else:
-                    result = fn(**msg.kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
+                    result = await _call_user(fn, target, msg.kwargs)
             if cs.cancelled_caught:
                 await self._send_safe(chan, pack_cancelled(cid, self, ctx.canceller or self.uid))
                 return
@@ -666,7 +659,7 @@ class Actor:
 
 async def _call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:
     """Run an RPC target: a ``@context`` function gets ``ctx``; a plain one
-    may be sync or async. (The non-debug path of ``_invoke`` inlines this.)"""
+    may be sync or async."""
     if ctx is not None:
         return await fn(ctx=ctx, **kwargs)
     result = fn(**kwargs)

@@ -5,6 +5,7 @@ import bdb
 import os
 import sys
 from contextlib import contextmanager
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
@@ -57,7 +58,7 @@ async def pause(*, shield: bool = False) -> None:
         return
     with trio.CancelScope(shield=shield):
         hold = await acquire_tty(actor)
-    _repl.trace(actor, frame, hold, _reacquirer(actor))
+    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor))
 
 
 def pause_from_sync() -> None:
@@ -72,48 +73,52 @@ def pause_from_sync() -> None:
 
 
 def _pause_sync(frame: FrameType) -> None:
-    from . import _repl, _sync
+    from . import _repl
 
     actor = current_actor()
     if _no_terminal(actor):
         return
-    if not _sync.can_wait():
+    hold = _acquire_from_sync(actor)
+    if hold is None:
         raise RuntimeError(
             'breakpoint()/pause_from_sync() cannot wait for the tree\'s terminal from '
             'this task: it was not started by the runtime in debug mode; use '
             '`await tractor.pause()` here'
         )
-    hold = _sync.wait(acquire_tty(actor))
-    _repl.trace(actor, frame, hold, _reacquirer(actor))
+    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor))
 
 
-def _reacquirer(actor: Actor) -> Callable[[], TtyHold | None]:
-    def reacquire() -> TtyHold | None:
-        from . import _sync
+def _acquire_from_sync(actor: Actor) -> TtyHold | None:
+    """Take the terminal from sync code (``None`` where this task cannot
+    wait: it has no greenback portal)."""
+    from . import _sync
 
-        if not _sync.can_wait():
-            return None
-        return _sync.wait(acquire_tty(actor))
+    if not _sync.can_wait():
+        return None
+    return _sync.wait(acquire_tty(actor))
 
-    return reacquire
+
+async def _post_mortem_session(actor: Actor, exc: BaseException, what: str) -> None:
+    """Hold the terminal for a post-mortem on ``exc`` (unless there is no
+    terminal); ``exc`` counts as debugged from now on."""
+    from . import _repl
+
+    setattr(exc, _DEBUGGED, True)
+    if _no_terminal(actor):
+        return
+    async with tty_lock(actor):
+        _repl.post_mortem(actor, exc, what=what)
 
 
 async def post_mortem(exc: BaseException | None = None) -> None:
     """Open a post-mortem session on ``exc`` (default: the exception being
     handled, for use in an ``except`` block) once the tree's terminal is free.
     Returns when the developer continues or quits."""
-    from . import _repl
-
     if exc is None:
         exc = sys.exc_info()[1]
         if exc is None:
             raise RuntimeError('post_mortem() without an exception: call it in an except block')
-    actor = current_actor()
-    if _no_terminal(actor):
-        return
-    setattr(exc, _DEBUGGED, True)
-    async with tty_lock(actor):
-        _repl.post_mortem(actor, exc, what='post-mortem')
+    await _post_mortem_session(current_actor(), exc, 'post-mortem')
 
 
 def _crash_of(exc: BaseException) -> BaseException | None:
@@ -140,16 +145,7 @@ async def maybe_post_mortem(actor: Actor, exc: BaseException) -> None:
     if crash is None:
         return
     try:
-        setattr(crash, _DEBUGGED, True)
-    except AttributeError:
-        return
-    if _no_terminal(actor):
-        return
-    from . import _repl
-
-    try:
-        async with tty_lock(actor):
-            _repl.post_mortem(actor, crash)
+        await _post_mortem_session(actor, crash, 'crashed')
     except Exception as err:
         log.error('could not open the debugger in %r: %s', actor.name, err)
 

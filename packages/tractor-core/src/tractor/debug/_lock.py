@@ -74,8 +74,6 @@ class TreeLock:
         self.owner: tuple[str, str] | None = None
         #: actors holding or waiting for the lock
         self._pending = 0
-        self._idle = trio.Event()
-        self._idle.set()
         self._changed = trio.Event()
         self._sigint = _SigintGuard()
 
@@ -90,8 +88,7 @@ class TreeLock:
         return self._pending
 
     async def wait_idle(self) -> None:
-        while self._pending:
-            await self._idle.wait()
+        await self.wait_until(lambda lock: not lock.busy)
 
     async def wait_until(self, predicate: Callable[[TreeLock], bool]) -> None:
         """Return once ``predicate(self)`` holds (checked on every change)."""
@@ -106,7 +103,6 @@ class TreeLock:
     async def hold(self, uid: tuple[str, str]) -> AsyncIterator[None]:
         """Wait for the terminal (in request order), hold it for the block."""
         if self._pending == 0:
-            self._idle = trio.Event()
             self._sigint.engage()
         self._pending += 1
         self._notify()
@@ -124,7 +120,6 @@ class TreeLock:
             self._pending -= 1
             if self._pending == 0:
                 self._sigint.release()
-                self._idle.set()
             self._notify()
 
 
