@@ -58,7 +58,7 @@ async def registry_from_child(reg_addr: list) -> dict:
         out['is_portal'] = isinstance(reg, tractor.Portal)
         out['peer'] = list(reg.channel.uid)
         out['text'] = str(reg.channel)
-        out['entries'] = [[list(u), a] for u, a in await reg.run_from_ns('self', 'get_registry')]
+        out['entries'] = [[list(u), a] for u, a in (await reg.run_from_ns('self', 'get_registry')).items()]
     async with tractor.get_registry(tuple(reg_addr)) as reg:  # one positional address
         out['positional_peer'] = list(reg.channel.uid)
     return out
@@ -304,7 +304,7 @@ async def test_get_registry_in_the_registrar_is_a_local_portal(runtime_kwargs, r
                 assert str(mk_maddr(reg_addr)) in str(reg.channel)
                 assert reg.channel.uid == root.uid
                 entries = await reg.run_from_ns('self', 'get_registry')
-                assert [tuple(u) for u, _ in entries] == [root.uid]
+                assert list(entries) == [root.uid]  # {uid: addrs}, keyed by tuples
             async with tractor.get_registry(reg_addr) as reg:  # one positional address
                 assert isinstance(reg, LocalPortal)
 
