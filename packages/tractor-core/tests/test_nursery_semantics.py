@@ -215,3 +215,38 @@ async def test_keyboard_interrupt_never_hangs(tpt_proto, reg_addr, pids_gone, st
                     await proc.wait()
             await proc.stdout.aclose()
             await proc.stderr.aclose()
+
+
+async def test_child_failure_cancels_nested_trio_nurseries_in_the_body(runtime_kwargs):
+    """One-cancels-all reaches tasks in trio nurseries inside the block;
+    the group of their ``Cancelled`` is absorbed as a cancel, and only the
+    child's error is raised."""
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError) as info:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                async with trio.open_nursery() as outer:
+                    async def sleeper() -> None:
+                        async with trio.open_nursery() as inner:
+                            inner.start_soon(trio.sleep_forever)
+                            inner.start_soon(trio.sleep_forever)
+                    outer.start_soon(sleeper)
+                    outer.start_soon(sleeper)
+                    await an.run_in_actor(raise_value_error, name='failer', msg='deep')
+    assert info.value.boxed_type is ValueError
+
+
+async def test_outer_cancel_is_a_cancel_not_a_body_error(runtime_kwargs):
+    """A cancel from outside reaching a trio nursery in the block leaves as
+    a cancel of that outer scope (a group of only ``Cancelled`` is never a
+    body error), and the children are reaped."""
+    with trio.fail_after(30):
+        with trio.CancelScope() as outer_scope:
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                portal = await an.start_actor('idle', enable_modules=FNS)
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(trio.sleep_forever)
+                    tn.start_soon(portal.run, fns.long_sleep)
+                    await portal.run(get_state, key='x')
+                    outer_scope.cancel()
+                    await trio.sleep_forever()
+        assert outer_scope.cancelled_caught
