@@ -77,9 +77,14 @@ class ActorNursery:
         loglevel: str | None = None,
         debug_mode: bool | None = None,
         start_method: str | None = None,
+        infect_asyncio: bool = False,
     ) -> Portal:
         """Spawn a subactor ``name`` serving ``enable_modules``; returns its
-        portal once the child is up and serving (and registered)."""
+        portal once the child is up and serving (and registered).
+
+        ``infect_asyncio=True`` runs the child's trio as a guest of an asyncio
+        loop, so its tasks can use asyncio libraries (``tractor.to_asyncio``).
+        """
         if self.cancel_called:
             raise RuntimeError('this actor nursery was cancelled; it spawns no more')
         if not isinstance(name, str) or not name:
@@ -124,7 +129,9 @@ class ActorNursery:
         parent_addr = parent_addr_for_child(actor._listen_addrs)
         assert self._sup_tn is not None
         try:
-            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr))
+            # (passed only when set: a third-party backend need not know it)
+            extra = {'infect_asyncio': True} if infect_asyncio else {}
+            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra)
         except BaseException:
             actor._spawning.pop(uid, None)
             raise
@@ -172,7 +179,7 @@ class ActorNursery:
         portal = await self.start_actor(
             fname if name is None else name,
             enable_modules=[ns, *(enable_modules or ())],
-            **{k: kwargs.pop(k) for k in ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method') if k in kwargs},
+            **{k: kwargs.pop(k) for k in ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method', 'infect_asyncio') if k in kwargs},
         )
         portal._one_shot = True
         assert self._ria_tn is not None
