@@ -18,6 +18,8 @@ async def open_actor_cluster(
     count: int = cpu_count(),
     names: list[str] | None = None,
     hard_kill: bool = False,
+    *,
+    infect_asyncio: bool = False,
     **runtime_kwargs: Any,
 ) -> AsyncIterator[dict[str, Portal]]:
     """Spawn ``count`` workers at once, each serving ``modules``, and yield
@@ -26,7 +28,8 @@ async def open_actor_cluster(
 
     With no runtime running, ``runtime_kwargs`` go to ``open_root_actor()``
     verbatim; inside an actor only ``start_method``, ``loglevel`` and
-    ``debug_mode`` are accepted.
+    ``debug_mode`` are accepted. ``infect_asyncio=True`` starts every worker
+    as a trio guest of an asyncio loop (see ``tractor.to_asyncio``).
     """
     if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
         raise TypeError(f'modules must be a list of module names, got {modules!r}')
@@ -63,7 +66,9 @@ async def open_actor_cluster(
         portals: dict[str, Portal] = {}
 
         async def spawn(name: str) -> None:
-            portals[name] = await an.start_actor(name, enable_modules=list(modules))
+            portals[name] = await an.start_actor(
+                name, enable_modules=list(modules), infect_asyncio=infect_asyncio,
+            )
 
         try:
             # a worker failing to boot cancels the other spawns; a lone
