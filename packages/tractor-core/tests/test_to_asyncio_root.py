@@ -1,0 +1,104 @@
+"""An infected root: ``tractor.to_asyncio.run_as_asyncio_guest(main)``, its
+result, and Ctrl-C (SIGINT) taking the tree down as in a trio root."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import trio
+
+import tractor
+from tractor import to_asyncio
+
+SCRIPT = os.path.join(os.path.dirname(__file__), 'scripts', 'aio_root.py')
+
+
+@pytest.fixture
+def tpt_proto() -> str:
+    """The transport plays no part here (the script serves TCP)."""
+    return 'tcp'
+
+
+async def aio_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+def test_run_as_asyncio_guest_returns_and_raises(runtime_kwargs):
+    """A synchronous test: the root's trio runs as a guest of a fresh loop."""
+    async def main(x: int) -> dict:
+        with trio.fail_after(30):
+            async with tractor.open_root_actor(**runtime_kwargs):
+                return {
+                    'sum': await to_asyncio.run_task(aio_add, a=x, b=1),
+                    'infected': tractor.current_actor().is_infected_aio(),
+                }
+
+    assert to_asyncio.run_as_asyncio_guest(main, 41) == {'sum': 42, 'infected': True}
+    assert not to_asyncio.is_infected()
+
+    async def fails() -> None:
+        await to_asyncio.run_task(aio_add, a=1, b='x')
+
+    with pytest.raises(TypeError, match='unsupported operand'):
+        to_asyncio.run_as_asyncio_guest(fails)
+
+
+async def test_run_as_asyncio_guest_refuses_inside_a_loop():
+    async def aio() -> None:
+        to_asyncio.run_as_asyncio_guest(trio.sleep, 0)
+
+    with pytest.raises(RuntimeError, match='from synchronous code'):
+        # a plain asyncio loop in a worker thread: not allowed to nest
+        await trio.to_thread.run_sync(asyncio.run, aio())
+
+
+@pytest.mark.parametrize('start_method', ['forkserver', 'trio'])
+async def test_ctrl_c_in_infected_root(reg_addr, pids_gone, start_method):
+    """SIGINT to an infected root: KeyboardInterrupt in its trio main task,
+    the tree's asyncio tasks (root's and child's) cancelled, nothing left,
+    no asyncio warnings."""
+    with trio.fail_after(45):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, SCRIPT, json.dumps(reg_addr), start_method],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            buf = b''
+            while b'\n' not in buf:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f'aio_root.py exited early with {await proc.wait()}'
+                buf += chunk
+            pids = json.loads(buf.split(b'\n', 1)[0])
+            proc.send_signal(signal.SIGINT)
+            stdout = buf
+            async with trio.open_nursery() as tn:
+                async def drain(stream, into: list) -> None:
+                    while chunk := await stream.receive_some():
+                        into.append(chunk)
+                out_chunks: list[bytes] = []
+                err_chunks: list[bytes] = []
+                tn.start_soon(drain, proc.stdout, out_chunks)
+                tn.start_soon(drain, proc.stderr, err_chunks)
+            stdout += b''.join(out_chunks)
+            stderr = b''.join(err_chunks)
+            await proc.wait()
+            assert proc.returncode != 0
+            text = stdout.decode()
+            assert 'root: KeyboardInterrupt' in text, (text, stderr.decode())
+            assert 'root: asyncio task cancelled' in text
+            assert 'child: asyncio task cancelled' in text
+            assert b'Task was destroyed' not in stderr, stderr.decode()
+            assert await pids_gone([pids['child']]) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            await proc.stdout.aclose()
+            await proc.stderr.aclose()
