@@ -102,3 +102,37 @@ async def test_ctrl_c_in_infected_root(reg_addr, pids_gone, start_method):
                     await proc.wait()
             await proc.stdout.aclose()
             await proc.stderr.aclose()
+
+
+async def aio_stubborn(log: list) -> None:
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            log.append('ignored a cancel')
+
+
+def test_task_ignoring_cancel_without_parent(monkeypatch, caplog):
+    """With nobody to kill the actor, the trio side waits a bounded grace for
+    a cancelled asyncio task that ignores it, logs it and goes on; the loop
+    closes without asyncio's pending-task warning."""
+    import gc
+
+    monkeypatch.setattr(to_asyncio, 'AIO_CANCEL_GRACE', 0.3)
+    ignored: list[str] = []
+
+    async def main() -> str:
+        with trio.fail_after(20):
+            with trio.move_on_after(0.1):
+                await to_asyncio.run_task(aio_stubborn, log=ignored)
+        return 'went on'
+
+    assert to_asyncio.run_as_asyncio_guest(main) == 'went on'
+    gc.collect()
+    messages = [r.getMessage() for r in caplog.records]
+    assert ignored  # it really was cancelled, and ignored it
+    assert any("'aio_stubborn' ignored its cancellation for 0.3s: the trio side stops" in m
+               for m in messages), messages
+    assert any("'aio_stubborn' ignored its cancellation for 0.3s: abandoned at exit" in m
+               for m in messages), messages
+    assert not any('Task was destroyed' in m for m in messages), messages

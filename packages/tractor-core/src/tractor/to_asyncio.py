@@ -188,6 +188,13 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
         if not task.done():
             log.error('asyncio task %r ignored its cancellation for %.1fs: abandoned at exit',
                       task.get_name(), AIO_CANCEL_GRACE)
+            # said once, here: asyncio would add "Task was destroyed but it
+            # is pending" when the closed loop's task is collected (asyncio
+            # turns this off itself for tasks it abandons on purpose)
+            try:
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
         elif not task.cancelled() and task.exception() is not None:
             log.error('asyncio task %r failed while being cancelled at exit: %r',
                       task.get_name(), task.exception())
