@@ -136,3 +136,23 @@ def test_task_ignoring_cancel_without_parent(monkeypatch, caplog):
     assert any("'aio_stubborn' ignored its cancellation for 0.3s: abandoned at exit" in m
                for m in messages), messages
     assert not any('Task was destroyed' in m for m in messages), messages
+
+
+async def aio_cancel_every_task() -> int:
+    """asyncio code doing its own 'shutdown': cancel every other task."""
+    me = asyncio.current_task()
+    others = [t for t in asyncio.all_tasks() if t is not me]
+    for t in others:
+        t.cancel()
+    return len(others)
+
+
+def test_asyncio_code_cancelling_all_tasks_spares_the_guest():
+    async def main() -> tuple[int, int]:
+        with trio.fail_after(20):
+            cancelled = await to_asyncio.run_task(aio_cancel_every_task)
+            # trio (the guest) carries on, and so do the bridges
+            return cancelled, await to_asyncio.run_task(aio_add, a=2, b=3)
+
+    cancelled, total = to_asyncio.run_as_asyncio_guest(main)
+    assert cancelled >= 1 and total == 5

@@ -36,7 +36,6 @@ from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-import outcome
 import trio
 
 from . import _state
@@ -150,9 +149,10 @@ def run_as_asyncio_guest(
 async def _host(
     loop: asyncio.AbstractEventLoop, trio_main: Callable[..., Awaitable[T]], args: tuple,
 ) -> T:
-    done: asyncio.Future[outcome.Outcome] = loop.create_future()
+    # resolved with the run's outcome.Outcome (trio's own dependency)
+    done: asyncio.Future[Any] = loop.create_future()
 
-    def trio_done(run_outcome: outcome.Outcome) -> None:
+    def trio_done(run_outcome: Any) -> None:
         if not done.done():
             done.set_result(run_outcome)
 
@@ -169,9 +169,17 @@ async def _host(
         # it in its main task at the next checkpoint instead
         restrict_keyboard_interrupt_to_checkpoints=True,
     )
-    # shielded: this host task ends with the trio run, nothing else
-    run_outcome = await asyncio.shield(done)
-    return run_outcome.unwrap()
+    # this host task ends with the trio run and nothing else: asyncio code
+    # cancelling every task (its own "shutdown") must not abandon the guest
+    while True:
+        try:
+            run_outcome = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            continue
+        return run_outcome.unwrap()
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
