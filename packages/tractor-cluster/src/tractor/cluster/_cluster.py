@@ -18,8 +18,6 @@ async def open_actor_cluster(
     count: int = cpu_count(),
     names: list[str] | None = None,
     hard_kill: bool = False,
-    *,
-    infect_asyncio: bool = False,
     **runtime_kwargs: Any,
 ) -> AsyncIterator[dict[str, Portal]]:
     """Spawn ``count`` workers at once, each serving ``modules``, and yield
@@ -28,9 +26,14 @@ async def open_actor_cluster(
 
     With no runtime running, ``runtime_kwargs`` go to ``open_root_actor()``
     verbatim; inside an actor only ``start_method``, ``loglevel`` and
-    ``debug_mode`` are accepted. ``infect_asyncio=True`` starts every worker
-    as a trio guest of an asyncio loop (see ``tractor.to_asyncio``).
+    ``debug_mode`` are accepted. ``infect_asyncio=True`` (taken by the
+    cluster itself, wherever it runs; the seed's signature keeps it among
+    ``runtime_kwargs``) starts every worker as a trio guest of an asyncio
+    loop (see ``tractor.to_asyncio``).
     """
+    infect_asyncio = runtime_kwargs.pop('infect_asyncio', False)
+    if not isinstance(infect_asyncio, bool):
+        raise TypeError(f'infect_asyncio must be a bool, got {infect_asyncio!r}')
     if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
         raise TypeError(f'modules must be a list of module names, got {modules!r}')
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
