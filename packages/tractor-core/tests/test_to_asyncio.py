@@ -430,7 +430,7 @@ async def test_bad_arguments(runtime_kwargs, start_method):
             await portal.cancel_actor()
     assert errs == [
         'TypeError: run_task() takes an asyncio coroutine function; pid_sync returned int, '
-        'not an awaitable',
+        'not a coroutine',
         'TypeError: aio_raise must take a `chan` argument (the LinkedTaskChannel to the trio '
         'side), or `to_trio` and `from_trio`',
         "RuntimeError: asyncio task 'aio_returns_early' returned 1 before it called "

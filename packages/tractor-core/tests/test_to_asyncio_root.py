@@ -156,3 +156,26 @@ def test_asyncio_code_cancelling_all_tasks_spares_the_guest():
 
     cancelled, total = to_asyncio.run_as_asyncio_guest(main)
     assert cancelled >= 1 and total == 5
+
+
+async def aio_stubborn_channel(chan: to_asyncio.LinkedTaskChannel, log: list) -> None:
+    chan.started_nowait('up')
+    await aio_stubborn(log)
+
+
+def test_channel_block_exit_with_task_ignoring_cancel(monkeypatch, caplog):
+    """Leaving an open_channel_from block cancels its asyncio task; one that
+    ignores it is waited for a bounded grace, logged, and the block exits."""
+    monkeypatch.setattr(to_asyncio, 'AIO_CANCEL_GRACE', 0.3)
+    ignored: list[str] = []
+
+    async def main() -> str:
+        with trio.fail_after(20):
+            async with to_asyncio.open_channel_from(aio_stubborn_channel, log=ignored) as (first, _):
+                assert first == 'up'
+        return 'exited'
+
+    assert to_asyncio.run_as_asyncio_guest(main) == 'exited'
+    assert ignored
+    assert any("'aio_stubborn_channel' ignored its cancellation" in r.getMessage()
+               for r in caplog.records)

@@ -34,7 +34,7 @@ import inspect
 import os
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, TypeVar
 
 import trio
 
@@ -219,12 +219,14 @@ def _task_name(fn: Callable) -> str:
 class _Linked:
     """An asyncio task and what the trio task that owns it knows of it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], name: str) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str,
+    ) -> None:
         self.done = trio.Event()
         #: whether the trio side asked for the asyncio task's cancel
         self.cancelled_by_trio = False
         self.on_failure: Callable[[], None] | None = None
-        self.task = loop.create_task(coro, name=name)  # type: ignore[arg-type]
+        self.task = loop.create_task(coro, name=name)
         # a done callback runs on the host loop: trio lets host-loop code
         # wake its tasks in guest mode
         self.task.add_done_callback(self._finished)
@@ -237,8 +239,11 @@ class _Linked:
     def failure(self) -> BaseException | None:
         """The error the finished task ends with for the trio side: its own
         exception, or :class:`AsyncioCancelled` for a cancel that asyncio
-        code (not the trio side) made; ``None`` for a result."""
+        code (not the trio side) made; ``None`` for a result (or while it
+        still runs: one the trio side gave up waiting for)."""
         task = self.task
+        if not task.done():
+            return None
         if task.cancelled():
             if self.cancelled_by_trio:
                 return None
@@ -295,14 +300,14 @@ async def run_task(async_fn: Callable[..., Awaitable[T]], **kwargs: Any) -> T:
     return linked.result()
 
 
-def _call(fn: Callable, kwargs: dict[str, Any], api: str) -> Awaitable[Any]:
+def _call(fn: Callable, kwargs: dict[str, Any], api: str) -> Coroutine[Any, Any, Any]:
     if not callable(fn):
         raise TypeError(f'{api}() takes an asyncio coroutine function, got {fn!r}')
     coro = fn(**kwargs)
-    if not inspect.isawaitable(coro):
+    if not inspect.iscoroutine(coro):
         raise TypeError(
             f'{api}() takes an asyncio coroutine function; {_task_name(fn)} '
-            f'returned {type(coro).__name__}, not an awaitable'
+            f'returned {type(coro).__name__}, not a coroutine'
         )
     return coro
 
