@@ -12,6 +12,7 @@ import trio
 import tractor
 from tractor import to_asyncio
 from tractor.trionics import collapse_eg
+from tractor_testsupport.procs import cmdline, descendants
 
 pytestmark = pytest.mark.parametrize('start_method', ['forkserver', 'trio'])
 
@@ -436,6 +437,45 @@ async def test_bad_arguments(runtime_kwargs, start_method):
         "RuntimeError: asyncio task 'aio_returns_early' returned 1 before it called "
         'chan.started_nowait(): open_channel_from() needs a first value',
     ]
+
+
+def _spares() -> list[int]:
+    """The fork server's idle spare children below this process."""
+    return [p for p in descendants() if cmdline(p).startswith(b'tractor\0fork\0server\0spare')]
+
+
+def _has_asyncio(pid: int) -> bool:
+    """Whether ``pid`` has asyncio's C extension mapped (it imported asyncio)."""
+    try:
+        with open(f'/proc/{pid}/maps') as f:
+            return '_asyncio.' in f.read()
+    except OSError:
+        return False
+
+
+async def _wait_spares(pred) -> list[int]:
+    with trio.fail_after(10):
+        while not (found := [p for p in _spares() if pred(p)]):
+            await trio.sleep(0.02)
+    return found
+
+
+async def test_fork_server_warms_asyncio_for_infected_children(runtime_kwargs, start_method):
+    """Spares start without asyncio; once a tree asked for an infected
+    child, the server imports it and every later spare has it warm."""
+    if start_method != 'forkserver':
+        pytest.skip('a property of the fork server')
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(**runtime_kwargs, start_method=start_method) as an:
+            plain = await an.start_actor('plain', enable_modules=[__name__])
+            assert await _wait_spares(lambda p: not _has_asyncio(p))
+            assert not any(_has_asyncio(p) for p in _spares())
+            first = await an.start_actor('aio1', enable_modules=[__name__], infect_asyncio=True)
+            await _wait_spares(_has_asyncio)
+            second = await an.start_actor('aio2', enable_modules=[__name__], infect_asyncio=True)
+            assert (await second.run(worker_info, x=3))['square'] == 9
+            for portal in (plain, first, second):
+                await portal.cancel_actor()
 
 
 def pid_sync() -> int:
