@@ -179,3 +179,22 @@ def test_channel_block_exit_with_task_ignoring_cancel(monkeypatch, caplog):
     assert ignored
     assert any("'aio_stubborn_channel' ignored its cancellation" in r.getMessage()
                for r in caplog.records)
+
+
+def test_public_names():
+    """``tractor.to_asyncio`` resolves without an explicit import (lazily:
+    a trio-only program never imports asyncio through tractor)."""
+    assert tractor.to_asyncio is to_asyncio
+    assert set(to_asyncio.__all__) == {
+        'AIO_CANCEL_GRACE', 'AsyncioCancelled', 'LinkedTaskChannel', 'NotInfectedError',
+        'is_infected', 'open_channel_from', 'run_as_asyncio_guest', 'run_task',
+    }
+    assert issubclass(to_asyncio.NotInfectedError, RuntimeError)
+    assert issubclass(to_asyncio.NotInfectedError, tractor.TractorError)
+    assert not to_asyncio.is_infected()
+
+
+def test_import_tractor_does_not_import_asyncio():
+    code = 'import sys, tractor, tractor._child; print("asyncio" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == 'False', out.stderr
