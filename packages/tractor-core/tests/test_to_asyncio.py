@@ -478,6 +478,16 @@ async def test_fork_server_warms_asyncio_for_infected_children(runtime_kwargs, s
                 await portal.cancel_actor()
 
 
+async def test_infect_asyncio_must_be_a_bool(runtime_kwargs, start_method):
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(**runtime_kwargs, start_method=start_method) as an:
+            with pytest.raises(TypeError, match="infect_asyncio must be a bool, got 'yes'"):
+                await an.start_actor('x', infect_asyncio='yes')
+            with pytest.raises(TypeError, match='infect_asyncio must be a bool'):
+                async with tractor.open_actor_cluster(modules=[], count=1, infect_asyncio=1):
+                    pass
+
+
 def pid_sync() -> int:
     return os.getpid()
 

@@ -93,6 +93,8 @@ class ActorNursery:
             raise TypeError(
                 f'enable_modules takes a list of module names, got {enable_modules!r}'
             )
+        if not isinstance(infect_asyncio, bool):
+            raise TypeError(f'infect_asyncio must be a bool, got {infect_asyncio!r}')
         mods = [normalize_ns(m) for m in enable_modules or ()]
         for m in mods:
             if not isinstance(m, str) or not m:
