@@ -56,6 +56,8 @@ _LAZY = {
     'pause': ('tractor.debug', 'tractor-core'),
     'pause_from_sync': ('tractor.debug', 'tractor-core'),
     'post_mortem': ('tractor.debug', 'tractor-core'),
+    # asyncio interop (imports asyncio, which a trio-only program never needs)
+    'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),
 }
 
 
@@ -98,5 +100,5 @@ __all__ = [
     'register_plugin', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster', 'debug') and _installed(modname)
+    if name not in ('discovery', 'cluster', 'debug', 'to_asyncio') and _installed(modname)
 ]

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg
+from . import _msg, _state
 from ._call import CallScope, Reply
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
 from ._gen_stream import stream_from
@@ -168,6 +168,11 @@ class Actor:
         self._root_addrs: list[Address] = []
 
     # -- identity -------------------------------------------------------
+    def is_infected_aio(self) -> bool:
+        """Whether this actor runs trio as a guest of an asyncio loop
+        (``infect_asyncio=True``; see ``tractor.to_asyncio``)."""
+        return _state.asyncio_host_loop() is not None
+
     @property
     def name(self) -> str:
         return self.aid.name
