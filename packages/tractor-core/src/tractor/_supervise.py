@@ -10,6 +10,7 @@ import trio
 
 from . import _msg, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
+from ._extras import require_debug
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
@@ -145,6 +146,8 @@ class ActorNursery:
         method = resolve_start_method(start_method or self._defaults.get('start_method') or actor.start_method)
         level = loglevel or self._defaults.get('loglevel') or actor.loglevel or current_level()
         debug = self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
+        if debug:
+            require_debug()
         uid = (name, str(_uuid.uuid4()))
         spec = _msg.SpawnSpec(
             enable_modules=mods,
