@@ -1,0 +1,163 @@
+"""Real etcd servers for tests: free ports, temporary data dirs, reaped after.
+
+The etcd binary is Debian's ``etcd-server`` package (``/usr/bin/etcd``);
+:func:`etcd_binary` says what is missing when it is not installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+#: bound on a member becoming healthy
+START_TIMEOUT = 20.0
+
+
+def etcd_binary() -> str | None:
+    return shutil.which('etcd')
+
+
+def _env() -> dict[str, str]:
+    # etcd is no actor: it does not carry the suite's process token, so the
+    # leak check does not count it; the fixture reaps it by pid instead
+    env = dict(os.environ)
+    env.pop('TRACTOR_TEST_SESSION', None)
+    return env
+
+
+@dataclass
+class EtcdMember:
+    """One etcd member process (``prefix`` runs it inside a network
+    namespace: ``['ip', 'netns', 'exec', NAME]``)."""
+
+    name: str
+    host: str
+    client_port: int
+    peer_port: int
+    prefix: list[str] = field(default_factory=list)
+    data_dir: str = ''
+    proc: subprocess.Popen | None = None
+    log_path: str = ''
+
+    @property
+    def endpoint(self) -> str:
+        return f'{self.host}:{self.client_port}'
+
+    @property
+    def peer_url(self) -> str:
+        return f'http://{self.host}:{self.peer_port}'
+
+    def start(self, initial_cluster: str, state: str = 'new', token: str = 'tractor-test') -> None:
+        assert self.proc is None, 'already running'
+        if not self.data_dir:
+            self.data_dir = tempfile.mkdtemp(prefix=f'etcd-{self.name}-')
+        self.log_path = os.path.join(self.data_dir, 'etcd.log')
+        client = f'http://{self.host}:{self.client_port}'
+        cmd = [*self.prefix, etcd_binary() or 'etcd',
+               '--name', self.name, '--data-dir', os.path.join(self.data_dir, 'data'),
+               '--listen-client-urls', client, '--advertise-client-urls', client,
+               '--listen-peer-urls', self.peer_url,
+               '--initial-advertise-peer-urls', self.peer_url,
+               '--initial-cluster', initial_cluster,
+               '--initial-cluster-state', state, '--initial-cluster-token', token,
+               # fast elections: tests stop and partition members
+               '--heartbeat-interval', '100', '--election-timeout', '1000']
+        log = open(self.log_path, 'ab')
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(),
+            )
+        finally:
+            log.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the member (only the process we started) and reap it."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def wipe(self) -> None:
+        """Forget the data (a restart then starts an empty store)."""
+        assert self.proc is None
+        shutil.rmtree(os.path.join(self.data_dir, 'data'), ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop(signal.SIGKILL)
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            with open(self.log_path, 'rb') as f:
+                return f.read()[-n:].decode(errors='replace')
+        except OSError:
+            return ''
+
+
+def healthy(endpoint: str, timeout: float = 1.0) -> bool:
+    """Whether the member at ``endpoint`` (``host:port``) serves reads (it
+    has a leader): a linearizable range through the JSON gateway."""
+    req = urllib.request.Request(
+        f'http://{endpoint}/v3/kv/range', data=json.dumps({'key': 'aGVhbHRo'}).encode(),
+        method='POST',
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_healthy(members: list[EtcdMember], timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    for m in members:
+        while not healthy(m.endpoint):
+            if m.proc is not None and m.proc.poll() is not None:
+                raise RuntimeError(f'etcd {m.name} exited ({m.proc.returncode}):\n{m.log_tail()}')
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'etcd {m.name} not healthy within {timeout}s:\n{m.log_tail()}')
+            time.sleep(0.05)
+
+
+def cluster_string(members: list[EtcdMember]) -> str:
+    return ','.join(f'{m.name}={m.peer_url}' for m in members)
+
+
+def start_cluster(members: list[EtcdMember]) -> None:
+    """Start ``members`` as one new cluster and wait until each serves."""
+    initial = cluster_string(members)
+    for m in members:
+        m.start(initial)
+    wait_healthy(members)
+
+
+def etcd_range(endpoint: str, key: bytes, end: bytes | None = None) -> list[dict]:
+    """The raw key-values under ``[key, end)`` (values decoded from base64)."""
+    import base64
+
+    body = {'key': base64.b64encode(key).decode()}
+    if end is not None:
+        body['range_end'] = base64.b64encode(end).decode()
+    req = urllib.request.Request(
+        f'http://{endpoint}/v3/kv/range', data=json.dumps(body).encode(), method='POST',
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        kvs = json.load(resp).get('kvs', [])
+    for kv in kvs:
+        kv['key'] = base64.b64decode(kv['key'])
+        kv['value'] = base64.b64decode(kv.get('value', ''))
+    return kvs
