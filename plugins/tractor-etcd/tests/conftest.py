@@ -1,0 +1,41 @@
+"""A real single-member etcd on free loopback ports, per test."""
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+from tractor_testsupport.etcd import EtcdMember, etcd_binary, start_cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def etcd():
+    """A started etcd member (``.endpoint`` is ``127.0.0.1:PORT``), stopped
+    and its data dir removed afterwards."""
+    if etcd_binary() is None:
+        pytest.skip('etcd is not installed (Debian: apt-get install etcd-server)')
+    member = EtcdMember('solo', '127.0.0.1', _free_port(), _free_port())
+    try:
+        start_cluster([member])
+        yield member
+    finally:
+        member.remove()
+
+
+@pytest.fixture
+def etcd_url(etcd) -> str:
+    """A registry address on ``etcd`` with a prefix of this test's own and a
+    2 s lease TTL (tests wait for expiry)."""
+    return f'etcd://{etcd.endpoint}/t{uuid.uuid4().hex[:8]}?ttl=2'
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback TCP port nobody listens on."""
+    return _free_port()
