@@ -96,6 +96,7 @@ async def join(args) -> None:
                 result['found'] = {
                     'uid': list(portal.channel.uid),
                     'proto': portal.channel.raddr.proto_key,
+                    'addr': list(portal.channel.raddr.unwrap()),
                 }
                 if args.call:
                     ns, _, fn = args.call.partition(':')

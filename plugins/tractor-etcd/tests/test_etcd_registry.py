@@ -12,7 +12,8 @@ import trio
 import tractor
 from tractor.discovery import RegistrarUnreachable, StorePortal
 from tractor_etcd import EtcdAddress, EtcdUnreachable, host_id
-from tractor_testsupport.etcd import etcd_range, wait_healthy
+from tractor_testsupport.etcd import names_in as names
+from tractor_testsupport.etcd import stored_names, until_stored, wait_healthy
 
 TIMEOUT = 30
 
@@ -25,28 +26,13 @@ async def sleep_forever() -> None:
     await trio.sleep_forever()
 
 
-def stored(etcd, url: str) -> dict[str, list]:
-    """The entries in etcd under ``url``'s prefix: uid text -> raw record."""
-    prefix = EtcdAddress.parse(url).prefix.encode() + b'/actors/'
-    import json
-
-    out = {}
-    for kv in etcd_range(etcd.endpoint, prefix, prefix[:-1] + b'0'):
-        rec = json.loads(kv['value'])
-        out['/'.join(rec['uid'])] = rec
-    return out
+def stored(etcd, url: str) -> dict[str, dict]:
+    """The entries in etcd under ``url``'s prefix."""
+    return stored_names(etcd.endpoint, EtcdAddress.parse(url).prefix)
 
 
-async def wait_until(cond, what: str, timeout: float = 10.0) -> None:
-    """Re-check ``cond()`` until it holds (bounded): for states only etcd
-    itself changes (a lease running out), which nobody can notify us of."""
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.1)
-
-
-def names(entries: dict) -> list[str]:
-    return sorted(rec['uid'][0] for rec in entries.values())
+async def wait_until(etcd, url: str, predicate) -> dict:
+    return await until_stored(etcd.endpoint, EtcdAddress.parse(url).prefix, predicate)
 
 
 # -- addresses ----------------------------------------------------------------
@@ -117,7 +103,7 @@ async def test_register_find_call_and_unregister(etcd, etcd_url):
                 assert info['backend'] == 'EtcdRegistry' and info['ttl'] == 60
             await portal.cancel_actor()
             # the child's graceful exit revoked its lease
-            await wait_until(lambda: names(stored(etcd, etcd_url)) == ['root'], 'the revoke')
+            await wait_until(etcd, etcd_url, lambda e: names(e) == ['root'])  # the revoke
     assert stored(etcd, etcd_url) == {}
 
 
@@ -229,8 +215,7 @@ async def test_sigkilled_actor_entry_expires_with_its_lease(etcd, etcd_url):
             pid = portal.channel.aid.pid
             assert 'doomed' in names(stored(etcd, etcd_url))
             os.kill(pid, signal.SIGKILL)
-            await wait_until(lambda: 'doomed' not in names(stored(etcd, etcd_url)),
-                             'the lease to expire', timeout=10)
+            await wait_until(etcd, etcd_url, lambda e: 'doomed' not in names(e))
             assert names(stored(etcd, etcd_url)) == ['root']
             await an.cancel()
 
@@ -267,8 +252,7 @@ async def test_etcd_down_lookups_fail_typed_actors_serve_then_reregister(etcd, e
             etcd.wipe()  # leases gone too: re-registration must re-grant
             etcd.start(f'{etcd.name}={etcd.peer_url}')
             await trio.to_thread.run_sync(wait_healthy, [etcd])
-            await wait_until(lambda: names(stored(etcd, etcd_url)) == ['keeper', 'root'],
-                             're-registration', timeout=20)
+            await wait_until(etcd, etcd_url, lambda e: names(e) == ['keeper', 'root'])
             async with tractor.get_registry() as reg:
                 assert (await reg.find_actor(name='keeper'))[0] == portal.channel.uid
             await an.cancel()

@@ -161,3 +161,46 @@ def etcd_range(endpoint: str, key: bytes, end: bytes | None = None) -> list[dict
         kv['key'] = base64.b64decode(kv['key'])
         kv['value'] = base64.b64decode(kv.get('value', ''))
     return kvs
+
+
+def stored_names(endpoint: str, prefix: str) -> dict[str, dict]:
+    """The tractor registry entries in etcd under ``prefix``: ``'name/uuid'``
+    -> the stored record (``uid``, ``addrs``, ``host``, ``host_only``)."""
+    root = prefix.encode() + b'/actors/'
+    out = {}
+    for kv in etcd_range(endpoint, root, root[:-1] + b'0'):
+        rec = json.loads(kv['value'])
+        rec['lease'] = int(kv.get('lease', 0))
+        out['/'.join(rec['uid'])] = rec
+    return out
+
+
+def names_in(entries: dict[str, dict]) -> list[str]:
+    return sorted(rec['uid'][0] for rec in entries.values())
+
+
+async def until_stored(endpoint: str, prefix: str, predicate, timeout: float = 15.0) -> dict:
+    """Re-read the registry in etcd until ``predicate(entries)`` holds
+    (bounded by ``timeout``) and return those entries. For changes that
+    only etcd makes (a lease running out) and so nobody can signal."""
+    import trio
+
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                entries = await trio.to_thread.run_sync(stored_names, endpoint, prefix)
+            except (urllib.error.URLError, OSError):
+                entries = None  # that member is not serving (yet)
+            if entries is not None and predicate(entries):
+                return entries
+            await trio.sleep(0.1)
+
+
+def lease_ttl(endpoint: str, lease: int) -> int:
+    """The remaining TTL of ``lease`` (-1 when it does not exist)."""
+    req = urllib.request.Request(
+        f'http://{endpoint}/v3/lease/timetolive', data=json.dumps({'ID': lease}).encode(),
+        method='POST',
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return int(json.load(resp).get('TTL', -1))
