@@ -98,7 +98,7 @@ async def test_cross_host_call_through_etcd(net, etcd_members, prefix, run_progr
             assert [tuple(x) for x in tree.info['root']['accept_addrs']][0][0] == a.ip
             got = await join(run_program, b, reg, 'svc')
             assert got['found']['uid'] == svc['uid']
-            assert got['found']['proto'] == 'tcp' and got['found']['addr'][0] == a.ip
+            assert got['found']['proto'] == 'tcp' and got['found_addr'][0] == a.ip
             assert got['called']['pid'] == svc['pid']
             assert got['me']['accept_addrs'][0][0] == b.ip
 
@@ -122,7 +122,7 @@ async def test_ranking_uds_on_the_same_host_tcp_from_another(
             from_b = await join(run_program, b, reg, 'multi', ('uds', 'tcp'))
             assert from_a['found']['uid'] == from_b['found']['uid'] == svc['uid']
             assert from_a['found']['proto'] == 'uds'
-            assert from_b['found']['proto'] == 'tcp' and from_b['found']['addr'][0] == a.ip
+            assert from_b['found']['proto'] == 'tcp' and from_b['found_addr'][0] == a.ip
 
 
 async def test_joining_an_embedded_registrar_on_another_host(net, run_program):
@@ -218,4 +218,4 @@ async def test_partitioned_host_entries_expire_then_come_back(
                 net.heal(c)
             await until_stored(majority, prefix, lambda e: names_in(e) == ['onc', 'root'], 30)
             got = await join(run_program, a, url(etcd_members, prefix), 'onc')
-            assert got['found']['addr'][0] == c.ip
+            assert got['found_addr'][0] == c.ip

@@ -96,8 +96,8 @@ async def join(args) -> None:
                 result['found'] = {
                     'uid': list(portal.channel.uid),
                     'proto': portal.channel.raddr.proto_key,
-                    'addr': list(portal.channel.raddr.unwrap()),
                 }
+                result['found_addr'] = list(portal.channel.raddr.unwrap())
                 if args.call:
                     ns, _, fn = args.call.partition(':')
                     result['called'] = await portal.run_from_ns(ns, fn)
