@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -45,6 +46,9 @@ class EtcdMember:
     data_dir: str = ''
     proc: subprocess.Popen | None = None
     log_path: str = ''
+    #: client TLS and more: extra etcd flags; ``tls`` makes the client URL https
+    extra_args: list[str] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
 
     @property
     def endpoint(self) -> str:
@@ -59,7 +63,7 @@ class EtcdMember:
         if not self.data_dir:
             self.data_dir = tempfile.mkdtemp(prefix=f'etcd-{self.name}-')
         self.log_path = os.path.join(self.data_dir, 'etcd.log')
-        client = f'http://{self.host}:{self.client_port}'
+        client = f'{"https" if self.tls else "http"}://{self.host}:{self.client_port}'
         cmd = [*self.prefix, etcd_binary() or 'etcd',
                '--name', self.name, '--data-dir', os.path.join(self.data_dir, 'data'),
                '--listen-client-urls', client, '--advertise-client-urls', client,
@@ -68,7 +72,7 @@ class EtcdMember:
                '--initial-cluster', initial_cluster,
                '--initial-cluster-state', state, '--initial-cluster-token', token,
                # fast elections: tests stop and partition members
-               '--heartbeat-interval', '100', '--election-timeout', '1000']
+               '--heartbeat-interval', '100', '--election-timeout', '1000', *self.extra_args]
         log = open(self.log_path, 'ab')
         try:
             self.proc = subprocess.Popen(
@@ -108,16 +112,18 @@ class EtcdMember:
             return ''
 
 
-def healthy(endpoint: str, timeout: float = 1.0) -> bool:
-    """Whether the member at ``endpoint`` (``host:port``) serves reads (it
-    has a leader): a linearizable range through the JSON gateway."""
+def healthy(endpoint: str, timeout: float = 1.0, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether the member at ``endpoint`` (``host:port``) answers through the
+    JSON gateway (an authentication error is an answer too)."""
     req = urllib.request.Request(
-        f'http://{endpoint}/v3/kv/range', data=json.dumps({'key': 'aGVhbHRo'}).encode(),
-        method='POST',
+        f'{"https" if tls else "http"}://{endpoint}/v3/kv/range',
+        data=json.dumps({'key': 'aGVhbHRo'}).encode(), method='POST',
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls) as resp:
             return resp.status == 200
+    except urllib.error.HTTPError as err:
+        return err.code < 500
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -125,7 +131,7 @@ def healthy(endpoint: str, timeout: float = 1.0) -> bool:
 def wait_healthy(members: list[EtcdMember], timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     for m in members:
-        while not healthy(m.endpoint):
+        while not healthy(m.endpoint, tls=m.tls):
             if m.proc is not None and m.proc.poll() is not None:
                 raise RuntimeError(f'etcd {m.name} exited ({m.proc.returncode}):\n{m.log_tail()}')
             if time.monotonic() > deadline:
@@ -204,3 +210,34 @@ def lease_ttl(endpoint: str, lease: int) -> int:
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return int(json.load(resp).get('TTL', -1))
+
+
+def make_certs(directory: str, host: str = '127.0.0.1') -> dict[str, str]:
+    """A throwaway CA, a server certificate for ``host`` and a client
+    certificate, with the ``openssl`` command line: paths by role
+    (``ca``, ``server_cert``, ``server_key``, ``client_cert``, ``client_key``)."""
+    def run(*args: str) -> None:
+        subprocess.run(['openssl', *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tractor-test-ca',
+        '-keyout', 'ca.key', '-out', 'ca.pem')
+    for role, extra in (('server', f'subjectAltName=IP:{host}'), ('client', 'extendedKeyUsage=clientAuth')):
+        run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', f'/CN={role}', '-keyout', f'{role}.key',
+            '-out', f'{role}.csr')
+        with open(os.path.join(directory, f'{role}.ext'), 'w') as f:
+            f.write(extra + '\n')
+        run('x509', '-req', '-in', f'{role}.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
+            '-CAcreateserial', '-days', '2', '-extfile', f'{role}.ext', '-out', f'{role}.pem')
+    path = lambda name: os.path.join(directory, name)  # noqa: E731
+    return {'ca': path('ca.pem'), 'server_cert': path('server.pem'), 'server_key': path('server.key'),
+            'client_cert': path('client.pem'), 'client_key': path('client.key')}
+
+
+def gateway_post(endpoint: str, path: str, body: dict, token: str | None = None) -> dict:
+    """One plain JSON gateway request (test set-up: users, roles, auth)."""
+    req = urllib.request.Request(
+        f'http://{endpoint}{path}', data=json.dumps(body).encode(), method='POST',
+        headers={'Authorization': token} if token else {},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.load(resp)
