@@ -39,3 +39,9 @@ def etcd_url(etcd) -> str:
 def free_port() -> int:
     """A loopback TCP port nobody listens on."""
     return _free_port()
+
+
+@pytest.fixture
+def free_ports():
+    """``free_ports()``: another loopback TCP port nobody listens on."""
+    return _free_port

@@ -21,20 +21,32 @@ async def whoami() -> list:
     return list(tractor.current_actor().uid)
 
 
+async def register_and_find(url: str, name: str, then=None) -> None:
+    """A tree on ``url`` starts ``name``, which the registry then finds."""
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(registry_addrs=[url]) as an:
+            portal = await an.start_actor(name, enable_modules=[__name__])
+            async with tractor.get_registry() as reg:
+                uid, _ = await reg.find_actor(name=name)
+                assert uid == portal.channel.uid
+            if then is not None:
+                await then()
+            await an.cancel()
+
+
 @pytest.fixture
 def certs(tmp_path):
     return make_certs(str(tmp_path))
 
 
 @pytest.fixture
-def tls_etcd(certs, free_port):
+def tls_etcd(certs, free_ports):
     if etcd_binary() is None:
         pytest.skip('etcd is not installed (Debian: apt-get install etcd-server)')
     ctx = ssl.create_default_context(cafile=certs['ca'])
     ctx.load_cert_chain(certs['client_cert'], certs['client_key'])
     member = EtcdMember(
-        'tls', '127.0.0.1', free_port, free_port + 1 if free_port < 65535 else free_port - 1,
-        tls=ctx, extra_args=[
+        'tls', '127.0.0.1', free_ports(), free_ports(), tls=ctx, extra_args=[
             '--cert-file', certs['server_cert'], '--key-file', certs['server_key'],
             '--trusted-ca-file', certs['ca'], '--client-cert-auth',
         ],
@@ -52,18 +64,14 @@ async def test_tls_with_a_client_certificate(tls_etcd, certs):
     prefix = f's{uuid.uuid4().hex[:8]}'
     url = (f'etcd://{tls_etcd.endpoint}/{prefix}?ttl=2&cacert={certs["ca"]}'
            f'&cert={certs["client_cert"]}&key={certs["client_key"]}')
-    with trio.fail_after(TIMEOUT):
-        async with tractor.open_nursery(registry_addrs=[url]) as an:
-            portal = await an.start_actor('secure', enable_modules=[__name__])
-            async with tractor.get_registry() as reg:
-                uid, _ = await reg.find_actor(name='secure')
-                assert uid == portal.channel.uid
-            with pytest.raises(RegistrarUnreachable):
-                async with tractor.find_actor(
-                    'secure-not-connected', registry_addrs=[f'etcd://{tls_etcd.endpoint}/{prefix}'],
-                ):
-                    pass
-            await an.cancel()
+    plain = f'etcd://{tls_etcd.endpoint}/{prefix}'
+
+    async def without_tls():
+        with pytest.raises(RegistrarUnreachable):
+            async with tractor.find_actor('secure-not-connected', registry_addrs=[plain]):
+                pass
+
+    await register_and_find(url, 'secure', then=without_tls)
 
 
 def _b64(text: str) -> str:
@@ -88,13 +96,7 @@ async def test_user_and_password(etcd, monkeypatch):
     gateway_post(ep, '/v3/auth/enable', {})
     url = f'etcd://{ep}/{prefix}?ttl=2&user=app'
     monkeypatch.setenv('TRACTOR_ETCD_PASSWORD', 'apppw')
-    with trio.fail_after(TIMEOUT):
-        async with tractor.open_nursery(registry_addrs=[url]) as an:
-            portal = await an.start_actor('authed', enable_modules=[__name__])
-            async with tractor.get_registry() as reg:
-                uid, _ = await reg.find_actor(name='authed')
-                assert uid == portal.channel.uid
-            await an.cancel()
+    await register_and_find(url, 'authed')
     # a wrong password fails the boot (registering), saying who was refused
     monkeypatch.setenv('TRACTOR_ETCD_PASSWORD', 'wrong')
     with trio.fail_after(TIMEOUT):
