@@ -5,7 +5,7 @@ import socket
 import uuid
 
 import pytest
-from tractor_testsupport.etcd import EtcdMember, etcd_binary, start_cluster
+from tractor_testsupport.etcd import loopback_member
 
 
 def _free_port() -> int:
@@ -18,14 +18,8 @@ def _free_port() -> int:
 def etcd():
     """A started etcd member (``.endpoint`` is ``127.0.0.1:PORT``), stopped
     and its data dir removed afterwards."""
-    if etcd_binary() is None:
-        pytest.skip('etcd is not installed (Debian: apt-get install etcd-server)')
-    member = EtcdMember('solo', '127.0.0.1', _free_port(), _free_port())
-    try:
-        start_cluster([member])
+    with loopback_member() as member:
         yield member
-    finally:
-        member.remove()
 
 
 @pytest.fixture

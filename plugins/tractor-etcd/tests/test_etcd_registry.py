@@ -118,6 +118,8 @@ async def test_subactor_lookup_uses_etcd_and_newest_wins(etcd, etcd_url):
             asker = await an.start_actor('asker', enable_modules=[__name__])
             assert await asker.run(find_uid, name='dup') == list(second.channel.uid)
             await second.cancel_actor()
+            gone = '/'.join(second.channel.uid)
+            await wait_until(etcd, etcd_url, lambda e: gone not in e)  # its lease revoked
             assert await asker.run(find_uid, name='dup') == list(first.channel.uid)
             await an.cancel()
 

@@ -5,6 +5,7 @@ The etcd binary is Debian's ``etcd-server`` package (``/usr/bin/etcd``);
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Iterator
 
 #: bound on a member becoming healthy
 START_TIMEOUT = 20.0
@@ -241,3 +243,27 @@ def gateway_post(endpoint: str, path: str, body: dict, token: str | None = None)
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.load(resp)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def loopback_member(name: str = 'solo') -> Iterator[EtcdMember]:
+    """A started single-member etcd on free loopback ports, removed on exit
+    (``pytest.skip`` first when etcd is not installed)."""
+    if etcd_binary() is None:
+        import pytest
+
+        pytest.skip('etcd is not installed (Debian: apt-get install etcd-server)')
+    member = EtcdMember(name, '127.0.0.1', _free_port(), _free_port())
+    try:
+        start_cluster([member])
+        yield member
+    finally:
+        member.remove()

@@ -61,6 +61,23 @@ class LocalPortal:
         return await self.run_from_ns(ns, name, **kwargs)
 
 
+class StoreChannel:
+    """``StorePortal.channel``: there is no connection to a registrar, only
+    the store's address (``raddr``)."""
+
+    uid = None
+    aid = None
+
+    def __init__(self, addr: Any) -> None:
+        self.raddr = self.laddr = addr
+
+    def connected(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f'<StoreChannel: no registrar actor, the registry store at {self.raddr}>'
+
+
 class StorePortal:
     """What ``get_registry()`` yields for a registry store (``etcd://...``):
     the registrar's methods (``find_actor``, ``find_actors``,
@@ -72,6 +89,7 @@ class StorePortal:
     def __init__(self, registrar: Any, addr: Any) -> None:
         self.registrar = registrar
         self.addr = addr
+        self.channel = StoreChannel(addr)
 
     def __repr__(self) -> str:
         return f'<StorePortal to the registry at {self.addr}>'

@@ -156,7 +156,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                     backend = cli.store(reg).backend
                     try:
                         await backend.unregister(actor.uid)
-                    except RegistrarUnreachable as err:
+                    except Exception as err:  # unreachable, refused: the lease ends it anyway
                         log.debug('could not unregister from %s: %s', reg, err)
             for reg in stores:  # bounded by the backend itself
                 await cli.store(reg).backend.aclose()
