@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import msgspec
+import trio
 
 from tractor.discovery import RegistrarUnreachable
 from tractor.log import get_logger
@@ -232,9 +233,12 @@ class Gateway:
         for i in range(n):
             idx = (self.current + i) % n
             try:
-                out = await self._post_one(self.urls[idx], path, data)
-            except _Failover as err:
-                errors.append(str(err))
+                # one bound on the whole exchange (httpx's bounds are per phase)
+                with trio.fail_after(self.timeout):
+                    out = await self._post_one(self.urls[idx], path, data)
+            except (_Failover, trio.TooSlowError) as err:
+                errors.append(str(err) if isinstance(err, _Failover) else (
+                    f'{self.urls[idx]}: no answer within {self.timeout}s'))
                 self._token = None
                 continue
             if idx != self.current:
