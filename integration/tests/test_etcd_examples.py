@@ -31,3 +31,25 @@ def test_seed_example_on_etcd(example, expect, monkeypatch):
         assert rc == 0, f'{example} exited {rc}\n{out}\n{err[-3000:]}'
         assert expect in out, out
         assert stored_names(etcd.endpoint, prefix) == {}  # every lease revoked
+
+
+def test_etcd_bench_quick_runs(tmp_path):
+    """``scripts/bench/etcd.py --quick`` produces every figure (never judged:
+    timings on a shared machine prove nothing)."""
+    import json
+
+    from tractor_testsupport.etcd import etcd_binary
+
+    if etcd_binary() is None:
+        pytest.skip('etcd is not installed (Debian: apt-get install etcd-server)')
+    out = tmp_path / 'etcd.json'
+    bench = EXAMPLES.parent / 'scripts' / 'bench' / 'etcd.py'
+    rc, stdout, err = run_program(
+        [sys.executable, str(bench), '--quick', '--json', str(out)], cwd=bench.parent, timeout=180,
+    )
+    assert rc == 0, f'{stdout}\n{err[-3000:]}'
+    figures = json.loads(out.read_text())
+    for key in ('find_actor', 'query_actor', 'wait_for_actor', 'raw_range', 'connect', 'register',
+                'find_actor_10k', 'find_actors_10k'):
+        assert figures[f'etcd.{key}.p50_us'] > 0
+    assert figures['etcd.find_actor_over_floor'] > 0

@@ -84,7 +84,8 @@ async def test_register_find_call_and_unregister(etcd, etcd_url):
         async with tractor.open_nursery(registry_addrs=[etcd_url]) as an:
             me = tractor.current_actor()
             assert not me.is_registrar
-            assert all(a[1] != etcd.client_port for a in me.accept_addrs)
+            # no registry socket: random ports only, neither etcd's nor the default 1616
+            assert all(a[1] not in (etcd.client_port, 1616) for a in me.accept_addrs)
             portal = await an.start_actor('svc', enable_modules=[__name__])
             entries = stored(etcd, etcd_url)
             assert names(entries) == ['root', 'svc']
@@ -246,6 +247,9 @@ async def test_etcd_down_lookups_fail_typed_actors_serve_then_reregister(etcd, e
             await trio.to_thread.run_sync(etcd.stop)
             with pytest.raises(RegistrarUnreachable):
                 async with tractor.find_actor('keeper-not-connected'):
+                    pass
+            with pytest.raises(RegistrarUnreachable):
+                async with tractor.wait_for_actor('keeper-not-connected'):
                     pass
             with pytest.raises(EtcdUnreachable):
                 async with tractor.get_registry() as reg:
