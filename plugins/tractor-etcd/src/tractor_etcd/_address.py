@@ -16,7 +16,6 @@ etcd. Options (all optional):
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 from typing import Any
@@ -158,12 +157,10 @@ class EtcdAddress(StoreAddress):
             return None
         from tractor._plugins import wrap_address
 
+        # the TCP transport binds on this host's address routing to the
+        # first member (the same address whatever member we end up using,
+        # when they share a network)
         host, port = self.endpoints[0]
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if host != 'localhost':
-                return None  # a name: the default bind address stays
         try:
             return wrap_address(('tcp', [host, port]))
         except Exception:  # no TCP transport installed
