@@ -117,16 +117,22 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
     stores = [reg for reg in actor.registry_addrs if isinstance(reg, StoreAddress)]
     regs = [reg for reg in actor.registry_addrs if not isinstance(reg, StoreAddress)]
     assert actor._service_tn is not None
-    for reg in stores:
-        # the store's backend keeps the entry alive (a lease) and puts it
-        # back after an outage; a failed first try is its job too
-        try:
-            await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
-        except RegistrarUnreachable as err:
-            log.warning('%s could not register (will keep trying): %s', actor.name, err)
-        actor._service_tn.start_soon(
-            cli.store(reg).backend.keep_alive, name=f'keep registered at {reg}',
-        )
+    try:
+        for reg in stores:
+            # the store's backend keeps the entry alive (a lease) and puts it
+            # back after an outage; a failed first try is its job too
+            try:
+                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+            except RegistrarUnreachable as err:
+                log.warning('%s could not register (will keep trying): %s', actor.name, err)
+            actor._service_tn.start_soon(
+                cli.store(reg).backend.keep_alive, name=f'keep registered at {reg}',
+            )
+    except BaseException:  # refused (bad credentials...): the boot fails, tidily
+        with trio.CancelScope(shield=True):
+            for reg in stores:
+                await cli.store(reg).backend.aclose()
+        raise
     if local is not None:
         await local.register_actor(actor.uid, addrs)
     else:
