@@ -18,16 +18,26 @@ from ._address import DEFAULT_PREFIX as DEFAULT_PREFIX
 from ._address import DEFAULT_TTL as DEFAULT_TTL
 from ._address import EtcdAddress as EtcdAddress
 from ._address import EtcdStore
-from ._backend import EtcdRegistry as EtcdRegistry
-from ._gateway import EtcdError as EtcdError
-from ._gateway import EtcdUnreachable as EtcdUnreachable
-from ._gateway import Gateway as Gateway
-from ._host import host_id as host_id
 
 __all__ = [
     'DEFAULT_PREFIX', 'DEFAULT_TTL', 'EtcdAddress', 'EtcdError', 'EtcdRegistry',
     'EtcdUnreachable', 'Gateway', 'host_id', 'tractor_registry_stores',
 ]
+
+# loaded with the plugins by every actor, used or not: the HTTP client
+# (httpx, a few hundred ms to import) waits until a tree uses etcd
+_LAZY = {
+    'EtcdRegistry': '._backend', 'EtcdError': '._gateway', 'EtcdUnreachable': '._gateway',
+    'Gateway': '._gateway', 'host_id': '._host',
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 @hookimpl

@@ -17,11 +17,13 @@ etcd. Options (all optional):
 from __future__ import annotations
 
 import os
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from tractor._transport import Address, StoreAddress
+
+if TYPE_CHECKING:
+    import ssl
 
 SCHEME = 'etcd'
 DEFAULT_PREFIX = 'tractor'
@@ -147,6 +149,8 @@ class EtcdAddress(StoreAddress):
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
+        import ssl
+
         ctx = ssl.create_default_context(cafile=self.cacert)
         if self.cert:
             ctx.load_cert_chain(self.cert, self.key)
