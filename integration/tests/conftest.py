@@ -74,20 +74,22 @@ def run_program(tmp_path):
     start ``programs/<script>`` with this interpreter, wait (bounded) for
     its ``READY`` line, and on exit close its stdin and wait for a clean
     exit (code 0); a program that does not exit in time is killed. With
-    ``ready=None`` nothing is awaited: the body reads what it needs."""
+    ``ready=None`` nothing is awaited: the body reads what it needs.
+    ``prefix`` runs it through a wrapper, e.g. ``['ip', 'netns', 'exec', NS]``
+    (which execs the program: the pid stays the program's)."""
     count = 0
 
     @asynccontextmanager
     async def run(
         script: str, *args: str, ready: str | None = 'READY', expect_rc: int | None = 0,
-        env: dict | None = None,
+        env: dict | None = None, prefix: list[str] | None = None,
     ) -> AsyncIterator[Program]:
         nonlocal count
         count += 1
         errpath = tmp_path / f'{Path(script).stem}-{count}.stderr'
         with open(errpath, 'wb') as errf:
             proc = await trio.lowlevel.open_process(
-                [sys.executable, str(PROGRAMS / script), *args],
+                [*(prefix or ()), sys.executable, str(PROGRAMS / script), *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errf,

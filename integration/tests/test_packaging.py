@@ -230,6 +230,8 @@ def test_all_wheels_build(wheels):
 
 
 TEST_ONLY = ['tractor-testsupport', 'tractor-testtransport']
+#: published, but not pulled in by the meta package
+ADD_ONS = ['tractor-etcd']
 
 
 def _metadata(whl: Path) -> str:
@@ -238,7 +240,7 @@ def _metadata(whl: Path) -> str:
         return zf.read(name).decode()
 
 
-@pytest.mark.parametrize('dist', DISTS + TEST_ONLY)
+@pytest.mark.parametrize('dist', DISTS + ADD_ONS + TEST_ONLY)
 def test_wheel_metadata_is_complete(wheels, dist):
     """Licence (with its file), authors, classifiers, keywords and Python
     versions on every wheel; py.typed in every wheel that ships code; the
@@ -342,3 +344,29 @@ def test_lean_install_star_import_lists_only_what_is_installed(lean):
     ''')
     assert "'open_nursery'" in out
     assert 'find_actor' not in out and 'open_actor_cluster' not in out, out
+
+
+ETCD_PROG = """
+    import trio, tractor
+    from tractor._plugins import wrap_address
+
+    try:
+        addr = wrap_address('etcd://127.0.0.1:2379/app')
+    except Exception as err:
+        print(f'{type(err).__name__}: {err}')
+    else:
+        print('parsed', type(addr).__module__, addr)
+"""
+
+
+def test_etcd_registry_is_one_distribution_away(full, tmp_path_factory, wheels):
+    """The meta install does not pull tractor-etcd, and an etcd:// address
+    there names the distribution; `pip install tractor-etcd` next to
+    `tractor` is all it takes."""
+    assert 'tractor-etcd' not in _installed(full)
+    out = full.check(ETCD_PROG)
+    assert out.startswith('NoTransportInstalled') and 'tractor-etcd' in out, out
+    with_etcd = _make_venv(tmp_path_factory, wheels, 'etcd', ['tractor', 'tractor-etcd'])
+    assert _installed(with_etcd) == {*DISTS, 'tractor-etcd'}
+    out = with_etcd.check(ETCD_PROG)
+    assert out.split()[:2] == ['parsed', 'tractor_etcd._address'], out

@@ -97,6 +97,7 @@ async def join(args) -> None:
                     'uid': list(portal.channel.uid),
                     'proto': portal.channel.raddr.proto_key,
                 }
+                result['found_addr'] = list(portal.channel.raddr.unwrap())
                 if args.call:
                     ns, _, fn = args.call.partition(':')
                     result['called'] = await portal.run_from_ns(ns, fn)

@@ -49,5 +49,12 @@ class TractorSpec:
         teardown (discovery registers on enter and unregisters on exit)."""
 
     @hookspec
+    def tractor_registry_stores(self) -> list[Any]:
+        """External registry stores this plugin provides (``etcd://...``):
+        objects with a ``scheme`` (``'etcd'``) and ``parse(text)`` returning a
+        :class:`~tractor._transport.StoreAddress` for a registry address
+        written ``scheme://...``."""
+
+    @hookspec
     def tractor_rpc_modules(self, actor: Actor) -> list[str]:
         """Extra modules ``actor`` serves RPC from (beyond ``enable_modules``)."""

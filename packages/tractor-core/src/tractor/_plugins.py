@@ -20,6 +20,8 @@ ENTRY_POINT_GROUP = 'tractor'
 
 #: what to install for each protocol we know of, for error messages
 KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds'}
+#: ... and for each registry store scheme (``etcd://...``)
+KNOWN_STORES = {'etcd': 'tractor-etcd'}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,6 +35,7 @@ def __getattr__(name: str) -> Any:
 
 _pm: pluggy.PluginManager | None = None
 _transports: dict[str, Transport] = {}
+_stores: dict[str, Any] = {}
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -51,6 +54,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
         for provided in pm.hook.tractor_transports():
             for tpt in provided or ():
                 _transports.setdefault(tpt.proto_key, tpt)
+        _stores.clear()
+        for provided in pm.hook.tractor_registry_stores():
+            for store in provided or ():
+                _stores.setdefault(store.scheme, store)
     return _pm
 
 
@@ -112,16 +119,39 @@ def is_one_address(addrs: Any) -> bool:
     ) or (isinstance(second, (tuple, list)) and not addrs[0].startswith('/'))
 
 
+def _store_address(scheme: str, text: str) -> Address:
+    get_plugin_manager()
+    store = _stores.get(scheme)
+    if store is None:
+        dist = KNOWN_STORES.get(scheme)
+        hint = f'install {dist!r}, e.g. `pip install {dist}`' if dist else (
+            f'no installed plugin provides {scheme!r} registries'
+        )
+        raise NoTransportInstalled(f'cannot use the registry {text!r}: {hint}')
+    return store.parse(text)
+
+
 def wrap_address(addr: Any) -> Address:
     """Turn a user-given address into an :class:`Address`.
 
     Accepts an ``Address``, a plain tuple such as ``('127.0.0.1', 1616)``,
-    the wire form ``('tcp', [...])`` or multiaddr text ``/ip4/.../tcp/...``.
+    the wire form ``('tcp', [...])``, multiaddr text ``/ip4/.../tcp/...``
+    or a registry store's ``scheme://...`` text (``etcd://host:2379``).
     """
     from ._transport import Address
 
     if isinstance(addr, Address):
         return addr
+    if isinstance(addr, str) and '://' in addr:
+        return _store_address(addr.split('://', 1)[0], addr)
+    if (
+        isinstance(addr, (tuple, list)) and len(addr) == 2 and isinstance(addr[0], str)
+        and isinstance(addr[1], (tuple, list)) and len(addr[1]) == 1
+        and isinstance(addr[1][0], str) and addr[1][0].startswith(addr[0] + '://')
+    ):
+        return _store_address(addr[0], addr[1][0])  # a store's wire form
+    if isinstance(addr, tuple) and len(addr) == 1 and isinstance(addr[0], str) and '://' in addr[0]:
+        return _store_address(addr[0].split('://', 1)[0], addr[0])  # its unwrap()
     tpts = require_transports()
     if isinstance(addr, str):
         parts = [p for p in addr.split('/')]

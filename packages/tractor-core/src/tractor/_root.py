@@ -16,6 +16,7 @@ from ._plugins import (
 )
 from ._runtime import Actor
 from ._spawn import resolve_start_method
+from ._transport import StoreAddress
 from .log import get_console_log, get_logger
 
 log = get_logger('root')
@@ -24,6 +25,23 @@ log = get_logger('root')
 def default_transports() -> list[str]:
     installed = require_transports()
     return ['tcp'] if 'tcp' in installed else [sorted(installed)[0]]
+
+
+#: the default registry when ``registry_addrs`` is not given: one address or
+#: several separated by whitespace, as multiaddr text or a store's URL
+#: (``etcd://10.0.0.1:2379``)
+REGISTRY_ENV = 'TRACTOR_REGISTRY'
+
+
+def env_registry() -> list[Any] | None:
+    """The registry addresses from ``$TRACTOR_REGISTRY`` (``None`` when unset)."""
+    raw = os.environ.get(REGISTRY_ENV, '').split()
+    if not raw:
+        return None
+    try:
+        return [wrap_address(text) for text in raw]
+    except (ValueError, TypeError) as err:
+        raise ValueError(f'{REGISTRY_ENV}={os.environ[REGISTRY_ENV]!r}: {err}') from None
 
 
 @asynccontextmanager
@@ -77,10 +95,12 @@ async def open_root_actor(
     get_plugin_manager()
     transports = list(enable_transports) if enable_transports else default_transports()
     tpts = {key: get_transport(key) for key in transports}
+    if not registry_addrs:
+        registry_addrs = env_registry()
     if registry_addrs:
         reg = [wrap_address(a) for a in registry_addrs]
         for addr in reg:
-            if addr.proto_key not in tpts:
+            if addr.proto_key not in tpts and not isinstance(addr, StoreAddress):
                 raise ValueError(
                     f'registry address {addr.unwrap()!r} uses {addr.proto_key!r}, '
                     f'which is not among enable_transports={transports}'

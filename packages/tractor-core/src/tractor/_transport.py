@@ -57,6 +57,43 @@ class Address(abc.ABC):
         return hash((self.proto_key, tuple(self.unwrap())))
 
 
+class StoreAddress(Address):
+    """A registry address naming an external store (``etcd://host:port``)
+    instead of a registrar actor: no actor listens there and no transport
+    dials it. Plugins of the ``tractor_registry_stores`` hook provide these;
+    discovery asks :meth:`open_backend` for the registry table behind it.
+
+    ``unwrap()`` is ``(url,)`` and the wire form ``(scheme, [url])``, so the
+    address travels to subactors like any other registry address.
+    """
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """The address as ``scheme://...`` text (what the user passes)."""
+
+    def unwrap(self) -> tuple:
+        return (self.url,)
+
+    @property
+    def transport(self) -> Transport:
+        raise TypeError(f'{self.url} is a registry store, not a transport endpoint')
+
+    def __str__(self) -> str:
+        return self.url
+
+    def near(self, proto_key: str) -> Address | None:
+        """An address of transport ``proto_key`` on the way to the store
+        (a root that joins it binds next to that, e.g. on the interface
+        routing to the store's host); ``None`` when there is none."""
+        return None
+
+    @abc.abstractmethod
+    def open_backend(self, actor: Any) -> Any:
+        """The registry backend (discovery's ``RegistryBackend``) that
+        ``actor`` uses for this store."""
+
+
 class Transport(abc.ABC):
     """What a transport plugin implements. Keep it this small."""
 

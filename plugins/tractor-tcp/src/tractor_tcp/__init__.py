@@ -13,11 +13,14 @@ from tractor._transport import LOCAL, REMOTE, Address, Transport
 
 from ._local import host_addresses
 
-__all__ = ['TCPAddress', 'TCPTransport', 'tractor_transports']
+__all__ = ['TCPAddress', 'TCPTransport', 'source_host', 'tractor_transports']
 
 DEFAULT_REGISTRY = ('127.0.0.1', 1616)
 #: environment variable overriding DEFAULT_REGISTRY: 'host:port' ('[::1]:1616' for IPv6)
 REGISTRY_ENV = 'TRACTOR_TCP_REGISTRY'
+#: environment variable choosing the host of random TCP listen addresses
+#: (an interface address, or '0.0.0.0' for every interface)
+BIND_HOST_ENV = 'TRACTOR_TCP_BIND_HOST'
 
 
 def env_registry() -> tuple[str, int] | None:
@@ -39,6 +42,28 @@ def env_registry() -> tuple[str, int] | None:
             f"{REGISTRY_ENV} must be 'host:port' (e.g. '127.0.0.1:1616'), got {raw!r}"
         ) from None
     return (host, portnum)
+
+
+def source_host(host: str, port: int) -> str:
+    """This host's own address to bind next to ``(host, port)``: ``host``
+    itself when it is ours (loopback, unspecified, an interface address),
+    else the address of the interface that routes to it. A UDP socket's
+    ``connect()`` makes the kernel pick that route without sending anything."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if host == 'localhost':
+            return host
+        ip = None
+    if ip is not None and (ip.is_loopback or ip.is_unspecified or str(ip) in host_addresses()):
+        return host
+    family = socket.AF_INET6 if ip is not None and ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, port or 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return host  # no route: binding fails and says so, naming the host
 
 
 class TCPAddress(Address):
@@ -115,8 +140,17 @@ class TCPTransport(Transport):
         return TCPAddress(*(env_registry() or DEFAULT_REGISTRY))
 
     def random_addr(self, name: str, near: Address | None = None) -> TCPAddress:
-        host = near.unwrap()[0] if near is not None else DEFAULT_REGISTRY[0]
-        return TCPAddress(host, 0)
+        """Port 0 on ``$TRACTOR_TCP_BIND_HOST`` if set; else on the host of
+        ``near`` when this host owns it (loopback included); else, for a
+        ``near`` on another host, on this host's address of the interface
+        that routes there (a joining root binds where the registry can
+        reach it, not the registry's own IP)."""
+        host = os.environ.get(BIND_HOST_ENV, '').strip()
+        if host:
+            return TCPAddress(host, 0)
+        if near is None:
+            return TCPAddress(DEFAULT_REGISTRY[0], 0)
+        return TCPAddress(source_host(*near.unwrap()), 0)
 
     async def listen(self, addr: Address) -> tuple[trio.SocketListener, TCPAddress]:
         host, port = addr.unwrap()

@@ -10,6 +10,7 @@ from ._api import query_actor as query_actor
 from ._api import wait_for_actor as wait_for_actor
 from ._client import RegistrarUnreachable as RegistrarUnreachable
 from ._local import LocalPortal as LocalPortal
+from ._local import StorePortal as StorePortal
 from ._maddr import mk_maddr as mk_maddr
 from ._maddr import parse_maddr as parse_maddr
 from ._registrar import Arbiter as Arbiter
@@ -19,6 +20,6 @@ from ._registry import RegistryBackend as RegistryBackend
 
 __all__ = [
     'Arbiter', 'LocalPortal', 'MemoryRegistry', 'Registrar', 'RegistrarUnreachable',
-    'RegistryBackend', 'find_actor', 'get_registry', 'mk_maddr', 'parse_maddr',
+    'RegistryBackend', 'StorePortal', 'find_actor', 'get_registry', 'mk_maddr', 'parse_maddr',
     'query_actor', 'wait_for_actor',
 ]

@@ -8,11 +8,11 @@ import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
 from tractor._plugins import is_one_address, wrap_address
-from tractor._transport import Address
+from tractor._transport import Address, StoreAddress
 from tractor.log import get_logger
 
 from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
-from ._local import LocalPortal
+from ._local import LocalPortal, StorePortal
 from ._registrar import local_registrar
 
 log = get_logger('discovery')
@@ -174,11 +174,13 @@ def _registry_targets(actor, addrs: Any) -> list[Address | None]:
 
 async def _open_registry(
     actor, target: Address | None, stack: AsyncExitStack
-) -> Portal | LocalPortal:
+) -> Portal | LocalPortal | StorePortal:
     """A portal to the registrar at ``target`` (``None``: ourselves); a
     dialed channel is closed when ``stack`` unwinds."""
     if target is None:
         return LocalPortal(actor)
+    if isinstance(target, StoreAddress):
+        return StorePortal(client(actor).store(target), target)
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             chan = await actor.connect(target)

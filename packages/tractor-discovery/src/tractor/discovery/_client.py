@@ -15,9 +15,10 @@ from tractor import (
 from tractor._ipc import Channel, handshake
 from tractor._msg import Error, Return, Start
 from tractor._plugins import installed_transports, wrap_address
+from tractor._transport import StoreAddress
 from tractor.log import get_logger
 
-from ._registrar import local_registrar
+from ._registrar import Registrar, local_registrar
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -43,6 +44,16 @@ class RegistrarClient:
         self.actor = actor
         self._chans: dict[Address, Channel] = {}
         self._locks: dict[Address, trio.Lock] = {}
+        self._stores: dict[StoreAddress, Registrar] = {}
+
+    def store(self, addr: StoreAddress) -> Registrar:
+        """The registrar's methods over the external store at ``addr``, run
+        in this actor (no registrar actor, no socket): its backend is the
+        store plugin's (:meth:`StoreAddress.open_backend`), made once."""
+        reg = self._stores.get(addr)
+        if reg is None:
+            reg = self._stores[addr] = Registrar(self.actor, backend=addr.open_backend(self.actor))
+        return reg
 
     async def channel(self, addr: Address) -> Channel:
         lock = self._locks.setdefault(addr, trio.Lock())
@@ -62,6 +73,8 @@ class RegistrarClient:
         """Run registrar method ``method(**kwargs)`` at ``reg`` (in-process
         when this actor is that registrar). Positional-only parameters: the
         RPC's own keywords (``addr=``, ``uid=``...) pass through untouched."""
+        if isinstance(reg, StoreAddress):
+            return await getattr(self.store(reg), method)(**kwargs)
         local = local_registrar(self.actor)
         if local is not None and reg in self.actor.listen_addrs:
             return await getattr(local, method)(**kwargs)

@@ -59,3 +59,51 @@ class LocalPortal:
 
         ns, name = _fn_address(func)
         return await self.run_from_ns(ns, name, **kwargs)
+
+
+class StoreChannel:
+    """``StorePortal.channel``: there is no connection to a registrar, only
+    the store's address (``raddr``)."""
+
+    uid = None
+    aid = None
+
+    def __init__(self, addr: Any) -> None:
+        self.raddr = self.laddr = addr
+
+    def connected(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f'<StoreChannel: no registrar actor, the registry store at {self.raddr}>'
+
+
+class StorePortal:
+    """What ``get_registry()`` yields for a registry store (``etcd://...``):
+    the registrar's methods (``find_actor``, ``find_actors``,
+    ``wait_for_actor``, ``register_actor``, ``unregister_actor``,
+    ``delete_addr``, ``get_registry``, ``registrar_info``), run in this
+    actor against the store. Call them as attributes or, as with a
+    registrar's portal, ``run_from_ns('self', 'find_actor', name=...)``."""
+
+    def __init__(self, registrar: Any, addr: Any) -> None:
+        self.registrar = registrar
+        self.addr = addr
+        self.channel = StoreChannel(addr)
+
+    def __repr__(self) -> str:
+        return f'<StorePortal to the registry at {self.addr}>'
+
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self.registrar).METHODS:
+            return getattr(self.registrar, name)
+        raise AttributeError(f'{type(self).__name__!r} has no attribute {name!r}')
+
+    async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
+        if namespace_path != 'self' or function_name not in type(self.registrar).METHODS:
+            raise ValueError(
+                f'the registry at {self.addr} serves only the registrar methods '
+                f'{", ".join(type(self.registrar).METHODS)} in namespace "self", '
+                f'not {namespace_path}:{function_name}'
+            )
+        return await getattr(self.registrar, function_name)(**kwargs)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 import trio
 
 from tractor._plugins import get_transport, hookimpl
+from tractor._transport import StoreAddress
 from tractor.log import get_logger
 
 from ._client import RegistrarUnreachable, client, probe
@@ -28,23 +29,39 @@ REDIAL_MAX = 2.0
 
 
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:
-    """Join the registrar at ``regs`` or become it; returns what to bind."""
-    serving = [addr for addr in regs if await probe(actor, addr)]
-    near = {addr.proto_key: addr for addr in regs}
-    if serving:
+    """Join the registrar at ``regs`` or become it; returns what to bind.
+
+    Registry stores (``etcd://...``) need no registrar actor: they are
+    joined, never become one, and nothing binds their address."""
+    stores = [addr for addr in regs if isinstance(addr, StoreAddress)]
+    if stores and ensure_registry:
+        raise ValueError(
+            f'ensure_registry=True does not apply to the registry store '
+            f'{", ".join(map(str, stores))}: no actor is the registrar there (every actor '
+            f'registers itself in the store), so there is no registry address to hold'
+        )
+    actors = [addr for addr in regs if not isinstance(addr, StoreAddress)]
+    serving = [addr for addr in actors if await probe(actor, addr)]
+    near = {addr.proto_key: addr for addr in actors}
+    for store in stores:
+        for key in actor.enable_transports:
+            if key not in near and (close := store.near(key)) is not None:
+                near[key] = close
+    if serving or not actors:
         if ensure_registry:
             raise RuntimeError(
                 f'ensure_registry=True but a registrar already serves '
                 f'{", ".join(map(str, serving))}'
             )
-        log.info('joining the registrar at %s', ', '.join(map(str, serving)))
+        if serving:
+            log.info('joining the registrar at %s', ', '.join(map(str, serving)))
         return [
             get_transport(key).random_addr(actor.name, near=near.get(key))
             for key in actor.enable_transports
         ]
     Registrar(actor).install()
-    covered = {addr.proto_key for addr in regs}
-    return list(regs) + [
+    covered = {addr.proto_key for addr in actors}
+    return list(actors) + [
         get_transport(key).random_addr(actor.name)
         for key in actor.enable_transports if key not in covered
     ]
@@ -97,17 +114,35 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
     local = local_registrar(actor)
     cli = client(actor)
     registered: set = set()
+    stores = [reg for reg in actor.registry_addrs if isinstance(reg, StoreAddress)]
+    regs = [reg for reg in actor.registry_addrs if not isinstance(reg, StoreAddress)]
+    assert actor._service_tn is not None
+    try:
+        for reg in stores:
+            # the store's backend keeps the entry alive (a lease) and puts it
+            # back after an outage; a failed first try is its job too
+            try:
+                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+            except RegistrarUnreachable as err:
+                log.warning('%s could not register (will keep trying): %s', actor.name, err)
+            actor._service_tn.start_soon(
+                cli.store(reg).backend.keep_alive, name=f'keep registered at {reg}',
+            )
+    except BaseException:  # refused (bad credentials...): the boot fails, tidily
+        with trio.CancelScope(shield=True):
+            for reg in stores:
+                await cli.store(reg).backend.aclose()
+        raise
     if local is not None:
         await local.register_actor(actor.uid, addrs)
     else:
-        for reg in actor.registry_addrs:
+        for reg in regs:
             try:
                 await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
                 registered.add(reg)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
-        assert actor._service_tn is not None
-        for reg in actor.registry_addrs:
+        for reg in regs:
             actor._service_tn.start_soon(
                 keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
             )
@@ -123,6 +158,14 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                         await cli.call(reg, 'unregister_actor', uid=list(actor.uid))
                     except RegistrarUnreachable as err:
                         log.debug('could not unregister from %s: %s', reg, err)
+                for reg in stores:
+                    backend = cli.store(reg).backend
+                    try:
+                        await backend.unregister(actor.uid)
+                    except Exception as err:  # unreachable, refused: the lease ends it anyway
+                        log.debug('could not unregister from %s: %s', reg, err)
+            for reg in stores:  # bounded by the backend itself
+                await cli.store(reg).backend.aclose()
 
 
 @hookimpl

@@ -64,6 +64,16 @@ class RegistryBackend(abc.ABC):
         """Cheap numbers for monitoring (``entries``, ``waiters``)."""
         return {}
 
+    # -- optional: for a backend that an actor uses to register itself -------
+    async def keep_alive(self) -> None:
+        """Keep this actor's own registrations alive for its lifetime (an
+        external store's lease keepalive, re-registering after an outage).
+        Runs in the actor's service nursery; never raises. Default: none
+        needed."""
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (connections, a lease) at teardown."""
+
 
 class MemoryRegistry(RegistryBackend):
     """The embedded default: O(1) register, unregister and newest-by-name.
