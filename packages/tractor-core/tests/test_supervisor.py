@@ -130,3 +130,260 @@ async def test_rest_for_one_restarts_the_later_ones(runtime_kwargs, tmp_path, pi
             assert sup.children['first'].restarts == 0
             await sup.cancel()
     assert await pids_gone([first_pid, last_pid]) == []
+
+
+# -- restart types -------------------------------------------------------------
+
+async def test_permanent_is_restarted_even_after_a_cancel(runtime_kwargs):
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('perm', enable_modules=FNS)
+            pid = await portal.run(sfns.pid)
+            assert await portal.cancel_actor()
+            await until(restarted(sup, 'perm'), 'restarted')
+            assert await portal.run(sfns.pid) != pid
+            assert sup.children['perm'].last_exit == "was cancelled by 'root'"
+            await sup.cancel()
+
+
+async def test_transient_daemon(runtime_kwargs):
+    """Restarted after a kill and after an exit of its own (even with code
+    0); not after a cancel, whoever asked for it (here a sibling that found
+    it through the registrar)."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('tr', restart='transient', enable_modules=FNS)
+            kill(await portal.run(sfns.pid))
+            await until(restarted(sup, 'tr', 1), 'restarted after the kill')
+            with pytest.raises(tractor.TransportClosed):
+                await portal.run(sfns.exit_cleanly)
+            await until(restarted(sup, 'tr', 2), 'restarted after exiting with 0')
+            assert sup.children['tr'].last_exit == 'shut down on its own'
+            other = await sup.start_actor('other', enable_modules=FNS)
+            assert await other.run(sfns.cancel_peer, name='tr') is True
+            await until(lambda: sup.children['tr'].state == 'done', 'ended for good')
+            assert sup.children['tr'].restarts == 2
+            assert sup.children['tr'].last_exit == "was cancelled by 'other'"
+            with pytest.raises(tractor.TransportClosed, match='will not be restarted'):
+                await portal.run(sfns.pid)
+            await sup.cancel()
+
+
+async def test_temporary_is_never_restarted(runtime_kwargs):
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('tmp', restart='temporary', enable_modules=FNS)
+            kill(await portal.run(sfns.pid))
+            await until(lambda: sup.children['tmp'].state == 'failed', 'ended for good')
+            assert sup.children['tmp'].restarts == 0
+            with pytest.raises(tractor.TransportClosed, match='will not be restarted'):
+                await portal.run(sfns.pid)
+            one = await sup.run_in_actor(sfns.fail, name='oneshot', restart='temporary', msg='once')
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await one.wait_for_result()
+            assert info.value.boxed_type is ValueError
+            assert sup.children['oneshot'].restarts == 0
+        # every child ended for good: the block exits by itself, no error
+    assert sup.children['oneshot'].state == 'failed'
+
+
+async def test_transient_one_shot_reruns_until_it_returns(runtime_kwargs, tmp_path):
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(max_restarts=5, within=60, **runtime_kwargs) as sup:
+            portal = await sup.run_in_actor(sfns.flaky, path=str(tmp_path / 'runs'), failures=2)
+            assert await portal.wait_for_result() == 2
+        # the block ended on its own once the one-shot returned
+        assert sup.children['flaky'].state == 'done'
+        assert sup.children['flaky'].restarts == 2
+
+
+def test_bad_arguments_fail_before_anything_starts():
+    async def main(**kw):
+        async with tractor.open_supervisor(**kw):
+            pass
+
+    for kw, match in [
+        ({'strategy': 'one_for_none'}, 'strategy must be one of'),
+        ({'max_restarts': -1}, 'max_restarts'),
+        ({'within': 0}, 'within'),
+        ({'backoff': (2.0, 1.0)}, 'backoff'),
+        ({'backoff': 'fast'}, 'backoff'),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            trio.run(lambda: main(**kw))
+    assert tractor.current_actor(err_on_no_runtime=False) is None
+
+
+async def test_bad_restart_type_and_duplicate_names(runtime_kwargs):
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            with pytest.raises(ValueError, match='restart must be one of'):
+                await sup.start_actor('x', restart='sometimes', enable_modules=FNS)
+            await sup.start_actor('x', enable_modules=FNS)
+            with pytest.raises(ValueError, match="already has a child named 'x'"):
+                await sup.start_actor('x', enable_modules=FNS)
+            assert list(sup.children) == ['x']
+            await sup.cancel()
+            with pytest.raises(RuntimeError, match='starts no more children'):
+                await sup.start_actor('y', enable_modules=FNS)
+
+
+# -- intensity -----------------------------------------------------------------
+
+async def test_too_many_restarts(runtime_kwargs, pids_gone):
+    """The third failure within the window, with max_restarts=2: every
+    other child is cancelled, the block raises TooManyRestarts naming the
+    child and the count, the last failure as its cause, nothing is left."""
+    with trio.fail_after(BOUND):
+        with pytest.raises(TooManyRestarts) as info:
+            async with tractor.open_supervisor(max_restarts=2, within=60, **runtime_kwargs) as sup:
+                bystander = await sup.start_actor('bystander', enable_modules=FNS)
+                pids = [await bystander.run(sfns.pid)]
+                await sup.run_in_actor(sfns.exit_now, name='crasher', code=7)
+                await trio.sleep_forever()  # cancelled when the supervisor gives up
+    err = info.value
+    assert err.child == 'crasher' and err.restarts == 2 and err.max_restarts == 2
+    assert "'crasher'" in str(err) and '2 restart(s)' in str(err)
+    assert isinstance(err.__cause__, tractor.ActorFailure)
+    assert 'exited with code 7' in str(err.__cause__)
+    assert sup.children['crasher'].restarts == 2
+    assert sup.children['bystander'].state == 'cancelled'
+    assert await pids_gone(pids) == []
+
+
+async def test_restarts_spaced_beyond_the_window_never_add_up(runtime_kwargs, tmp_path):
+    """With a backoff longer than ``within``, each restart finds the window
+    empty: max_restarts=1 never trips, however many failures come."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(
+            max_restarts=1, within=0.2, backoff=(0.3, 0.3), **runtime_kwargs,
+        ) as sup:
+            portal = await sup.run_in_actor(sfns.flaky, path=str(tmp_path / 'runs'), failures=3)
+            assert await portal.wait_for_result() == 3
+        assert sup.children['flaky'].restarts == 3
+
+
+async def test_nested_supervisor_escalates(runtime_kwargs):
+    """A supervisor inside a child gives up; the child's function fails with
+    its TooManyRestarts, and the outer supervisor (max_restarts=0) gives up
+    in turn with that error as the cause."""
+    with trio.fail_after(BOUND):
+        with pytest.raises(TooManyRestarts) as info:
+            async with tractor.open_supervisor(max_restarts=0, **runtime_kwargs) as sup:
+                await sup.run_in_actor(sfns.supervise_dying, name='middle', max_restarts=1)
+    assert info.value.child == 'middle' and info.value.restarts == 0
+    cause = info.value.__cause__
+    assert isinstance(cause, tractor.RemoteActorError)
+    assert cause.boxed_type is TooManyRestarts
+    assert "'grandchild'" in str(cause)
+
+
+# -- portals and lookups across restarts ----------------------------------------
+
+@pytest.mark.parametrize('tpt_proto', ['tcp', 'uds'])
+async def test_portal_follows_restarts(runtime_kwargs):
+    """A call in flight when the child dies raises TransportClosed at once;
+    the next call waits for the new incarnation and goes to it; contexts
+    open on the new one too."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('svc', enable_modules=FNS)
+            first = await portal.run(sfns.pid)
+            assert isinstance(portal, tractor.Portal)
+            assert portal.channel.aid.pid == first
+            async with trio.open_nursery() as tn:
+                async def in_flight():
+                    with pytest.raises(tractor.TransportClosed):
+                        await portal.run(sfns.sleep_forever)
+                tn.start_soon(in_flight)
+                await trio.sleep(0)  # the call is sent before the kill
+                await until(lambda: portal.channel.aid.pid == first, 'sent')
+                kill(first)
+            second = await portal.run(sfns.pid)  # right away: waits for the restart
+            assert second != first and portal.channel.aid.pid == second
+            assert sup.children['svc'].restarts == 1
+            kill(second)
+            # a call sent before the death is noticed would be in flight
+            # (TransportClosed): this one waits until the supervisor saw it
+            await until(
+                lambda: sup.children['svc'].state != 'running' or sup.children['svc'].restarts >= 2,
+                'death noticed',
+            )
+            assert await portal.run(sfns.pid) not in (first, second)
+            await sup.cancel()
+
+
+async def test_find_actor_reaches_the_new_incarnation(runtime_kwargs):
+    """After a restart, lookups by name (here, our own and a sibling's
+    through the registrar) reach the new process."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('named', enable_modules=FNS)
+            other = await sup.start_actor('looker', enable_modules=FNS)
+            old = await portal.run(sfns.pid)
+            assert await other.run(sfns.lookup_pid, name='named') == old
+            kill(old)
+            await until(restarted(sup, 'named'), 'restarted')
+            new = sup.children['named'].pid
+            assert new != old
+            async with tractor.find_actor('named') as found:
+                assert await found.run(sfns.pid) == new
+            assert await other.run(sfns.lookup_pid, name='named') == new
+            await sup.cancel()
+
+
+# -- cancellation from outside, Ctrl-C ----------------------------------------------
+
+async def test_outside_cancel_restarts_nothing(runtime_kwargs, caplog, pids_gone):
+    """A cancel of a scope around the supervisor stops every child (the
+    permanent ones included) and restarts none of them during teardown."""
+    with trio.fail_after(BOUND):
+        with trio.CancelScope() as outer:
+            async with tractor.open_supervisor(strategy='one_for_all', **runtime_kwargs) as sup:
+                portals = [await sup.start_actor(f'p{i}', enable_modules=FNS) for i in range(3)]
+                pids = [await p.run(sfns.pid) for p in portals]
+                await sup.run_in_actor(sfns.sleep_forever, name='oneshot', restart='permanent')
+                outer.cancel()
+                await trio.sleep_forever()
+    assert outer.cancelled_caught
+    assert restart_lines(caplog) == []
+    assert {c.state for c in sup.children.values()} == {'cancelled'}
+    assert all(c.restarts == 0 for c in sup.children.values())
+    assert await pids_gone(pids) == []
+
+
+@pytest.mark.parametrize('mode', ['sigint', 'raise'])
+async def test_ctrl_c_tears_the_supervised_tree_down(tpt_proto, reg_addr, pids_gone, mode):
+    """SIGINT to the root (children ignore it), or KeyboardInterrupt raised
+    in the supervisor's block: the program exits with KeyboardInterrupt,
+    no child restarted, no process left."""
+    script = os.path.join(os.path.dirname(__file__), 'scripts', 'supervised_root.py')
+    with trio.fail_after(BOUND):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), mode],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            buf = b''
+            while b'\n' not in buf:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f'supervised_root.py exited early with {await proc.wait()}'
+                buf += chunk
+            pids = json.loads(buf.split(b'\n', 1)[0])
+            if mode == 'sigint':
+                proc.send_signal(signal.SIGINT)
+            stderr = b''
+            while chunk := await proc.stderr.receive_some():
+                stderr += chunk
+            await proc.wait()
+            assert proc.returncode != 0
+            assert b'KeyboardInterrupt' in stderr, stderr.decode()
+            assert b'restarting' not in stderr, stderr.decode()
+            assert await pids_gone(pids) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            await proc.stdout.aclose()
+            await proc.stderr.aclose()
