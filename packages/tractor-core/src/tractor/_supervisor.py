@@ -193,6 +193,11 @@ class SupervisedPortal(Portal):
     def __repr__(self) -> str:
         return f'<SupervisedPortal to {self._child.name!r} ({self._child.state})>'
 
+    @property
+    def info(self) -> ChildInfo:
+        """Its child's current state and restart count (as in ``Supervisor.children``)."""
+        return self._sup._info(self._child)
+
     async def _live(self) -> Portal:
         child, sup = self._child, self._sup
         with trio.move_on_after(sup.restart_wait):
@@ -308,14 +313,15 @@ class Supervisor:
     @property
     def children(self) -> dict[str, ChildInfo]:
         """``{name: ChildInfo}`` in start order: state, restart count, pid."""
-        return {
-            c.name: ChildInfo(
-                name=c.name, restart=c.restart, state=c.state, restarts=c.restarts,
-                pid=c.current.pid if c.current is not None and not c.current.ended else None,
-                last_exit=c.last_exit, portal=c.portal,
-            )
-            for c in self._children.values()
-        }
+        return {c.name: self._info(c) for c in self._children.values()}
+
+    @staticmethod
+    def _info(c: _SupChild) -> ChildInfo:
+        return ChildInfo(
+            name=c.name, restart=c.restart, state=c.state, restarts=c.restarts,
+            pid=c.current.pid if c.current is not None and not c.current.ended else None,
+            last_exit=c.last_exit, portal=c.portal,
+        )
 
     def _notify(self) -> None:
         self._changed.set()
