@@ -608,7 +608,11 @@ class Supervisor:
                 if c.current is not None:
                     c.current.stopping = True
             self._notify()
-            await self._an.cancel(hard_kill=hard_kill)
+            # each child through the nursery's cancel ladder (not
+            # ActorNursery.cancel(), which also acts on the nursery's body)
+            async with trio.open_nursery() as tn:
+                for rec in list(self._an._children.values()):
+                    tn.start_soon(self._an._cancel_child, rec, hard_kill)
             for c in list(self._children.values()):
                 if c.current is not None:
                     await c.current.watched.wait()
