@@ -200,6 +200,9 @@ class SupervisedPortal(Portal):
 
     async def _live(self) -> Portal:
         child, sup = self._child, self._sup
+        inc = child.current
+        if inc is not None and not inc.ended and inc.portal.channel.connected():
+            return inc.portal  # the common case, without a cancel scope
         with trio.move_on_after(sup.restart_wait):
             while True:
                 changed = sup._changed
