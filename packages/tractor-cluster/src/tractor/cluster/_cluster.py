@@ -19,6 +19,7 @@ async def open_actor_cluster(
     count: int = cpu_count(),
     names: list[str] | None = None,
     hard_kill: bool = False,
+    *,
     strategy: str | None = None,
     max_restarts: int | None = None,
     within: float | None = None,
