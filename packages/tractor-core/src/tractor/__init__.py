@@ -34,11 +34,6 @@ from ._state import current_actor as current_actor
 from ._state import is_root_process as is_root_process
 from ._supervise import ActorNursery as ActorNursery
 from ._supervise import open_nursery as open_nursery
-from ._supervisor import ChildInfo as ChildInfo
-from ._supervisor import SupervisedPortal as SupervisedPortal
-from ._supervisor import Supervisor as Supervisor
-from ._supervisor import TooManyRestarts as TooManyRestarts
-from ._supervisor import open_supervisor as open_supervisor
 
 __version__ = '0.1.0'
 
@@ -59,6 +54,12 @@ _LAZY = {
     'pause': ('tractor.debug', 'tractor-core'),
     'pause_from_sync': ('tractor.debug', 'tractor-core'),
     'post_mortem': ('tractor.debug', 'tractor-core'),
+    # supervision, loaded by the programs that use it
+    'open_supervisor': ('tractor._supervisor', 'tractor-core'),
+    'Supervisor': ('tractor._supervisor', 'tractor-core'),
+    'SupervisedPortal': ('tractor._supervisor', 'tractor-core'),
+    'ChildInfo': ('tractor._supervisor', 'tractor-core'),
+    'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
 }
 
 
@@ -93,12 +94,11 @@ def _installed(modname: str) -> bool:
 # lazy names are listed only when their distribution is installed, so that
 # `from tractor import *` works on a lean install too
 __all__ = [
-    'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'ChildInfo',
-    'Context', 'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
+    'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
+    'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
-    'SupervisedPortal', 'Supervisor', 'TooManyRestarts',
     'TractorError', 'TransportClosed', 'context', 'current_actor',
-    'is_root_process', 'log', 'open_nursery', 'open_root_actor', 'open_supervisor',
+    'is_root_process', 'log', 'open_nursery', 'open_root_actor',
     'register_plugin', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()

@@ -23,9 +23,9 @@ import inspect
 import signal
 from collections import deque
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
+import msgspec
 import trio
 
 from . import _state
@@ -85,8 +85,7 @@ class TooManyRestarts(TractorError):
         return (type(self), (self.child, self.restarts, self.max_restarts, self.within, self.reason))
 
 
-@dataclass(frozen=True)
-class ChildInfo:
+class ChildInfo(msgspec.Struct, frozen=True):  # (a Struct: msgspec is loaded anyway)
     """A snapshot of one supervised child (``Supervisor.children``).
 
     ``state`` is ``'starting'`` (first spawn under way), ``'running'``,
