@@ -243,6 +243,35 @@ async def test_restarts_spaced_beyond_the_window_never_add_up(runtime_kwargs, tm
         assert sup.children['flaky'].restarts == 3
 
 
+def test_backoff_doubles_up_to_its_cap():
+    from tractor._supervisor import _check_args, backoff_delay
+
+    pair = _check_args('one_for_one', 3, 5.0, (0.1, 0.5), 30.0)
+    assert [backoff_delay(pair, n) for n in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    # a lone number doubles up to `within`
+    pair = _check_args('one_for_one', 3, 1.0, 0.25, 30.0)
+    assert [backoff_delay(pair, n) for n in range(4)] == [0.25, 0.5, 1.0, 1.0]
+    assert backoff_delay(pair, 10_000) == 1.0
+
+
+async def test_calls_wait_at_most_restart_wait(runtime_kwargs):
+    """A call made while the child is restarting (here held back by a long
+    backoff) gives up after ``restart_wait`` with TransportClosed; cancelling
+    the supervisor cuts the backoff short."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(
+            backoff=(3600, 3600), restart_wait=0.2, **runtime_kwargs,
+        ) as sup:
+            portal = await sup.start_actor('slow', enable_modules=FNS)
+            kill(await portal.run(sfns.pid))
+            await until(lambda: sup.children['slow'].state == 'restarting', 'restarting')
+            with pytest.raises(tractor.TransportClosed, match='not back within restart_wait=0.2s'):
+                await portal.run(sfns.pid)
+            await sup.cancel()
+        assert sup.children['slow'].state == 'cancelled'
+        assert sup.children['slow'].restarts == 0
+
+
 async def test_nested_supervisor_escalates(runtime_kwargs):
     """A supervisor inside a child gives up; the child's function fails with
     its TooManyRestarts, and the outer supervisor (max_restarts=0) gives up

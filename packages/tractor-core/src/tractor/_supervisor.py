@@ -263,6 +263,13 @@ class SupervisedPortal(Portal):
         pass
 
 
+def backoff_delay(backoff: tuple[float, float], streak: int) -> float:
+    """The wait before a restart after ``streak`` quick ones in a row:
+    ``first``, doubling, never more than ``cap``."""
+    first, cap = backoff
+    return min(cap, first * 2 ** min(streak, 64))
+
+
 def _exit_reason(rc: int | None) -> str:
     if rc is None:
         return 'ended (exit status unknown)'
@@ -581,8 +588,7 @@ class Supervisor:
         inc = child.current
         if inc is not None and trio.current_time() - inc.born >= self.within:
             child.streak = 0
-        first, cap = self.backoff
-        delay = min(cap, first * 2 ** child.streak)
+        delay = backoff_delay(self.backoff, child.streak)
         child.streak += 1
         return delay
 
