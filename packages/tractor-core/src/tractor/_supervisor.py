@@ -39,6 +39,7 @@ from ._exceptions import (
 from ._portal import Portal, _fn_address
 from ._supervise import CANCEL_GRACE, ActorNursery, open_nursery
 from .log import get_logger
+from .trionics import collapse_eg
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -696,7 +697,9 @@ async def open_supervisor(
     async with open_nursery(**nursery_options) as an:
         sup = Supervisor(an, strategy, max_restarts, float(within), pair, float(restart_wait))
         body_exc: BaseException | None = None
-        async with trio.open_nursery() as tn:
+        # only a KeyboardInterrupt landing in one of our own tasks (or a bug
+        # in one) can leave this nursery: as itself, not in a group
+        async with collapse_eg(), trio.open_nursery() as tn:
             sup._tn = tn
             tn.start_soon(sup._coordinate, name='supervisor coordinator')
             try:
