@@ -84,3 +84,12 @@ async def fail_on_cue_once(cue: str, done: str) -> None:
     with open(done, 'a'):
         pass
     raise RuntimeError('failed on cue')
+
+
+@tractor.context
+async def started_pid(ctx: tractor.Context) -> None:
+    """Report this process's pid as the context's first value, then echo."""
+    await ctx.started(os.getpid())
+    async with ctx.open_stream() as stream:
+        async for value in stream:
+            await stream.send(value)

@@ -311,6 +311,11 @@ async def test_portal_follows_restarts(runtime_kwargs):
             second = await portal.run(sfns.pid)  # right away: waits for the restart
             assert second != first and portal.channel.aid.pid == second
             assert sup.children['svc'].restarts == 1
+            async with portal.open_context(sfns.started_pid) as (ctx, ctx_pid):
+                assert ctx_pid == second
+                async with ctx.open_stream() as stream:
+                    await stream.send('hi')
+                    assert await stream.receive() == 'hi'
             kill(second)
             # a call sent before the death is noticed would be in flight
             # (TransportClosed): this one waits until the supervisor saw it
