@@ -93,3 +93,17 @@ async def started_pid(ctx: tractor.Context) -> None:
     async with ctx.open_stream() as stream:
         async for value in stream:
             await stream.send(value)
+
+
+#: per-process state, read back with get_state()
+STATE: dict[str, object] = {}
+
+
+def get_state(key: str):
+    return STATE.get(key)
+
+
+async def sleep_marked() -> None:
+    """Note that the call arrived, then sleep until cancelled or killed."""
+    STATE['sleeping'] = True
+    await trio.sleep_forever()

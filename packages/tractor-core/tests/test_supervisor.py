@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import trio
@@ -190,7 +191,7 @@ def test_bad_arguments_fail_before_anything_starts():
         ({'backoff': 'fast'}, 'backoff'),
     ]:
         with pytest.raises(ValueError, match=match):
-            trio.run(lambda: main(**kw))
+            trio.run(partial(main, **kw))
     assert tractor.current_actor(err_on_no_runtime=False) is None
 
 
@@ -303,10 +304,10 @@ async def test_portal_follows_restarts(runtime_kwargs):
             async with trio.open_nursery() as tn:
                 async def in_flight():
                     with pytest.raises(tractor.TransportClosed):
-                        await portal.run(sfns.sleep_forever)
+                        await portal.run(sfns.sleep_marked)
                 tn.start_soon(in_flight)
-                await trio.sleep(0)  # the call is sent before the kill
-                await until(lambda: portal.channel.aid.pid == first, 'sent')
+                while not await portal.run(sfns.get_state, key='sleeping'):
+                    await trio.sleep(0.01)  # until the call runs in the child
                 kill(first)
             second = await portal.run(sfns.pid)  # right away: waits for the restart
             assert second != first and portal.channel.aid.pid == second
