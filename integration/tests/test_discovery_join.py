@@ -109,7 +109,7 @@ async def test_join_existing_tree_from_outside(run_program, reg_addr, tpt_proto)
             ):
                 async with tractor.get_registry() as reg:
                     entries = await reg.run_from_ns('self', 'get_registry')
-                uids = [list(u) for u, _ in entries]
+                uids = [list(u) for u in entries]
                 assert joiner_uid not in uids and feed['uid'] in uids
 
 
@@ -152,9 +152,10 @@ async def test_separate_program_joins_this_tree(run_program, runtime_kwargs, reg
             await an.cancel()
 
 
-async def test_tcp_only_program_reaches_multihomed_actor_over_tcp(run_program):
-    """A program with only TCP enabled joins a tree whose service serves
-    UDS and TCP, and reaches it over TCP."""
+async def test_tcp_only_program_reaches_multihomed_actor_over_uds(run_program):
+    """A program that serves only TCP joins a tree whose service serves
+    UDS and TCP, and reaches it over UDS: what an actor serves does not
+    limit what it dials, and UDS ranks first on the same host."""
     reg_addr = fresh_addr('tcp')
     kw = {'registry_addrs': [reg_addr], 'enable_transports': ['tcp', 'uds']}
     with trio.fail_after(60):
@@ -168,7 +169,7 @@ async def test_tcp_only_program_reaches_multihomed_actor_over_tcp(run_program):
                 ready='RESULT',
             ) as prog:
                 result = prog.info
-            assert result['found'] == {'uid': list(multi.channel.uid), 'proto': 'tcp'}
+            assert result['found'] == {'uid': list(multi.channel.uid), 'proto': 'uds'}
             assert result['called']['name'] == 'multi'
             await an.cancel()
 

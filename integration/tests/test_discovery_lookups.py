@@ -58,7 +58,7 @@ async def registry_from_child(reg_addr: list) -> dict:
         out['is_portal'] = isinstance(reg, tractor.Portal)
         out['peer'] = list(reg.channel.uid)
         out['text'] = str(reg.channel)
-        out['entries'] = [[list(u), a] for u, a in await reg.run_from_ns('self', 'get_registry')]
+        out['entries'] = [[list(u), a] for u, a in (await reg.run_from_ns('self', 'get_registry')).items()]
     async with tractor.get_registry(tuple(reg_addr)) as reg:  # one positional address
         out['positional_peer'] = list(reg.channel.uid)
     return out
@@ -110,8 +110,48 @@ async def test_find_actor_miss_yields_none(runtime_kwargs):
         async with tractor.open_root_actor(**runtime_kwargs):
             async with tractor.find_actor('nobody') as portal:
                 assert portal is None
+            # a miss is None with only_first=False too, not an empty list
             async with tractor.find_actor('nobody', only_first=False) as portals:
-                assert portals == []
+                assert portals is None
+
+
+async def test_find_actor_only_first_false_deduplicates_across_registrars(runtime_kwargs, reg_addr):
+    """The same registrar named twice: each actor is delivered once."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            await an.start_actor('dup', enable_modules=[__name__])
+            async with tractor.find_actor(
+                'dup', registry_addrs=[reg_addr, reg_addr], only_first=False,
+            ) as portals:
+                assert [p.channel.aid.name for p in portals] == ['dup']
+            await an.cancel()
+
+
+async def lookups_with_list_addrs(name: str, reg: list) -> dict:
+    """Run in a child, ``reg`` arriving as msgpack made it (a list)."""
+    assert isinstance(reg, list)
+    out = {}
+    async with tractor.wait_for_actor(name, registry_addr=reg) as portal:
+        out['wait'] = portal.channel.aid.name
+    async with tractor.find_actor(name, registry_addrs=[reg]) as portal:
+        out['find'] = portal.channel.aid.name
+    async with tractor.query_actor(name, reg) as (addr, _):
+        out['query'] = addr is not None
+    async with tractor.get_registry(reg) as portal:
+        out['registry'] = portal is not None
+    return out
+
+
+async def test_addresses_survive_a_round_trip_through_rpc(runtime_kwargs, reg_addr):
+    """msgpack turns an address tuple into a list: every lookup takes the
+    list as it takes the tuple."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            await an.start_actor('target', enable_modules=[__name__])
+            asker = await an.start_actor('asker', enable_modules=[__name__])
+            out = await asker.run(lookups_with_list_addrs, name='target', reg=list(reg_addr))
+            assert out == {'wait': 'target', 'find': 'target', 'query': True, 'registry': True}
+            await an.cancel()
 
 
 async def test_find_actor_raise_on_none_raises_runtime_error(runtime_kwargs):
@@ -264,7 +304,7 @@ async def test_get_registry_in_the_registrar_is_a_local_portal(runtime_kwargs, r
                 assert str(mk_maddr(reg_addr)) in str(reg.channel)
                 assert reg.channel.uid == root.uid
                 entries = await reg.run_from_ns('self', 'get_registry')
-                assert [tuple(u) for u, _ in entries] == [root.uid]
+                assert list(entries) == [root.uid]  # {uid: addrs}, keyed by tuples
             async with tractor.get_registry(reg_addr) as reg:  # one positional address
                 assert isinstance(reg, LocalPortal)
 

@@ -1,7 +1,7 @@
 """A multihomed actor (serving UDS and TCP at once) registers all its
-addresses; each caller dials the best one it can use: UDS on the same host,
-TCP when the caller has only TCP enabled; an unreachable best address falls
-back down the list. The tree's registry runs over each transport in turn."""
+addresses; each caller dials the best one its installed transports can
+reach (UDS on the same host, whatever the caller itself serves); an
+unreachable best address falls back down the list. The tree's registry runs over each transport in turn."""
 from __future__ import annotations
 
 import os
@@ -64,7 +64,10 @@ async def test_multihomed_actor_reached_over_uds_from_the_same_host(runtime_kwar
             await an.cancel()
 
 
-async def test_multihomed_actor_reached_over_tcp_when_caller_has_only_tcp(runtime_kwargs):
+async def test_tcp_only_caller_dials_the_multihomed_actor_over_uds(runtime_kwargs):
+    """``enable_transports`` is what an actor *serves*, not what it can dial:
+    a TCP-only caller on the same host is handed the UDS address (UDS, then
+    local TCP, then remote TCP), by ``find_actor`` and ``query_actor`` alike."""
     kw = {**runtime_kwargs, 'enable_transports': ['tcp', 'uds']}
     with trio.fail_after(30):
         async with tractor.open_nursery(**kw) as an:
@@ -73,9 +76,23 @@ async def test_multihomed_actor_reached_over_tcp_when_caller_has_only_tcp(runtim
                 'tcp_caller', enable_transports=['tcp'], enable_modules=[__name__],
             )
             out = await caller.run(lookup, name='multi')
+            assert out['proto'] == 'uds' and out['query'] == 'uds'
+            assert out['answer']['name'] == 'multi'
+            await an.cancel()
+
+
+async def test_tcp_is_dialed_when_the_entry_has_only_tcp(runtime_kwargs):
+    """A UDS-serving caller reaches a TCP-only actor over TCP."""
+    kw = {**runtime_kwargs, 'enable_transports': ['tcp', 'uds']}
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**kw) as an:
+            await an.start_actor('tcp_only', enable_transports=['tcp'], enable_modules=[__name__])
+            caller = await an.start_actor(
+                'uds_caller', enable_transports=['uds'], enable_modules=[__name__],
+            )
+            out = await caller.run(lookup, name='tcp_only')
             assert out['proto'] == 'tcp' and out['query'] == 'tcp'
             assert out['raddr'][0] == '127.0.0.1'
-            assert out['answer']['name'] == 'multi'
             await an.cancel()
 
 

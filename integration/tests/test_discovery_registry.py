@@ -55,7 +55,7 @@ async def table() -> dict:
     """The registrar's whole table, ``{uid: [wire addrs]}`` (tuples)."""
     async with tractor.get_registry() as reg:
         entries = await reg.run_from_ns('self', 'get_registry')
-    return {tuple(uid): [(p, list(f)) for p, f in addrs] for uid, addrs in entries}
+    return {tuple(uid): [(p, list(f)) for p, f in addrs] for uid, addrs in entries.items()}
 
 
 def _wire(addrs) -> list:

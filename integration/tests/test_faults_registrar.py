@@ -99,3 +99,21 @@ async def test_registrar_killed_then_restarted(run_program, reg_addr, tpt_proto)
                         await stream.send(None)
                         assert await stream.receive() == 'pong'
                 await an.cancel()
+
+
+async def test_root_exits_cleanly_after_its_registrar_was_cancelled(run_program, reg_addr, tpt_proto):
+    """A joining root whose registrar (another tree) exited gracefully
+    first still leaves its own block cleanly: unregistering from a gone
+    registrar is not an error, nor is cancelling a child it had."""
+    async with run_program('discovery_tree.py', *registrar_args(reg_addr, tpt_proto)) as reg:
+        with trio.fail_after(BOUND):
+            async with tractor.open_nursery(
+                registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+            ) as an:
+                assert not tractor.current_actor().is_registrar
+                await an.start_actor('svc', enable_modules=[__name__])
+                # the registrar's tree is cancelled (stdin closed: a graceful exit)
+                await reg.proc.stdin.aclose()
+                await reg.proc.wait()
+                assert reg.proc.returncode == 0
+                await an.cancel()

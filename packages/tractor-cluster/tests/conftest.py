@@ -44,7 +44,8 @@ def wait_until():
 
 class RecordingSpawner:
     """A spawn backend (registered as a plugin) that starts actors exactly
-    like the built-in ``'trio'`` backend and keeps each ``trio.Process``, so a
+    like the built-in ``'trio'`` backend and keeps each ``trio.Process`` by
+    actor name (a cluster worker's is its key, ``'root.worker_0'``), so a
     test can read the workers' exit statuses after they were reaped."""
 
     key = 'cluster-test-recording'

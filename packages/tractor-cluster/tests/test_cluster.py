@@ -158,14 +158,19 @@ async def test_default_count_is_cpu_count(runtime_kwargs):
             assert len({i['pid'] for i in infos}) == cpu_count()
 
 
-async def test_default_names_are_worker_i(runtime_kwargs):
+async def test_worker_actor_is_named_by_its_key(runtime_kwargs):
+    """Each worker's actor name is its key in the map: what it sees as
+    ``current_actor().name`` and ``.uid[0]``, and what its portal reports."""
+    keys = ['root.worker_0', 'root.worker_1', 'root.worker_2']
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
             modules=[__name__], count=3, **runtime_kwargs,
         ) as portal_map:
-            names = [(await p.run(whoami))['name'] for p in portal_map.values()]
-            assert names == ['worker_0', 'worker_1', 'worker_2']
-            assert [p.channel.aid.name for p in portal_map.values()] == names
+            assert list(portal_map) == keys
+            infos = [await p.run(whoami) for p in portal_map.values()]
+            assert [i['name'] for i in infos] == keys
+            assert [i['uid'][0] for i in infos] == keys
+            assert [p.channel.aid.name for p in portal_map.values()] == keys
 
 
 async def test_keys_prefixed_with_root_name(runtime_kwargs):
@@ -179,16 +184,19 @@ async def test_keys_prefixed_with_root_name(runtime_kwargs):
 
 async def test_keys_prefixed_with_custom_root_name(runtime_kwargs):
     """``name`` is an open_root_actor() option: passed through, it renames
-    the root, and the keys follow."""
+    the root, and the keys (the workers' names) follow."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
             modules=[__name__], count=2, name='boss', **runtime_kwargs,
         ) as portal_map:
             assert list(portal_map) == ['boss.worker_0', 'boss.worker_1']
+            seen = [(await p.run(whoami))['name'] for p in portal_map.values()]
+            assert seen == ['boss.worker_0', 'boss.worker_1']
 
 
-async def test_keys_prefixed_with_nested_spawner_name(runtime_kwargs):
-    """A cluster opened by a (non-root) subactor is keyed by that actor's name."""
+async def test_nested_spawner_names_its_workers_after_itself(runtime_kwargs):
+    """A cluster opened by a (non-root) subactor is keyed, and its workers
+    named, by that actor's name."""
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor('spawner', enable_modules=[__name__])
@@ -196,10 +204,10 @@ async def test_keys_prefixed_with_nested_spawner_name(runtime_kwargs):
             await portal.cancel_actor()
     assert out['spawner'] == 'spawner'
     assert out['keys'] == ['spawner.worker_0', 'spawner.worker_1']
-    assert out['seen'] == {'spawner.worker_0': 'worker_0', 'spawner.worker_1': 'worker_1'}
+    assert out['seen'] == {'spawner.worker_0': 'spawner.worker_0', 'spawner.worker_1': 'spawner.worker_1'}
 
 
-async def test_custom_names(runtime_kwargs):
+async def test_custom_names_are_keys_and_actor_names_under_the_spawner(runtime_kwargs):
     names = ['scout', 'miner', 'smelter', 'smith']
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
@@ -207,7 +215,7 @@ async def test_custom_names(runtime_kwargs):
         ) as portal_map:
             assert list(portal_map) == [f'root.{n}' for n in names]
             seen = [(await p.run(whoami))['name'] for p in portal_map.values()]
-            assert seen == names
+            assert seen == [f'root.{n}' for n in names]
 
 
 MYLIB_WORKERS = """
@@ -247,7 +255,9 @@ async def test_seed_sizing_sample_runs(tmp_path, monkeypatch):
             # -- end of the sample --
             assert list(portal_map) == ['root.scout', 'root.miner', 'root.smelter', 'root.smith']
             reports = [await p.run_from_ns('mylib.workers', 'report') for p in portal_map.values()]
-    assert reports == [['scout', True], ['miner', True], ['smelter', True], ['smith', True]]
+    assert reports == [
+        ['root.scout', True], ['root.miner', True], ['root.smelter', True], ['root.smith', True],
+    ]
 
 
 async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
@@ -257,7 +267,7 @@ async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
             modules=[__name__], count=1, **runtime_kwargs,
         ) as portal_map:
             (portal,) = portal_map.values()
-            assert await portal.run(square, x=7) == ['worker_0', 49]
+            assert await portal.run(square, x=7) == ['root.worker_0', 49]
             with pytest.raises(tractor.RemoteActorError) as err:
                 await portal.run_from_ns('os', 'getcwd')
             assert err.value.boxed_type is tractor.ModuleNotExposed
@@ -385,7 +395,7 @@ async def test_runtime_kwargs_forwarded_to_open_root_actor(
                 assert info['start_method'] == recording_spawner.key
                 assert portal.channel.raddr.proto_key == tpt_proto
     # the workers really were started by the backend named in the kwargs
-    assert sorted(recording_spawner.procs) == ['worker_0', 'worker_1']
+    assert sorted(recording_spawner.procs) == ['root.worker_0', 'root.worker_1']
 
 
 async def test_unknown_runtime_kwarg_reaches_open_root_actor(spawn_spy, runtime_kwargs):
@@ -409,8 +419,9 @@ async def test_inside_running_actor_uses_existing_runtime(runtime_kwargs, restor
             ) as portal_map:
                 assert tractor.current_actor() is root
                 assert list(portal_map) == ['host.worker_0', 'host.worker_1']
-                for portal in portal_map.values():
+                for key, portal in portal_map.items():
                     info = await portal.run(whoami)
+                    assert info['name'] == key
                     assert info['loglevel'] == 'error'
                     assert info['debug_mode'] is True
             # the runtime outlives the cluster
@@ -498,7 +509,7 @@ async def test_workers_spawn_concurrently(runtime_kwargs, monkeypatch):
                 assert len(portal_map) == count
                 names = [(await p.run(whoami))['name'] for p in portal_map.values()]
             tn.cancel_scope.cancel()
-    assert sorted(checked_in) == sorted(names) == [f'worker_{i}' for i in range(count)]
+    assert sorted(checked_in) == sorted(names) == [f'root.worker_{i}' for i in range(count)]
 
 
 # -- composition styles ---------------------------------------------------------------
@@ -520,9 +531,9 @@ async def test_portal_run_fan_out(runtime_kwargs):
             for i, (key, portal) in enumerate(portal_map.items()):
                 tn.start_soon(call, key, portal, i + 2)
     assert results == {
-        'root.worker_0': ('worker_0', 4),
-        'root.worker_1': ('worker_1', 9),
-        'root.worker_2': ('worker_2', 16),
+        'root.worker_0': ('root.worker_0', 4),
+        'root.worker_1': ('root.worker_1', 9),
+        'root.worker_2': ('root.worker_2', 16),
     }
 
 
@@ -537,7 +548,8 @@ async def test_gather_contexts_streaming_to_every_worker(runtime_kwargs):
             async with tractor.trionics.gather_contexts(
                 [p.open_context(doubler, offset=i) for i, p in enumerate(portals)]
             ) as opened:
-                assert [first for _, first in opened] == ['worker_0', 'worker_1', 'worker_2']
+                assert [first for _, first in opened] == [
+                    'root.worker_0', 'root.worker_1', 'root.worker_2']
                 async with tractor.trionics.gather_contexts(
                     [ctx.open_stream() for ctx, _ in opened]
                 ) as streams:
@@ -554,36 +566,83 @@ async def test_gather_contexts_streaming_to_every_worker(runtime_kwargs):
                             tn.start_soon(talk, stream)
                 results = [await ctx.wait_for_result() for ctx, _ in opened]
     assert replies == {
-        f'worker_{i}': [2 * n + i for n in range(5)] for i in range(3)
+        f'root.worker_{i}': [2 * n + i for n in range(5)] for i in range(3)
     }
-    assert results == ['worker_0 done', 'worker_1 done', 'worker_2 done']
+    assert results == ['root.worker_0 done', 'root.worker_1 done', 'root.worker_2 done']
 
 
 # -- discovery ---------------------------------------------------------------------
 
 
-async def test_workers_registered_under_their_names(runtime_kwargs):
-    """``find_actor('worker_1')`` reaches that worker from the root, and
-    from a sibling worker."""
+async def test_find_actor_by_key_reaches_that_worker(runtime_kwargs):
+    """``find_actor('root.worker_1')`` reaches the worker the map calls
+    ``'root.worker_1'``, from the root and from a sibling worker; the bare
+    worker name is not registered."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
             modules=[__name__], count=3, **runtime_kwargs,
         ) as portal_map:
             want = list(portal_map['root.worker_1'].channel.aid.uid)
-            async with tractor.find_actor('worker_1') as portal:
+            async with tractor.find_actor('root.worker_1') as portal:
                 assert portal is not None
                 assert (await portal.run(whoami))['uid'] == want
-            # from another worker, which has no connection to worker_1 yet
-            via_sibling = await portal_map['root.worker_0'].run(find_sibling, name='worker_1')
+            async with tractor.find_actor('worker_1') as portal:
+                assert portal is None
+            # from another worker, which has no connection to root.worker_1 yet
+            via_sibling = await portal_map['root.worker_0'].run(find_sibling, name='root.worker_1')
             assert via_sibling['uid'] == want
-            via_other = await portal_map['root.worker_2'].run(find_sibling, name='worker_0')
-            assert via_other['name'] == 'worker_0'
+            via_other = await portal_map['root.worker_2'].run(find_sibling, name='root.worker_0')
+            assert via_other['uid'] == list(portal_map['root.worker_0'].channel.aid.uid)
+            assert await portal_map['root.worker_2'].run(find_sibling, name='worker_0') == {}
 
 
-async def test_custom_names_registered(runtime_kwargs):
+async def test_find_actor_by_custom_name_key(runtime_kwargs):
+    """Custom ``names`` follow the same rule: ``find_actor('root.scout')``
+    reaches the worker keyed ``'root.scout'``, from the root and from a
+    sibling."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
             modules=[__name__], count=2, names=['scout', 'miner'], **runtime_kwargs,
         ) as portal_map:
-            found = await portal_map['root.scout'].run(find_sibling, name='miner')
+            scout = list(portal_map['root.scout'].channel.aid.uid)
+            async with tractor.find_actor('root.scout') as portal:
+                assert portal is not None
+                assert (await portal.run(whoami))['uid'] == scout
+            found = await portal_map['root.scout'].run(find_sibling, name='root.miner')
             assert found['uid'] == list(portal_map['root.miner'].channel.aid.uid)
+            assert found['name'] == 'root.miner'
+
+
+@tractor.context
+async def hold_cluster(ctx: tractor.Context, count: int) -> None:
+    """Open a cluster from this (non-root) actor and hold it until the
+    context is cancelled; start with each key's uid and what a sibling
+    lookup by key finds."""
+    async with tractor.open_actor_cluster(modules=[__name__], count=count) as portal_map:
+        first = portal_map[f'{tractor.current_actor().name}.worker_0']
+        await ctx.started({
+            'uids': {key: list(p.channel.aid.uid) for key, p in portal_map.items()},
+            'via_sibling': {
+                key: (await first.run(find_sibling, name=key))['uid'] for key in list(portal_map)[1:]
+            },
+        })
+        await trio.sleep_forever()
+
+
+async def test_find_actor_by_key_reaches_nested_spawners_worker(runtime_kwargs):
+    """Workers of a cluster opened by the actor ``spawner`` register as
+    ``'spawner.worker_i'``: ``find_actor('spawner.worker_1')`` reaches that
+    worker from the root, and a sibling worker finds it the same way."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('spawner', enable_modules=[__name__])
+            async with portal.open_context(hold_cluster, count=2) as (ctx, got):
+                assert list(got['uids']) == ['spawner.worker_0', 'spawner.worker_1']
+                want = got['uids']['spawner.worker_1']
+                assert want[0] == 'spawner.worker_1'
+                assert got['via_sibling'] == {'spawner.worker_1': want}
+                async with tractor.find_actor('spawner.worker_1') as found:
+                    assert found is not None
+                    assert (await found.run(whoami))['uid'] == want
+                await ctx.cancel()
+            await portal.cancel_actor()

@@ -78,6 +78,6 @@ async def test_worker_output_while_running_and_ctrl_c(tmp_path):
                 await proc.wait()
     lines = out.decode().splitlines()
     assert sorted(line for line in lines if line.startswith('worker up')) == [
-        'worker up: worker_0', 'worker up: worker_1']
+        'worker up: root.worker_0', 'worker up: root.worker_1']
     assert lines[-1] == 'stopped by Ctrl-C', (out, err)
     assert proc.returncode == 0, err.decode()

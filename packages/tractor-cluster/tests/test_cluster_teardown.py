@@ -109,7 +109,7 @@ async def test_block_exit_cancels_fleet_gracefully(
                 await wait_until(lambda: len(markers(tmp_path, 'napping')) == 3)
             assert not any(alive(p) for p in pids)
             await wait_until(lambda: len(outcomes) == 3)
-    workers = ['worker_0', 'worker_1', 'worker_2']
+    workers = ['root.worker_0', 'root.worker_1', 'root.worker_2']
     assert markers(tmp_path, 'unwound') == workers
     assert recording_spawner.returncodes() == {w: 0 for w in workers}
     # the callers learn their calls ended with the workers
@@ -138,8 +138,8 @@ async def test_stubborn_worker_killed_after_grace(
                 tn.start_soon(call, portal_map['root.worker_1'], False)
                 await wait_until(lambda: len(markers(tmp_path, 'napping')) == 2)
             assert not any(alive(p) for p in pids)
-    assert recording_spawner.returncodes() == {'worker_0': sigkill, 'worker_1': 0}
-    assert markers(tmp_path, 'unwound') == ['worker_1']
+    assert recording_spawner.returncodes() == {'root.worker_0': sigkill, 'root.worker_1': 0}
+    assert markers(tmp_path, 'unwound') == ['root.worker_1']
 
 
 @pytest.mark.parametrize('shielded', [False, True], ids=['cooperative', 'stubborn'])
@@ -166,7 +166,7 @@ async def test_hard_kill_kills_workers_outright(
                     tn.start_soon(call, portal)
                 await wait_until(lambda: len(markers(tmp_path, 'napping')) == 3)
             assert not any(alive(p) for p in pids)
-    assert recording_spawner.returncodes() == {f'worker_{i}': sigkill for i in range(3)}
+    assert recording_spawner.returncodes() == {f'root.worker_{i}': sigkill for i in range(3)}
     assert markers(tmp_path, 'unwound') == []
 
 
@@ -181,7 +181,7 @@ async def test_hard_kill_on_error_exit(runtime_kwargs, recording_spawner, sigkil
                 pids = await worker_pids(portal_map)
                 raise RuntimeError('body failed')
     assert not any(alive(p) for p in pids)
-    assert recording_spawner.returncodes() == {'worker_0': sigkill, 'worker_1': sigkill}
+    assert recording_spawner.returncodes() == {'root.worker_0': sigkill, 'root.worker_1': sigkill}
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -206,9 +206,9 @@ async def test_one_failing_worker_cancels_all(runtime_kwargs, tmp_path, alive, w
                 await wait_until(lambda: len(markers(tmp_path, 'napping')) == 2)
                 tn.start_soon(partial(bad.run, fail, msg='boom'))
     assert err.value.boxed_type is ValueError
-    assert 'boom from worker_0' in str(err.value)
-    assert err.value.src_uid[0] == 'worker_0'
-    assert markers(tmp_path, 'unwound') == ['worker_1', 'worker_2']
+    assert 'boom from root.worker_0' in str(err.value)
+    assert err.value.src_uid[0] == 'root.worker_0'
+    assert markers(tmp_path, 'unwound') == ['root.worker_1', 'root.worker_2']
     assert not any(alive(p) for p in pids)
 
 
@@ -255,7 +255,7 @@ async def test_several_failing_workers_in_exception_group(runtime_kwargs, alive)
     found = leaves(err.value)
     assert all(isinstance(e, tractor.RemoteActorError) for e in found), found
     assert all(e.boxed_type is ValueError for e in found)
-    assert sorted(e.src_uid[0] for e in found) == ['worker_0', 'worker_1', 'worker_2']
+    assert sorted(e.src_uid[0] for e in found) == ['root.worker_0', 'root.worker_1', 'root.worker_2']
     assert not any(alive(p) for p in pids)
 
 
@@ -276,10 +276,10 @@ async def test_failing_worker_in_gather_contexts(runtime_kwargs, tmp_path, alive
                     [p.open_context(hold, marker_dir=str(tmp_path)) for p in portals]
                 ) as opened:
                     assert sorted(first for _, first in opened) == [
-                        'worker_0', 'worker_1', 'worker_2']
+                        'root.worker_0', 'root.worker_1', 'root.worker_2']
                     await portals[1].run(fail, msg='ctx-boom')
     assert err.value.boxed_type is ValueError
-    assert markers(tmp_path, 'unwound') == ['worker_0', 'worker_1', 'worker_2']
+    assert markers(tmp_path, 'unwound') == ['root.worker_0', 'root.worker_1', 'root.worker_2']
     assert not any(alive(p) for p in pids)
 
 
@@ -287,7 +287,7 @@ async def test_worker_boot_failure_surfaces_and_reaps(runtime_kwargs, monkeypatc
     """A worker that fails while booting: the cluster does not open, the
     error arrives as one RemoteActorError (no group for a lone failure) and
     the workers that did boot are reaped."""
-    monkeypatch.setenv(FAIL_BOOT_ENV, 'worker_1')
+    monkeypatch.setenv(FAIL_BOOT_ENV, 'root.worker_1')
     with trio.fail_after(60):
         with pytest.raises(tractor.RemoteActorError) as err:
             async with tractor.open_actor_cluster(
@@ -295,7 +295,7 @@ async def test_worker_boot_failure_surfaces_and_reaps(runtime_kwargs, monkeypatc
             ):
                 pytest.fail('the cluster opened')
     assert err.value.boxed_type is RuntimeError
-    assert 'worker_1 refuses to boot' in str(err.value)
+    assert 'root.worker_1 refuses to boot' in str(err.value)
 
 
 async def test_boot_failure_with_hard_kill_kills_the_rest(
@@ -303,7 +303,7 @@ async def test_boot_failure_with_hard_kill_kills_the_rest(
 ):
     """``hard_kill`` also governs the teardown after a failed boot: the
     workers that did not fail are killed, not cancelled."""
-    monkeypatch.setenv(FAIL_BOOT_ENV, 'worker_0')
+    monkeypatch.setenv(FAIL_BOOT_ENV, 'root.worker_0')
     with trio.fail_after(60):
         with pytest.raises(tractor.RemoteActorError):
             async with tractor.open_actor_cluster(
@@ -312,9 +312,9 @@ async def test_boot_failure_with_hard_kill_kills_the_rest(
             ):
                 pytest.fail('the cluster opened')
     codes = recording_spawner.returncodes()
-    assert {name: codes[name] for name in ('worker_1', 'worker_2')} == {
-        'worker_1': sigkill, 'worker_2': sigkill}
-    assert codes['worker_0'] is not None
+    assert {name: codes[name] for name in ('root.worker_1', 'root.worker_2')} == {
+        'root.worker_1': sigkill, 'root.worker_2': sigkill}
+    assert codes['root.worker_0'] is not None
 
 
 async def test_boot_failure_with_several_workers_failing(runtime_kwargs):
@@ -351,7 +351,7 @@ async def test_keyboard_interrupt_tears_down_and_propagates(runtime_kwargs, tmp_
                     tn.start_soon(partial(portal.run, nap, marker_dir=str(tmp_path)))
                 await wait_until(lambda: len(markers(tmp_path, 'napping')) == 3)
                 raise KeyboardInterrupt
-    assert markers(tmp_path, 'unwound') == ['worker_0', 'worker_1', 'worker_2']
+    assert markers(tmp_path, 'unwound') == ['root.worker_0', 'root.worker_1', 'root.worker_2']
     assert not any(alive(p) for p in pids)
 
 
@@ -368,7 +368,7 @@ async def test_keyboard_interrupt_with_hard_kill(runtime_kwargs, recording_spawn
                 pids = await worker_pids(portal_map)
                 raise KeyboardInterrupt
     assert not any(alive(p) for p in pids)
-    assert recording_spawner.returncodes() == {'worker_0': sigkill, 'worker_1': sigkill}
+    assert recording_spawner.returncodes() == {'root.worker_0': sigkill, 'root.worker_1': sigkill}
 
 
 async def test_outer_cancellation_tears_down(runtime_kwargs, alive):

@@ -19,7 +19,8 @@ def free_tcp_port() -> int:
 
 @pytest.mark.parametrize('unbuffered', [False, True], ids=['buffered', 'PYTHONUNBUFFERED'])
 async def test_quick_cluster_example_runs_unchanged(examples_dir, unbuffered):
-    """One worker per core prints its uid, the KeyboardInterrupt raised in the
+    """One worker per core prints its uid, which names it by its key
+    (``('root.worker_0', '<uuid>')``), the KeyboardInterrupt raised in the
     body tears the fleet down and reaches the script's handler, and the
     program exits 0 (the suite's leak check then finds no worker left).
 
@@ -45,8 +46,10 @@ async def test_quick_cluster_example_runs_unchanged(examples_dir, unbuffered):
     err = proc.stderr.decode()
     assert proc.returncode == 0, f'exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}'
     lines = out.splitlines()
-    uids = re.findall(r"^Yo i am actor \('(worker_\d+)', '([0-9a-f-]{36})'\)$", out, re.M)
-    assert sorted(name for name, _ in uids) == sorted(f'worker_{i}' for i in range(cpu_count())), out
+    # each worker's uid names it by its key in the portal map: 'root.worker_0', ...
+    uids = re.findall(r"^Yo i am actor \('([\w.]+)', '([0-9a-f-]{36})'\)$", out, re.M)
+    assert sorted(name for name, _ in uids) == sorted(
+        f'root.worker_{i}' for i in range(cpu_count())), out
     assert len({uuid for _, uuid in uids}) == cpu_count()
     assert lines[-1] == 'trio cancelled by KBI'
     assert lines.count('trio cancelled by KBI') == 1

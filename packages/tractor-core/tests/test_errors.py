@@ -111,3 +111,43 @@ async def test_remote_error_is_relayed_through_middle(runtime_kwargs):
     assert err.src_uid[0] == 'leaf'
     assert err.relay_uid is not None and err.relay_uid[0] == 'middle'
     assert 'raise_value_error' in err.tb_str
+
+
+async def test_enable_modules_import_error_reaches_the_parent(runtime_kwargs):
+    """A child whose ``enable_modules`` cannot be imported fails its spawn
+    with the import error, boxed: its type, the child's uid and the
+    traceback where it failed (see the differences section of
+    docs/architecture.md)."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await an.start_actor('badmods', enable_modules=['no_such_module_xyz'])
+            assert info.value.boxed_type is ModuleNotFoundError
+            assert info.value.src_uid[0] == 'badmods'
+            assert 'no_such_module_xyz' in str(info.value)
+            assert an.children == {}
+
+
+async def test_unknown_remote_error_type_is_named_not_guessed(runtime_kwargs, tmp_path):
+    """An exception type the receiver does not know: ``boxed_type`` is
+    ``None`` (never a stand-in such as ``Exception``) and ``boxed_type_str``
+    names the remote type."""
+    (tmp_path / 'only_the_child_has_me.py').write_text(
+        'class PrivateError(Exception):\n    pass\n\n'
+        'async def fail() -> None:\n    raise PrivateError("hidden")\n'
+    )
+    import sys
+    sys.path.append(str(tmp_path))  # children inherit the path; we never import it
+    try:
+        with trio.fail_after(30):
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                portal = await an.start_actor('private', enable_modules=['only_the_child_has_me'])
+                with pytest.raises(tractor.RemoteActorError) as info:
+                    await portal.run_from_ns('only_the_child_has_me', 'fail')
+                await an.cancel()
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert 'only_the_child_has_me' not in sys.modules
+    assert info.value.boxed_type is None
+    assert info.value.boxed_type_str == 'only_the_child_has_me:PrivateError'
+    assert 'hidden' in str(info.value)

@@ -1,6 +1,7 @@
 """Trees deeper than one level: children spawning their own children."""
 import os
 
+import pytest
 import trio
 
 import tractor
@@ -46,10 +47,21 @@ async def test_cancel_middle_cancels_grandchildren(runtime_kwargs, pids_gone):
     with trio.fail_after(45):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor('middle', enable_modules=FNS)
+            outcome = []
+
+            async def hold() -> None:
+                # an.cancel() does not cancel this task: its call ends with
+                # the middle actor, cancelled by us
+                with pytest.raises(tractor.ContextCancelled) as err:
+                    await portal.run(hold_tree)
+                outcome.append(err.value.canceller)
+
             async with trio.open_nursery() as tn:
-                tn.start_soon(portal.run, hold_tree)
+                tn.start_soon(hold)
                 while (leaf := await portal.run(get_state, key='leaf_pid')) is None:
                     await trio.sleep(0.02)
                 middle_pid = portal.channel.aid.pid
+                me = tractor.current_actor().uid
                 await an.cancel()
+    assert outcome == [me]
     assert await pids_gone([middle_pid, leaf]) == []

@@ -100,13 +100,21 @@ async def test_run_in_actor_error(runtime_kwargs):
     with trio.fail_after(30):
         with pytest.raises(tractor.RemoteActorError) as info:
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                portal = await an.run_in_actor(raise_value_error, name='err', msg='oops')
-                # the error is also what the portal's result raises
-                with pytest.raises(tractor.RemoteActorError) as from_portal:
-                    await portal.wait_for_result()
-                assert from_portal.value.boxed_type is ValueError
+                await an.run_in_actor(raise_value_error, name='err', msg='oops')
     assert info.value.boxed_type is ValueError
     assert info.value.src_uid[0] == 'err'
+
+
+async def test_run_in_actor_error_is_what_the_result_raises(runtime_kwargs):
+    """The portal's result raises the child's error; handled there, the
+    nursery does not raise it again."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.run_in_actor(raise_value_error, name='err', msg='oops')
+            with pytest.raises(tractor.RemoteActorError) as from_portal:
+                await portal.wait_for_result()
+    assert from_portal.value.boxed_type is ValueError
+    assert from_portal.value.src_uid[0] == 'err'
 
 
 async def test_start_actor_portal_has_no_result(runtime_kwargs):

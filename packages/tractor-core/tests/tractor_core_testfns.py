@@ -229,3 +229,61 @@ async def hold_terminal(ctx: tractor.Context) -> None:
         await trio.sleep_forever()
     finally:
         hold.release()
+
+
+# -- nursery semantics ---------------------------------------------------------
+
+@tractor.context
+async def serve_forever(ctx: tractor.Context) -> None:
+    await ctx.started('up')
+    await trio.sleep_forever()
+
+
+async def sibling_asks(name: str) -> str:
+    """From inside one child: find a sibling by name and call it."""
+    async with tractor.wait_for_actor(name) as portal:
+        return await portal.run(ping)
+
+
+# -- streams under races -------------------------------------------------------
+
+@tractor.context
+async def pong_server(ctx: tractor.Context, data: int) -> None:
+    """Answer each 'ping' with 'pong' until the caller closes its end."""
+    await ctx.started(data + 1)
+    async with ctx.open_stream() as stream:
+        async for msg in stream:
+            assert msg == 'ping'
+            await stream.send('pong')
+
+
+@tractor.context
+async def producer(ctx: tractor.Context, count: int) -> int:
+    """Send ``count`` values, whether or not anyone still reads them."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        for i in range(count):
+            await stream.send(i)
+    return count
+
+
+@tractor.context
+async def two_phase_echo(ctx: tractor.Context) -> list:
+    """Echo on a stream until the caller closes it, then on a second one."""
+    await ctx.started()
+    phases = []
+    for _ in range(2):
+        got = []
+        async with ctx.open_stream() as stream:
+            async for msg in stream:
+                got.append(msg)
+                await stream.send(msg)
+        phases.append(got)
+    return phases
+
+
+@tractor.context
+async def cancel_myself(ctx: tractor.Context) -> None:
+    await ctx.started()
+    await ctx.cancel()
+    await trio.sleep_forever()

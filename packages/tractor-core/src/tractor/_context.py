@@ -24,6 +24,7 @@ bounded inbox: no task per message, no copy beyond the payload decode.
 from __future__ import annotations
 
 import inspect
+import traceback
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
@@ -32,7 +33,7 @@ import trio
 
 from . import _msg
 from ._call import TaskScope
-from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed, type_name
 from ._inbox import Inbox
 from .log import get_logger
 
@@ -145,6 +146,12 @@ class Context(TaskScope):
         self._stream: MsgStream | None = None
         self._stop_sent = False
         self._peer_closed = False
+        #: Stops delivered that no receive() consumed yet (a stream re-opened
+        #: by this side skips what the peer sent before closing its end)
+        self._stops_queued = 0
+        #: (callee) where this side called ctx.cancel(): the caller's
+        #: ContextCancelled carries it as its traceback
+        self._cancel_tb = ''
         self.canceller: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -165,6 +172,7 @@ class Context(TaskScope):
             return
         if kind is _msg.Stop:
             self._peer_closed = True
+            self._stops_queued += 1
             self._wake_sender()
         elif kind is _msg.Return:
             self._result = msg.pld  # type: ignore[attr-defined]
@@ -334,19 +342,27 @@ class Context(TaskScope):
         this side receives, so at most that many messages are buffered here.
 
         A clean exit of the block tells the peer this side is done with the
-        stream (its ``receive()`` then raises ``trio.EndOfChannel`` and its
-        ``send()`` ``trio.BrokenResourceError``); an exit by an error or a
-        cancel does not: the context delivers that to the peer instead.
+        stream (its ``receive()`` then raises ``trio.EndOfChannel``, and its
+        ``send()`` drops what it is given: nobody reads it any more); an exit
+        by an error or a cancel does not: the context delivers that to the
+        peer instead. Once closed, a stream can be opened again; after
+        ``ctx.cancel()`` opening one raises ``ContextCancelled``.
         """
         if self.side == 'callee' and not self._started:
             raise RuntimeError('call `await ctx.started()` before opening a stream')
-        if self._stream is not None:
-            raise RuntimeError(f'{self!r} already opened its stream')
+        if self._stream is not None and not self._stream._closed:
+            raise RuntimeError(f'{self!r} already has an open stream')
         err = self._remote_error
         if err is not None and not self._is_own_cancel(err):
             raise err
+        if self._cancel_called:
+            if err is not None:
+                raise err
+            raise self._own_cancel_error()
         if msg_buffer_size is not None:
             await self._resize_window(msg_buffer_size)
+        if self._stream is not None:
+            await self._reopen()
         stream = MsgStream(self)
         self._stream = stream
         try:
@@ -355,6 +371,46 @@ class Context(TaskScope):
             stream._closed = True
             raise
         await stream.aclose()
+
+    def _own_cancel_error(self) -> ContextCancelled:
+        err = ContextCancelled(
+            f'{self!r} was cancelled by this side',
+            boxed_type_str=type_name(ContextCancelled),
+            src_uid=self._actor.uid,
+        )
+        err.canceller = self._actor.uid
+        return err
+
+    async def _reopen(self) -> None:
+        """A stream again after this side closed the last one. The old one
+        is over once the peer closed its end too: wait for that, then drop
+        what the peer sent on it, up to its Stop (credited back)."""
+        while not self._peer_closed and not self._done.is_set():
+            ev = self._credit_changed
+            if ev is None or ev.is_set():
+                ev = self._credit_changed = trio.Event()
+            await ev.wait()
+        self._stop_sent = False
+        if self._stops_queued:  # the old stream's Stop is still queued
+            while True:
+                msg = self._pushback
+                if msg is not None:
+                    self._pushback = None
+                else:
+                    msg = self._inbox.get_nowait()
+                    if msg is None:
+                        break
+                kind = type(msg)
+                if kind is _msg.Stop:
+                    self._stops_queued -= 1
+                    break
+                if kind is _msg.Yield:
+                    await self._consumed(msg)
+                else:  # the end of the context: leave it for whoever waits
+                    self._pushback = msg
+                    break
+        # a second Stop queued already: the peer's new stream closed too
+        self._peer_closed = self._stops_queued > 0
 
     async def cancel(self) -> None:
         """Cancel the task pair.
@@ -369,6 +425,7 @@ class Context(TaskScope):
         if self.side == 'callee':
             if self.canceller is None:
                 self.canceller = self._actor.uid
+                self._cancel_tb = ''.join(traceback.format_stack(limit=8)[:-1])
             self._cancel_scope()
             return
         if self._done.is_set():
@@ -412,8 +469,9 @@ class MsgStream(trio.abc.Channel[Any]):
     msgspec-encodable (``send`` raises :class:`~tractor.MsgTypeError` before
     sending anything otherwise). ``aclose()`` (or leaving the ``open_stream``
     block) ends the peer's iteration with ``trio.EndOfChannel``; the peer's
-    further ``send()`` calls raise ``trio.BrokenResourceError``. An error or
-    cancel of the other side is raised from ``send``/``receive``.
+    further ``send()`` calls drop their values (nobody reads them). An error
+    or cancel of the other side is raised from ``send``/``receive``; a lost
+    connection as :class:`~tractor.TransportClosed`.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -434,7 +492,14 @@ class MsgStream(trio.abc.Channel[Any]):
 
     @property
     def closed(self) -> bool:
+        """Whether this side closed the stream."""
         return self._closed
+
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the other side closed its end (or its task returned):
+        it reads nothing more, and ``send()`` drops what it is given."""
+        return self._ctx._peer_closed or self._ctx._done.is_set()
 
     async def send(self, value: Any) -> None:
         """Send ``value``; blocks while the peer has a full window unconsumed."""
@@ -445,11 +510,13 @@ class MsgStream(trio.abc.Channel[Any]):
             if ctx._remote_error is not None:
                 raise ctx._remote_error
             if ctx._peer_closed or ctx._done.is_set():
-                # a cancel of this side wins over the peer's close
-                await trio.lowlevel.checkpoint_if_cancelled()
-                raise trio.BrokenResourceError(
-                    f'{ctx!r}: the other side closed its end of the stream'
-                )
+                # The peer closed its end (or returned): it reads no more,
+                # so the value is dropped, as the peer would drop it, rather
+                # than failing a send that merely raced the close; this
+                # side's next receive() raises EndOfChannel. (A cancel of
+                # this side still wins: this is a checkpoint.)
+                await trio.lowlevel.checkpoint()
+                return
             if ctx._credit > 0:
                 break
             ev = ctx._credit_changed
@@ -517,6 +584,8 @@ class MsgStream(trio.abc.Channel[Any]):
                 await ctx._credit_back(msg)
             return ctx._decode(msg.pld)  # type: ignore[attr-defined]
         if kind is _msg.Stop or kind is _msg.Return:
+            if kind is _msg.Stop:
+                ctx._stops_queued -= 1
             self._eoc = True
             raise trio.EndOfChannel
         if kind is _msg.Error:

@@ -95,6 +95,23 @@ def require_transports() -> dict[str, Transport]:
     return tpts
 
 
+def is_one_address(addrs: Any) -> bool:
+    """Whether ``addrs`` is a single address where a list of them may stand:
+    an :class:`Address`, multiaddr text, or a plain pair such as
+    ``('127.0.0.1', 1616)`` or a UDS ``('/run/dir', 'file.sock')``, as a
+    tuple or as the list msgpack turns a tuple into."""
+    from ._transport import Address
+
+    if isinstance(addrs, (Address, str)):
+        return True
+    if not isinstance(addrs, (tuple, list)) or len(addrs) != 2 or not isinstance(addrs[0], str):
+        return False
+    second = addrs[1]
+    return isinstance(second, int) or (
+        isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/')
+    ) or (isinstance(second, (tuple, list)) and not addrs[0].startswith('/'))
+
+
 def wrap_address(addr: Any) -> Address:
     """Turn a user-given address into an :class:`Address`.
 

@@ -50,6 +50,8 @@ class Portal:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self._final_done = trio.Event()
+        #: the block read the result: a one-shot child may be reaped now
+        self._collected = trio.Event()
         self._final: Any = None
         self._final_error: BaseException | None = None
         self._one_shot = False
@@ -93,7 +95,10 @@ class Portal:
                 'use run_in_actor() for a one-shot actor with a result'
             )
         await self._final_done.wait()
+        self._collected.set()
         if self._final_error is not None:
+            # raised here, so the nursery does not raise it a second time
+            self._final_error._tractor_delivered = True  # type: ignore[attr-defined]
             raise self._final_error
         return self._final
 

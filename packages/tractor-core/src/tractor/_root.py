@@ -6,7 +6,13 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from . import _auth, _state
-from ._plugins import get_plugin_manager, get_transport, require_transports, wrap_address
+from ._plugins import (
+    get_plugin_manager,
+    get_transport,
+    is_one_address,
+    require_transports,
+    wrap_address,
+)
 from ._runtime import Actor
 from ._spawn import resolve_start_method
 from .log import get_console_log, get_logger
@@ -17,17 +23,6 @@ log = get_logger('root')
 def default_transports() -> list[str]:
     installed = require_transports()
     return ['tcp'] if 'tcp' in installed else [sorted(installed)[0]]
-
-
-def _is_one_address(addrs: Any) -> bool:
-    """A bare address passed where a list of them belongs:
-    ``('127.0.0.1', 1616)`` or a UDS ``('/run/dir', 'file.sock')``."""
-    if not isinstance(addrs, tuple) or len(addrs) != 2 or not isinstance(addrs[0], str):
-        return False
-    second = addrs[1]
-    return isinstance(second, int) or (
-        isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/')
-    )
 
 
 @asynccontextmanager
@@ -65,7 +60,7 @@ async def open_root_actor(
     if registry_addrs is not None and (
         not isinstance(registry_addrs, (list, tuple)) or not registry_addrs
         or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str)))
-        or _is_one_address(registry_addrs)
+        or is_one_address(registry_addrs)
     ):
         raise TypeError(
             f'registry_addrs takes a non-empty list of addresses, e.g. '

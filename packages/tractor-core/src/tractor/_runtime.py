@@ -72,14 +72,17 @@ def pack_error(
     )
 
 
-def pack_cancelled(cid: int, actor: Actor, canceller: tuple[str, str] | None) -> _msg.Error:
-    """The error reply for a remote task that was cancelled."""
+def pack_cancelled(
+    cid: int, actor: Actor, canceller: tuple[str, str] | None, tb_str: str = ''
+) -> _msg.Error:
+    """The error reply for a remote task that was cancelled (``tb_str``:
+    where it cancelled itself, when it did)."""
     who = canceller[0] if canceller else 'unknown'
     return _msg.Error(
         cid=cid,
         type_str=_CTXC,
         message=f'task cancelled in {actor.name!r} (by {who!r})',
-        tb_str='',
+        tb_str=tb_str,
         src_uid=actor.uid,
         canceller=canceller,
     )
@@ -580,7 +583,9 @@ class Actor:
                 else:
                     result = await _call_user(fn, target, msg.kwargs)
             if cs.cancelled_caught:
-                await self._send_safe(chan, pack_cancelled(cid, self, ctx.canceller or self.uid))
+                await self._send_safe(chan, pack_cancelled(
+                    cid, self, ctx.canceller or self.uid, getattr(ctx, '_cancel_tb', ''),
+                ))
                 return
             try:
                 await chan.send(_msg.Return(cid=cid, pld=result))
@@ -605,6 +610,7 @@ class Actor:
         kwargs: dict[str, Any],
         *,
         reply_on_cancel: float = 0.0,
+        always_start: bool = False,
     ) -> Any:
         """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its result.
 
@@ -612,15 +618,23 @@ class Actor:
         With ``reply_on_cancel`` > 0 the caller then waits (shielded, at most
         that long) for the final reply, and a real error the callee raised
         (anything but the cancel itself) is raised instead of ``Cancelled``,
-        so a failure that races a cancel is not lost.
+        so a failure that races a cancel is not lost. With ``always_start``
+        the request goes out even if the caller is cancelled already (it is
+        then cancelled at once, like a trio task that was started).
         """
         cid = chan.next_cid()
         reply = Reply(chan, cid)
         self._contexts[(chan, cid)] = reply
         sent = False
         try:
-            await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
-            sent = True
+            if always_start:
+                with trio.CancelScope(shield=True):
+                    await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
+                sent = True
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
+                sent = True
             return await reply.receive()
         except trio.Cancelled:
             if sent and not reply.done:

@@ -29,12 +29,17 @@ if TYPE_CHECKING:
 
 log = get_logger('supervise')
 
+#: start_actor() options that run_in_actor() takes besides the call's kwargs
+_SPAWN_OPTIONS = ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method')
+
 #: graceful-cancel bound: after this a child that has not exited is killed
 CANCEL_GRACE = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
 
 
 class _Child:
-    __slots__ = ('uid', 'proc', 'portal', 'exited', 'cancel_requested', 'waiter')
+    __slots__ = (
+        'uid', 'proc', 'portal', 'exited', 'cancel_requested', 'waiter', 'one_shot', 'settled',
+    )
 
     def __init__(self, uid: tuple[str, str], proc: Process, waiter: SpawnWaiter) -> None:
         self.uid = uid
@@ -43,6 +48,10 @@ class _Child:
         self.exited = trio.Event()
         self.cancel_requested = False
         self.waiter = waiter
+        #: the scope of the run_in_actor call this child runs, while it runs
+        self.one_shot: trio.CancelScope | None = None
+        #: the spawn is over: the child serves (``portal`` is set) or was killed
+        self.settled = trio.Event()
 
 
 class ActorNursery:
@@ -58,8 +67,9 @@ class ActorNursery:
         self._defaults = defaults
         self._children: dict[tuple[str, str], _Child] = {}
         self._errors: list[BaseException] = []
+        #: the ``async with`` block is over: one-shot children are reaped now
+        self._block_done = trio.Event()
         self._sup_tn: trio.Nursery | None = None
-        self._ria_tn: trio.Nursery | None = None
         self._body_scope: trio.CancelScope | None = None
         self.cancel_called = False
 
@@ -80,6 +90,26 @@ class ActorNursery:
     ) -> Portal:
         """Spawn a subactor ``name`` serving ``enable_modules``; returns its
         portal once the child is up and serving (and registered)."""
+        return await self._start_child(
+            name, None, enable_modules=enable_modules, bind_addrs=bind_addrs,
+            enable_transports=enable_transports, loglevel=loglevel,
+            debug_mode=debug_mode, start_method=start_method,
+        )
+
+    async def _start_child(
+        self,
+        name: str,
+        one_shot: tuple[str, str, dict] | None,
+        *,
+        enable_modules: list[str] | None = None,
+        bind_addrs: list[Any] | None = None,
+        enable_transports: list[str] | None = None,
+        loglevel: str | None = None,
+        debug_mode: bool | None = None,
+        start_method: str | None = None,
+    ) -> Portal:
+        """Spawn a child; ``one_shot=(ns, fn, kwargs)`` makes it run that
+        call (``run_in_actor``) once it serves."""
         if self.cancel_called:
             raise RuntimeError('this actor nursery was cancelled; it spawns no more')
         if not isinstance(name, str) or not name:
@@ -139,21 +169,57 @@ class ActorNursery:
         try:
             with trio.fail_after(SPAWN_TIMEOUT):
                 await waiter.done.wait()
+        except trio.Cancelled:
+            if not self._errors:
+                # cancelled from outside: the half-booted child is killed
+                self._abandon(child)
+                with trio.CancelScope(shield=True):
+                    await child.exited.wait()
+                raise
+            # one cancels all, because a sibling failed: this spawn finishes
+            # (bounded) and its call starts anyway, as a trio task that was
+            # started runs to its first checkpoint, so an error of its own
+            # still counts; then it is cancelled gracefully like the others
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(SPAWN_TIMEOUT):
+                    await waiter.done.wait()
+                if waiter.chan is None or waiter.error is not None:
+                    self._abandon(child)
+                    await child.exited.wait()
+                else:
+                    self._serving(child, one_shot)
+            raise
         except BaseException:
-            waiter.fail(ActorFailure('spawn abandoned'))
-            proc.kill()
+            self._abandon(child)
             with trio.CancelScope(shield=True):  # reaped before we raise
                 await child.exited.wait()
             raise
         finally:
             actor._spawning.pop(uid, None)
         if waiter.error is not None:
-            proc.kill()
+            self._abandon(child)
             await child.exited.wait()
             raise waiter.error
-        assert waiter.chan is not None
-        child.portal = Portal(waiter.chan)
-        return child.portal
+        return self._serving(child, one_shot)
+
+    def _abandon(self, child: _Child) -> None:
+        child.settled.set()
+        child.waiter.fail(ActorFailure('spawn abandoned'))
+        child.cancel_requested = True
+        child.proc.kill()
+
+    def _serving(self, child: _Child, one_shot: tuple[str, str, dict] | None) -> Portal:
+        """The child serves: its portal, and its call if it is a one-shot."""
+        assert child.waiter.chan is not None and self._sup_tn is not None
+        portal = child.portal = Portal(child.waiter.chan)
+        if one_shot is not None:
+            portal._one_shot = True
+            child.one_shot = trio.CancelScope()
+            if self.cancel_called or self._errors:
+                child.one_shot.cancel()
+            self._sup_tn.start_soon(self._run_one_shot, child, *one_shot, name=f'one-shot {one_shot[1]}')
+        child.settled.set()
+        return portal
 
     async def run_in_actor(
         self,
@@ -169,30 +235,38 @@ class ActorNursery:
         the whole nursery and is raised when the block exits.
         """
         ns, fname = _fn_address(fn)
-        portal = await self.start_actor(
+        opts = {k: kwargs.pop(k) for k in _SPAWN_OPTIONS if k in kwargs}
+        return await self._start_child(
             fname if name is None else name,
+            (ns, fname, kwargs),
             enable_modules=[ns, *(enable_modules or ())],
-            **{k: kwargs.pop(k) for k in ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method') if k in kwargs},
+            **opts,
         )
-        portal._one_shot = True
-        assert self._ria_tn is not None
-        self._ria_tn.start_soon(self._run_one_shot, portal, ns, fname, kwargs, name=f'one-shot {fname}')
-        return portal
 
-    async def _run_one_shot(self, portal: Portal, ns: str, fname: str, kwargs: dict) -> None:
+    async def _run_one_shot(self, child: _Child, ns: str, fname: str, kwargs: dict) -> None:
+        portal = child.portal
+        assert portal is not None and child.one_shot is not None
         try:
-            # if this is cancelled (a sibling failed, the nursery is closing)
-            # while the child already failed, its error still counts
-            result = await self._actor.call(
-                portal.channel, normalize_ns(ns), fname, kwargs,
-                reply_on_cancel=CANCEL_GRACE,
-            )
+            with child.one_shot:
+                # if this is cancelled (a sibling failed, the nursery is
+                # closing) while the child already failed, its error still
+                # counts; the call goes out even if that happened already, as
+                # a trio task runs to its first checkpoint
+                result = await self._actor.call(
+                    portal.channel, normalize_ns(ns), fname, kwargs,
+                    reply_on_cancel=CANCEL_GRACE, always_start=True,
+                )
+                portal._set_final(result=result)
+                # it goes on serving (its siblings may still call it) until
+                # the block has collected the result or is over
+                async with trio.open_nursery() as tn:
+                    for event in (portal._collected, self._block_done):
+                        tn.start_soon(_set_then_cancel, event, tn.cancel_scope)
         except Exception as err:
             portal._set_final(error=err)
             self._fail(err)
-        else:
-            portal._set_final(result=result)
         finally:
+            child.one_shot = None
             if not portal._final_done.is_set():  # cancelled before it returned
                 aid = portal.channel.aid
                 cancelled = ContextCancelled(
@@ -202,10 +276,8 @@ class ActorNursery:
                 )
                 cancelled.canceller = self._actor.uid
                 portal._set_final(error=cancelled)
-            child = self._child_for(portal)
-            if child is not None:
-                with trio.CancelScope(shield=True):
-                    await self._cancel_child(child, hard_kill=False)
+            with trio.CancelScope(shield=True):
+                await self._cancel_child(child, hard_kill=False)
 
     def _child_for(self, portal: Portal) -> _Child | None:
         for child in self._children.values():
@@ -218,8 +290,6 @@ class ActorNursery:
         self._errors.append(err)
         if self._body_scope is not None:
             self._body_scope.cancel()
-        if self._ria_tn is not None:
-            self._ria_tn.cancel_scope.cancel()
         if not self.cancel_called and self._sup_tn is not None:
             self._sup_tn.start_soon(self.cancel)
 
@@ -248,6 +318,16 @@ class ActorNursery:
         child.cancel_requested = True
         if child.exited.is_set():
             return
+        if not hard_kill and child.portal is None:
+            # still booting (its spawn is finishing): cancel it once it
+            # serves, within the same grace
+            with trio.move_on_after(CANCEL_GRACE):
+                await child.settled.wait()
+            if child.one_shot is not None:
+                # its call task cancels it (see cancel())
+                child.one_shot.cancel()
+                await child.exited.wait()
+                return
         if hard_kill or child.portal is None:
             child.proc.kill()
         else:
@@ -269,65 +349,92 @@ class ActorNursery:
 
     async def cancel(self, hard_kill: bool = False) -> None:
         """Cancel every child: a graceful request, then a kill after a bound
-        (or a kill at once with ``hard_kill=True``); returns once all are reaped."""
+        (or a kill at once with ``hard_kill=True``); returns once all are reaped.
+
+        The nursery's own block is not cancelled: it goes on once this
+        returns (tasks of it that talked to a child see that child's end as
+        ``ContextCancelled`` or ``TransportClosed``).
+        """
         self.cancel_called = True
-        if self._ria_tn is not None:
-            self._ria_tn.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as tn:
                 for child in list(self._children.values()):
-                    tn.start_soon(self._cancel_child, child, hard_kill)
+                    if child.one_shot is not None and not hard_kill:
+                        # its call task cancels the call, collects the final
+                        # reply (an error racing the cancel still counts)
+                        # and then cancels the child
+                        child.one_shot.cancel()
+                        tn.start_soon(child.exited.wait)
+                    else:
+                        tn.start_soon(self._cancel_child, child, hard_kill)
+
+    async def _wait_reaped(self) -> None:
+        """Until every child has exited (one-shots when their call is done,
+        daemons when cancelled)."""
+        while self._children:
+            await next(iter(self._children.values())).exited.wait()
 
 
 @asynccontextmanager
 async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIterator[ActorNursery]:
     an = ActorNursery(actor, defaults)
     body_exc: BaseException | None = None
-    try:
-        async with trio.open_nursery() as sup_tn:
-            an._sup_tn = sup_tn
-            async with trio.open_nursery() as ria_tn:
-                an._ria_tn = ria_tn
-                try:
-                    with trio.CancelScope() as body_scope:
-                        an._body_scope = body_scope
-                        yield an
-                except trio.Cancelled:
-                    # ours (a child failed: the nursery's scopes absorb it)
-                    # or from outside
-                    await an.cancel()
-                    raise
-                except BaseException as exc:
-                    body_exc = exc
-                    if actor.debug_mode:
-                        # a crash of the body opens the debugger before
-                        # the children are cancelled
-                        from .debug._api import maybe_post_mortem
+    # The supervision tasks (one per child, one per run_in_actor call) run in
+    # `sup_tn`; they never raise, so its scope only ever cancels the body
+    # through a cancel from outside. One cancels all goes through `_fail()`,
+    # which cancels only `body_scope`; `an.cancel()` cancels neither.
+    async with trio.open_nursery() as sup_tn:
+        an._sup_tn = sup_tn
+        try:
+            with trio.CancelScope() as body_scope:
+                an._body_scope = body_scope
+                yield an
+        except BaseException as exc:
+            body_exc = exc
+            if actor.debug_mode and not _only_cancels(exc):
+                # a crash of the body opens the debugger before
+                # the children are cancelled
+                from .debug._api import maybe_post_mortem
 
-                        await maybe_post_mortem(actor, exc)
-                an._body_scope = None
-                if body_exc is not None or an._errors:
-                    await an.cancel()
+                await maybe_post_mortem(actor, exc)
+        finally:
+            an._body_scope = None
+            an._block_done.set()
+        try:
+            if body_exc is None:
+                # the block is done: wait for the one-shot children, and
+                # (on a child's error) for the cancel that error started
+                await an._wait_reaped()
+        except BaseException as exc:  # a cancel from outside meanwhile
+            body_exc = exc
+        finally:
             if body_exc is not None or an._errors:
                 await an.cancel()
-    except BaseException as exc:
-        if _only_cancels(exc):
-            # a cancel from outside got through: it wins, as
-            # KeyboardInterrupt does below
-            for err in an._errors:
-                log.error('child error while the nursery was cancelled: %r', err)
-        raise
-    errors = an._errors
+    errors = [e for e in an._errors if e is not body_exc and not _was_delivered(e)]
     if body_exc is not None:
-        if not errors or isinstance(body_exc, (trio.Cancelled, KeyboardInterrupt)):
+        if _only_cancels(body_exc) or isinstance(body_exc, KeyboardInterrupt):
+            # a cancel from outside (or Ctrl-C) wins; the children's errors
+            # would otherwise be lost in it, so they are logged
             for err in errors:
-                log.error('child error while unwinding %r: %r', body_exc, err)
+                log.error('child error while the nursery was cancelled: %r', err)
+            raise body_exc
+        if not errors:
             raise body_exc
         raise BaseExceptionGroup('errors in an actor nursery', [body_exc, *errors])
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise BaseExceptionGroup('several actors failed', errors)
+
+
+async def _set_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _was_delivered(err: BaseException) -> bool:
+    """``err`` was already raised to the user by ``portal.wait_for_result()``."""
+    return getattr(err, '_tractor_delivered', False)
 
 
 def _only_cancels(exc: BaseException) -> bool:

@@ -29,6 +29,9 @@ async def open_actor_cluster(
     ``{'<spawner>.<worker name>': portal}``; the fleet is cancelled on exit
     (killed outright with ``hard_kill=True``).
 
+    The key is the worker's actor name too (``current_actor().name``, its
+    uid and its registry entry: ``find_actor('root.worker_0')`` reaches it).
+
     With any of ``strategy``, ``max_restarts`` or ``within`` the fleet runs
     under a supervisor (``tractor.open_supervisor``, defaults
     ``'one_for_one'``, 3, 5.0): a worker that ends is restarted under its
@@ -82,7 +85,9 @@ async def open_actor_cluster(
         portals: dict[str, Portal] = {}
 
         async def spawn(name: str) -> None:
-            portals[name] = await an.start_actor(name, enable_modules=list(modules))
+            portals[name] = await an.start_actor(
+                f'{prefix}.{name}', enable_modules=list(modules)
+            )
 
         try:
             # a worker failing to boot cancels the other spawns; a lone

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor._plugins import wrap_address
+from tractor._plugins import is_one_address, wrap_address
 from tractor._transport import Address
 from tractor.log import get_logger
 
@@ -22,10 +22,9 @@ def _addr_list(addrs: Any) -> list[Address] | None:
     """Accept one address or a list of them (tuples, multiaddrs, objects)."""
     if addrs is None:
         return None
-    if isinstance(addrs, (Address, str)):
+    if is_one_address(addrs):
+        # one address; as a list too, the form a tuple takes through RPC
         return [wrap_address(addrs)]
-    if isinstance(addrs, tuple) and addrs and not isinstance(addrs[0], (tuple, list, Address)):
-        return [wrap_address(addrs)]  # a single ('host', port)-style tuple
     out = [wrap_address(a) for a in addrs]
     if not out:
         raise ValueError('an empty list of registry addresses')
@@ -56,7 +55,9 @@ async def find_actor(
 
     Yields ``None`` when nobody is registered under that name (or raises
     ``RuntimeError`` with ``raise_on_none=True``). ``only_first=False``
-    yields a list of portals to every match across the queried registrars.
+    yields a list of portals to every match across the queried registrars
+    (each actor once, however many registrars know it), or ``None`` when
+    there is none.
     Portals dialed here are closed when the block exits.
     """
     if not isinstance(name, str) or not name:
@@ -107,7 +108,7 @@ async def find_actor(
         if only_first:
             yield portals[0] if portals else None
         else:
-            yield portals
+            yield portals or None
 
 
 @asynccontextmanager

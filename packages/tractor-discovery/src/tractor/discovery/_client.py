@@ -143,10 +143,12 @@ def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list
     """An entry's addresses best first: by locality (UDS, local TCP, remote
     TCP), then the most recently registered (later in the list) first.
 
-    Only addresses of transports this actor has enabled are kept, unless
-    ``usable_only=False`` (then those come last, in the same order).
+    Every installed transport can dial, whatever this actor *serves*
+    (``enable_transports``): only addresses of transports missing here are
+    unusable; they are dropped, unless ``usable_only=False`` (then they
+    come last, in the same order).
     """
-    usable = set(actor.enable_transports) & set(installed_transports())
+    usable = set(installed_transports())
     ranked = []
     for idx, wire in enumerate(wire_addrs):
         try:

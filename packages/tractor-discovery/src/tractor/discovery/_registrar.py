@@ -77,8 +77,10 @@ class Registrar:
         self.served['delete'] += 1
         return await self.backend.delete_addr(check_uid(uid), addr)
 
-    async def get_registry(self) -> list[tuple[Uid, list[WireAddr]]]:
-        return list((await self.backend.snapshot()).items())
+    async def get_registry(self) -> dict[tuple[str, str], list[WireAddr]]:
+        """The whole table: ``{(name, uuid): [addresses]}`` (the uid keys
+        arrive as tuples through RPC too)."""
+        return {tuple(uid): list(addrs) for uid, addrs in (await self.backend.snapshot()).items()}
 
 
 #: the pre-"registrar" name, kept for code written against older releases
