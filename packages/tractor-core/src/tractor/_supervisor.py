@@ -617,11 +617,9 @@ class Supervisor:
                 if c.current is not None:
                     c.current.stopping = True
             self._notify()
-            # each child through the nursery's cancel ladder (not
-            # ActorNursery.cancel(), which also acts on the nursery's body)
-            async with trio.open_nursery() as tn:
-                for rec in list(self._an._children.values()):
-                    tn.start_soon(self._an._cancel_child, rec, hard_kill)
+            # every child through the nursery's cancel ladder (it leaves
+            # the nursery's block, that is ours, running)
+            await self._an.cancel(hard_kill=hard_kill)
             for c in list(self._children.values()):
                 if c.current is not None:
                     await c.current.watched.wait()
