@@ -402,3 +402,41 @@ async def test_ctrl_c_tears_the_supervised_tree_down(tpt_proto, reg_addr, pids_g
                     await proc.wait()
             await proc.stdout.aclose()
             await proc.stderr.aclose()
+
+
+async def test_a_failed_restart_counts_as_a_failure(runtime_kwargs, tmp_path, monkeypatch):
+    """A child whose new incarnation cannot start (its module no longer
+    imports) is retried, each attempt a restart, until the intensity is
+    exceeded; the spawn error is the cause."""
+    flag = tmp_path / 'broken'
+    monkeypatch.setenv('SUP_TEST_BREAK_IMPORT', str(flag))
+    with trio.fail_after(BOUND):
+        with pytest.raises(TooManyRestarts) as info:
+            async with tractor.open_supervisor(max_restarts=2, within=60, **runtime_kwargs) as sup:
+                portal = await sup.start_actor('fragile', enable_modules=[*FNS, 'supervisor_breakable'])
+                flag.touch()
+                kill(await portal.run(sfns.pid))
+                await trio.sleep_forever()
+    assert info.value.child == 'fragile' and info.value.restarts == 2
+    cause = info.value.__cause__
+    assert isinstance(cause, tractor.RemoteActorError) and cause.boxed_type is ImportError
+    assert 'broken on purpose' in str(cause)
+    assert sup.children['fragile'].restarts == 2
+
+
+async def test_group_restart_leaves_temporary_siblings_stopped(runtime_kwargs, pids_gone):
+    """one_for_all: a temporary sibling is stopped with the group and not
+    restarted (state 'cancelled'); the permanent ones come back."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(strategy='one_for_all', **runtime_kwargs) as sup:
+            keeper = await sup.start_actor('keeper', enable_modules=FNS)
+            temp = await sup.start_actor('temp', restart='temporary', enable_modules=FNS)
+            temp_pid = await temp.run(sfns.pid)
+            kill(await keeper.run(sfns.pid))
+            await until(restarted(sup, 'keeper'), 'keeper restarted')
+            assert sup.children['temp'].state == 'cancelled'
+            assert sup.children['temp'].restarts == 0
+            assert await pids_gone([temp_pid]) == []
+            with pytest.raises(tractor.TransportClosed, match='will not be restarted'):
+                await temp.run(sfns.pid)
+            await sup.cancel()
