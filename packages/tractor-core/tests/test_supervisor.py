@@ -178,6 +178,20 @@ async def test_transient_one_shot_reruns_until_it_returns(runtime_kwargs, tmp_pa
         assert sup.children['flaky'].restarts == 2
 
 
+async def test_returned_one_shot_serves_until_its_result_is_read(runtime_kwargs, pids_gone):
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            one = await sup.run_in_actor(sfns.pid, name='once')
+            other = await sup.start_actor('other', enable_modules=FNS)
+            await until(lambda: sup.children['once'].state == 'done', 'returned')
+            # still there for its siblings
+            once_pid = await other.run(sfns.lookup_pid, name='once')
+            assert await one.wait_for_result() == once_pid
+            assert await pids_gone([once_pid]) == []
+            assert sup.children['once'].restarts == 0
+            await sup.cancel()
+
+
 def test_bad_arguments_fail_before_anything_starts():
     async def main(**kw):
         async with tractor.open_supervisor(**kw):

@@ -134,7 +134,8 @@ class _Incarnation:
 
 class _SupChild:
     __slots__ = ('name', 'restart', 'options', 'call', 'restarts', 'state', 'current',
-                 'streak', 'last_exit', 'settled', 'final_error', 'final_result', 'portal')
+                 'streak', 'last_exit', 'settled', 'final_error', 'final_result', 'portal',
+                 'collected')
 
     def __init__(self, name: str, restart: str, options: dict[str, Any],
                  call: tuple[str, str, dict[str, Any]] | None) -> None:
@@ -150,6 +151,8 @@ class _SupChild:
         self.streak = 0
         self.last_exit: str | None = None
         self.settled = trio.Event()  # ended for good
+        #: a one-shot's result was read (wait_for_result())
+        self.collected = False
         self.final_error: BaseException | None = None
         self.final_result: Any = None
         self.portal: SupervisedPortal
@@ -251,6 +254,9 @@ class SupervisedPortal(Portal):
                 'use run_in_actor() for a one-shot actor with a result'
             )
         await self._child.settled.wait()
+        if not self._child.collected:
+            self._child.collected = True
+            self._sup._notify()  # its process may go now
         if self._child.final_error is not None:
             raise self._child.final_error
         return self._child.final_result
@@ -451,6 +457,19 @@ class Supervisor:
         finally:
             with trio.CancelScope(shield=True):
                 record = inc.record
+                if (
+                    record is not None and inc.normal and inc.failure is None
+                    and child.call is not None and not self._should_restart(child, inc)
+                ):
+                    # a one-shot that returned for good: like a nursery's, it
+                    # keeps serving its siblings until its result was read
+                    # or the supervisor closes; it is done already
+                    inc.ended = True
+                    self._pending.append((child, inc))
+                    self._wake.set()
+                    self._notify()
+                    while not (child.collected or self._closing):
+                        await self._changed.wait()
                 if record is not None:
                     if died or child.call is None:
                         # it is dying or gone: let the nursery see the exit
@@ -466,10 +485,11 @@ class Supervisor:
                 if not inc.normal and (inc.failure is None or isinstance(inc.failure, ContextCancelled)):
                     # no error of its own to show for it: describe the death
                     inc.failure = ActorFailure(f'actor {child.name!r} (pid {inc.pid}) {inc.reason}')
-                inc.ended = True
                 inc.watched.set()
-                self._pending.append((child, inc))
-                self._wake.set()
+                if not inc.ended:
+                    inc.ended = True
+                    self._pending.append((child, inc))
+                    self._wake.set()
                 self._notify()
 
     # -- the policy ----------------------------------------------------------------
