@@ -35,6 +35,9 @@ QUICK_KEYS = [
     'stream.tcp.echo.p50_us', 'floor.raw_pingpong.tcp.yield.p50_us',
     'discovery.find_actor.p50_us', 'discovery.query_actor.p50_us',
     'discovery.wait_for_actor.p50_us',
+    *(f'aio.{what}.{stat}' for what in ('portal_run', 'trio_portal_run', 'run_task')
+      for stat in ('p50_us', 'p99_us', 'per_s')),
+    'floor.aio_guest_hop.p50_us', 'floor.aio_guest_hop.p99_us',
 ]
 
 

@@ -294,3 +294,21 @@ def test_debug_mode_for_one_child(session):
     status, rest = s.finish()
     assert status == 1
     assert "ValueError raised in 'sqrt': cannot take the square root of -4.0" in rest
+
+
+def test_crash_in_asyncio_task_of_infected_child(session):
+    """An infected child (trio as a guest of asyncio): the asyncio task's
+    crash opens the session at the asyncio line that raised, with its
+    locals, and continuing propagates it like a trio task's error."""
+    s = session('asyncio_child_crash.py')
+    name, pid = s.prompt()
+    assert name == 'aio_avg' and pid != s.child.pid
+    header = s.text()
+    assert f"actor 'aio_avg' (pid {pid}) crashed: ZeroDivisionError: division by zero" in header
+    assert '-> return sum(window) / len(window)' in header
+    assert s.do('p window').strip().endswith('[]')
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert "RemoteActorError: ZeroDivisionError raised in 'aio_avg'" in rest
+    assert '(Pdb' not in rest

@@ -225,7 +225,70 @@ def test_all_wheels_build(wheels):
     with zipfile.ZipFile(_wheel(wheels, 'tractor')) as zf:
         meta = zf.read('tractor-0.1.0.dist-info/METADATA').decode()
     for dist in DISTS[1:]:
-        assert f'Requires-Dist: {dist}==0.1.0' in meta
+        extra = '[debug]' if dist == 'tractor-core' else ''
+        assert f'Requires-Dist: {dist}{extra}==0.1.0' in meta
+
+
+TEST_ONLY = ['tractor-testsupport', 'tractor-testtransport']
+
+
+def _metadata(whl: Path) -> str:
+    with zipfile.ZipFile(whl) as zf:
+        [name] = [n for n in zf.namelist() if n.endswith('.dist-info/METADATA')]
+        return zf.read(name).decode()
+
+
+@pytest.mark.parametrize('dist', DISTS + TEST_ONLY)
+def test_wheel_metadata_is_complete(wheels, dist):
+    """Licence (with its file), authors, classifiers, keywords and Python
+    versions on every wheel; py.typed in every wheel that ships code; the
+    test-only ones refuse an upload."""
+    whl = _wheel(wheels, dist)
+    meta = _metadata(whl)
+    assert 'License-Expression: MIT' in meta
+    assert 'License-File: LICENSE' in meta
+    assert _ships(whl, f'{whl.name.split("-")[0]}-0.1.0.dist-info/licenses/LICENSE')
+    assert 'Author: The tractor developers' in meta
+    assert 'Keywords: ' in meta
+    assert 'Requires-Python: >=3.11' in meta
+    for classifier in ('Framework :: Trio', 'Typing :: Typed', 'Programming Language :: Python :: 3.11'):
+        assert f'Classifier: {classifier}' in meta, classifier
+    assert ('Classifier: Private :: Do Not Upload' in meta) == (dist in TEST_ONLY)
+    if dist != 'tractor':  # the meta wheel ships no code
+        with zipfile.ZipFile(whl) as zf:
+            assert any(n.endswith('/py.typed') for n in zf.namelist()), zf.namelist()
+
+
+def test_meta_long_description_is_the_main_readme(wheels):
+    meta = _metadata(_wheel(wheels, 'tractor'))
+    readme = (ROOT / 'README.md').read_text()
+    assert 'Description-Content-Type: text/markdown' in meta
+    assert readme.splitlines()[0] in meta and readme.splitlines()[-1] in meta
+    assert len(meta) > len(readme)
+
+
+DEBUG_PROG = """
+    import trio, tractor
+
+    async def main():
+        async with tractor.open_root_actor(debug_mode=True):
+            pass
+
+    try:
+        trio.run(main)
+    except ModuleNotFoundError as err:
+        print(f'refused: {err}')
+    else:
+        print('booted')
+"""
+
+
+def test_debug_mode_on_a_lean_install_names_the_extra(lean):
+    """greenback is the ``debug`` extra of tractor-core (the meta package
+    pulls it in): without it, debug mode says what to install."""
+    out = lean.check(DEBUG_PROG)
+    assert out.startswith('refused: '), out
+    assert "tractor-core[debug]" in out, out
 
 
 def test_lean_install_runs_a_tree(lean):

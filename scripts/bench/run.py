@@ -19,6 +19,7 @@ import tempfile
 import time
 import traceback
 
+import aio
 import cluster
 import discovery
 import imports
@@ -35,6 +36,7 @@ FAMILIES = {
     'rpc': lambda quick, tmp: rpc.run(quick, tmp),
     'stream': lambda quick, tmp: stream.run(quick, tmp),
     'discovery': lambda quick, tmp: discovery.run(quick),
+    'aio': lambda quick, tmp: aio.run(quick),
 }
 
 FORK = 'floor.fork_waitpid.p50_ms'
@@ -44,6 +46,11 @@ FLOOR_NAMES = {
     'floor.python_c_pass.p50_ms': '`python -c pass` p50',
     'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
     'floor.import_trio_msgspec_ms': '`import trio, msgspec`',
+    'aio.trio_portal_run.p50_us': 'the same call into a trio actor',
+    'aio.trio_portal_run.p99_us': 'the same call into a trio actor, p99',
+    'aio.trio_portal_run.per_s': 'the same call into a trio actor',
+    'floor.aio_guest_hop.p50_us': 'bare asyncio-host + trio-guest hop',
+    'floor.aio_guest_hop.p99_us': 'bare asyncio-host + trio-guest hop, p99',
 }
 
 
@@ -90,6 +97,18 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('query_actor p50', 'discovery.query_actor.p50_us', PINGPONG_TCP, None),
         ('wait_for_actor (registered) p50', 'discovery.wait_for_actor.p50_us', PINGPONG_TCP, None),
         ('import tractor', 'import.tractor_ms', 'floor.import_trio_msgspec_ms', ('<=', 1.15)),
+        ('portal.run(noop) into an infected actor tcp p50', 'aio.portal_run.p50_us',
+         'aio.trio_portal_run.p50_us', ('<=', 1.5)),
+        ('portal.run(noop) into an infected actor tcp p99', 'aio.portal_run.p99_us',
+         'aio.trio_portal_run.p99_us', None),
+        ('portal.run(noop) into an infected actor tcp calls/s', 'aio.portal_run.per_s',
+         'aio.trio_portal_run.per_s', None),
+        ('portal.run(noop) into an infected actor vs the bare hop', 'aio.portal_run.p50_us',
+         'floor.aio_guest_hop.p50_us', None),
+        ('to_asyncio.run_task(noop) round trip p50', 'aio.run_task.p50_us',
+         'floor.aio_guest_hop.p50_us', None),
+        ('to_asyncio.run_task(noop) round trip p99', 'aio.run_task.p99_us',
+         'floor.aio_guest_hop.p99_us', None),
     ]
     return rows
 

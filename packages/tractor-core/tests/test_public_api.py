@@ -11,7 +11,7 @@ import tractor
 EXPECTED_ALL = {
     # runtime
     'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
-    'context', 'current_actor', 'is_root_process', 'open_nursery',
+    'context', 'current_actor', 'current_ipc_ctx', 'is_root_process', 'open_nursery',
     'open_root_actor', 'register_plugin',
     # supervision
     'ChildInfo', 'SupervisedPortal', 'Supervisor', 'TooManyRestarts', 'open_supervisor',
@@ -19,7 +19,7 @@ EXPECTED_ALL = {
     'pause', 'pause_from_sync', 'post_mortem',
     # errors
     'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'ModuleNotExposed', 'MsgTypeError',
-    'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'TractorError',
+    'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'StreamOverrun', 'TractorError',
     'TransportClosed',
     # public submodules
     'log', 'trionics',
@@ -73,7 +73,11 @@ def test_public_subpackages_resolve(modname):
 
 
 def test_submodule_surfaces():
-    assert set(tractor.trionics.__all__) == {'collapse_eg', 'gather_contexts'}
+    assert set(tractor.trionics.__all__) == {
+        'BroadcastReceiver', 'Lagged', 'broadcast_receiver', 'collapse_eg', 'gather_contexts',
+        'is_multi_cancelled', 'maybe_open_context', 'maybe_open_nursery',
+        'maybe_raise_from_masking_exc',
+    }
     for name in ('get_logger', 'get_console_log'):
         assert callable(getattr(tractor.log, name))
     for name in tractor.trionics.__all__:

@@ -287,3 +287,67 @@ async def cancel_myself(ctx: tractor.Context) -> None:
     await ctx.started()
     await ctx.cancel()
     await trio.sleep_forever()
+
+
+# -- the established project's names -------------------------------------------
+
+async def count_up(n: int, fail_at: int | None = None):
+    """An async generator for Portal.open_stream_from()."""
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f'failed at {i}')
+        yield i
+    STATE['gen_done'] = True
+
+
+async def count_forever():
+    """Until stopped; records that it was closed."""
+    i = 0
+    try:
+        while True:
+            yield i
+            i += 1
+            await trio.sleep(0)
+    finally:
+        STATE['gen_closed'] = True
+
+
+@tractor.context
+async def flood_until_overrun(ctx: tractor.Context, n: int) -> dict:
+    """Send ``n`` values without waiting for the reader; report how far it
+    got before the reader's bound refused more."""
+    await ctx.started()
+    sent = 0
+    async with ctx.open_stream() as stream:
+        assert await stream.receive() == 'go'  # the reader's end is open
+        try:
+            for i in range(n):
+                await stream.send(i)
+                sent += 1
+        except tractor.StreamOverrun:
+            return {'sent': sent, 'overrun': True}
+        assert await stream.receive() == 'done'  # the reader read it all
+    return {'sent': sent, 'overrun': False}
+
+
+@tractor.context
+async def report_ipc_ctx(ctx: tractor.Context) -> list:
+    cur = tractor.current_ipc_ctx()
+    await ctx.started([cur is ctx, cur.side])
+    return [cur is ctx, cur.side, list(cur.chan.uid)]
+
+
+async def ipc_ctx_in_plain_call() -> str:
+    try:
+        tractor.current_ipc_ctx()
+    except RuntimeError as err:
+        return str(err)
+    return 'no error'
+
+
+@tractor.context
+async def fan_out(ctx: tractor.Context, n: int) -> None:
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        for i in range(n):
+            await stream.send(i)

@@ -15,6 +15,7 @@ from . import trionics as trionics
 from ._context import Context as Context
 from ._context import MsgStream as MsgStream
 from ._context import context as context
+from ._context import current_ipc_ctx as current_ipc_ctx
 from ._exceptions import ActorFailure as ActorFailure
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
@@ -23,6 +24,7 @@ from ._exceptions import MsgTypeError as MsgTypeError
 from ._exceptions import NoRuntime as NoRuntime
 from ._exceptions import NoTransportInstalled as NoTransportInstalled
 from ._exceptions import RemoteActorError as RemoteActorError
+from ._exceptions import StreamOverrun as StreamOverrun
 from ._exceptions import TractorError as TractorError
 from ._exceptions import TransportClosed as TransportClosed
 from ._ipc import Channel as Channel
@@ -60,6 +62,8 @@ _LAZY = {
     'SupervisedPortal': ('tractor._supervisor', 'tractor-core'),
     'ChildInfo': ('tractor._supervisor', 'tractor-core'),
     'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
+    # asyncio interop (imports asyncio, which a trio-only program never needs)
+    'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),
 }
 
 
@@ -96,11 +100,11 @@ def _installed(modname: str) -> bool:
 __all__ = [
     'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
-    'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError',
-    'TractorError', 'TransportClosed', 'context', 'current_actor',
+    'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError', 'StreamOverrun',
+    'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx',
     'is_root_process', 'log', 'open_nursery', 'open_root_actor',
     'register_plugin', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster', 'debug') and _installed(modname)
+    if name not in ('discovery', 'cluster', 'debug', 'to_asyncio') and _installed(modname)
 ]

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--parent', required=True)
     # an inherited pipe carrying the tree's secret (absent: the default one)
     parser.add_argument('--secret-fd', type=int, default=None)
+    # infected asyncio mode: an asyncio loop hosts the trio run as a guest
+    parser.add_argument('--asyncio', action='store_true')
     args = parser.parse_args(argv)
     if args.secret_fd is not None:
         from . import _auth
@@ -103,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
             stream.reconfigure(line_buffering=True, write_through=False)
         except (AttributeError, ValueError):
             pass
+    if args.asyncio:
+        # imported only here: asyncio costs a trio actor nothing
+        from .to_asyncio import run_as_asyncio_guest
+
+        sys.exit(run_as_asyncio_guest(_child_main, args.name, args.uuid, args.parent))
     sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent))
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import traceback
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
 import msgspec
@@ -33,8 +34,15 @@ import trio
 
 from . import _msg
 from ._call import TaskScope
-from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed, type_name
+from ._exceptions import (
+    ContextCancelled,
+    MsgTypeError,
+    StreamOverrun,
+    TransportClosed,
+    type_name,
+)
 from ._inbox import Inbox
+from .trionics._broadcast import BroadcastReceiver, broadcast_receiver
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -90,6 +98,26 @@ def context(fn: F | None = None, *, pld_spec: Any = None) -> F:
         return f
 
     return mark(fn) if fn is not None else mark  # type: ignore[return-value]
+
+
+#: the Context of the running task: the callee's in its function, the
+#: caller's inside its ``open_context`` block
+_current_ctx: ContextVar[Context | None] = ContextVar('tractor_ipc_ctx', default=None)
+
+
+def current_ipc_ctx() -> Context:
+    """The :class:`Context` of the calling task: inside a ``@tractor.context``
+    function (the callee's side) or inside a ``Portal.open_context`` block
+    (the caller's side). ``RuntimeError`` elsewhere, including in a plain
+    ``Portal.run`` target, which runs without a Context."""
+    ctx = _current_ctx.get()
+    if ctx is None:
+        raise RuntimeError(
+            'current_ipc_ctx(): this task runs in no IPC context (only a '
+            '@tractor.context function and an open_context() block have one; '
+            'a plain Portal.run() target does not)'
+        )
+    return ctx
 
 
 def is_context_fn(fn: Callable) -> bool:
@@ -149,6 +177,9 @@ class Context(TaskScope):
         #: Stops delivered that no receive() consumed yet (a stream re-opened
         #: by this side skips what the peer sent before closing its end)
         self._stops_queued = 0
+        #: the peer allows this side to overrun it (raise, not wait, past credit)
+        self._overrun_ok = False
+        self._overruns_granted = False
         #: (callee) where this side called ctx.cancel(): the caller's
         #: ContextCancelled carries it as its traceback
         self._cancel_tb = ''
@@ -168,6 +199,8 @@ class Context(TaskScope):
         kind = type(msg)
         if kind is _msg.Credit:
             self._credit += msg.n  # type: ignore[attr-defined]
+            if msg.overrun:  # type: ignore[attr-defined]
+                self._overrun_ok = True
             self._wake_sender()
             return
         if kind is _msg.Stop:
@@ -332,14 +365,25 @@ class Context(TaskScope):
         await self.chan.send(_msg.Started(cid=self.cid, pld=value))
         self._started = True
 
+    @property
+    def maybe_error(self) -> BaseException | None:
+        """The error that ended the pair (the peer's, a cancel, a lost
+        connection), or ``None`` while it runs or when it returned."""
+        return self._remote_error
+
     @asynccontextmanager
-    async def open_stream(self, msg_buffer_size: int | None = None) -> AsyncIterator[MsgStream]:
+    async def open_stream(
+        self, allow_overruns: bool = False, msg_buffer_size: int | None = None,
+    ) -> AsyncIterator[MsgStream]:
         """A bidirectional stream with the other side, closed on block exit.
 
         ``msg_buffer_size`` is how many stream messages the peer may send
         ahead of this side's consumption (default :data:`DEFAULT_WINDOW`,
         256): a peer that gets that far ahead blocks in ``send()`` until
         this side receives, so at most that many messages are buffered here.
+        With ``allow_overruns=True`` the peer does not wait: it may run ahead
+        by twice that, and past it its ``send()`` raises
+        :class:`~tractor.StreamOverrun` (memory stays bounded either way).
 
         A clean exit of the block tells the peer this side is done with the
         stream (its ``receive()`` then raises ``trio.EndOfChannel``, and its
@@ -361,6 +405,11 @@ class Context(TaskScope):
             raise self._own_cancel_error()
         if msg_buffer_size is not None:
             await self._resize_window(msg_buffer_size)
+        if allow_overruns and not self._overruns_granted:
+            self._overruns_granted = True
+            extra = self._window
+            self._inbox.grow(self._window + extra + _SLACK)
+            await self._send_ctrl(_msg.Credit(cid=self.cid, n=extra, overrun=True))
         if self._stream is not None:
             await self._reopen()
         stream = MsgStream(self)
@@ -485,6 +534,7 @@ class MsgStream(trio.abc.Channel[Any]):
         #: send goes straight out instead of being corked, so it neither
         #: waits for nor wakes the channel's writer task
         self._waited = True
+        self._broadcaster: BroadcastReceiver | None = None
 
     @property
     def ctx(self) -> Context:
@@ -519,6 +569,13 @@ class MsgStream(trio.abc.Channel[Any]):
                 return
             if ctx._credit > 0:
                 break
+            if ctx._overrun_ok:
+                await trio.lowlevel.checkpoint()
+                raise StreamOverrun(
+                    f'{ctx!r}: the receiver already holds as many unread messages '
+                    f'from this side as it allows (it opened its end with '
+                    f'allow_overruns=True); {value!r:.60} was not sent'
+                )
             ev = ctx._credit_changed
             if ev is None or ev.is_set():
                 ev = ctx._credit_changed = trio.Event()
@@ -603,6 +660,19 @@ class MsgStream(trio.abc.Channel[Any]):
         if not (ctx._stop_sent or ctx._cancel_called or ctx._done.is_set()):
             ctx._stop_sent = True
             await ctx._send_ctrl(_msg.Stop(cid=ctx.cid))
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[BroadcastReceiver]:
+        """A reader of this stream for one of several local tasks: each
+        subscriber receives every message from its subscription on. Built on
+        :func:`tractor.trionics.broadcast_receiver`, bounded by the stream's
+        window: a subscriber that falls that far behind gets
+        :class:`~tractor.trionics.Lagged`. Once subscribed, read this stream
+        only through subscribers."""
+        if self._broadcaster is None:
+            self._broadcaster = broadcast_receiver(self, max_buffer_size=self._ctx._window)
+        async with self._broadcaster.subscribe() as sub:
+            yield sub
 
     def __aiter__(self) -> MsgStream:
         return self

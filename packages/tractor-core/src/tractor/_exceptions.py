@@ -35,6 +35,13 @@ class AuthenticationError(TractorError):
     the listening side logs a warning and closes the connection."""
 
 
+class StreamOverrun(TractorError):
+    """A stream send that would run further ahead of a receiver than it
+    allows: the receiver opened its end with ``allow_overruns=True``, and
+    this sender already has as many unread messages there as it may. The
+    value was not sent; the stream stays usable."""
+
+
 class MsgTypeError(TractorError, TypeError):
     """A message or payload that the wire protocol cannot carry.
 

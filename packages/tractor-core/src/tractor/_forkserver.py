@@ -308,7 +308,7 @@ class ForkServer:
             self._refuse(pending, {'fallback': f'environment changed since the fork '
                                                f'server started: {changed}'})
             return
-        self._fork(pending, body)
+        self._fork(pending, body, warm_asyncio='--asyncio' in req.args)
 
     def _refuse(self, pending: _Pending, reply: dict) -> None:
         try:
@@ -342,9 +342,10 @@ class ForkServer:
         self.sel.register(pidfd, selectors.EVENT_READ, self._kid_exited)
         self.spare = _Spare(kid, ours)
 
-    def _fork(self, pending: _Pending, body: bytes) -> None:
+    def _fork(self, pending: _Pending, body: bytes, warm_asyncio: bool = False) -> None:
         """Hand the request to the spare (forking one first if there is
-        none), tell the requester its pid, then fork the next spare."""
+        none), tell the requester its pid, then fork the next spare (with
+        asyncio imported, from the first request for an infected child on)."""
         kid = None
         self.handing = pending.sock
         for _attempt in range(2):  # a spare that died since: fork another
@@ -385,6 +386,8 @@ class ForkServer:
         else:
             kid.sock = pending.sock
         if self.control is not None:
+            if warm_asyncio:
+                preload_asyncio()
             try:
                 self._make_spare()
             except OSError as err:  # the next request forks on demand
@@ -730,6 +733,26 @@ def preload() -> None:
 
     global _child_code
     _child_code = _load_child_code()
+
+
+_asyncio_loaded = False
+
+
+def preload_asyncio() -> None:
+    """Import asyncio and ``tractor.to_asyncio`` into the server, once: the
+    first request for an infected child (``--asyncio``) pays its own import
+    (its spare was forked before), every later one starts warm. Not part of
+    :func:`preload`: most trees never infect an actor, and asyncio would
+    add its import to every tree's first spawn."""
+    global _asyncio_loaded
+    if _asyncio_loaded:
+        return
+    _asyncio_loaded = True
+    import gc
+
+    import tractor.to_asyncio  # noqa: F401  (imports asyncio)
+
+    gc.freeze()  # as after preload(): children do not copy these pages to scan them
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,10 +98,14 @@ class Stop(_Msg):
 
 
 class Credit(_Msg):
-    """Flow control: the receiver consumed ``n`` more stream messages."""
+    """Flow control: the receiver consumed ``n`` more stream messages.
+    ``overrun``: the receiver allows overruns (``open_stream(allow_overruns=
+    True)``): past its credit the sender gets ``StreamOverrun`` instead of
+    waiting."""
 
     cid: int
     n: int
+    overrun: bool = False
 
 
 class Return(_Msg):

@@ -1,13 +1,14 @@
 """``Portal``: call functions and open contexts in another actor."""
 from __future__ import annotations
 
+import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
 from . import _msg, _state
-from ._context import DEFAULT_WINDOW, Context, is_context_fn
+from ._context import DEFAULT_WINDOW, Context, MsgStream, _current_ctx, is_context_fn
 from ._exceptions import ContextCancelled, TransportClosed
 from ._runtime import normalize_ns
 from .log import get_logger
@@ -63,11 +64,25 @@ class Portal:
     def __repr__(self) -> str:
         return f'<Portal to {self.channel.aid and self.channel.aid.name!r}>'
 
-    async def run(self, func: Callable, **kwargs: Any) -> Any:
+    async def run(self, func: Callable | str, fn_name: str | None = None, /, **kwargs: Any) -> Any:
         """Run ``func(**kwargs)`` in the peer and return its result.
 
-        Errors raised there arrive as :class:`RemoteActorError`.
+        ``run('pkg.mod', 'fn', **kwargs)`` names the function instead, as
+        :meth:`run_from_ns` does. Errors raised there arrive as
+        :class:`RemoteActorError`.
         """
+        if isinstance(func, str):
+            if not isinstance(fn_name, str) or not fn_name:
+                raise TypeError(
+                    f"Portal.run({func!r}, ...) names a module: pass the function's "
+                    "name too, run('pkg.mod', 'fn', **kwargs), or the function itself"
+                )
+            return await self.run_from_ns(func, fn_name, **kwargs)
+        if fn_name is not None:
+            raise TypeError(
+                f'Portal.run() got a function and a second positional argument '
+                f'{fn_name!r}: pass the function\'s arguments as keywords'
+            )
         ns, name = _fn_address(func)
         if is_context_fn(func):
             raise TypeError(
@@ -127,12 +142,43 @@ class Portal:
                 f'{name} is not a @tractor.context function: use Portal.run(), '
                 'or decorate it with @tractor.context'
             )
+        async with self._open_context(
+            ns, name, kwargs, getattr(func, '_tractor_pld_dec', None)
+        ) as pair:
+            yield pair
+
+    @asynccontextmanager
+    async def open_stream_from(self, async_gen_fn: Callable, **kwargs: Any) -> AsyncIterator[MsgStream]:
+        """Stream what the peer's ``async_gen_fn(**kwargs)`` (an async
+        generator of a module it enabled) yields: a one-way
+        :class:`MsgStream` to iterate. Leaving the block early stops the
+        generator; its error arrives as :class:`RemoteActorError`."""
+        ns, name = _fn_address(async_gen_fn)
+        if not inspect.isasyncgenfunction(async_gen_fn):
+            raise TypeError(
+                f'{name} is not an async generator function: open_stream_from() '
+                'streams what one yields (use Portal.run() for others)'
+            )
+        async with self._open_context(
+            'self', 'stream_from', {'ns': ns, 'func': name, 'kwargs': kwargs}, None,
+        ) as (ctx, _):
+            async with ctx.open_stream() as stream:
+                yield stream
+                if not stream._eoc:
+                    # the reader stopped before the end: stop the generator
+                    # (quietly: a cancel this side asked for)
+                    await ctx.cancel()
+
+    @asynccontextmanager
+    async def _open_context(
+        self, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any,
+    ) -> AsyncIterator[tuple[Context, Any]]:
         actor = _state.current_actor()
         chan = self.channel
         cid = chan.next_cid()
         ctx = Context(
             actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
-            pld_dec=getattr(func, '_tractor_pld_dec', None),
+            pld_dec=pld_dec,
         )
         actor._contexts[(chan, cid)] = ctx
         try:
@@ -156,14 +202,18 @@ class Portal:
                 )
             first = ctx._decode(msg.pld)
             body_error: BaseException | None = None
-            with trio.CancelScope() as scope:
-                ctx._scope = scope
-                try:
-                    yield ctx, first
-                except trio.Cancelled:
-                    raise  # for the cancel scopes to sort out
-                except BaseException as err:
-                    body_error = err
+            token = _current_ctx.set(ctx)
+            try:
+                with trio.CancelScope() as scope:
+                    ctx._scope = scope
+                    try:
+                        yield ctx, first
+                    except trio.Cancelled:
+                        raise  # for the cancel scopes to sort out
+                    except BaseException as err:
+                        body_error = err
+            finally:
+                _current_ctx.reset(token)
             ctx._scope = None
             if body_error is not None:
                 if ctx._is_own_cancel(body_error):

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from . import _auth, _state
+from ._extras import require_debug
 from ._plugins import (
     get_plugin_manager,
     get_transport,
@@ -68,6 +69,8 @@ async def open_root_actor(
         )
     if isinstance(enable_modules, str):
         raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
+    if debug_mode:
+        require_debug()
     tree_secret = _auth.resolve_secret(secret)
     if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
         get_console_log(loglevel)

@@ -13,9 +13,10 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg
+from . import _msg, _state
 from ._call import CallScope, Reply
-from ._context import DEFAULT_WINDOW, Context, is_context_fn
+from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
+from ._gen_stream import stream_from
 from ._auth import describe_peer
 from ._exceptions import (
     AuthenticationError,
@@ -160,12 +161,18 @@ class Actor:
         self.cancel_requester: tuple[str, str] | None = None
         #: plugins hang their per-actor state here (e.g. the registrar)
         self.extensions: dict[str, Any] = {}
-        self._runtime_methods: dict[str, Callable] = {}
+        # (every actor serves the callee side of Portal.open_stream_from)
+        self._runtime_methods: dict[str, Callable] = {'stream_from': stream_from}
         #: the tree's root actor: where the debugger's terminal lock is
         self.root_uid: tuple[str, str] | None = self.aid.uid if is_root else None
         self._root_addrs: list[Address] = []
 
     # -- identity -------------------------------------------------------
+    def is_infected_aio(self) -> bool:
+        """Whether this actor runs trio as a guest of an asyncio loop
+        (``infect_asyncio=True``; see ``tractor.to_asyncio``)."""
+        return _state.asyncio_host_loop() is not None
+
     @property
     def name(self) -> str:
         return self.aid.name
@@ -570,6 +577,8 @@ class Actor:
                 import msgspec
 
                 ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
+            if ctx_fn:
+                _current_ctx.set(ctx)  # (this task's own: it runs only this call)
             with trio.CancelScope() as cs:
                 ctx._scope = cs
                 target = ctx if ctx_fn else None

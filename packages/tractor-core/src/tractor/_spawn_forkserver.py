@@ -415,7 +415,9 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
             sock.close()
 
 
-async def spawn_forkserver(*, name: str, uuid: str, parent_addr: str) -> ForkedProcess | trio.Process:
+async def spawn_forkserver(
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+) -> ForkedProcess | trio.Process:
     if not supported():
         raise RuntimeError(
             "start_method='forkserver' needs Linux 5.3+ (pidfds); use start_method='trio'"
@@ -423,7 +425,9 @@ async def spawn_forkserver(*, name: str, uuid: str, parent_addr: str) -> ForkedP
     from . import _state
 
     state = tree_server(_state.current_actor())
-    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr)
+    # an infected child (``--asyncio``) is forked like any other: the server
+    # runs no event loop of any kind, so the child starts a fresh asyncio one
+    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
     try:
         proc: ForkedProcess | None = None
         asked = False
@@ -447,7 +451,7 @@ async def spawn_forkserver(*, name: str, uuid: str, parent_addr: str) -> ForkedP
     finally:
         cmd.close_fds()
     # the environment changed in ways a fork cannot honour
-    return await spawn_trio(name=name, uuid=uuid, parent_addr=parent_addr)
+    return await spawn_trio(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
 
 
 @asynccontextmanager

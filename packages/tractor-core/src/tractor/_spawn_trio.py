@@ -44,8 +44,11 @@ def child_env() -> dict[str, str] | None:
     return _auth.child_env()
 
 
-def child_command(*, name: str, uuid: str, parent_addr: str) -> ChildCommand:
-    """How to start the subactor ``(name, uuid)`` that dials ``parent_addr``.
+def child_command(
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+) -> ChildCommand:
+    """How to start the subactor ``(name, uuid)`` that dials ``parent_addr``
+    (``infect_asyncio``: as a trio guest on an asyncio loop, ``--asyncio``).
 
     The tree's secret goes down an inherited pipe that only this child holds
     (``--secret-fd``), never argv or the environment (see tractor._auth): the
@@ -56,14 +59,17 @@ def child_command(*, name: str, uuid: str, parent_addr: str) -> ChildCommand:
         args=[
             '--name', name, '--uuid', uuid, '--parent', parent_addr,
             '--secret-fd', str(secret_fd),
+            *(['--asyncio'] if infect_asyncio else []),
         ],
         pass_fds=(secret_fd,),
         env=child_env(),
     )
 
 
-async def spawn_trio(*, name: str, uuid: str, parent_addr: str) -> trio.Process:
-    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr)
+async def spawn_trio(
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+) -> trio.Process:
+    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
     try:
         return await trio.lowlevel.open_process(
             [sys.executable, '-m', CHILD_MODULE, *cmd.args],

@@ -1,7 +1,7 @@
 """Process-wide runtime state: the one actor this process runs."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import NoRuntime
 
@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     from ._runtime import Actor
 
 _current_actor: Actor | None = None
+#: the asyncio loop hosting this process's trio run as a guest, while
+#: ``tractor.to_asyncio.run_as_asyncio_guest()`` runs (an infected actor)
+_asyncio_host_loop: Any = None
 
 
 def current_actor(err_on_no_runtime: bool = True) -> Actor:
@@ -34,3 +37,13 @@ def is_root_process() -> bool:
 def _set_actor(actor: Actor | None) -> None:
     global _current_actor
     _current_actor = actor
+
+
+def asyncio_host_loop() -> Any:
+    """The asyncio loop this process's trio run is a guest of, or ``None``."""
+    return _asyncio_host_loop
+
+
+def _set_asyncio_host_loop(loop: Any) -> None:
+    global _asyncio_host_loop
+    _asyncio_host_loop = loop

@@ -10,6 +10,7 @@ import trio
 
 from . import _msg, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
+from ._extras import require_debug
 from ._plugins import get_transport, wrap_address
 from ._portal import Portal, _fn_address
 from ._runtime import normalize_ns
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 log = get_logger('supervise')
 
 #: start_actor() options that run_in_actor() takes besides the call's kwargs
-_SPAWN_OPTIONS = ('bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method')
+_SPAWN_OPTIONS = (
+    'bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method', 'infect_asyncio',
+)
 
 #: graceful-cancel bound: after this a child that has not exited is killed
 CANCEL_GRACE = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
@@ -87,13 +90,18 @@ class ActorNursery:
         loglevel: str | None = None,
         debug_mode: bool | None = None,
         start_method: str | None = None,
+        infect_asyncio: bool = False,
     ) -> Portal:
         """Spawn a subactor ``name`` serving ``enable_modules``; returns its
-        portal once the child is up and serving (and registered)."""
+        portal once the child is up and serving (and registered).
+
+        ``infect_asyncio=True`` runs the child's trio as a guest of an asyncio
+        loop, so its tasks can use asyncio libraries (``tractor.to_asyncio``).
+        """
         return await self._start_child(
             name, None, enable_modules=enable_modules, bind_addrs=bind_addrs,
             enable_transports=enable_transports, loglevel=loglevel,
-            debug_mode=debug_mode, start_method=start_method,
+            debug_mode=debug_mode, start_method=start_method, infect_asyncio=infect_asyncio,
         )
 
     async def _start_child(
@@ -107,6 +115,7 @@ class ActorNursery:
         loglevel: str | None = None,
         debug_mode: bool | None = None,
         start_method: str | None = None,
+        infect_asyncio: bool = False,
     ) -> Portal:
         """Spawn a child; ``one_shot=(ns, fn, kwargs)`` makes it run that
         call (``run_in_actor``) once it serves."""
@@ -118,6 +127,8 @@ class ActorNursery:
             raise TypeError(
                 f'enable_modules takes a list of module names, got {enable_modules!r}'
             )
+        if not isinstance(infect_asyncio, bool):
+            raise TypeError(f'infect_asyncio must be a bool, got {infect_asyncio!r}')
         mods = [normalize_ns(m) for m in enable_modules or ()]
         for m in mods:
             if not isinstance(m, str) or not m:
@@ -135,6 +146,8 @@ class ActorNursery:
         method = resolve_start_method(start_method or self._defaults.get('start_method') or actor.start_method)
         level = loglevel or self._defaults.get('loglevel') or actor.loglevel or current_level()
         debug = self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
+        if debug:
+            require_debug()
         uid = (name, str(_uuid.uuid4()))
         spec = _msg.SpawnSpec(
             enable_modules=mods,
@@ -154,7 +167,9 @@ class ActorNursery:
         parent_addr = parent_addr_for_child(actor._listen_addrs)
         assert self._sup_tn is not None
         try:
-            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr))
+            # (passed only when set: a third-party backend need not know it)
+            extra = {'infect_asyncio': True} if infect_asyncio else {}
+            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra)
         except BaseException:
             actor._spawning.pop(uid, None)
             raise

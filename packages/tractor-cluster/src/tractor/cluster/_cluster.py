@@ -41,8 +41,14 @@ async def open_actor_cluster(
 
     With no runtime running, ``runtime_kwargs`` go to ``open_root_actor()``
     verbatim; inside an actor only ``start_method``, ``loglevel`` and
-    ``debug_mode`` are accepted.
+    ``debug_mode`` are accepted. ``infect_asyncio=True`` (taken by the
+    cluster itself, wherever it runs; the seed's signature keeps it among
+    ``runtime_kwargs``) starts every worker as a trio guest of an asyncio
+    loop (see ``tractor.to_asyncio``).
     """
+    infect_asyncio = runtime_kwargs.pop('infect_asyncio', False)
+    if not isinstance(infect_asyncio, bool):
+        raise TypeError(f'infect_asyncio must be a bool, got {infect_asyncio!r}')
     if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
         raise TypeError(f'modules must be a list of module names, got {modules!r}')
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -86,7 +92,7 @@ async def open_actor_cluster(
 
         async def spawn(name: str) -> None:
             portals[name] = await an.start_actor(
-                f'{prefix}.{name}', enable_modules=list(modules)
+                f'{prefix}.{name}', enable_modules=list(modules), infect_asyncio=infect_asyncio,
             )
 
         try:

@@ -1,0 +1,115 @@
+"""``maybe_open_context``: one async context manager shared by every task of
+an actor that asks for it under the same key."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncContextManager, AsyncIterator, Callable, Hashable
+
+import trio
+
+from .. import _state
+
+
+class _Entry:
+    __slots__ = ('value', 'users', 'ready', 'leave', 'done', 'error')
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.users = 0
+        self.ready = trio.Event()
+        #: set when the last user left: the hosting task exits the manager
+        self.leave = trio.Event()
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
+#: (actor, key) -> entry; a lock per key serialises opening and closing
+_entries: dict[tuple[int, Hashable], _Entry] = {}
+_locks: dict[tuple[int, Hashable], trio.Lock] = {}
+
+
+async def _host(acm: AsyncContextManager, entry: _Entry) -> None:
+    """Enter ``acm`` in a task of its own, so it outlives whichever user
+    opened it, and exit it once the last user left."""
+    try:
+        async with acm as value:
+            entry.value = value
+            entry.ready.set()
+            await entry.leave.wait()
+    except BaseException as exc:
+        entry.error = exc
+        if not isinstance(exc, (trio.Cancelled, Exception)):
+            raise
+    finally:
+        entry.ready.set()
+        entry.done.set()
+
+
+@asynccontextmanager
+async def maybe_open_context(
+    acm_func: Callable[..., AsyncContextManager],
+    kwargs: dict[str, Any] | None = None,
+    key: Hashable | Callable[..., Hashable] | None = None,
+) -> AsyncIterator[tuple[bool, Any]]:
+    """Enter ``acm_func(**kwargs)`` once per actor and ``key``, and share it.
+
+    Yields ``(cache_hit, value)``: ``cache_hit`` is ``False`` for the task
+    that opened it and ``True`` for every task that joined it while it was
+    open. The manager is exited when its last user leaves the block. It is
+    entered in a task of the actor's service nursery (so it needs a running
+    actor) and is safe to cancel at any point: a user cancelled while it
+    opens or joins leaves nothing half-open behind. ``key`` defaults to
+    ``(acm_func, sorted kwargs)``; a callable ``key`` is called with
+    ``**kwargs``.
+    """
+    kwargs = dict(kwargs or {})
+    actor = _state.current_actor()
+    if key is None:
+        try:
+            ident: Hashable = (acm_func, tuple(sorted(kwargs.items())))
+            hash(ident)
+        except TypeError:
+            raise TypeError(
+                'maybe_open_context() needs a hashable key: the kwargs are not '
+                'hashable, pass key=...'
+            ) from None
+    elif callable(key):
+        ident = key(**kwargs)
+    else:
+        ident = key
+    slot = (id(actor), ident)
+    lock = _locks.setdefault(slot, trio.Lock())
+    async with lock:
+        entry = _entries.get(slot)
+        hit = entry is not None
+        if entry is None:
+            entry = _Entry()
+            assert actor._service_tn is not None
+            actor._service_tn.start_soon(_host, acm_func(**kwargs), entry)
+            try:
+                await entry.ready.wait()
+            except BaseException:
+                entry.leave.set()  # cancelled while it opened: close it
+                with trio.CancelScope(shield=True):
+                    await entry.done.wait()
+                raise
+            if entry.error is not None:
+                raise entry.error
+            _entries[slot] = entry
+        entry.users += 1
+    try:
+        yield hit, entry.value
+    finally:
+        entry.users -= 1
+        if entry.users == 0:
+            with trio.CancelScope(shield=True):
+                async with lock:
+                    # nobody joined meanwhile: close it
+                    if entry.users == 0 and _entries.get(slot) is entry:
+                        del _entries[slot]
+                        entry.leave.set()
+                        await entry.done.wait()
+                        if not lock.statistics().tasks_waiting:
+                            _locks.pop(slot, None)
+            if entry.error is not None and not isinstance(entry.error, trio.Cancelled):
+                raise entry.error
