@@ -454,3 +454,15 @@ async def test_group_restart_leaves_temporary_siblings_stopped(runtime_kwargs, p
             with pytest.raises(tractor.TransportClosed, match='will not be restarted'):
                 await temp.run(sfns.pid)
             await sup.cancel()
+
+
+async def test_infected_asyncio_child_is_supervised(runtime_kwargs):
+    """Spawn options pass through, infect_asyncio included: an asyncio-infected
+    child is watched and restarted like any other."""
+    with trio.fail_after(BOUND):
+        async with tractor.open_supervisor(**runtime_kwargs) as sup:
+            portal = await sup.start_actor('aio', infect_asyncio=True, enable_modules=FNS)
+            kill(await portal.run(sfns.pid))
+            await until(restarted(sup, 'aio'), 'restarted')
+            assert await portal.run(sfns.pid) == sup.children['aio'].pid
+            await sup.cancel()
