@@ -3,6 +3,7 @@ SIGKILLs and respawns random workers.
 
     uv run python scripts/chaos.py [--seconds 30] [--workers 8] [--callers 12]
                                    [--transport tcp|uds] [--seed N] [--json PATH]
+                                   [--supervised]
 
 The root spawns ``--workers`` actors. ``--callers`` tasks in the root keep
 making calls to random workers, each one of:
@@ -13,7 +14,10 @@ making calls to random workers, each one of:
   registrar) and calls it, so failures also cross two hops.
 
 Meanwhile the chaos loop SIGKILLs a random worker every 0.2-0.8 s and
-spawns a replacement under the same name. Every call is booked when it
+spawns a replacement under the same name. With ``--supervised`` nobody
+respawns by hand: the workers run under ``tractor.open_supervisor()``,
+which restarts each killed one, and the callers keep using the portals
+they got at the start (they follow the restarts). Every call is booked when it
 starts and when it ends: it returned (checked), or raised a typed tractor
 error (``TransportClosed``, ``RemoteActorError``, ...), or raised anything
 else (untyped: a bug). After ``--seconds`` no new calls start; calls still
@@ -36,6 +40,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from functools import partial
 
 import trio
 
@@ -163,6 +168,14 @@ async def chaos_loop(an, workers: dict, pids: set, rng: random.Random, stop: tri
         if stop.is_set():
             return
         name = rng.choice(sorted(workers))
+        if isinstance(an, tractor.Supervisor):
+            # only a worker that is up (one being restarted has no process)
+            info = an.children[name]
+            if info.state != 'running' or info.pid is None:
+                continue
+            os.kill(info.pid, signal.SIGKILL)  # one of the workers this run spawned
+            stats['kills'] += 1
+            continue  # the supervisor restarts it
         pid = workers[name].channel.aid.pid
         os.kill(pid, signal.SIGKILL)  # one of the workers this run spawned
         stats['kills'] += 1
@@ -213,7 +226,12 @@ async def run(args) -> dict:
     pids: set[int] = set()
     workers: dict[str, tractor.Portal] = {}
     started = time.monotonic()
-    async with tractor.open_nursery(
+    opener = (
+        # a restart budget no kill rate of this loop exhausts: the point is healing
+        partial(tractor.open_supervisor, max_restarts=100_000, within=60.0)
+        if args.supervised else tractor.open_nursery
+    )
+    async with opener(
         registry_addrs=[registry_addr(args.transport)],
         enable_transports=[args.transport],
     ) as an:
@@ -240,6 +258,9 @@ async def run(args) -> dict:
                     await trio.sleep(0.05)
             lost = dict(book.inflight)
             callers_tn.cancel_scope.cancel()
+        if args.supervised:
+            stats['respawns'] = sum(c.restarts for c in an.children.values())
+            stats['spawned'] = len(workers) + stats['respawns']
         await an.cancel()
     return {
         'book': book, 'stats': stats, 'lost': lost, 'pids': pids, 'start_method': start_method,
@@ -255,6 +276,8 @@ def main() -> int:
     parser.add_argument('--transport', choices=['tcp', 'uds'], default='tcp')
     parser.add_argument('--seed', type=int, default=None)
     parser.add_argument('--json', default=None, help='also write the report here')
+    parser.add_argument('--supervised', action='store_true',
+                        help='workers under a supervisor that restarts them (no manual respawn)')
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.randrange(2**32)
@@ -280,7 +303,8 @@ def main() -> int:
         'kills': res['stats']['kills'],
         'respawns': res['stats']['respawns'],
         'respawn_failures': res['stats']['respawn_failures'],
-        'processes_spawned': len(res['pids']),
+        'supervised': args.supervised,
+        'processes_spawned': res['stats']['spawned'] or len(res['pids']),
         'calls_made': sum(book.made.values()),
         'calls_ok': sum(book.ok.values()),
         'calls_failed_typed': sum(book.typed.values()),
@@ -304,8 +328,9 @@ def main() -> int:
 def print_report(r: dict) -> None:
     rows = [
         ('duration', f"{r['seconds']} s ({r['transport']}, {r['start_method']} spawning, seed {r['seed']})"),
-        ('workers', r['workers']),
-        ('workers SIGKILLed / respawned', f"{r['kills']} / {r['respawns']}"
+        ('workers', f"{r['workers']}{' (supervised)' if r['supervised'] else ''}"),
+        ('workers SIGKILLed / ' + ('restarted' if r['supervised'] else 'respawned'),
+         f"{r['kills']} / {r['respawns']}"
          + (f" ({r['respawn_failures']} respawns failed)" if r['respawn_failures'] else '')),
         ('processes spawned', r['processes_spawned']),
         ('calls made', f"{r['calls_made']} ({', '.join(f'{k} {v}' for k, v in sorted(r['made_by_kind'].items()))})"),

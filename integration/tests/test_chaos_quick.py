@@ -18,9 +18,16 @@ CHAOS = ROOT / 'scripts' / 'chaos.py'
 TIMEOUT = 180
 
 
-@pytest.mark.parametrize('transport', ['tcp', 'uds'])
-def test_chaos_quick(transport: str) -> None:
+@pytest.mark.parametrize(
+    'transport, supervised', [('tcp', False), ('uds', False), ('tcp', True)],
+    ids=['tcp', 'uds', 'tcp-supervised'],
+)
+def test_chaos_quick(transport: str, supervised: bool) -> None:
+    """With ``supervised`` nobody respawns by hand: the supervisor heals the
+    pool, the callers keep their portals, and still no call is lost."""
     cmd = [sys.executable, str(CHAOS), '--seconds', '8', '--transport', transport]
+    if supervised:
+        cmd.append('--supervised')
     # its own session: on a hang, exactly the group it started is killed
     returncode, stdout, stderr = run_program(cmd, cwd=ROOT, timeout=TIMEOUT)
     lines = [line for line in stdout.splitlines() if line.startswith('CHAOS ')]
@@ -33,6 +40,7 @@ def test_chaos_quick(transport: str) -> None:
     # it did what it says: calls of every kind, kills, respawns, failures seen
     assert set(report['made_by_kind']) == {'rpc', 'stream', 'relay'}
     assert report['kills'] >= 1 and report['respawns'] >= 1
+    assert report['supervised'] is supervised
     assert report['calls_ok'] > 0 and report['calls_failed_typed'] > 0
     assert report['calls_made'] == (
         report['calls_ok'] + report['calls_failed_typed'] + report['calls_failed_untyped']

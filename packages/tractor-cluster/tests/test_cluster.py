@@ -117,7 +117,15 @@ _boot_barrier()
 
 def test_signature_matches_seed():
     params = inspect.signature(tractor.open_actor_cluster).parameters
-    assert list(params) == ['modules', 'count', 'names', 'hard_kill', 'runtime_kwargs']
+    # the seed's parameters, in its order; then the supervision options
+    # (issue #14), keyword-only, which change nothing when left out
+    assert list(params) == [
+        'modules', 'count', 'names', 'hard_kill', 'strategy', 'max_restarts', 'within',
+        'runtime_kwargs',
+    ]
+    for name in ('strategy', 'max_restarts', 'within'):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[name].default is None
     assert params['count'].default == cpu_count()
     assert params['names'].default is None
     assert params['hard_kill'].default is False

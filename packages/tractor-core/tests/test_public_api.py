@@ -13,6 +13,8 @@ EXPECTED_ALL = {
     'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
     'context', 'current_actor', 'current_ipc_ctx', 'is_root_process', 'open_nursery',
     'open_root_actor', 'register_plugin',
+    # supervision
+    'ChildInfo', 'SupervisedPortal', 'Supervisor', 'TooManyRestarts', 'open_supervisor',
     # debugging
     'pause', 'pause_from_sync', 'post_mortem',
     # errors

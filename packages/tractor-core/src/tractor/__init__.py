@@ -56,6 +56,12 @@ _LAZY = {
     'pause': ('tractor.debug', 'tractor-core'),
     'pause_from_sync': ('tractor.debug', 'tractor-core'),
     'post_mortem': ('tractor.debug', 'tractor-core'),
+    # supervision, loaded by the programs that use it
+    'open_supervisor': ('tractor._supervisor', 'tractor-core'),
+    'Supervisor': ('tractor._supervisor', 'tractor-core'),
+    'SupervisedPortal': ('tractor._supervisor', 'tractor-core'),
+    'ChildInfo': ('tractor._supervisor', 'tractor-core'),
+    'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
     # asyncio interop (imports asyncio, which a trio-only program never needs)
     'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),
 }

@@ -52,7 +52,8 @@ class MsgTypeError(TractorError, TypeError):
 
 
 class ActorFailure(TractorError):
-    """A subactor process failed to start or died before reporting ready."""
+    """A subactor process failed to start or died before reporting ready
+    (under a supervisor: how a child's process ended, as a restart's cause)."""
 
 
 def _resolve_type(qualname: str) -> type[BaseException] | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 from multiprocessing import cpu_count
 from typing import Any, AsyncIterator
 
@@ -18,6 +19,10 @@ async def open_actor_cluster(
     count: int = cpu_count(),
     names: list[str] | None = None,
     hard_kill: bool = False,
+    *,
+    strategy: str | None = None,
+    max_restarts: int | None = None,
+    within: float | None = None,
     **runtime_kwargs: Any,
 ) -> AsyncIterator[dict[str, Portal]]:
     """Spawn ``count`` workers at once, each serving ``modules``, and yield
@@ -26,6 +31,13 @@ async def open_actor_cluster(
 
     The key is the worker's actor name too (``current_actor().name``, its
     uid and its registry entry: ``find_actor('root.worker_0')`` reaches it).
+
+    With any of ``strategy``, ``max_restarts`` or ``within`` the fleet runs
+    under a supervisor (``tractor.open_supervisor``, defaults
+    ``'one_for_one'``, 3, 5.0): a worker that ends is restarted under its
+    name, the portals follow it, and too many restarts raise
+    ``tractor.TooManyRestarts`` from the block. Without them, a plain actor
+    nursery as before.
 
     With no runtime running, ``runtime_kwargs`` go to ``open_root_actor()``
     verbatim; inside an actor only ``start_method``, ``loglevel`` and
@@ -67,7 +79,14 @@ async def open_actor_cluster(
                 f'(as defaults for the workers)'
             )
 
-    async with tractor.open_nursery(**runtime_kwargs) as an:
+    supervised = {
+        k: v for k, v in (('strategy', strategy), ('max_restarts', max_restarts), ('within', within))
+        if v is not None
+    }
+    opener = (
+        partial(tractor.open_supervisor, **supervised) if supervised else tractor.open_nursery
+    )
+    async with opener(**runtime_kwargs) as an:
         prefix = tractor.current_actor().name
         portals: dict[str, Portal] = {}
 

@@ -1,0 +1,739 @@
+"""Supervisors: actor nurseries that restart the children that end,
+Erlang/OTP style, inside structured concurrency.
+
+A :class:`Supervisor` is built on an ordinary :class:`~tractor.ActorNursery`
+(which still spawns, reaps and cancels every process) and adds:
+
+- a *watcher* task per child incarnation that learns how it ended: for a
+  ``start_actor`` child through a ``lifeline()`` call it keeps open in the
+  child (see :mod:`tractor._lifeline`), for a ``run_in_actor`` child through
+  the call of its function, and in both cases through the process's exit
+  status, which the nursery collects;
+- one *coordinator* task that takes those ends one at a time and applies the
+  policy: the child's restart type, the strategy, the restart intensity and
+  the backoff. Serialising the decisions in one task means a group restart
+  (``one_for_all``, ``rest_for_one``) never races another child's end.
+
+Portals handed out by the supervisor (:class:`SupervisedPortal`) follow their
+child across restarts.
+"""
+from __future__ import annotations
+
+import inspect
+import signal
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+import msgspec
+import trio
+
+from . import _state
+from ._exceptions import (
+    ActorFailure,
+    ContextCancelled,
+    RemoteActorError,
+    TractorError,
+    TransportClosed,
+)
+from ._portal import Portal, _fn_address
+from ._supervise import CANCEL_GRACE, ActorNursery, open_nursery
+from .log import get_logger
+from .trionics import collapse_eg
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._ipc import Channel
+    from ._runtime import Actor
+    from ._supervise import _Child
+
+log = get_logger('supervisor')
+
+STRATEGIES = ('one_for_one', 'one_for_all', 'rest_for_one')
+RESTART_TYPES = ('permanent', 'transient', 'temporary')
+#: the module every supervised daemon serves for its watcher
+_LIFELINE_NS = 'tractor._lifeline'
+#: what run_in_actor() takes as spawn options (the rest are the function's
+#: kwargs): start_actor()'s own keywords, read off it so the two stay in step
+SPAWN_OPTIONS = tuple(
+    p.name for p in inspect.signature(ActorNursery.start_actor).parameters.values()
+    if p.kind is p.KEYWORD_ONLY and p.name != 'enable_modules'
+)
+
+
+class TooManyRestarts(TractorError):
+    """A supervisor gave up: a child failed again after ``max_restarts``
+    restarts within ``within`` seconds.
+
+    ``child`` names the child whose failure was one too many, ``restarts``
+    is how many restarts the supervisor had made in the window, and the
+    child's last failure is the ``__cause__``. Every other child was
+    cancelled before this was raised.
+    """
+
+    def __init__(self, child: str, restarts: int, max_restarts: int, within: float, reason: str) -> None:
+        super().__init__(
+            f'actor {child!r} {reason} after {restarts} restart(s) within {within}s '
+            f'(max_restarts={max_restarts}): the supervisor gave up'
+        )
+        self.child = child
+        self.restarts = restarts
+        self.max_restarts = max_restarts
+        self.within = within
+        self.reason = reason
+
+    def __reduce__(self):  # picklable like the other runtime errors
+        return (type(self), (self.child, self.restarts, self.max_restarts, self.within, self.reason))
+
+
+class ChildInfo(msgspec.Struct, frozen=True):  # (a Struct: msgspec is loaded anyway)
+    """A snapshot of one supervised child (``Supervisor.children``).
+
+    ``state`` is ``'starting'`` (first spawn under way), ``'running'``,
+    ``'restarting'`` (it ended and a new incarnation is on its way),
+    ``'done'`` (ended normally, not restarted), ``'failed'`` (ended
+    abnormally and not restarted: a temporary child, or the supervisor gave
+    up) or ``'cancelled'`` (stopped by the supervisor's cancel or teardown).
+    ``restarts`` counts its restarts so far; ``last_exit`` says how its
+    previous incarnation ended.
+    """
+
+    name: str
+    restart: str
+    state: str
+    restarts: int
+    pid: int | None
+    last_exit: str | None
+    portal: SupervisedPortal
+
+
+class _Incarnation:
+    """One process of a supervised child."""
+
+    __slots__ = ('portal', 'record', 'uid', 'pid', 'born', 'stopping', 'ended', 'watched',
+                 'normal', 'reason', 'failure', 'result')
+
+    def __init__(self, portal: Portal, record: _Child | None) -> None:
+        aid = portal.channel.aid
+        assert aid is not None
+        self.portal = portal
+        #: the nursery's record of the process (None: already reaped)
+        self.record = record
+        self.uid = aid.uid
+        self.pid = aid.pid
+        self.born = trio.current_time()
+        #: the supervisor itself is stopping it (strategy, cancel, teardown)
+        self.stopping = False
+        self.ended = False
+        self.watched = trio.Event()  # its watcher is done with it
+        self.normal = False
+        self.reason = ''
+        self.failure: BaseException | None = None
+        self.result: Any = None
+
+
+class _SupChild:
+    __slots__ = ('name', 'restart', 'options', 'call', 'restarts', 'state', 'current',
+                 'streak', 'last_exit', 'settled', 'final_error', 'final_result', 'portal',
+                 'collected')
+
+    def __init__(self, name: str, restart: str, options: dict[str, Any],
+                 call: tuple[str, str, dict[str, Any]] | None) -> None:
+        self.name = name
+        self.restart = restart
+        self.options = options
+        #: a one-shot's function: (module, name, kwargs); None for a daemon
+        self.call = call
+        self.restarts = 0
+        self.state = 'starting'
+        self.current: _Incarnation | None = None
+        #: consecutive quick failures, for the backoff
+        self.streak = 0
+        self.last_exit: str | None = None
+        self.settled = trio.Event()  # ended for good
+        #: a one-shot's result was read (wait_for_result())
+        self.collected = False
+        self.final_error: BaseException | None = None
+        self.final_result: Any = None
+        self.portal: SupervisedPortal
+
+    @property
+    def alive(self) -> bool:
+        return self.current is not None and not self.current.ended
+
+    def settle(self, state: str, error: BaseException | None = None, result: Any = None) -> None:
+        if self.settled.is_set():
+            return
+        self.state = state
+        self.final_error = error
+        self.final_result = result
+        self.settled.set()
+
+
+class SupervisedPortal(Portal):
+    """A portal to a supervised child that stays valid across its restarts.
+
+    Each call goes to the child's current incarnation. A call in flight
+    when that incarnation dies raises :class:`~tractor.TransportClosed` at
+    once; a call made while the child is restarting waits (at most the
+    supervisor's ``restart_wait``) for the new incarnation and goes to it.
+    Once the child has ended for good, calls raise ``TransportClosed``.
+    """
+
+    def __init__(self, sup: Supervisor, child: _SupChild) -> None:
+        # no Portal.__init__: this portal has no channel of its own
+        self._sup = sup
+        self._child = child
+
+    @property
+    def channel(self) -> Channel:  # type: ignore[override]
+        """The current incarnation's channel (possibly a dead one)."""
+        inc = self._child.current
+        if inc is None:
+            raise RuntimeError(f'actor {self._child.name!r} has not started yet')
+        return inc.portal.channel
+
+    def __repr__(self) -> str:
+        return f'<SupervisedPortal to {self._child.name!r} ({self._child.state})>'
+
+    @property
+    def info(self) -> ChildInfo:
+        """Its child's current state and restart count (as in ``Supervisor.children``)."""
+        return self._sup._info(self._child)
+
+    async def _live(self) -> Portal:
+        child, sup = self._child, self._sup
+        inc = child.current
+        if inc is not None and not inc.ended and inc.portal.channel.connected():
+            return inc.portal  # the common case, without a cancel scope
+        with trio.move_on_after(sup.restart_wait):
+            while True:
+                changed = sup._changed
+                inc = child.current
+                if inc is not None and not inc.ended and inc.portal.channel.connected():
+                    return inc.portal
+                if child.settled.is_set() or sup._closing:
+                    raise TransportClosed(
+                        f'actor {child.name!r} has ended ({child.last_exit or child.state}) '
+                        'and will not be restarted'
+                    )
+                await changed.wait()
+        raise TransportClosed(
+            f'actor {child.name!r} is restarting and was not back within '
+            f'restart_wait={sup.restart_wait}s'
+        )
+
+    async def run(self, func: Callable, **kwargs: Any) -> Any:
+        portal = await self._live()
+        return await portal.run(func, **kwargs)
+
+    async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
+        portal = await self._live()
+        return await portal.run_from_ns(namespace_path, function_name, **kwargs)
+
+    @asynccontextmanager
+    async def open_context(self, func: Callable, **kwargs: Any) -> AsyncIterator[tuple[Context, Any]]:
+        portal = await self._live()
+        async with portal.open_context(func, **kwargs) as pair:
+            yield pair
+
+    async def cancel_actor(self, timeout: float | None = None) -> bool:
+        """Cancel the current incarnation. A ``permanent`` child is then
+        restarted; use ``Supervisor.cancel()`` to stop them all for good."""
+        inc = self._child.current
+        if inc is None or inc.ended:
+            return False
+        return await inc.portal.cancel_actor(timeout=timeout)
+
+    async def wait_for_result(self) -> Any:
+        """A ``run_in_actor`` child's result: the return value of the run
+        that ended it for good (after any restarts), or its last error."""
+        if self._child.call is None:
+            raise RuntimeError(
+                f'{self!r} has no main result: it was started with start_actor(), '
+                'use run_in_actor() for a one-shot actor with a result'
+            )
+        await self._child.settled.wait()
+        if not self._child.collected:
+            self._child.collected = True
+            self._sup._notify()  # its process may go now
+        if self._child.final_error is not None:
+            raise self._child.final_error
+        return self._child.final_result
+
+    result = wait_for_result
+
+    async def aclose(self) -> None:
+        """Nothing to close: the supervisor owns the connections."""
+
+    async def __aexit__(self, *exc: Any) -> None:
+        pass
+
+
+def backoff_delay(backoff: tuple[float, float], streak: int) -> float:
+    """The wait before a restart after ``streak`` quick ones in a row:
+    ``first``, doubling, never more than ``cap``."""
+    first, cap = backoff
+    return min(cap, first * 2 ** min(streak, 64))
+
+
+def _exit_reason(rc: int | None) -> str:
+    if rc is None:
+        return 'ended (exit status unknown)'
+    if rc < 0:
+        try:
+            return f'was killed by {signal.Signals(-rc).name}'
+        except ValueError:
+            return f'was killed by signal {-rc}'
+    if rc == 0:
+        return 'exited on its own (code 0)'
+    return f'exited with code {rc}'
+
+
+class Supervisor:
+    """Starts children like an actor nursery and restarts them when they
+    end, by their restart type and the supervisor's strategy.
+
+    Made by :func:`open_supervisor`; ``start_actor()``, ``run_in_actor()``
+    and ``cancel()`` take the nursery's arguments plus ``restart=``.
+    ``children`` is a view of every child's state.
+    """
+
+    def __init__(self, an: ActorNursery, strategy: str, max_restarts: int, within: float,
+                 backoff: tuple[float, float] | None, restart_wait: float) -> None:
+        self._an = an
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.within = within
+        self.backoff = backoff
+        self.restart_wait = restart_wait
+        self._children: dict[str, _SupChild] = {}  # start order
+        self._history: deque[float] = deque()  # restart times in the window
+        #: ends not yet looked at by the coordinator: at most one per live
+        #: incarnation, so bounded by the number of children
+        self._pending: list[tuple[_SupChild, _Incarnation]] = []
+        self._wake = trio.Event()
+        #: set and replaced on every state change (waiters re-check)
+        self._changed = trio.Event()
+        self._closing = False
+        self._gave_up: TooManyRestarts | None = None
+        self._tn: trio.Nursery | None = None
+        self._body_scope: trio.CancelScope | None = None
+        self._coord_scope = trio.CancelScope()
+        self._coord_done = trio.Event()
+
+    @property
+    def _actor(self) -> Actor:
+        return _state.current_actor()
+
+    @property
+    def children(self) -> dict[str, ChildInfo]:
+        """``{name: ChildInfo}`` in start order: state, restart count, pid."""
+        return {c.name: self._info(c) for c in self._children.values()}
+
+    @staticmethod
+    def _info(c: _SupChild) -> ChildInfo:
+        return ChildInfo(
+            name=c.name, restart=c.restart, state=c.state, restarts=c.restarts,
+            pid=c.current.pid if c.current is not None and not c.current.ended else None,
+            last_exit=c.last_exit, portal=c.portal,
+        )
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # -- starting children ----------------------------------------------------
+    def _add(self, name: str, restart: str, options: dict[str, Any],
+             call: tuple[str, str, dict[str, Any]] | None) -> _SupChild:
+        if self._closing:
+            raise RuntimeError('this supervisor was cancelled; it starts no more children')
+        if restart not in RESTART_TYPES:
+            raise ValueError(f'restart must be one of {list(RESTART_TYPES)}, got {restart!r}')
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+        old = self._children.get(name)
+        if old is not None and not old.settled.is_set():
+            raise ValueError(
+                f'this supervisor already has a child named {name!r} ({old.state}): '
+                'supervised children need distinct names'
+            )
+        self._children.pop(name, None)  # a child that ended for good makes room
+        child = _SupChild(name, restart, options, call)
+        child.portal = SupervisedPortal(self, child)
+        self._children[name] = child
+        return child
+
+    async def start_actor(self, name: str, *, restart: str = 'permanent', **options: Any) -> SupervisedPortal:
+        """Spawn a daemon actor ``name`` (the options of
+        ``ActorNursery.start_actor``); returns a portal that follows it
+        across restarts once the child serves.
+
+        ``restart``: ``'permanent'`` (default: always restarted),
+        ``'transient'`` (restarted unless it was cancelled: a signal, a crash
+        or an exit of its own count as abnormal) or ``'temporary'`` (never).
+        """
+        child = self._add(name, restart, options, None)
+        await self._first_spawn(child)
+        return child.portal
+
+    async def run_in_actor(self, fn: Callable, *, name: str | None = None, restart: str = 'transient',
+                           enable_modules: list[str] | None = None, **kwargs: Any) -> SupervisedPortal:
+        """Spawn an actor that runs ``fn(**kwargs)``; ``await
+        portal.wait_for_result()`` gives its result.
+
+        Its error does not cancel the siblings: a ``'transient'`` (default)
+        or ``'permanent'`` child re-runs ``fn`` in a new incarnation, a
+        ``'temporary'`` one keeps the error for ``wait_for_result()``. A
+        ``'permanent'`` one is re-run even after it returned.
+        """
+        ns, fname = _fn_address(fn)
+        options = {k: kwargs.pop(k) for k in SPAWN_OPTIONS if k in kwargs}
+        options['enable_modules'] = [ns, *(enable_modules or ())]
+        child = self._add(fname if name is None else name, restart, options, (ns, fname, kwargs))
+        await self._first_spawn(child)
+        return child.portal
+
+    async def _first_spawn(self, child: _SupChild) -> None:
+        try:
+            await self._spawn(child)
+        except BaseException:
+            if self._children.get(child.name) is child:
+                del self._children[child.name]
+            raise
+        child.state = 'running'
+        self._notify()
+
+    async def _spawn(self, child: _SupChild) -> _Incarnation:
+        options = dict(child.options)
+        if child.call is None:
+            mods = options.get('enable_modules')
+            if mods is None or isinstance(mods, (list, tuple)):
+                mods = list(mods or ())
+                if _LIFELINE_NS not in mods:
+                    mods.append(_LIFELINE_NS)
+                options['enable_modules'] = mods
+        portal = await self._an.start_actor(child.name, **options)
+        aid = portal.channel.aid
+        assert aid is not None
+        # the nursery's own record of the process: its exit event and
+        # status (absent only if it already died and was reaped)
+        record = self._an._children.get(aid.uid)
+        inc = _Incarnation(portal, record)
+        child.current = inc
+        assert self._tn is not None
+        self._tn.start_soon(self._watch, child, inc, name=f'watch {child.name}')
+        return inc
+
+    # -- watching one incarnation ------------------------------------------------
+    async def _watch(self, child: _SupChild, inc: _Incarnation) -> None:
+        actor = self._actor
+        chan = inc.portal.channel
+        died = False
+        try:
+            if child.call is None:
+                await actor.call(chan, _LIFELINE_NS, 'lifeline', {})
+                inc.reason = 'ended its lifeline call'  # it never returns by itself
+            else:
+                ns, fname, kwargs = child.call
+                inc.result = await actor.call(chan, ns, fname, kwargs, reply_on_cancel=CANCEL_GRACE)
+                inc.normal = True
+                inc.reason = f'{fname}() returned'
+        except ContextCancelled as err:
+            # cancelled by another actor (or by us): a normal end; with
+            # itself as the canceller the actor shut down on its own
+            canceller = tuple(err.canceller) if err.canceller else None
+            inc.normal = canceller is not None and canceller != inc.uid
+            inc.failure = err
+            inc.reason = f'was cancelled by {canceller[0]!r}' if inc.normal else 'shut down on its own'
+        except RemoteActorError as err:
+            inc.failure = err
+            inc.reason = f'raised {err.type_name}: {err.msg}'
+        except TransportClosed:
+            died = True
+        except Exception as err:  # e.g. kwargs that cannot cross the wire
+            inc.failure = err
+            inc.reason = f'could not be called: {err!r}'
+        finally:
+            with trio.CancelScope(shield=True):
+                record = inc.record
+                if (
+                    record is not None and inc.normal and inc.failure is None
+                    and child.call is not None and not self._should_restart(child, inc)
+                ):
+                    # a one-shot that returned for good: like a nursery's, it
+                    # keeps serving its siblings until its result was read
+                    # or the supervisor closes; it is done already
+                    inc.ended = True
+                    self._pending.append((child, inc))
+                    self._wake.set()
+                    self._notify()
+                    while not (child.collected or self._closing):
+                        await self._changed.wait()
+                if record is not None:
+                    if died or child.call is None:
+                        # it is dying or gone: let the nursery see the exit
+                        # (and log it) before anyone asks it to cancel
+                        with trio.move_on_after(CANCEL_GRACE):
+                            await record.exited.wait()
+                    # a one-shot that returned, or anything still there: the ladder
+                    await self._an._cancel_child(record, hard_kill=False)
+                rc = record.proc.returncode if record is not None else None
+                if died or (inc.normal and child.call is None and rc != 0):
+                    inc.normal = False
+                    inc.reason = _exit_reason(rc)
+                if not inc.normal and (inc.failure is None or isinstance(inc.failure, ContextCancelled)):
+                    # no error of its own to show for it: describe the death
+                    inc.failure = ActorFailure(f'actor {child.name!r} (pid {inc.pid}) {inc.reason}')
+                inc.watched.set()
+                if not inc.ended:
+                    inc.ended = True
+                    self._pending.append((child, inc))
+                    self._wake.set()
+                self._notify()
+
+    # -- the policy ----------------------------------------------------------------
+    async def _coordinate(self) -> None:
+        try:
+            with self._coord_scope:
+                while not self._closing:
+                    while not self._pending:
+                        await self._wake.wait()
+                        self._wake = trio.Event()
+                    child, inc = self._pending.pop(0)
+                    await self._on_end(child, inc)
+        finally:
+            self._coord_done.set()
+
+    async def _on_end(self, child: _SupChild, inc: _Incarnation) -> None:
+        if inc is not child.current or inc.stopping or self._closing or child.settled.is_set():
+            # stopped on purpose (a group restart, cancel, teardown), or
+            # already dealt with as part of a group: handled there
+            return
+        child.last_exit = inc.reason
+        if not self._should_restart(child, inc):
+            if inc.normal:
+                log.info('actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart)
+                # a one-shot cancelled by someone keeps that ContextCancelled
+                child.settle('done', inc.failure if child.call is not None else None, inc.result)
+            else:
+                log.warning('actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart)
+                child.settle('failed', inc.failure)
+            self._notify()
+            return
+        await self._restart(child, inc)
+
+    @staticmethod
+    def _should_restart(child: _SupChild, inc: _Incarnation) -> bool:
+        return child.restart == 'permanent' or (child.restart == 'transient' and not inc.normal)
+
+    def _group(self, child: _SupChild) -> list[_SupChild]:
+        """The children a failure of ``child`` restarts, in start order."""
+        if self.strategy == 'one_for_one':
+            return [child]
+        members = [c for c in self._children.values() if c.state in ('running', 'restarting')]
+        if self.strategy == 'rest_for_one':
+            order = list(self._children.values())
+            members = [c for c in members if order.index(c) >= order.index(child)]
+        if child not in members:
+            members.append(child)
+        return sorted(members, key=list(self._children.values()).index)
+
+    async def _restart(self, failed: _SupChild, inc: _Incarnation) -> None:
+        failure: BaseException | None = inc.failure
+        reason = inc.reason
+        while failed is not None:
+            now = trio.current_time()
+            while self._history and self._history[0] <= now - self.within:
+                self._history.popleft()
+            if len(self._history) >= self.max_restarts:
+                self._give_up(failed, failure, reason)
+                return
+            self._history.append(now)
+            group = self._group(failed)
+            # the living members are stopped first (the failed one is gone)
+            stopping = [c.current for c in group if c is not failed and c.alive]
+            for c in group:
+                if c.state == 'running':
+                    c.state = 'restarting'
+            failed.state = 'restarting'
+            self._notify()
+            if stopping:
+                for s in stopping:
+                    assert s is not None
+                    s.stopping = True
+                async with trio.open_nursery() as tn:
+                    for s in stopping:
+                        if s.record is not None:
+                            tn.start_soon(self._an._cancel_child, s.record, False)
+                for s in stopping:
+                    assert s is not None
+                    await s.watched.wait()
+            delay = self._backoff_delay(failed)
+            if delay > 0:
+                await trio.sleep(delay)
+            next_failure = None
+            for c in group:
+                last = c.current
+                if c is not failed:
+                    if c.restart == 'temporary':
+                        c.settle('cancelled', last.failure if last else None)
+                        continue
+                    if last is not None and last.ended and not last.stopping and not self._should_restart(c, last):
+                        # it ended on its own meanwhile, in a way its type does not restart
+                        c.last_exit = last.reason
+                        c.settle('done' if last.normal else 'failed', last.failure, last.result)
+                        continue
+                why = reason if c is failed else f'restarted with {failed.name!r} ({self.strategy})'
+                c.restarts += 1
+                log.warning('restarting actor %r (restart #%d; %s): %s', c.name, c.restarts,
+                            self.strategy, why)
+                try:
+                    await self._spawn(c)
+                except Exception as err:
+                    c.last_exit = f'failed to restart: {err!r}'
+                    next_failure = (c, err)
+                    break
+                c.state = 'running'
+                self._notify()
+            if next_failure is None:
+                return
+            failed, failure = next_failure
+            reason = f'failed to restart ({failure!r})'
+
+    def _backoff_delay(self, child: _SupChild) -> float:
+        """Doubling delay for a child that keeps failing quickly; a child that
+        ran for ``within`` seconds starts over."""
+        if self.backoff is None:
+            return 0.0
+        inc = child.current
+        if inc is not None and trio.current_time() - inc.born >= self.within:
+            child.streak = 0
+        delay = backoff_delay(self.backoff, child.streak)
+        child.streak += 1
+        return delay
+
+    def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None:
+        err = TooManyRestarts(child.name, len(self._history), self.max_restarts, self.within, reason)
+        err.__cause__ = failure
+        log.error('%s', err)
+        self._gave_up = err
+        self._closing = True
+        child.settle('failed', failure)
+        self._notify()
+        if self._body_scope is not None:
+            self._body_scope.cancel()
+
+    # -- stopping -------------------------------------------------------------------
+    async def cancel(self, hard_kill: bool = False) -> None:
+        """Stop every child for good, restarting none: the nursery's cancel
+        ladder (``hard_kill=True`` kills at once). Returns once all are reaped;
+        the supervisor starts no more children afterwards."""
+        self._closing = True
+        self._coord_scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self._coord_done.wait()
+            for c in self._children.values():
+                if c.current is not None:
+                    c.current.stopping = True
+            self._notify()
+            # every child through the nursery's cancel ladder (it leaves
+            # the nursery's block, that is ours, running)
+            await self._an.cancel(hard_kill=hard_kill)
+            for c in list(self._children.values()):
+                if c.current is not None:
+                    await c.current.watched.wait()
+                if not c.settled.is_set():
+                    last = c.current
+                    c.last_exit = last.reason if last is not None else c.last_exit
+                    if last is not None and last.normal and c.call is not None and last.failure is None:
+                        c.settle('done', None, last.result)  # it returned before the cancel
+                    else:
+                        c.settle('cancelled', last.failure if last is not None else None)
+            self._notify()
+
+    async def _wait_settled(self) -> None:
+        """Until every child has ended for good (or the supervisor gave up)."""
+        while not self._closing and not all(c.settled.is_set() for c in self._children.values()):
+            await self._changed.wait()
+
+
+def _check_args(strategy: Any, max_restarts: Any, within: Any, backoff: Any, restart_wait: Any) -> tuple[float, float] | None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f'strategy must be one of {list(STRATEGIES)}, got {strategy!r}')
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
+        raise ValueError(f'max_restarts must be an int >= 0, got {max_restarts!r}')
+    if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
+        raise ValueError(f'within must be a number of seconds > 0, got {within!r}')
+    if isinstance(restart_wait, bool) or not isinstance(restart_wait, (int, float)) or restart_wait < 0:
+        raise ValueError(f'restart_wait must be a number of seconds >= 0, got {restart_wait!r}')
+    if backoff is None:
+        return None
+    pair = (backoff, within) if isinstance(backoff, (int, float)) and not isinstance(backoff, bool) else backoff
+    if (
+        not isinstance(pair, tuple) or len(pair) != 2
+        or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0 for x in pair)
+        or pair[0] > pair[1]
+    ):
+        raise ValueError(
+            'backoff must be None, a first delay in seconds, or a (first, cap) pair '
+            f'of seconds with first <= cap, got {backoff!r}'
+        )
+    return (float(pair[0]), float(pair[1]))
+
+
+@asynccontextmanager
+async def open_supervisor(
+    strategy: str = 'one_for_one',
+    max_restarts: int = 3,
+    within: float = 5.0,
+    backoff: float | tuple[float, float] | None = None,
+    restart_wait: float = 30.0,
+    **nursery_options: Any,
+) -> AsyncIterator[Supervisor]:
+    """Open a supervisor: an actor nursery whose children are restarted when
+    they end, instead of one failure cancelling all.
+
+    - ``strategy``: ``'one_for_one'`` restarts only the child that ended;
+      ``'one_for_all'`` cancels the others and restarts all in start order;
+      ``'rest_for_one'`` restarts it and the children started after it.
+    - More than ``max_restarts`` restarts within ``within`` seconds: the
+      supervisor cancels every child and raises :class:`TooManyRestarts`
+      from this block, the last failure as its ``__cause__``.
+    - ``backoff``: ``None`` (restart at once), a first delay ``d`` (then
+      ``2d``, ``4d``, ... at most ``within``) or a ``(first, cap)`` pair.
+    - ``restart_wait``: how long a call through a supervised portal waits
+      for a restarting child to be back before raising ``TransportClosed``.
+    - ``nursery_options`` go to ``open_nursery()`` (which boots the root
+      actor when none runs).
+
+    The block exits once every child has ended for good; ``cancel()`` stops
+    them all. An error or a cancel in the block stops them all, restarting
+    none, before it propagates.
+    """
+    pair = _check_args(strategy, max_restarts, within, backoff, restart_wait)
+    async with open_nursery(**nursery_options) as an:
+        sup = Supervisor(an, strategy, max_restarts, float(within), pair, float(restart_wait))
+        body_exc: BaseException | None = None
+        # only a KeyboardInterrupt landing in one of our own tasks (or a bug
+        # in one) can leave this nursery: as itself, not in a group
+        async with collapse_eg(), trio.open_nursery() as tn:
+            sup._tn = tn
+            tn.start_soon(sup._coordinate, name='supervisor coordinator')
+            try:
+                with trio.CancelScope() as body_scope:
+                    sup._body_scope = body_scope
+                    yield sup
+                    await sup._wait_settled()
+            except BaseException as exc:
+                # an error, a cancel from outside, Ctrl-C: every child is
+                # stopped (none restarted) before it goes on
+                body_exc = exc
+            finally:
+                sup._body_scope = None
+                await sup.cancel()
+                tn.cancel_scope.cancel()
+        if body_exc is not None:
+            raise body_exc
+        if sup._gave_up is not None:
+            raise sup._gave_up
