@@ -136,7 +136,7 @@ async def test_stream_subscribe_every_task_gets_every_message(runtime_kwargs):
                             tn.start_soon(reader, i)
                         for _ in range(3):
                             await subscribed.acquire()
-                        await stream.send('go')  # (unread: the callee only sends)
+                        await stream.send('go')
             assert results == {i: list(range(100)) for i in range(3)}
             await portal.cancel_actor()
 

@@ -349,5 +349,6 @@ async def ipc_ctx_in_plain_call() -> str:
 async def fan_out(ctx: tractor.Context, n: int) -> None:
     await ctx.started()
     async with ctx.open_stream() as stream:
+        assert await stream.receive() == 'go'  # every reader subscribed
         for i in range(n):
             await stream.send(i)
