@@ -196,9 +196,10 @@ async def test_open_actor_cluster_on_etcd(etcd, etcd_url):
             modules=[__name__], count=2, names=['w0', 'w1'], registry_addrs=[etcd_url],
         ) as portals:
             assert sorted(portals) == ['root.w0', 'root.w1']
-            assert names(stored(etcd, etcd_url)) == ['root', 'w0', 'w1']
+            # a worker's actor name is its key
+            assert names(stored(etcd, etcd_url)) == ['root', 'root.w0', 'root.w1']
             async with tractor.get_registry() as reg:
-                uid, _ = await reg.find_actor(name='w1')
+                uid, _ = await reg.find_actor(name='root.w1')
             assert uid == portals['root.w1'].channel.uid
 
 
