@@ -250,3 +250,76 @@ async def test_outer_cancel_is_a_cancel_not_a_body_error(runtime_kwargs):
                     outer_scope.cancel()
                     await trio.sleep_forever()
         assert outer_scope.cancelled_caught
+
+
+async def test_spawn_racing_an_cancel_is_refused_and_reaped(runtime_kwargs):
+    """A start_actor() under way when ``an.cancel()`` runs does not hand
+    out a child the nursery will never reap: it raises, and the block
+    exits (no hang at block exit)."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            outcome = []
+
+            async def late() -> None:
+                try:
+                    await an.start_actor('late', enable_modules=FNS)
+                except RuntimeError as err:
+                    outcome.append(str(err))
+                else:
+                    outcome.append('spawned')
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(late)
+                await trio.sleep(0)  # the spawn has started
+                await an.cancel()
+            assert an.children == {}
+    assert outcome and ('cancelled' in outcome[0]), outcome
+
+
+async def test_hard_kill_during_a_one_shot_call_is_not_a_failure(runtime_kwargs, pids_gone):
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.run_in_actor(fns.long_sleep, name='sleeper')
+            pid = portal.channel.aid.pid
+            while await portal.run(get_state, key='sleep') != 'sleeping':
+                await trio.sleep(0.01)
+            await an.cancel(hard_kill=True)
+            body_went_on = True
+            with pytest.raises(tractor.ContextCancelled):
+                await portal.result()
+    assert body_went_on
+    assert await pids_gone([pid]) == []
+
+
+async def test_handled_error_then_cut_short_is_raised(runtime_kwargs):
+    """The block handled a child's error from ``result()``, then one
+    cancels all cut the rest of it short: the error is raised at exit, so
+    skipping that code is never silent."""
+    reached = []
+    with trio.fail_after(30):
+        with pytest.raises(tractor.RemoteActorError):
+            async with tractor.open_nursery(**runtime_kwargs) as an:
+                portal = await an.run_in_actor(raise_value_error, name='boom', msg='x')
+                try:
+                    await portal.result()
+                except tractor.RemoteActorError:
+                    pass
+                await trio.sleep(1)  # a checkpoint: one cancels all stops the block here
+                reached.append('after')
+    assert reached == []
+
+
+async def test_graceful_cancel_of_a_stuck_one_shot_stays_within_one_grace(runtime_kwargs, pids_gone):
+    """A one-shot child that ignores the cancel is killed one cancel grace
+    after ``an.cancel()``, not two."""
+    grace = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.run_in_actor(fns.ignore_cancel, name='stuck')
+            while await portal.run(get_state, key='shielded') != 'entered':
+                await trio.sleep(0.01)
+            start = trio.current_time()
+            await an.cancel()
+            took = trio.current_time() - start
+    # (a bound on what the runtime waits, from its own setting, not a speed test)
+    assert took < 1.5 * grace, took

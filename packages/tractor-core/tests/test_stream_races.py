@@ -90,3 +90,23 @@ async def test_callee_self_cancel_carries_a_traceback(runtime_kwargs):
             assert err.value.tb_str
             assert 'cancel_myself' in err.value.tb_str
             await portal.cancel_actor()
+
+
+async def test_reopen_after_a_stream_left_by_an_error(runtime_kwargs):
+    """The first stream was left by a handled error (no clean close was
+    sent): re-opening closes it for the peer first, so neither side waits
+    for the other."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('echo', enable_modules=FNS)
+            async with portal.open_context(two_phase_echo) as (ctx, _):
+                with pytest.raises(KeyError):
+                    async with ctx.open_stream() as stream:
+                        await stream.send('a0')
+                        assert await stream.receive() == 'a0'
+                        raise KeyError('handled')
+                async with ctx.open_stream() as stream:
+                    await stream.send('b0')
+                    assert await stream.receive() == 'b0'
+                assert await ctx.wait_for_result() == [['a0'], ['b0']]
+            await portal.cancel_actor()

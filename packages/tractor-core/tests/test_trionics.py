@@ -81,8 +81,8 @@ OPENED: list[str] = []
 
 @asynccontextmanager
 async def resource(name: str):
-    OPENED.append(f'open {name}')
     await trio.sleep(0.01)  # entering takes time: a window for races
+    OPENED.append(f'open {name}')
     try:
         yield f'res-{name}'
     finally:
@@ -181,3 +181,56 @@ async def test_maybe_raise_from_masking_exc_unmasks_the_error():
             cs.cancel()
             await trio.lowlevel.checkpoint()
     assert cs.cancelled_caught
+
+
+@asynccontextmanager
+async def never_opens():
+    await trio.sleep_forever()
+    yield
+
+
+async def test_maybe_open_context_cancelled_while_entering_does_not_hang(reg_addr, tpt_proto):
+    with trio.fail_after(20):
+        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+            with trio.move_on_after(0.05) as cs:
+                async with maybe_open_context(never_opens, key='never'):
+                    pytest.fail('it opened')
+            assert cs.cancelled_caught
+
+
+@asynccontextmanager
+async def fails_while_used():
+    async with trio.open_nursery() as tn:
+        async def boom() -> None:
+            await trio.sleep(0.05)
+            raise OSError('the resource broke')
+        tn.start_soon(boom)
+        yield 'fragile'
+
+
+async def test_maybe_open_context_that_broke_is_not_handed_out_again(reg_addr, tpt_proto):
+    with trio.fail_after(20):
+        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+            for _ in range(2):
+                # the broken one is gone after the first round: a new user
+                # opens a fresh one (hit is False again)
+                with pytest.raises(ExceptionGroup) as err:
+                    async with maybe_open_context(fails_while_used, key='fragile') as (hit, _):
+                        assert hit is False
+                        await trio.sleep(0.2)
+                assert err.group_contains(OSError, match='broke')
+
+
+async def test_broadcast_cancelled_receive_loses_nothing():
+    send, recv = trio.open_memory_channel(10)
+    base = broadcast_receiver(recv, max_buffer_size=8)
+    async with base.subscribe() as a, base.subscribe() as b:
+        send.send_nowait(0)
+        send.send_nowait(1)
+        assert await a.receive() == 0  # pulled: now buffered for b
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            await b.receive()
+        assert cs.cancelled_caught
+        assert await b.receive() == 0
+        assert await b.receive() == 1

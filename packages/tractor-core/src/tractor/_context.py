@@ -179,7 +179,8 @@ class Context(TaskScope):
         self._stops_queued = 0
         #: the peer allows this side to overrun it (raise, not wait, past credit)
         self._overrun_ok = False
-        self._overruns_granted = False
+        #: the extra window this side granted the peer (allow_overruns)
+        self._overrun_extra = 0
         #: (callee) where this side called ctx.cancel(): the caller's
         #: ContextCancelled carries it as its traceback
         self._cancel_tb = ''
@@ -328,7 +329,7 @@ class Context(TaskScope):
         delta = size - self._window
         if not delta:
             return
-        self._inbox.grow(size + _SLACK)
+        self._inbox.grow(size + self._overrun_extra + _SLACK)
         self._window = size
         self._batch = max(1, size // 4)
         # a negative credit shrinks what the peer may have in flight
@@ -389,8 +390,11 @@ class Context(TaskScope):
         stream (its ``receive()`` then raises ``trio.EndOfChannel``, and its
         ``send()`` drops what it is given: nobody reads it any more); an exit
         by an error or a cancel does not: the context delivers that to the
-        peer instead. Once closed, a stream can be opened again; after
-        ``ctx.cancel()`` opening one raises ``ContextCancelled``.
+        peer instead. Once closed, a stream can be opened again: the new one
+        starts once the peer closed its end of the old one too (so a peer
+        that never closes its end makes that wait). After ``ctx.cancel()``
+        opening one raises ``ContextCancelled``. Overruns, once allowed, stay
+        allowed for the rest of the context.
         """
         if self.side == 'callee' and not self._started:
             raise RuntimeError('call `await ctx.started()` before opening a stream')
@@ -405,9 +409,9 @@ class Context(TaskScope):
             raise self._own_cancel_error()
         if msg_buffer_size is not None:
             await self._resize_window(msg_buffer_size)
-        if allow_overruns and not self._overruns_granted:
-            self._overruns_granted = True
-            extra = self._window
+        if allow_overruns and not self._overrun_extra:
+            # (for the rest of the context: the peer keeps the grant)
+            self._overrun_extra = extra = self._window
             self._inbox.grow(self._window + extra + _SLACK)
             await self._send_ctrl(_msg.Credit(cid=self.cid, n=extra, overrun=True))
         if self._stream is not None:
@@ -434,6 +438,11 @@ class Context(TaskScope):
         """A stream again after this side closed the last one. The old one
         is over once the peer closed its end too: wait for that, then drop
         what the peer sent on it, up to its Stop (credited back)."""
+        if not (self._stop_sent or self._cancel_called or self._done.is_set()):
+            # the last stream was left by an error: close our end for the
+            # peer first, or both sides would wait for each other
+            self._stop_sent = True
+            await self._send_ctrl(_msg.Stop(cid=self.cid))
         while not self._peer_closed and not self._done.is_set():
             ev = self._credit_changed
             if ev is None or ev.is_set():

@@ -41,6 +41,8 @@ HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
 MAX_WINDOW = 1 << 16
 _MAIN_NAMES = ('__main__', '__mp_main__')
 _CTXC = type_name(ContextCancelled)
+#: bound on sending a request that goes out even when its caller is cancelled
+_START_SEND_TIMEOUT = 5.0
 
 
 def normalize_ns(ns: str) -> str:
@@ -577,8 +579,9 @@ class Actor:
                 import msgspec
 
                 ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
-            if ctx_fn:
-                _current_ctx.set(ctx)  # (this task's own: it runs only this call)
+            # (this task's own: it runs only this call; a plain call has none,
+            # whatever the task that started the channel's loop had)
+            _current_ctx.set(ctx if ctx_fn else None)
             with trio.CancelScope() as cs:
                 ctx._scope = cs
                 target = ctx if ctx_fn else None
@@ -637,10 +640,16 @@ class Actor:
         sent = False
         try:
             if always_start:
-                with trio.CancelScope(shield=True):
+                with trio.move_on_after(_START_SEND_TIMEOUT) as cs:
+                    cs.shield = True
                     await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
-                sent = True
+                    sent = True
                 await trio.lowlevel.checkpoint_if_cancelled()
+                if not sent:
+                    raise TransportClosed(
+                        f'{chan.aid and chan.aid.name!r} did not take the request '
+                        f'within {_START_SEND_TIMEOUT}s'
+                    )
             else:
                 await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
                 sent = True

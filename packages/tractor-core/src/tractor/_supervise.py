@@ -24,6 +24,7 @@ from ._spawn import (
     spawn_methods,
 )
 from .log import current_level, get_logger
+from .trionics import is_multi_cancelled
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -61,8 +62,9 @@ class ActorNursery:
     """Spawns subactors and owns their lifetimes.
 
     The ``async with`` block does not exit until every child has exited:
-    one-shot actors (``run_in_actor``) when their function returns, daemons
-    (``start_actor``) when cancelled. An error anywhere cancels all children.
+    one-shot actors (``run_in_actor``) once their result was read or the
+    block ended, daemons (``start_actor``) when cancelled. An error anywhere
+    cancels all children; ``cancel()`` cancels them without the block.
     """
 
     def __init__(self, actor: Actor, defaults: dict[str, Any]) -> None:
@@ -181,6 +183,13 @@ class ActorNursery:
         child = _Child(uid, proc, waiter)
         self._children[uid] = child
         self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')
+        if self.cancel_called and not self._errors:
+            # an.cancel() ran while the process started: it did not see it
+            actor._spawning.pop(uid, None)
+            self._abandon(child)
+            with trio.CancelScope(shield=True):
+                await child.exited.wait()
+            raise RuntimeError(f'this actor nursery was cancelled while {name!r} was starting')
         try:
             with trio.fail_after(SPAWN_TIMEOUT):
                 await waiter.done.wait()
@@ -196,7 +205,7 @@ class ActorNursery:
             # started runs to its first checkpoint, so an error of its own
             # still counts; then it is cancelled gracefully like the others
             with trio.CancelScope(shield=True):
-                with trio.move_on_after(SPAWN_TIMEOUT):
+                with trio.move_on_after(CANCEL_GRACE):  # (a cancel ladder's bound)
                     await waiter.done.wait()
                 if waiter.chan is None or waiter.error is not None:
                     self._abandon(child)
@@ -215,7 +224,11 @@ class ActorNursery:
             self._abandon(child)
             await child.exited.wait()
             raise waiter.error
-        return self._serving(child, one_shot)
+        portal = self._serving(child, one_shot)
+        if self.cancel_called and not self._errors:
+            # an.cancel() is cancelling it (it waited for it to serve)
+            raise RuntimeError(f'this actor nursery was cancelled while {name!r} was starting')
+        return portal
 
     def _abandon(self, child: _Child) -> None:
         child.settled.set()
@@ -244,10 +257,12 @@ class ActorNursery:
         enable_modules: list[str] | None = None,
         **kwargs: Any,
     ) -> Portal:
-        """Spawn a one-shot actor that runs ``fn(**kwargs)`` and exits.
+        """Spawn a one-shot actor that runs ``fn(**kwargs)``.
 
-        Its result is ``await portal.wait_for_result()``; its error cancels
-        the whole nursery and is raised when the block exits.
+        Its result is ``await portal.wait_for_result()``; the actor serves
+        its siblings until that result was read or the block ended, then it
+        is reaped. Its error cancels the whole nursery and is raised at
+        ``wait_for_result()``, else when the block exits.
         """
         ns, fname = _fn_address(fn)
         opts = {k: kwargs.pop(k) for k in _SPAWN_OPTIONS if k in kwargs}
@@ -293,12 +308,6 @@ class ActorNursery:
                 portal._set_final(error=cancelled)
             with trio.CancelScope(shield=True):
                 await self._cancel_child(child, hard_kill=False)
-
-    def _child_for(self, portal: Portal) -> _Child | None:
-        for child in self._children.values():
-            if child.portal is portal:
-                return child
-        return None
 
     def _fail(self, err: BaseException) -> None:
         """One cancels all: record ``err``, stop the body, cancel children."""
@@ -374,14 +383,27 @@ class ActorNursery:
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as tn:
                 for child in list(self._children.values()):
-                    if child.one_shot is not None and not hard_kill:
+                    if child.one_shot is not None:
                         # its call task cancels the call, collects the final
                         # reply (an error racing the cancel still counts)
-                        # and then cancels the child
+                        # and then cancels the child; all within one grace
                         child.one_shot.cancel()
-                        tn.start_soon(child.exited.wait)
+                        if hard_kill:
+                            tn.start_soon(self._cancel_child, child, True)
+                        else:
+                            tn.start_soon(self._kill_after_grace, child)
                     else:
                         tn.start_soon(self._cancel_child, child, hard_kill)
+
+    async def _kill_after_grace(self, child: _Child) -> None:
+        from .debug._lock import within_grace
+
+        await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
+        if not child.exited.is_set():
+            log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
+                        child.uid[0], CANCEL_GRACE)
+            child.proc.kill()
+        await child.exited.wait()
 
     async def _wait_reaped(self) -> None:
         """Until every child has exited (one-shots when their call is done,
@@ -425,7 +447,14 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
         finally:
             if body_exc is not None or an._errors:
                 await an.cancel()
-    errors = [e for e in an._errors if e is not body_exc and not _was_delivered(e)]
+    # An error the block read from portal.result() is not raised again: the
+    # block saw it (and raised or handled it). Unless one cancels all then
+    # cut the block short: raised here, so that is never silent.
+    cut_short = body_scope.cancelled_caught
+    errors = [
+        e for e in an._errors
+        if e is not body_exc and (cut_short or not _was_delivered(e))
+    ]
     if body_exc is not None:
         if _only_cancels(body_exc) or isinstance(body_exc, KeyboardInterrupt):
             # a cancel from outside (or Ctrl-C) wins; the children's errors
@@ -455,9 +484,7 @@ def _was_delivered(err: BaseException) -> bool:
 def _only_cancels(exc: BaseException) -> bool:
     """``trio.Cancelled``, or a group of nothing else (trio's nurseries wrap
     a cancel passing through them)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancels(e) for e in exc.exceptions)
-    return isinstance(exc, trio.Cancelled)
+    return isinstance(exc, trio.Cancelled) or is_multi_cancelled(exc)
 
 
 #: options open_nursery() takes inside a running actor (defaults for children)

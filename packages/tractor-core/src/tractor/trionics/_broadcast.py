@@ -47,7 +47,6 @@ class _Shared(Generic[T]):
         self.pulled = trio.Event()
         #: what ended the underlying channel (EndOfChannel, an error)
         self.ended: BaseException | None = None
-        self.subscribers = 0
 
     @property
     def oldest_seq(self) -> int:
@@ -61,7 +60,6 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         self._shared = shared
         self._seq = seq
         self._closed = False
-        shared.subscribers += 1
 
     async def receive(self) -> T:
         """The next value for this reader; ``Lagged`` if it fell too far
@@ -79,9 +77,11 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
                     skipped,
                 )
             if self._seq < sh.next_seq:
+                # a cancel is taken before the value, never after it
+                await trio.lowlevel.checkpoint_if_cancelled()
                 value = sh.ring[self._seq - sh.oldest_seq]
                 self._seq += 1
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return value
             if sh.ended is not None:
                 raise sh.ended
@@ -117,9 +117,7 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
             await sub.aclose()
 
     async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._shared.subscribers -= 1
+        self._closed = True
         await trio.lowlevel.checkpoint()
 
 

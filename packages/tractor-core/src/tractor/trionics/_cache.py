@@ -11,7 +11,7 @@ from .. import _state
 
 
 class _Entry:
-    __slots__ = ('value', 'users', 'ready', 'leave', 'done', 'error')
+    __slots__ = ('value', 'users', 'ready', 'leave', 'done', 'error', 'scope')
 
     def __init__(self) -> None:
         self.value: Any = None
@@ -21,6 +21,9 @@ class _Entry:
         self.leave = trio.Event()
         self.done = trio.Event()
         self.error: BaseException | None = None
+        #: the hosting task's scope: cancelled when nobody waits for it any
+        #: more while it is still entering the manager
+        self.scope = trio.CancelScope()
 
 
 #: (actor, key) -> entry; a lock per key serialises opening and closing
@@ -28,19 +31,22 @@ _entries: dict[tuple[int, Hashable], _Entry] = {}
 _locks: dict[tuple[int, Hashable], trio.Lock] = {}
 
 
-async def _host(acm: AsyncContextManager, entry: _Entry) -> None:
+async def _host(acm: AsyncContextManager, entry: _Entry, slot: tuple[int, Hashable]) -> None:
     """Enter ``acm`` in a task of its own, so it outlives whichever user
     opened it, and exit it once the last user left."""
     try:
-        async with acm as value:
-            entry.value = value
-            entry.ready.set()
-            await entry.leave.wait()
-    except BaseException as exc:
+        with entry.scope:
+            async with acm as value:
+                entry.value = value
+                entry.ready.set()
+                await entry.leave.wait()
+    except Exception as exc:
         entry.error = exc
-        if not isinstance(exc, (trio.Cancelled, Exception)):
-            raise
     finally:
+        # a manager that ended (failed, or its actor shut down) while in use
+        # is not handed to anyone else
+        if _entries.get(slot) is entry:
+            del _entries[slot]
         entry.ready.set()
         entry.done.set()
 
@@ -85,16 +91,19 @@ async def maybe_open_context(
         if entry is None:
             entry = _Entry()
             assert actor._service_tn is not None
-            actor._service_tn.start_soon(_host, acm_func(**kwargs), entry)
+            actor._service_tn.start_soon(_host, acm_func(**kwargs), entry, slot)
             try:
                 await entry.ready.wait()
             except BaseException:
-                entry.leave.set()  # cancelled while it opened: close it
+                # cancelled while it opened: stop it, entering or entered
+                entry.scope.cancel()
                 with trio.CancelScope(shield=True):
                     await entry.done.wait()
                 raise
             if entry.error is not None:
                 raise entry.error
+            if entry.done.is_set():  # its actor is shutting down
+                raise trio.ClosedResourceError(f'{acm_func!r} ended as it opened')
             _entries[slot] = entry
         entry.users += 1
     try:
@@ -111,5 +120,5 @@ async def maybe_open_context(
                         await entry.done.wait()
                         if not lock.statistics().tasks_waiting:
                             _locks.pop(slot, None)
-            if entry.error is not None and not isinstance(entry.error, trio.Cancelled):
+            if entry.error is not None:
                 raise entry.error
