@@ -170,8 +170,6 @@ def run_daemon(enable_modules: list[str], **root_kwargs: Any) -> None:
     """
     if isinstance(enable_modules, str) or not isinstance(enable_modules, (list, tuple)):
         raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
-    if 'enable_modules' in root_kwargs:
-        raise TypeError('run_daemon() got enable_modules twice')
     import trio
 
     async def serve() -> None:
