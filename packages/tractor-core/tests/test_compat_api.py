@@ -383,9 +383,10 @@ async def test_crash_handler_off_lets_errors_through(runtime_kwargs):
 
 
 async def test_stack_dump_on_sigusr1(runtime_kwargs, capfd):
-    """``enable_stack_on_sig=True``: the root and its child (which
-    inherits it) write their task trees to stderr on SIGUSR1, each showing
-    where its tasks are parked."""
+    """``enable_stack_on_sig=True``: on SIGUSR1 the root writes its task
+    tree to stderr and passes the signal down, so its child (which inherits
+    the option) writes its own; each shows where its tasks are parked. A
+    child signalled directly dumps only itself."""
     err = []
 
     async def wait_for(*texts: str) -> str:
@@ -407,12 +408,17 @@ async def test_stack_dump_on_sigusr1(runtime_kwargs, capfd):
                 async with portal.open_context(fns.park) as (ctx, first):
                     assert first == 'stacky'
                     os.kill(os.getpid(), signal.SIGUSR1)
-                    text = await wait_for("task tree of actor 'root'", 'parked_in_the_root')
+                    text = await wait_for(
+                        "task tree of actor 'root'", 'parked_in_the_root',
+                        "task tree of actor 'stacky'", 'park_here_for_the_stack_dump',
+                    )
                     assert "task 'parked-task'" in text
+                    err.clear()
                     os.kill(portal.channel.aid.pid, signal.SIGUSR1)
                     text = await wait_for(
                         "task tree of actor 'stacky'", 'park_here_for_the_stack_dump',
                     )
+                    assert "actor 'root'" not in text
                     await ctx.cancel()
                 tn.cancel_scope.cancel()
             await an.cancel()

@@ -151,6 +151,9 @@ class Actor:
         #: for a plain call a Reply (caller) / CallScope (callee)
         self._contexts: dict[tuple[Channel, int], Context | Reply | CallScope] = {}
         self._spawning: dict[tuple[str, str], Any] = {}
+        #: spawn channels of this actor's children once they are serving
+        #: (so a SIGUSR1 task-tree dump can be relayed down the tree)
+        self._child_chans: set[Channel] = set()
         self._parent_chan: Channel | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
         self._root_tn: trio.Nursery | None = None
@@ -415,10 +418,12 @@ class Actor:
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
+                self._child_chans.add(chan)
             await self._serve_channel(chan)
         except Exception:
             log.exception('connection handler on %s failed', laddr)
         finally:
+            self._child_chans.discard(chan)
             await chan.aclose()
 
     async def connect(self, addr: Address | Any) -> Channel:

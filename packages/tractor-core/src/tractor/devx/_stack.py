@@ -81,9 +81,11 @@ async def dump_on_signal(
     actor: Actor, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """(runtime) Write :func:`dump_task_tree` to stderr on each ``SIGUSR1``,
-    for the actor's lifetime. Reports started once the handler is in place,
-    so a signal sent after the actor serves never hits the default action
-    (which would end the process)."""
+    then pass the signal on to this actor's children (so signalling the
+    root dumps the whole tree), for the actor's lifetime. Reports started
+    once the handler is in place, so a signal sent after the actor serves
+    never hits the default action (which would end the process); children
+    are signalled only once they serve, so theirs is in place too."""
     with trio.open_signal_receiver(STACK_SIGNAL) as signals:
         task_status.started()
         async for _ in signals:
@@ -96,3 +98,10 @@ async def dump_on_signal(
                 sys.stderr.flush()
             except (OSError, ValueError):  # stderr closed: nothing to tell
                 pass
+            for chan in list(actor._child_chans):
+                if chan.aid is None:
+                    continue
+                try:
+                    os.kill(chan.aid.pid, STACK_SIGNAL)
+                except OSError:  # exited meanwhile
+                    pass
