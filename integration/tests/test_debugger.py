@@ -328,6 +328,20 @@ def test_crash_handler_in_a_child(session):
     assert s.text().count('crashed: ValueError') == 1
 
 
+def test_crash_handler_in_sync_code_of_the_root(session):
+    """``with maybe_open_crash_handler()`` in sync code of a debug-mode
+    root: the session waits for the tree's terminal like ``breakpoint()``."""
+    s = session('crash_handler.py', 'root-sync')
+    name, _ = s.prompt()
+    assert name == 'root'
+    assert "'80a'" in s.do('p text')
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert 'ValueError: invalid literal' in rest
+    assert s.text().count('crashed: ValueError') == 1
+
+
 @pytest.mark.parametrize('all_frames', [False, True], ids=['hide_tb', 'all-frames'])
 def test_post_mortem_hide_tb(session, all_frames):
     """``post_mortem(hide_tb=False)`` keeps the runtime's frames (here
