@@ -312,3 +312,66 @@ def test_crash_in_asyncio_task_of_infected_child(session):
     assert status == 1
     assert "RemoteActorError: ZeroDivisionError raised in 'aio_avg'" in rest
     assert '(Pdb' not in rest
+
+
+def test_crash_handler_without_a_runtime(session):
+    """``maybe_open_crash_handler(pdb=True)`` in plain sync code: a
+    post-mortem at the raising line, then the error propagates."""
+    s = session('crash_handler.py', 'sync')
+    s.expect(r'\(Pdb\) ')
+    assert 'crashed: ValueError' in s.text()
+    s.send('p text')
+    s.expect(r'\(Pdb\) ')
+    assert "'80a'" in s.transcript[-2]
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert 'ValueError: invalid literal' in rest
+
+
+def test_crash_handler_in_a_child(session):
+    """``async with maybe_open_crash_handler()`` in a debug-mode child: one
+    session (the runtime's crash hook does not open a second one), then the
+    error reaches the root boxed."""
+    s = session('crash_handler.py', 'child')
+    name, _ = s.prompt()
+    assert name == 'loader'
+    assert 'crashed: ValueError' in s.text()
+    stack = s.do('where')
+    assert 'parse_port' in stack and 'load_config' in stack
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert 'RemoteActorError' in rest and 'ValueError' in rest
+    assert s.text().count('crashed: ValueError') == 1
+
+
+def test_crash_handler_in_sync_code_of_the_root(session):
+    """``with maybe_open_crash_handler()`` in sync code of a debug-mode
+    root: the session waits for the tree's terminal like ``breakpoint()``."""
+    s = session('crash_handler.py', 'root-sync')
+    name, _ = s.prompt()
+    assert name == 'root'
+    assert "'80a'" in s.do('p text')
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 1
+    assert 'ValueError: invalid literal' in rest
+    assert s.text().count('crashed: ValueError') == 1
+
+
+@pytest.mark.parametrize('all_frames', [False, True], ids=['hide_tb', 'all-frames'])
+def test_post_mortem_hide_tb(session, all_frames):
+    """``post_mortem(hide_tb=False)`` keeps the runtime's frames (here
+    ``tractor/msg.py``, between the caller and importlib) in the traceback
+    and the stack ``where`` walks; by default they are left out."""
+    s = session('post_mortem_hide_tb.py', *(['--all-frames'] if all_frames else []))
+    name, _ = s.prompt()
+    assert name == 'root'
+    stack = s.do('where')
+    assert 'load()' in stack and '_bootstrap' in stack, stack
+    assert (('tractor' + os.sep + 'msg.py') in stack) is all_frames, stack
+    s.send('c')
+    status, rest = s.finish()
+    assert status == 0, rest
+    assert 'loaded: None' in rest

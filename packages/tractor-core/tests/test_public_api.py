@@ -12,7 +12,9 @@ EXPECTED_ALL = {
     # runtime
     'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
     'context', 'current_actor', 'current_ipc_ctx', 'is_root_process', 'open_nursery',
-    'open_root_actor', 'register_plugin',
+    'open_root_actor', 'register_plugin', 'run_daemon',
+    # runtime state
+    'debug_mode', 'get_runtime_vars',
     # supervision
     'ChildInfo', 'SupervisedPortal', 'Supervisor', 'TooManyRestarts', 'open_supervisor',
     # debugging
@@ -22,7 +24,7 @@ EXPECTED_ALL = {
     'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'StreamOverrun', 'TractorError',
     'TransportClosed',
     # public submodules
-    'log', 'trionics',
+    'log', 'msg', 'trionics',
     # provided by tractor-discovery
     'Arbiter', 'LocalPortal', 'Registrar', 'find_actor', 'get_registry',
     'query_actor', 'wait_for_actor',
@@ -66,7 +68,7 @@ def test_lazy_name_resolves(name):
     assert getattr(tractor, name) is getattr(importlib.import_module(modname), name)
 
 
-@pytest.mark.parametrize('modname', ['tractor.discovery', 'tractor.cluster'])
+@pytest.mark.parametrize('modname', ['tractor.discovery', 'tractor.cluster', 'tractor.devx'])
 def test_public_subpackages_resolve(modname):
     short = modname.rpartition('.')[2]
     assert getattr(tractor, short) is importlib.import_module(modname)
@@ -80,6 +82,13 @@ def test_submodule_surfaces():
     }
     for name in ('get_logger', 'get_console_log'):
         assert callable(getattr(tractor.log, name))
+    assert set(tractor.msg.__all__) == {'MsgTypeError', 'NamespacePath', 'context'}
+    assert set(tractor.devx.__all__) == {
+        'dump_task_tree', 'maybe_open_crash_handler', 'pause', 'pause_from_sync', 'post_mortem',
+    }
+    # the devx names are the debugger's own objects, not copies
+    for name in ('pause', 'post_mortem', 'pause_from_sync', 'maybe_open_crash_handler'):
+        assert getattr(tractor.devx, name) is getattr(tractor.debug, name)
     for name in tractor.trionics.__all__:
         assert callable(getattr(tractor.trionics, name))
     # the seeds reach these through the `tractor` namespace

@@ -11,6 +11,7 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 from . import log as log
+from . import msg as msg
 from . import trionics as trionics
 from ._context import Context as Context
 from ._context import MsgStream as MsgStream
@@ -31,8 +32,11 @@ from ._ipc import Channel as Channel
 from ._plugins import register_plugin as register_plugin
 from ._portal import Portal as Portal
 from ._root import open_root_actor as open_root_actor
+from ._root import run_daemon as run_daemon
 from ._runtime import Actor as Actor
 from ._state import current_actor as current_actor
+from ._state import debug_mode as debug_mode
+from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
 from ._supervise import ActorNursery as ActorNursery
 from ._supervise import open_nursery as open_nursery
@@ -53,6 +57,7 @@ _LAZY = {
     'open_actor_cluster': ('tractor.cluster', 'tractor-cluster'),
     # core's own, imported on first use (they pull in the debugger's machinery)
     'debug': ('tractor.debug', 'tractor-core'),
+    'devx': ('tractor.devx', 'tractor-core'),
     'pause': ('tractor.debug', 'tractor-core'),
     'pause_from_sync': ('tractor.debug', 'tractor-core'),
     'post_mortem': ('tractor.debug', 'tractor-core'),
@@ -101,10 +106,10 @@ __all__ = [
     'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError', 'StreamOverrun',
-    'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx',
-    'is_root_process', 'log', 'open_nursery', 'open_root_actor',
-    'register_plugin', 'trionics',
+    'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx', 'debug_mode',
+    'get_runtime_vars', 'is_root_process', 'log', 'msg', 'open_nursery', 'open_root_actor',
+    'register_plugin', 'run_daemon', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster', 'debug', 'to_asyncio') and _installed(modname)
+    if name not in ('discovery', 'cluster', 'debug', 'devx', 'to_asyncio') and _installed(modname)
 ]

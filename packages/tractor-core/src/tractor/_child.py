@@ -54,6 +54,7 @@ async def _child_main(name: str, uuid: str, parent: str) -> int:
         _spawn_forkserver.inherit(actor, spec.forkserver)
         actor.root_uid = tuple(spec.root_uid) if spec.root_uid else None  # type: ignore[assignment]
         actor._root_addrs = [wrap_address(a) for a in spec.root_addrs]
+        actor.stack_on_sig = spec.stack_on_sig
         actor.load_modules()
         binds = [wrap_address(a) for a in spec.bind_addrs]
     except Exception as err:

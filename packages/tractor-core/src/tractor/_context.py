@@ -357,12 +357,15 @@ class Context(TaskScope):
         """(callee) Unblock the caller's ``open_context`` with ``value``.
 
         Raises :class:`~tractor.MsgTypeError` (and sends nothing) when
-        ``value`` is not msgspec-encodable; ``started()`` may then be retried.
+        ``value`` is not msgspec-encodable or breaks the context's
+        ``pld_spec``; ``started()`` may then be retried.
         """
         if self.side != 'callee':
             raise RuntimeError('only the callee side of a context calls started()')
         if self._started:
             raise RuntimeError(f'{self!r}: started() was already called')
+        if self._pld_dec is not None:  # a declared pld_spec: refuse here, not at the peer
+            _msg.check_pld(value, self._pld_dec)
         await self.chan.send(_msg.Started(cid=self.cid, pld=value))
         self._started = True
 
@@ -565,6 +568,8 @@ class MsgStream(trio.abc.Channel[Any]):
         ctx = self._ctx
         if self._closed:
             raise trio.ClosedResourceError('this stream was closed by this side')
+        if ctx._pld_dec is not None:  # a declared pld_spec: refuse here, not at the peer
+            _msg.check_pld(value, ctx._pld_dec)
         while True:
             if ctx._remote_error is not None:
                 raise ctx._remote_error

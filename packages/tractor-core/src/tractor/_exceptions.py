@@ -46,9 +46,32 @@ class MsgTypeError(TractorError, TypeError):
     """A message or payload that the wire protocol cannot carry.
 
     Raised on the sending side, before anything is written, when a value is not
-    msgspec-encodable; raised on the receiving side when a frame does not
-    decode to the expected message type.
+    msgspec-encodable or breaks its context's ``pld_spec``; raised on the
+    receiving side when a frame does not decode to the expected message type.
+
+    ``unencodable`` is true when the value could not be encoded at all: the
+    error is then about the value itself, a plain ``TypeError`` to the peer
+    (``RemoteActorError.boxed_type is TypeError`` when it crosses actors
+    uncaught), as msgspec reports it.
     """
+
+    def __init__(self, *args: object, unencodable: bool = False) -> None:
+        super().__init__(*args)
+        self.unencodable = unencodable
+
+    def __reduce__(self):  # keep the flag through pickling (pytest-xdist & co)
+        return (_rebuild_mte, (self.args, self.unencodable))
+
+
+def _rebuild_mte(args: tuple, unencodable: bool) -> MsgTypeError:
+    return MsgTypeError(*args, unencodable=unencodable)
+
+
+def wire_type_name(exc: BaseException) -> str:
+    """The type name an error is boxed under when it crosses actors."""
+    if isinstance(exc, MsgTypeError) and exc.unencodable:
+        return type_name(TypeError)
+    return type_name(type(exc))
 
 
 class ActorFailure(TractorError):

@@ -62,6 +62,8 @@ class SpawnSpec(_Msg):
     #: lock lives there
     root_uid: tuple[str, str] | None = None
     root_addrs: list[tuple[str, list]] = []
+    #: write the task tree to stderr on SIGUSR1 (``enable_stack_on_sig``)
+    stack_on_sig: bool = False
 
 
 class Ready(_Msg):
@@ -145,12 +147,39 @@ def append_frame(msg: _Msg, buf: bytearray) -> None:
     try:
         _encoder.encode_into(msg, buf, start + 4)
     except (TypeError, OverflowError, ValueError) as err:
-        raise MsgTypeError(
-            f'cannot send {type(msg).__name__}: {err} '
-            '(only msgspec-encodable values cross actors: '
-            'builtins, dataclasses, msgspec.Struct, ...)'
-        ) from err
+        raise _unencodable(type(msg).__name__, err) from err
     buf[start:start + 4] = (len(buf) - start - 4).to_bytes(4, 'big')
+
+
+def _unencodable(what: str, err: BaseException) -> MsgTypeError:
+    return MsgTypeError(
+        f'cannot send {what}: {err} '
+        '(only msgspec-encodable values cross actors: '
+        'builtins, dataclasses, msgspec.Struct, ...)',
+        unencodable=True,
+    )
+
+
+def check_pld(value: Any, decoder: msgspec.msgpack.Decoder) -> None:
+    """(sender side) Refuse ``value`` with :class:`MsgTypeError` unless it
+    is what a receiver decoding with ``decoder`` (a context's ``pld_spec``)
+    would accept: the same encode and typed decode the two sides do, so the
+    check and the receiver never disagree. Only called when a spec is set."""
+    try:
+        raw = _encoder.encode(value)
+    except (TypeError, OverflowError, ValueError) as err:
+        raise _unencodable(f'{type(value).__name__} payload', err) from err
+    try:
+        decoder.decode(raw)
+    except msgspec.DecodeError as err:
+        raise MsgTypeError(
+            f'payload of type {type(value).__name__} does not match the context\'s '
+            f'pld_spec {_spec_name(decoder.type)}: {err}'
+        ) from err
+
+
+def _spec_name(spec: Any) -> str:
+    return getattr(spec, '__name__', None) if isinstance(spec, type) else str(spec)
 
 
 def decode(data: bytes | memoryview) -> _Msg:

@@ -56,6 +56,8 @@ async def open_root_actor(
     start_method: str | None = None,
     enable_modules: list[str] | None = None,
     secret: bytes | str | None = None,
+    tpt_bind_addrs: list[Any] | None = None,
+    enable_stack_on_sig: bool = False,
 ) -> AsyncIterator[Actor]:
     """Run this process as the root actor of a new tree (or a tree-joiner).
 
@@ -64,7 +66,13 @@ async def open_root_actor(
     serves (default ``['tcp']``). ``secret`` is the tree's shared secret
     that every connection must prove (see :mod:`tractor._auth`): this
     argument, else ``$TRACTOR_SECRET``, else the per-user cookie file; the
-    whole tree inherits it. Everything is torn down on block exit.
+    whole tree inherits it. ``tpt_bind_addrs`` are the addresses this root
+    listens on (default: fresh random ones, or the registry addresses when
+    it becomes the registrar; a root that becomes the registrar with
+    ``tpt_bind_addrs`` listens on both). ``enable_stack_on_sig=True`` makes
+    every actor of the tree write its trio task tree to stderr on
+    ``SIGUSR1`` (see :mod:`tractor.devx`). Everything is torn down on block
+    exit.
     """
     if _state.current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeError('an actor is already running in this process')
@@ -84,6 +92,14 @@ async def open_root_actor(
         raise TypeError(
             f'registry_addrs takes a non-empty list of addresses, e.g. '
             f"[('127.0.0.1', 1616)], got {registry_addrs!r}"
+        )
+    if tpt_bind_addrs is not None and (
+        not isinstance(tpt_bind_addrs, (list, tuple)) or not tpt_bind_addrs
+        or is_one_address(tpt_bind_addrs)
+    ):
+        raise TypeError(
+            f'tpt_bind_addrs takes a non-empty list of addresses, e.g. '
+            f"[('127.0.0.1', 0)], got {tpt_bind_addrs!r}"
         )
     if isinstance(enable_modules, str):
         raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
@@ -107,6 +123,13 @@ async def open_root_actor(
                 )
     else:
         reg = [tpt.default_registry_addr() for tpt in tpts.values()]
+    own_binds = [wrap_address(a) for a in tpt_bind_addrs or ()]
+    for addr in own_binds:
+        if addr.proto_key not in tpts:
+            raise ValueError(
+                f'tpt_bind_addrs entry {addr.unwrap()!r} uses {addr.proto_key!r}, '
+                f'which is not among enable_transports={transports}'
+            )
     method = resolve_start_method(start_method)
     actor = Actor(
         name,
@@ -118,6 +141,7 @@ async def open_root_actor(
         debug_mode=debug_mode,
         start_method=method,
     )
+    actor.stack_on_sig = bool(enable_stack_on_sig)
     _state._set_actor(actor)
     _auth.set_secret(tree_secret)
     try:
@@ -135,6 +159,12 @@ async def open_root_actor(
                 )
             near = {a.proto_key: a for a in reg}
             bind_addrs = [tpt.random_addr(name, near=near.get(k)) for k, tpt in tpts.items()]
+        if own_binds:
+            # the chosen addresses replace the random ones; a registrar
+            # must still answer at the registry addresses too
+            bind_addrs = list(dict.fromkeys(
+                [*own_binds, *(reg if actor.is_registrar else ())]
+            ))
         async with actor._open_runtime(bind_addrs):
             if debug_mode:
                 # breakpoint() can wait for the terminal in the main task
@@ -148,3 +178,25 @@ async def open_root_actor(
     finally:
         _state._set_actor(None)
         _auth.set_secret(None)
+
+
+def run_daemon(enable_modules: list[str], **root_kwargs: Any) -> None:
+    """Run this process as a root actor serving ``enable_modules`` until it
+    is cancelled: a blocking, synchronous entry point for a service program.
+
+    ``root_kwargs`` go to :func:`open_root_actor` (``name``,
+    ``registry_addrs``, ``tpt_bind_addrs``, ``loglevel``...); with no
+    registrar at the registry addresses the daemon becomes it, so other
+    programs find it and each other there. It returns only by an error:
+    Ctrl-C (``SIGINT``) tears the runtime down and raises
+    ``KeyboardInterrupt`` like any trio program.
+    """
+    if isinstance(enable_modules, str) or not isinstance(enable_modules, (list, tuple)):
+        raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
+    import trio
+
+    async def serve() -> None:
+        async with open_root_actor(enable_modules=list(enable_modules), **root_kwargs):
+            await trio.sleep_forever()
+
+    trio.run(serve)

@@ -27,6 +27,7 @@ from ._exceptions import (
     TransportClosed,
     format_tb,
     type_name,
+    wire_type_name,
 )
 from ._ipc import Channel, handshake
 from ._plugins import get_plugin_manager, get_transport
@@ -68,7 +69,7 @@ def pack_error(
         )
     return _msg.Error(
         cid=cid,
-        type_str=type_name(type(exc)),
+        type_str=wire_type_name(exc),
         message=str(exc),
         tb_str=format_tb(exc),
         src_uid=actor.uid,
@@ -144,6 +145,8 @@ class Actor:
         self.loglevel = loglevel
         self.debug_mode = debug_mode
         self.start_method = start_method
+        #: dump the task tree on SIGUSR1 (``enable_stack_on_sig``)
+        self.stack_on_sig = False
         self._listen_addrs: list[Address] = []
         self._peers: dict[tuple[str, str], list[Channel]] = {}
         self._peer_events: dict[tuple[str, str], trio.Event] = {}
@@ -151,6 +154,9 @@ class Actor:
         #: for a plain call a Reply (caller) / CallScope (callee)
         self._contexts: dict[tuple[Channel, int], Context | Reply | CallScope] = {}
         self._spawning: dict[tuple[str, str], Any] = {}
+        #: spawn channels of this actor's children once they are serving
+        #: (so a SIGUSR1 task-tree dump can be relayed down the tree)
+        self._child_chans: set[Channel] = set()
         self._parent_chan: Channel | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
         self._root_tn: trio.Nursery | None = None
@@ -311,6 +317,10 @@ class Actor:
             try:
                 async with AsyncExitStack() as hooks:
                     try:
+                        if self.stack_on_sig:
+                            from .devx._stack import dump_on_signal
+
+                            await self._root_tn.start(dump_on_signal, self)
                         for addr in bind_addrs:
                             await self._listen(addr)
                         for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
@@ -417,10 +427,12 @@ class Actor:
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
+                self._child_chans.add(chan)
             await self._serve_channel(chan)
         except Exception:
             log.exception('connection handler on %s failed', laddr)
         finally:
+            self._child_chans.discard(chan)
             await chan.aclose()
 
     async def connect(self, addr: Address | Any) -> Channel:
@@ -600,6 +612,8 @@ class Actor:
                 ))
                 return
             try:
+                if ctx_fn and ctx._pld_dec is not None:  # type: ignore[union-attr]
+                    _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
                 await chan.send(_msg.Return(cid=cid, pld=result))
             except MsgTypeError as err:
                 await self._send_safe(chan, pack_error(cid, err, self))

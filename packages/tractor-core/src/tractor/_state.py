@@ -47,3 +47,45 @@ def asyncio_host_loop() -> Any:
 def _set_asyncio_host_loop(loop: Any) -> None:
     global _asyncio_host_loop
     _asyncio_host_loop = loop
+
+def debug_mode() -> bool:
+    """Whether the actor running in this process is in debug mode
+    (``debug_mode=True`` on the root, inherited by the tree, or set per
+    child); ``False`` outside a runtime."""
+    actor = _current_actor
+    return bool(actor is not None and actor.debug_mode)
+
+
+def get_runtime_vars() -> dict[str, Any]:
+    """A snapshot of this actor's runtime variables, under the keys users
+    of the established project read (a fresh dict: changing it changes
+    nothing). Outside a runtime every key has its "no actor" value.
+
+    - ``'_is_root'``: this actor is the root of its tree;
+    - ``'_debug_mode'``: see :func:`debug_mode`;
+    - ``'_root_mailbox'``: the root's first listen address as a plain
+      tuple (``(None, None)`` when unknown); ``'_root_addrs'`` all of them;
+    - ``'_registry_addrs'``: the registry addresses (plain tuples);
+    - ``'_enable_tpts'``: the transports this actor serves (``['tcp']``...);
+    - ``'_loglevel'``: the tree's log level name, or ``None``;
+    - ``'use_greenback'``: whether sync code can pause (``breakpoint()``):
+      true exactly in debug mode.
+    """
+    actor = _current_actor
+    if actor is None:
+        return {
+            '_is_root': False, '_debug_mode': False, '_root_mailbox': (None, None),
+            '_root_addrs': [], '_registry_addrs': [], '_enable_tpts': [],
+            '_loglevel': None, 'use_greenback': False,
+        }
+    roots = [a.unwrap() for a in actor.root_addrs]
+    return {
+        '_is_root': actor.is_root,
+        '_debug_mode': bool(actor.debug_mode),
+        '_root_mailbox': roots[0] if roots else (None, None),
+        '_root_addrs': roots,
+        '_registry_addrs': list(actor.reg_addrs),
+        '_enable_tpts': list(actor.enable_transports),
+        '_loglevel': actor.loglevel,
+        'use_greenback': bool(actor.debug_mode),
+    }

@@ -163,6 +163,7 @@ class ActorNursery:
             start_method=method,
             root_uid=actor.root_uid,
             root_addrs=[a.to_wire() for a in actor.root_addrs],
+            stack_on_sig=actor.stack_on_sig,
         )
         waiter = SpawnWaiter(spec)
         actor._spawning[uid] = waiter

@@ -1,6 +1,9 @@
 """Logging with the actor name and trio task in every record.
 
-``get_logger(name)`` returns a stdlib logger under the ``tractor`` hierarchy;
+``get_logger(name)`` returns a :class:`StackLevelAdapter` over a stdlib logger
+under the ``tractor`` hierarchy (or under ``pkg_name``): the stdlib level
+methods plus ``transport()``, ``runtime()``, ``devx()``, ``cancel()`` and
+``pdb()`` for the runtime's own levels; ``.logger`` is the wrapped logger.
 ``get_console_log(level)`` attaches a console handler and sets the level.
 The environment variable ``TRACTOR_LOGLEVEL`` sets the level tree-wide
 (subactors also inherit the ``loglevel=`` given to the root).
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 ROOT_NAME = 'tractor'
 LOG_FORMAT = (
@@ -18,11 +22,16 @@ LOG_FORMAT = (
 )
 DATE_FORMAT = '%H:%M:%S'
 
-# levels between the stdlib ones, for runtime chatter users can opt into
-TRANSPORT = 5
-RUNTIME = 15
-CANCEL = 16
-_CUSTOM_LEVELS = {'TRANSPORT': TRANSPORT, 'RUNTIME': RUNTIME, 'CANCEL': CANCEL}
+# levels between the stdlib ones, for runtime chatter users can opt into;
+# the numbers are the ones users of the established project set and filter on
+TRANSPORT = 5    # below DEBUG: every message on the wire
+RUNTIME = 15     # between DEBUG and INFO: the runtime's bookkeeping
+DEVX = 17        # the debugger's and other developer tools' own chatter
+CANCEL = 22      # just above INFO: who cancelled what
+PDB = 500        # above CRITICAL: debugger sessions, shown at any level
+_CUSTOM_LEVELS = {
+    'TRANSPORT': TRANSPORT, 'RUNTIME': RUNTIME, 'DEVX': DEVX, 'CANCEL': CANCEL, 'PDB': PDB,
+}
 for _name, _lvl in _CUSTOM_LEVELS.items():
     logging.addLevelName(_lvl, _name)
 
@@ -60,18 +69,88 @@ class _ActorContextFilter(logging.Filter):
 _filter = _ActorContextFilter()
 
 
-def get_logger(name: str | None = None) -> logging.Logger:
-    """A logger under ``tractor`` whose records carry actor and task."""
-    if not name or name == ROOT_NAME:
-        full = ROOT_NAME
-    elif name.startswith(ROOT_NAME + '.'):
+class StackLevelAdapter(logging.LoggerAdapter):
+    """A stdlib logger plus one method per runtime level.
+
+    ``debug()``, ``info()``, ``warning()``, ... behave as on
+    ``logging.Logger`` (``%``-style arguments, ``exc_info=``); ``.logger``
+    is the wrapped logger, ``.name`` its name. Like the stdlib methods, the
+    level methods check the level first: a disabled level formats nothing.
+    Records name the caller's file and line, not this module's.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, None)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        # records get the actor and task from the logger's filter, so
+        # there is no `extra` to merge
+        return msg, kwargs
+
+    def _at(self, level: int, msg: Any, args: tuple, kwargs: dict) -> None:
+        if self.logger.isEnabledFor(level):
+            # skip this frame and the level method's, so the record names
+            # the caller's line
+            kwargs['stacklevel'] = kwargs.get('stacklevel', 1) + 2
+            self.logger._log(level, msg, args, **kwargs)
+
+    def transport(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log at :data:`TRANSPORT` (5): IPC traffic, frame by frame."""
+        self._at(TRANSPORT, msg, args, kwargs)
+
+    def runtime(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log at :data:`RUNTIME` (15): the runtime's bookkeeping."""
+        self._at(RUNTIME, msg, args, kwargs)
+
+    def devx(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log at :data:`DEVX` (17): developer tooling (debugger, stack dumps)."""
+        self._at(DEVX, msg, args, kwargs)
+
+    def cancel(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log at :data:`CANCEL` (22): cancellation requests and outcomes."""
+        self._at(CANCEL, msg, args, kwargs)
+
+    def pdb(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log at :data:`PDB` (500): debugger session status."""
+        self._at(PDB, msg, args, kwargs)
+
+    @property
+    def filters(self) -> list:
+        return self.logger.filters
+
+    @property
+    def handlers(self) -> list:
+        return self.logger.handlers
+
+    @property
+    def level(self) -> int:
+        return self.logger.level
+
+
+def get_logger(name: str | None = None, pkg_name: str = ROOT_NAME) -> StackLevelAdapter:
+    """A :class:`StackLevelAdapter` over the logger ``<pkg_name>.<name>``
+    (``name`` may already start with ``pkg_name``, as ``__name__`` does;
+    no name gives the package's own logger). Its records carry the actor
+    and the trio task."""
+    if not isinstance(pkg_name, str) or not pkg_name:
+        raise ValueError(f'pkg_name must be a non-empty string, got {pkg_name!r}')
+    if not name or name == pkg_name:
+        full = pkg_name
+    elif name.startswith(pkg_name + '.'):
         full = name
     else:
-        full = f'{ROOT_NAME}.{name}'
+        full = f'{pkg_name}.{name}'
     logger = logging.getLogger(full)
     if _filter not in logger.filters:
         logger.addFilter(_filter)
-    return logger
+    adapter = _adapters.get(full)
+    if adapter is None or adapter.logger is not logger:
+        adapter = _adapters[full] = StackLevelAdapter(logger)
+    return adapter
+
+
+#: one adapter per logger name (loggers are process-wide singletons too)
+_adapters: dict[str, StackLevelAdapter] = {}
 
 
 _console: logging.Handler | None = None
@@ -79,7 +158,7 @@ _console: logging.Handler | None = None
 
 def get_console_log(
     level: str | int | None = None, name: str | None = None
-) -> logging.Logger:
+) -> StackLevelAdapter:
     """Log to stderr at ``level`` (default: ``TRACTOR_LOGLEVEL`` or WARNING)."""
     global _console
     logger = get_logger(name)

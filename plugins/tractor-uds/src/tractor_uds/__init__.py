@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import socket
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -45,7 +46,21 @@ class UDSAddress(Address):
 
     @property
     def path(self) -> str:
+        """The socket file's path, as text."""
         return os.path.join(self.dirpath, self.filename)
+
+    @property
+    def sockpath(self) -> Path:
+        """The socket file's path (``filedir / filename``)."""
+        return Path(self.dirpath, self.filename)
+
+    @property
+    def filedir(self) -> Path:
+        """The directory holding the socket file (``dirpath`` as a ``Path``)."""
+        return Path(self.dirpath)
+
+    #: the directory actors of this address bind in ("the host" of a UDS address)
+    bindspace = filedir
 
     def unwrap(self) -> tuple[str, str]:
         return (self.dirpath, self.filename)

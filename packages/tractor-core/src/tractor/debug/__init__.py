@@ -12,8 +12,9 @@ The debugger is the standard library's ``pdb`` (subclassed only to name the
 actor in its prompt): nothing to install, the commands every Python
 developer knows, and a prompt that scripts and tests can rely on.
 """
+from ._api import maybe_open_crash_handler as maybe_open_crash_handler
 from ._api import pause as pause
 from ._api import pause_from_sync as pause_from_sync
 from ._api import post_mortem as post_mortem
 
-__all__ = ['pause', 'pause_from_sync', 'post_mortem']
+__all__ = ['maybe_open_crash_handler', 'pause', 'pause_from_sync', 'post_mortem']

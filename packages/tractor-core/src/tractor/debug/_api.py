@@ -41,15 +41,18 @@ def _no_terminal(actor: Actor) -> bool:
     return True
 
 
-async def pause(*, shield: bool = False) -> None:
+async def pause(*, shield: bool = False, hide_tb: bool = True) -> None:
     """Open a debugger session in this actor at the caller's next line.
 
     Waits for the tree's terminal first (one session at a time, tree-wide);
     the session ends, and the terminal goes to the next actor waiting, when
     the developer continues (``c``); quitting (``q``) raises ``bdb.BdbQuit``
     in the paused task. ``shield=True`` keeps a cancel from interrupting the
-    wait for the terminal.
+    wait for the terminal. ``hide_tb`` (default) leaves the frames of the
+    runtime and trio that run the task out of the stack ``where``, ``up``
+    and ``down`` walk; ``hide_tb=False`` shows every frame.
     """
+    __tracebackhide__ = hide_tb
     from . import _repl
 
     frame = sys._getframe(1)
@@ -58,21 +61,22 @@ async def pause(*, shield: bool = False) -> None:
         return
     with trio.CancelScope(shield=shield):
         hold = await acquire_tty(actor)
-    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor))
+    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor), hide_tb=hide_tb)
 
 
-def pause_from_sync() -> None:
+def pause_from_sync(*, hide_tb: bool = True) -> None:
     """:func:`pause` for synchronous code running in an actor's task: what
     the builtin ``breakpoint()`` calls in debug mode.
 
     It needs a task the runtime started in debug mode (every RPC task, the
     root's main task, and tasks they spawn), where it can wait for the
-    terminal without blocking the event loop.
+    terminal without blocking the event loop. ``hide_tb`` as for :func:`pause`.
     """
-    _pause_sync(sys._getframe(1))
+    __tracebackhide__ = hide_tb
+    _pause_sync(sys._getframe(1), hide_tb=hide_tb)
 
 
-def _pause_sync(frame: FrameType) -> None:
+def _pause_sync(frame: FrameType, hide_tb: bool = True) -> None:
     from . import _repl
 
     actor = current_actor()
@@ -85,7 +89,7 @@ def _pause_sync(frame: FrameType) -> None:
             'this task: it was not started by the runtime in debug mode; use '
             '`await tractor.pause()` here'
         )
-    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor))
+    _repl.trace(actor, frame, hold, partial(_acquire_from_sync, actor), hide_tb=hide_tb)
 
 
 def _acquire_from_sync(actor: Actor) -> TtyHold | None:
@@ -98,7 +102,9 @@ def _acquire_from_sync(actor: Actor) -> TtyHold | None:
     return _sync.wait(acquire_tty(actor))
 
 
-async def _post_mortem_session(actor: Actor, exc: BaseException, what: str) -> None:
+async def _post_mortem_session(
+    actor: Actor, exc: BaseException, what: str, hide_tb: bool = True,
+) -> None:
     """Hold the terminal for a post-mortem on ``exc`` (unless there is no
     terminal); ``exc`` counts as debugged from now on."""
     from . import _repl
@@ -107,18 +113,21 @@ async def _post_mortem_session(actor: Actor, exc: BaseException, what: str) -> N
     if _no_terminal(actor):
         return
     async with tty_lock(actor):
-        _repl.post_mortem(actor, exc, what=what)
+        _repl.post_mortem(actor, exc, what=what, hide_tb=hide_tb)
 
 
-async def post_mortem(exc: BaseException | None = None) -> None:
+async def post_mortem(exc: BaseException | None = None, *, hide_tb: bool = True) -> None:
     """Open a post-mortem session on ``exc`` (default: the exception being
     handled, for use in an ``except`` block) once the tree's terminal is free.
-    Returns when the developer continues or quits."""
+    Returns when the developer continues or quits. ``hide_tb`` (default)
+    leaves the runtime's frames out of the traceback shown and the stack
+    walked; ``hide_tb=False`` keeps them."""
+    __tracebackhide__ = hide_tb
     if exc is None:
         exc = sys.exc_info()[1]
         if exc is None:
             raise RuntimeError('post_mortem() without an exception: call it in an except block')
-    await _post_mortem_session(current_actor(), exc, 'post-mortem')
+    await _post_mortem_session(current_actor(), exc, 'post-mortem', hide_tb=hide_tb)
 
 
 def _crash_of(exc: BaseException) -> BaseException | None:
@@ -185,3 +194,101 @@ def breakpoint_hook() -> Iterator[None]:
     finally:
         if sys.breakpointhook is hook:
             sys.breakpointhook = saved
+
+
+class maybe_open_crash_handler:
+    """Open a post-mortem on an uncaught error of the block, then let it go on.
+
+    Works as ``with`` (sync code, also with no runtime at all, e.g. a CLI's
+    entry point) and as ``async with`` (a task of an actor). ``pdb`` decides
+    whether a session opens: ``None`` (default) follows the current actor's
+    debug mode (:func:`tractor.debug_mode`), ``True``/``False`` force it.
+    Only crashes open one: cancellation, ``KeyboardInterrupt``, ``SystemExit``,
+    a developer quitting the debugger and errors of other actors
+    (``RemoteActorError``, debugged where they happened) pass straight
+    through. Either way the error propagates unchanged once the developer
+    continues; it is not debugged again by the runtime's own crash hook.
+    Without a terminal on stdin no session opens (a warning is logged).
+
+    The value bound by ``as`` has ``.value``: the error that left the block
+    (``None`` while it runs or when it ended cleanly).
+    """
+
+    def __init__(self, pdb: bool | None = None, *, hide_tb: bool = True) -> None:
+        if pdb is not None and not isinstance(pdb, bool):
+            raise TypeError(f'pdb takes True, False or None, got {pdb!r}')
+        self.pdb = pdb
+        self.hide_tb = hide_tb
+        self.value: BaseException | None = None
+
+    def _crash(self, exc: BaseException | None) -> BaseException | None:
+        self.value = exc
+        if exc is None:
+            return None
+        if self.pdb is None:
+            actor = current_actor(err_on_no_runtime=False)
+            enabled = actor is not None and actor.debug_mode
+        else:
+            enabled = self.pdb
+        return _crash_of(exc) if enabled else None
+
+    def __enter__(self) -> maybe_open_crash_handler:
+        return self
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> bool:
+        crash = self._crash(exc)
+        if crash is None:
+            return False
+        actor = current_actor(err_on_no_runtime=False)
+        if actor is None:
+            _standalone_post_mortem(crash, self.hide_tb)
+            return False
+        from . import _sync
+
+        if not _sync.can_wait():
+            log.warning(
+                'maybe_open_crash_handler: this task of %r cannot wait for the tree\'s '
+                'terminal from sync code (it was not started by the runtime in debug '
+                'mode); use `async with` here', actor.name,
+            )
+            return False
+        try:
+            _sync.wait(_post_mortem_session(actor, crash, 'crashed', hide_tb=self.hide_tb))
+        except Exception as err:
+            log.error('could not open the debugger in %r: %s', actor.name, err)
+        return False
+
+    async def __aenter__(self) -> maybe_open_crash_handler:
+        return self
+
+    async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> bool:
+        crash = self._crash(exc)
+        if crash is None:
+            return False
+        actor = current_actor(err_on_no_runtime=False)
+        if actor is None:
+            _standalone_post_mortem(crash, self.hide_tb)
+            return False
+        try:
+            await _post_mortem_session(actor, crash, 'crashed', hide_tb=self.hide_tb)
+        except Exception as err:
+            log.error('could not open the debugger in %r: %s', actor.name, err)
+        return False
+
+
+def _standalone_post_mortem(exc: BaseException, hide_tb: bool) -> None:
+    """A post-mortem outside any runtime: no tree, no terminal lock."""
+    import pdb
+
+    from ._repl import format_crash, stdin_is_tty
+
+    setattr(exc, _DEBUGGED, True)
+    if not stdin_is_tty():
+        log.warning('stdin is not a terminal; not opening the debugger')
+        return
+    repl = pdb.Pdb()
+    repl.message(f'\n>>> tractor debugger (no runtime, pid {os.getpid()}) crashed: '
+                 f'{type(exc).__name__}: {exc}')
+    repl.message(format_crash(exc, hide_tb=hide_tb))
+    repl.reset()
+    repl.interaction(None, exc.__traceback__)

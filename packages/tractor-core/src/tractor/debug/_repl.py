@@ -39,6 +39,7 @@ class ActorPdb(pdb.Pdb):
         actor: Actor,
         hold: TtyHold | None = None,
         reacquire: Callable[[], TtyHold | None] | None = None,
+        hide_tb: bool = True,
     ) -> None:
         # nosigint: pdb would install its own SIGINT handler on `continue`
         # and leave it there; the runtime decides what Ctrl-C does
@@ -46,6 +47,7 @@ class ActorPdb(pdb.Pdb):
         self.prompt = f'(Pdb {actor.name} {actor.pid}) '
         self._hold = hold
         self._reacquire = reacquire
+        self._hide_tb = hide_tb
 
     def _end_session(self) -> None:
         hold = self._hold
@@ -76,8 +78,10 @@ class ActorPdb(pdb.Pdb):
     def get_stack(self, f: FrameType | None, t: TracebackType | None) -> tuple[list, int]:
         """The stack ``where``/``up``/``down`` walk, without the frames of
         the runtime and trio that run the task (unless the session stopped
-        in one of them)."""
+        in one of them, or ``hide_tb=False`` asked for every frame)."""
         stack, index = super().get_stack(f, t)
+        if not self._hide_tb:
+            return stack, index
         keep = [k for k, (frame, _) in enumerate(stack) if not _is_runtime(frame.f_code.co_filename)]
         if index not in keep:
             return stack, index
@@ -111,12 +115,15 @@ def _sigint_to(repl: ActorPdb) -> Iterator[None]:
         signal.signal(signal.SIGINT, saved)
 
 
-def post_mortem(actor: Actor, exc: BaseException, what: str = 'crashed') -> None:
+def post_mortem(
+    actor: Actor, exc: BaseException, what: str = 'crashed', hide_tb: bool = True,
+) -> None:
     """Open a post-mortem session on ``exc``'s traceback; returns when the
-    developer continues or quits."""
-    repl = ActorPdb(actor)
+    developer continues or quits. ``hide_tb=False`` keeps the runtime's
+    frames in the traceback shown and in the stack ``where`` walks."""
+    repl = ActorPdb(actor, hide_tb=hide_tb)
     repl.message(banner(actor, f'{what}: {type(exc).__name__}: {exc}'))
-    repl.message(format_crash(exc))
+    repl.message(format_crash(exc, hide_tb=hide_tb))
     tb = exc.__traceback__
     repl.reset()
     repl.interaction(None, tb)
@@ -141,11 +148,12 @@ def _is_runtime(filename: str) -> bool:
     return filename.startswith(_runtime_dirs())
 
 
-def format_crash(exc: BaseException) -> str:
+def format_crash(exc: BaseException, hide_tb: bool = True) -> str:
     """``exc``'s traceback without the runtime's own frames (the ones that
-    ran the task), so it reads as the code that crashed."""
+    ran the task), so it reads as the code that crashed (all of them with
+    ``hide_tb=False``)."""
     te = traceback.TracebackException.from_exception(exc)
-    kept = [f for f in te.stack if not _is_runtime(f.filename)]
+    kept = [f for f in te.stack if not _is_runtime(f.filename)] if hide_tb else []
     if kept:
         te.stack = traceback.StackSummary.from_list(kept)
     return ''.join(te.format()).rstrip()
@@ -156,11 +164,12 @@ def trace(
     frame: FrameType,
     hold: TtyHold,
     reacquire: Callable[[], TtyHold | None] | None = None,
+    hide_tb: bool = True,
 ) -> None:
     """Start a live session that stops at ``frame``'s next line; ``hold`` is
     released (the terminal given back) when the developer continues or
     quits. ``reacquire`` takes the terminal again for a breakpoint hit later."""
-    repl = ActorPdb(actor, hold, reacquire)
+    repl = ActorPdb(actor, hold, reacquire, hide_tb=hide_tb)
     repl.message(banner(actor, 'paused'))
     repl.set_trace(frame)
 

@@ -195,13 +195,21 @@ async def _open_registry(
 @asynccontextmanager
 async def get_registry(
     addrs: Any = None,
+    *,
+    addr: Any = None,
 ) -> AsyncIterator[Portal | LocalPortal]:
     """Deliver a portal to the registrar (one address or a list of them,
     the first that answers wins; default: this tree's registrar).
+    ``addr=`` is the keyword users of the established project pass for one
+    address; giving both it and ``addrs`` is a ``TypeError``.
 
     The registrar itself gets a :class:`LocalPortal` (no IPC). A dialed
     portal's channel is closed when the block exits.
     """
+    if addr is not None:
+        if addrs is not None:
+            raise TypeError('get_registry() takes addrs or addr=, not both')
+        addrs = addr
     actor = current_actor()
     errors = []
     async with AsyncExitStack() as stack:
