@@ -187,10 +187,42 @@ MISSING_PROG = """
     for name in sys.argv[1:]:
         try:
             getattr(tractor, name)
-        except ImportError as err:
+        except (ImportError, AttributeError) as err:
             print(f'{name}: {type(err).__name__}: {err}')
         else:
             print(f'{name}: resolved')
+"""
+
+# what a lean install says where a missing piece is needed
+HINTS_PROG = """
+    import trio, tractor
+
+    print('hasattr', hasattr(tractor, 'find_actor'), hasattr(tractor, 'open_actor_cluster'))
+    for mod in ('tractor.discovery', 'tractor.cluster'):
+        try:
+            __import__(mod)
+        except ModuleNotFoundError as err:
+            print(f'import {mod}: {err}')
+
+    async def join():
+        async with tractor.open_root_actor(registry_addrs=[('127.0.0.1', 1616)]):
+            pass
+
+    async def join_uds():
+        async with tractor.open_root_actor(
+            registry_addrs=[('127.0.0.1', 1616)], enable_transports=['uds'],
+        ):
+            pass
+
+    async def default():
+        async with tractor.open_root_actor():
+            pass
+
+    for fn in (join, join_uds, default):
+        try:
+            trio.run(fn)
+        except tractor.NoTransportInstalled as err:
+            print(f'{fn.__name__}: {err}')
 """
 
 BOOT_PROG = """
@@ -308,7 +340,7 @@ def test_lean_install_names_missing_distributions(lean):
         ('discovery', 'tractor-discovery'),
         ('open_actor_cluster', 'tractor-cluster'),
     ]:
-        assert lines[name].startswith('ModuleNotFoundError'), out
+        assert lines[name].startswith('MissingDistribution'), out
         assert repr(dist) in lines[name] or f'install {dist}' in lines[name], out
     # the other transport is not there either, and says what to install
     res = lean.run(SPAWN_PROG, 'uds')
@@ -370,3 +402,29 @@ def test_etcd_registry_is_one_distribution_away(full, tmp_path_factory, wheels):
     assert _installed(with_etcd) == {*DISTS, 'tractor-etcd'}
     out = with_etcd.check(ETCD_PROG)
     assert out.split()[:2] == ['parsed', 'tractor_etcd._address'], out
+
+
+@pytest.fixture(scope='module')
+def uds_only(tmp_path_factory, wheels) -> Venv:
+    return _make_venv(tmp_path_factory, wheels, 'udsonly', ['tractor-core', 'tractor-uds'])
+
+
+def test_lean_install_fails_helpfully(uds_only):
+    """core + uds: hasattr() is False for the missing names, importing a
+    missing sub-package names its distribution, the seed's join program
+    (a TCP registry address) names tractor-tcp, and the default transport
+    is not silently replaced."""
+    out = uds_only.check(HINTS_PROG)
+    lines = out.splitlines()
+    assert lines[0] == 'hasattr False False', out
+    assert "import tractor.discovery: tractor.discovery is provided by the 'tractor-discovery'" in out
+    assert "import tractor.cluster: tractor.cluster is provided by the 'tractor-cluster'" in out
+    # the seed's join program, as written, needs TCP and says so
+    join = next(line for line in lines if line.startswith('join: '))
+    assert 'pip install tractor-tcp' in join, out
+    # asking for UDS with a TCP registry address: that address needs tractor-tcp
+    join_uds = next(line for line in lines if line.startswith('join_uds: '))
+    assert 'TCP address' in join_uds and 'pip install tractor-tcp' in join_uds, out
+    default = next(line for line in lines if line.startswith('default: '))
+    assert "default transport 'tcp' is not installed" in default and "['uds']" in default, out
+

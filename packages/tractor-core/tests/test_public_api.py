@@ -20,7 +20,8 @@ EXPECTED_ALL = {
     # debugging
     'pause', 'pause_from_sync', 'post_mortem',
     # errors
-    'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'ModuleNotExposed', 'MsgTypeError',
+    'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'MissingDistribution',
+    'ModuleNotExposed', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'StreamOverrun', 'TractorError',
     'TransportClosed',
     # public submodules

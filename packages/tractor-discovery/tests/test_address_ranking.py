@@ -55,12 +55,13 @@ def test_this_hosts_own_interface_address_ranks_local():
     assert _ranked(_Caller('tcp'), [REMOTE, mine]) == [_w(mine), _w(REMOTE)]
 
 
-def test_only_enabled_transports_are_dialed():
+def test_every_installed_transport_is_dialed_whatever_the_caller_serves():
+    """``enable_transports`` is what a caller serves, not what it dials: a
+    TCP-only or a UDS-only caller ranks the same way, UDS first."""
     wire = [UDS_A, LOOPBACK]
-    assert _ranked(_Caller('tcp'), wire) == [_w(LOOPBACK)]
-    assert _ranked(_Caller('uds'), wire) == [_w(UDS_A)]
-    # for reporting (query_actor) the others may follow, last
-    assert _ranked(_Caller('tcp'), wire, usable_only=False) == [_w(LOOPBACK), _w(UDS_A)]
+    assert _ranked(_Caller('tcp'), wire) == [_w(UDS_A), _w(LOOPBACK)]
+    assert _ranked(_Caller('uds'), wire) == [_w(UDS_A), _w(LOOPBACK)]
+    assert _ranked(_Caller('tcp'), wire, usable_only=False) == [_w(UDS_A), _w(LOOPBACK)]
 
 
 def test_unknown_or_malformed_addresses_are_skipped():

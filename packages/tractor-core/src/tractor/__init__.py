@@ -72,6 +72,23 @@ _LAZY = {
 }
 
 
+class MissingDistribution(AttributeError):
+    """A public name whose distribution is not installed (an
+    ``AttributeError``, so ``hasattr()`` is simply ``False``); the message
+    and ``.distribution`` say what to install."""
+
+    def __init__(self, msg: str, name: str, distribution: str) -> None:
+        super().__init__(msg, name=name, obj=None)
+        self.distribution = distribution
+
+
+def _missing_hint(qualname: str, dist: str) -> str:
+    return (
+        f'{qualname} is provided by the {dist!r} distribution, which is not '
+        f'installed: `pip install {dist}` (or the full `pip install tractor`)'
+    )
+
+
 def __getattr__(name: str):
     try:
         modname, dist = _LAZY[name]
@@ -84,26 +101,49 @@ def __getattr__(name: str):
     except ModuleNotFoundError as err:
         if err.name != modname:
             raise
-        raise ModuleNotFoundError(
-            f'tractor.{name} is provided by the {dist!r} distribution, which is '
-            f'not installed: `pip install {dist}` (or the full `pip install tractor`)',
-            name=modname,
-        ) from None
+        raise MissingDistribution(_missing_hint(f'tractor.{name}', dist), name, dist) from None
     value = mod if modname == f'tractor.{name}' else getattr(mod, name)
     globals()[name] = value
     return value
 
 
+class _HintFinder:
+    """Last on ``sys.meta_path``: ``import tractor.discovery`` (or another
+    sub-package a separate distribution ships) on an install without it
+    fails naming that distribution, not with a bare ModuleNotFoundError."""
+
+    _SUBPACKAGES = {
+        modname: dist for modname, dist in _LAZY.values() if modname.count('.') == 1
+    }
+
+    @classmethod
+    def find_spec(cls, fullname: str, path: object = None, target: object = None) -> None:
+        dist = cls._SUBPACKAGES.get(fullname)
+        if dist is not None and dist != 'tractor-core':
+            raise ModuleNotFoundError(_missing_hint(fullname, dist), name=fullname)
+        return None
+
+
+import sys as _sys  # noqa: E402
+
+if not any(f is _HintFinder for f in _sys.meta_path):
+    _sys.meta_path.append(_HintFinder)  # type: ignore[arg-type]
+
+
 def _installed(modname: str) -> bool:
     from importlib.util import find_spec
 
-    return find_spec(modname) is not None
+    try:
+        return find_spec(modname) is not None
+    except ModuleNotFoundError:  # (the hint finder's answer)
+        return False
 
 
 # lazy names are listed only when their distribution is installed, so that
 # `from tractor import *` works on a lean install too
 __all__ = [
     'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
+    'MissingDistribution',
     'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError', 'StreamOverrun',
     'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx', 'debug_mode',

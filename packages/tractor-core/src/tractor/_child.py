@@ -9,7 +9,7 @@ import sys
 import trio
 
 from . import _msg, _spawn_forkserver, _state
-from ._plugins import get_plugin_manager, wrap_address
+from ._plugins import get_plugin_manager, load_plugin_path, wrap_address
 from ._runtime import Actor, pack_error
 from .log import get_console_log, get_logger
 
@@ -89,7 +89,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--secret-fd', type=int, default=None)
     # infected asyncio mode: an asyncio loop hosts the trio run as a guest
     parser.add_argument('--asyncio', action='store_true')
+    # plugins the parent registered in code (tractor.register_plugin)
+    parser.add_argument('--plugin', action='append', default=[])
     args = parser.parse_args(argv)
+    for path in args.plugin:
+        try:
+            load_plugin_path(path)
+        except Exception as err:
+            print(
+                f'tractor: actor {args.name!r} cannot load the plugin {path!r} its '
+                f'parent registered: {type(err).__name__}: {err}',
+                file=sys.stderr, flush=True,
+            )
+            sys.exit(3)
     if args.secret_fd is not None:
         from . import _auth
 

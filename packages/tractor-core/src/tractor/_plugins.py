@@ -48,7 +48,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
         pm = pluggy.PluginManager('tractor')
         pm.add_hookspecs(TractorSpec)
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm)
         _pm = pm
         _transports.clear()
         for provided in pm.hook.tractor_transports():
@@ -61,12 +61,93 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _pm
 
 
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every installed plugin of the entry-point group. One whose
+    import fails is skipped with one warning naming it and why: a broken
+    plugin must not break every tractor program of the environment."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as err:
+            import logging
+
+            logging.getLogger('tractor.plugins').warning(
+                'skipping the tractor plugin %r (%s): it failed to import: %s: %s',
+                ep.name, ep.value, type(err).__name__, err,
+            )
+            continue
+        pm.register(plugin, name=ep.name)
+
+
+#: plugins registered in code, for children: (import path or None, why not)
+_code_plugins: list[tuple[str | None, str]] = []
+
+
+def _import_path(plugin: object) -> tuple[str | None, str]:
+    """``'pkg.mod'`` or ``'pkg.mod:attr'`` under which a child can import
+    ``plugin`` (``None`` and the reason when it cannot)."""
+    import sys
+    from types import ModuleType
+
+    if isinstance(plugin, ModuleType):
+        modname = plugin.__name__
+        if modname in ('__main__', '__mp_main__'):
+            return None, f'{plugin!r} is the main script, which a child does not import'
+        return modname, ''
+    modname = getattr(plugin, '__module__', None) or getattr(type(plugin), '__module__', None)
+    mod = sys.modules.get(modname or '')
+    if mod is None or modname in ('__main__', '__mp_main__'):
+        return None, (
+            f'{plugin!r} is defined in {modname or "no module"!r}, which a child '
+            'cannot import: define it at module level of an importable module'
+        )
+    for attr, value in vars(mod).items():
+        if value is plugin:
+            return f'{modname}:{attr}', ''
+    return None, (
+        f'{plugin!r} is not a module-level name of {modname!r}: '
+        'a child finds a plugin by its import path'
+    )
+
+
 def register_plugin(plugin: object, name: str | None = None) -> None:
-    """Register a plugin object by hand (tests, embedded uses)."""
+    """Register a plugin object (a module or an object with hook
+    implementations) in this process and in every actor it spawns from now
+    on: children import it by its path (``pkg.mod`` or ``pkg.mod:name``). A
+    plugin children cannot import (defined in the main script, or not at
+    module level) makes the next spawn fail with an error saying so."""
     pm = get_plugin_manager()
     pm.register(plugin, name=name)
+    _code_plugins.append(_import_path(plugin))
     for tpt in getattr(plugin, 'tractor_transports', lambda: [])() or ():
         _transports.setdefault(tpt.proto_key, tpt)
+
+
+def plugin_paths_for_children() -> list[str]:
+    """The import paths of the plugins registered in code, for a child to
+    load before it dials its parent; ``TypeError`` naming the plugin when
+    one cannot be passed on."""
+    paths = []
+    for path, why in _code_plugins:
+        if path is None:
+            raise TypeError(f'a plugin registered with register_plugin() cannot reach child actors: {why}')
+        paths.append(path)
+    return paths
+
+
+def load_plugin_path(path: str) -> None:
+    """(in a child) Import and register a plugin its parent registered in code."""
+    import importlib
+
+    modname, _, attr = path.partition(':')
+    obj: object = importlib.import_module(modname)
+    if attr:
+        obj = getattr(obj, attr)
+    register_plugin(obj)
 
 
 def installed_transports() -> dict[str, Transport]:
@@ -131,6 +212,18 @@ def _store_address(scheme: str, text: str) -> Address:
     return store.parse(text)
 
 
+def _shape_of(addr: tuple) -> str | None:
+    """Which built-in transport an address tuple looks like, for the hint
+    when that transport is missing: ``(host, port)`` is TCP, ``(dir,
+    file)`` UDS."""
+    if len(addr) == 2 and isinstance(addr[0], str):
+        if isinstance(addr[1], int) and not isinstance(addr[1], bool):
+            return 'tcp'
+        if isinstance(addr[1], str) and addr[0].startswith('/'):
+            return 'uds'
+    return None
+
+
 def wrap_address(addr: Any) -> Address:
     """Turn a user-given address into an :class:`Address`.
 
@@ -174,6 +267,13 @@ def wrap_address(addr: Any) -> Address:
         for tpt in tpts.values():
             if tpt.claims(tuple(addr)):
                 return tpt.from_tuple(addr)
+        missing = _shape_of(tuple(addr))
+        if missing is not None and missing not in tpts:
+            dist = KNOWN_DISTRIBUTIONS[missing]
+            raise NoTransportInstalled(
+                f'{addr!r} is a {missing.upper()} address, and no {missing!r} transport '
+                f'is installed (installed: {sorted(tpts)}): `pip install {dist}`'
+            )
         raise ValueError(
             f'no installed transport recognises the address {addr!r} '
             f'(installed: {sorted(tpts)})'

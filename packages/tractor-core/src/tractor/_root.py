@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from . import _auth, _state
+from ._exceptions import NoTransportInstalled
 from ._extras import require_debug
 from ._plugins import (
     get_plugin_manager,
@@ -22,9 +23,21 @@ from .log import get_console_log, get_logger
 log = get_logger('root')
 
 
+#: what an actor serves when ``enable_transports`` is not given
+DEFAULT_TRANSPORT = 'tcp'
+
+
 def default_transports() -> list[str]:
+    """``['tcp']``; when TCP is not installed, an error that says so rather
+    than a silent switch to whatever is (ask for another one by name)."""
     installed = require_transports()
-    return ['tcp'] if 'tcp' in installed else [sorted(installed)[0]]
+    if DEFAULT_TRANSPORT not in installed:
+        raise NoTransportInstalled(
+            f'the default transport {DEFAULT_TRANSPORT!r} is not installed '
+            f'(`pip install tractor-tcp`); to use another, ask for it: '
+            f'enable_transports={sorted(installed)[:1]!r} (installed: {sorted(installed)})'
+        )
+    return [DEFAULT_TRANSPORT]
 
 
 #: the default registry when ``registry_addrs`` is not given: one address or

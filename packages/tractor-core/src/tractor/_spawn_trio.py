@@ -14,7 +14,7 @@ from typing import NamedTuple
 import trio
 
 from . import _auth
-from ._plugins import hookimpl
+from ._plugins import hookimpl, plugin_paths_for_children
 
 #: what a subactor runs: ``python -m tractor._child <args>``
 CHILD_MODULE = 'tractor._child'
@@ -54,12 +54,14 @@ def child_command(
     (``--secret-fd``), never argv or the environment (see tractor._auth): the
     child must authenticate to its parent before it gets its SpawnSpec.
     """
+    plugins = [arg for path in plugin_paths_for_children() for arg in ('--plugin', path)]
     secret_fd = _auth.secret_pipe(_auth.current_secret())
     return ChildCommand(
         args=[
             '--name', name, '--uuid', uuid, '--parent', parent_addr,
             '--secret-fd', str(secret_fd),
             *(['--asyncio'] if infect_asyncio else []),
+            *plugins,
         ],
         pass_fds=(secret_fd,),
         env=child_env(),
