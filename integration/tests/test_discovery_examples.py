@@ -59,6 +59,23 @@ def test_service_discovery_example():
     assert lines[0].startswith('Registrar is listening on ')
     assert f'/ip4/127.0.0.1/tcp/{port}' in lines[0]
     assert lines[1] == "my_service is found at <Portal to 'some_actor_name'>"
+    # get_console_log("INFO") shows a short trace of what the runtime did,
+    # in order: the bootstrap decision, the spawn, the registration, the
+    # cancel ladder, the exit
+    trace = [line.split('] ', 1)[-1] for line in res.stderr.splitlines() if '] tractor.' in line]
+    wanted = [
+        "tractor.discovery: nobody serves the registry at",
+        "tractor.discovery: 'some_actor_name' registered at",
+        "tractor.supervise: spawned 'some_actor_name'",
+        "tractor.supervise: cancelling 'some_actor_name'",
+        "tractor.runtime: 'some_actor_name' cancel requested by root",
+        "tractor.supervise: actor 'some_actor_name'",
+        "tractor.discovery: 'root' unregisters",
+    ]
+    found = [next((i for i, line in enumerate(trace) if line.startswith(w)), None) for w in wanted]
+    assert None not in found, '\n'.join(trace)
+    assert found == sorted(found), '\n'.join(trace)
+    assert len(trace) < 20, '\n'.join(trace)  # short: no per-message chatter at INFO
 
 
 def test_service_daemon_discovery_example():

@@ -422,6 +422,7 @@ class Actor:
                     else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
                 )
                 return
+            log.transport('%s: accepted %r (pid %d)', laddr, aid.name, aid.pid)
             waiter = self._spawning.pop(aid.uid, None)
             if waiter is not None:
                 ok = await waiter.handoff(chan)
@@ -448,6 +449,7 @@ class Actor:
         except BaseException:
             await chan.aclose()
             raise
+        log.transport('%s: dialed %r', addr, chan.aid and chan.aid.name)
         ready = trio.Event()
         assert self._root_tn is not None
         self._root_tn.start_soon(self._serve_dialed, chan, ready)
@@ -694,7 +696,7 @@ class Actor:
             return
         self._cancel_called = True
         self.cancel_requester = requester
-        log.debug('%r cancel requested by %s', self, requester)
+        log.cancel('%r cancel requested by %s', self.name, requester[0] if requester else 'itself')
         if self._service_tn is not None:
             self._service_tn.cancel_scope.cancel()
         self._cancel_event.set()

@@ -226,6 +226,8 @@ class ActorNursery:
             await child.exited.wait()
             raise waiter.error
         portal = self._serving(child, one_shot)
+        log.info('spawned %r (pid %d, %s)%s', name, proc.pid, method,
+                 f' to run {one_shot[1]}()' if one_shot else '')
         if self.cancel_called and not self._errors:
             # an.cancel() is cancelling it (it waited for it to serve)
             raise RuntimeError(f'this actor nursery was cancelled while {name!r} was starting')
@@ -338,6 +340,8 @@ class ActorNursery:
             if proc.returncode and not child.cancel_requested:
                 log.error('actor %r (pid %d) died unexpectedly with code %s',
                           child.uid[0], proc.pid, proc.returncode)
+            else:
+                log.info('actor %r (pid %d) exited (code %s)', child.uid[0], proc.pid, proc.returncode)
 
     async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
         child.cancel_requested = True
@@ -354,9 +358,12 @@ class ActorNursery:
                 await child.exited.wait()
                 return
         if hard_kill or child.portal is None:
+            log.cancel('killing %r (pid %d)', child.uid[0], child.proc.pid)
             child.proc.kill()
         else:
             portal = child.portal
+            log.cancel('cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
+                       child.uid[0], child.proc.pid, CANCEL_GRACE)
 
             async def cancel_and_wait() -> None:
                 await portal.cancel_actor(timeout=CANCEL_GRACE)

@@ -59,6 +59,8 @@ async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) ->
             get_transport(key).random_addr(actor.name, near=near.get(key))
             for key in actor.enable_transports
         ]
+    log.info('nobody serves the registry at %s: %r becomes the registrar',
+             ', '.join(map(str, actors)), actor.name)
     Registrar(actor).install()
     covered = {addr.proto_key for addr in actors}
     return list(actors) + [
@@ -135,6 +137,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
         raise
     if local is not None:
         await local.register_actor(actor.uid, addrs)
+        log.info('%r registered itself (it is the registrar)', actor.name)
     else:
         for reg in regs:
             try:
@@ -142,13 +145,18 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                 registered.add(reg)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
+        if registered:
+            log.info('%r registered at %s', actor.name, ', '.join(map(str, registered)))
         for reg in regs:
             actor._service_tn.start_soon(
                 keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
             )
+    if stores:
+        log.info('%r registered in %s', actor.name, ', '.join(map(str, stores)))
     try:
         yield
     finally:
+        log.info('%r unregisters', actor.name)
         with trio.CancelScope(shield=True):
             with trio.move_on_after(UNREGISTER_TIMEOUT):
                 if local is not None:
