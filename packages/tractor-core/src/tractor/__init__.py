@@ -5,6 +5,7 @@ distributions (discovery, the cluster API) resolve lazily and fail with an
 error naming the distribution to install when it is missing.
 """
 from pkgutil import extend_path
+from typing import TYPE_CHECKING
 
 # the discovery and cluster distributions install sub-packages of `tractor`
 # from their own directories (separate wheels, editable workspace installs)
@@ -42,6 +43,32 @@ from ._supervise import ActorNursery as ActorNursery
 from ._supervise import open_nursery as open_nursery
 
 __version__ = '0.1.0'
+
+if TYPE_CHECKING:
+    # what the lazily resolved names below are, for type checkers (at run
+    # time they are imported on first use, and may be missing on a lean
+    # install: see __getattr__)
+    from . import debug as debug
+    from . import devx as devx
+    from . import to_asyncio as to_asyncio
+    from ._supervisor import ChildInfo as ChildInfo
+    from ._supervisor import SupervisedPortal as SupervisedPortal
+    from ._supervisor import Supervisor as Supervisor
+    from ._supervisor import TooManyRestarts as TooManyRestarts
+    from ._supervisor import open_supervisor as open_supervisor
+    from .cluster import open_actor_cluster as open_actor_cluster
+    from .debug import pause as pause
+    from .debug import pause_from_sync as pause_from_sync
+    from .debug import post_mortem as post_mortem
+    from .discovery import Arbiter as Arbiter
+    from .discovery import LocalPortal as LocalPortal
+    from .discovery import Registrar as Registrar
+    from .discovery import find_actor as find_actor
+    from .discovery import get_registry as get_registry
+    from .discovery import query_actor as query_actor
+    from .discovery import wait_for_actor as wait_for_actor
+    from . import cluster as cluster
+    from . import discovery as discovery
 
 #: public name -> (module providing it, distribution to install)
 _LAZY = {

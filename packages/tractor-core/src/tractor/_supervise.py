@@ -500,26 +500,52 @@ NURSERY_OPTIONS = ('start_method', 'loglevel', 'debug_mode')
 
 
 @asynccontextmanager
-async def open_nursery(**kwargs: Any) -> AsyncIterator[ActorNursery]:
+async def open_nursery(
+    *,
+    registry_addrs: list[Any] | None = None,
+    name: str | None = None,
+    ensure_registry: bool = False,
+    enable_transports: list[str] | None = None,
+    loglevel: str | None = None,
+    debug_mode: bool | None = None,
+    start_method: str | None = None,
+    enable_modules: list[str] | None = None,
+    secret: bytes | str | None = None,
+    tpt_bind_addrs: list[Any] | None = None,
+    enable_stack_on_sig: bool = False,
+) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery; boots the root actor first when none runs.
 
-    When it boots the root, ``kwargs`` go to ``open_root_actor()``; inside a
-    running actor only ``start_method``, ``loglevel`` and ``debug_mode``
-    (defaults for the children) are accepted.
+    When it boots the root, the options go to ``open_root_actor()`` (see
+    there); inside a running actor only ``start_method``, ``loglevel`` and
+    ``debug_mode`` (defaults for the children) are accepted, the others are
+    a ``TypeError``.
     """
+    root_only = {
+        k: v for k, v in (
+            ('registry_addrs', registry_addrs), ('name', name),
+            ('ensure_registry', ensure_registry), ('enable_transports', enable_transports),
+            ('enable_modules', enable_modules), ('secret', secret),
+            ('tpt_bind_addrs', tpt_bind_addrs), ('enable_stack_on_sig', enable_stack_on_sig),
+        ) if v is not None and v is not False
+    }
+    child_defaults = {
+        k: v for k, v in (
+            ('start_method', start_method), ('loglevel', loglevel), ('debug_mode', debug_mode),
+        ) if v is not None
+    }
     actor = _state.current_actor(err_on_no_runtime=False)
     if actor is None:
         from ._root import open_root_actor
 
-        async with open_root_actor(**kwargs) as actor:
+        async with open_root_actor(**root_only, **child_defaults) as actor:
             async with _open_actor_nursery(actor, {}) as an:
                 yield an
         return
-    bad = sorted(set(kwargs) - set(NURSERY_OPTIONS))
-    if bad:
+    if root_only:
         raise TypeError(
-            f'open_nursery() got {bad} inside a running actor: those are root '
+            f'open_nursery() got {sorted(root_only)} inside a running actor: those are root '
             f'options for open_root_actor(); here only {list(NURSERY_OPTIONS)} apply'
         )
-    async with _open_actor_nursery(actor, kwargs) as an:
+    async with _open_actor_nursery(actor, child_defaults) as an:
         yield an
