@@ -151,3 +151,21 @@ async def test_unknown_remote_error_type_is_named_not_guessed(runtime_kwargs, tm
     assert info.value.boxed_type is None
     assert info.value.boxed_type_str == 'only_the_child_has_me:PrivateError'
     assert 'hidden' in str(info.value)
+
+
+@pytest.mark.parametrize('full', [False, True], ids=['trimmed', 'full'])
+async def test_remote_traceback_starts_at_user_code(runtime_kwargs, monkeypatch, full):
+    """``tb_str`` leaves out the runtime frames that ran the function (the
+    RPC machinery), unless ``TRACTOR_FULL_TRACEBACKS=1`` (children inherit
+    the environment)."""
+    if full:
+        monkeypatch.setenv('TRACTOR_FULL_TRACEBACKS', '1')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('tb', enable_modules=FNS)
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(raise_value_error, msg='where')
+            await an.cancel()
+    tb = info.value.tb_str
+    assert 'raise_value_error' in tb and 'ValueError: where' in tb
+    assert ('_runtime.py' in tb) is full, tb

@@ -32,12 +32,15 @@ async def test_main_script_functions(how, tpt_proto, reg_addr, run_script, tmp_p
     root_pid = main_pids[0]
     loaded = [line.split() for line in lines if line.startswith('LOADED ')]
     results = [json.loads(line.split(' ', 1)[1]) for line in lines if line.startswith('RESULT ')]
-    assert len(results) == 3, out
+    assert len(results) == 4, out
     for res in results:
         assert res['pid'] != root_pid
         assert res['module'] != '__main__'
     assert results[0]['actor'] == 'scripted' and results[2]['actor'] == 'oneshot'
     assert results[0]['pid'] == results[1]['pid']
+    # called by the script's importable name: the same module, the same actor
+    assert results[3]['actor'] == 'scripted' and results[3]['pid'] == results[0]['pid']
+    assert results[3]['module'] == results[0]['module']
     # the module body ran once per process: root (as __main__) and each child
     by_pid = {int(pid): name for _, name, pid in loaded}
     assert by_pid[root_pid] == '__main__'

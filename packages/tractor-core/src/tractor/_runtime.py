@@ -243,6 +243,14 @@ class Actor:
             if name in self._mods:
                 continue
             self._mods[name] = self._import(name)
+        main = self._mods.get('__main__')
+        if main is not None:
+            # the script is also served under its importable name, so a
+            # program that imported it (`import tree_script`) can call
+            # `portal.run(tree_script.fn)`
+            alias = _importable_name(main)
+            if alias and alias not in self._mods:
+                self._mods[alias] = main
 
     def _import(self, name: str) -> ModuleType:
         if name == '__main__':
@@ -719,6 +727,28 @@ async def _call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) 
 _CTX_MSGS = frozenset({
     _msg.Started, _msg.Yield, _msg.Stop, _msg.Return, _msg.Error, _msg.Credit, _msg.Cancel,
 })
+
+
+def _importable_name(mod: ModuleType) -> str | None:
+    """The name a main script is importable under from ``sys.path`` (run
+    as ``python pkg/tree.py`` from the directory above: ``pkg.tree``), or
+    ``None`` when there is none."""
+    spec = getattr(mod, '__spec__', None)
+    if spec is not None and spec.name not in _MAIN_NAMES:
+        return spec.name  # run with `python -m ...`, or loaded by name
+    path = getattr(mod, '__file__', None)
+    if not path or not path.endswith('.py'):
+        return None
+    path = os.path.abspath(path)
+    for entry in sys.path:
+        base = os.path.join(os.path.abspath(entry or '.'), '')
+        if path.startswith(base):
+            parts = path[len(base):-3].split(os.sep)
+            if parts[-1] == '__init__':
+                parts.pop()
+            if parts and all(p.isidentifier() for p in parts):
+                return '.'.join(parts)
+    return None
 
 
 def _load_from_path(name: str, path: str) -> ModuleType:

@@ -38,6 +38,9 @@ async def main(proto: str, reg_addr: tuple) -> None:
         print('RESULT', json.dumps(await portal.run(sync_where)), flush=True)
         oneshot = await an.run_in_actor(where, name='oneshot')
         print('RESULT', json.dumps(await oneshot.wait_for_result()), flush=True)
+        # what a program that did `import main_module` would call: the child
+        # also serves the script under its importable name
+        print('RESULT', json.dumps(await portal.run_from_ns('main_module', 'where')), flush=True)
         await portal.cancel_actor()
 
 
