@@ -12,6 +12,7 @@ import trio
 import tractor
 import tractor_core_testfns as fns
 from tractor_testsupport.procs import children_of, cmdline
+from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 
 FNS = [fns.__name__]
@@ -278,32 +279,15 @@ async def test_ctrl_c_in_root_tears_down_tree(tpt_proto, reg_addr, pids_gone, st
     gracefully: the root exits with KeyboardInterrupt, nothing is left."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(45):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            buf = b''
-            while b'\n' not in buf:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f'tree_root.py exited early with {await proc.wait()}'
-                buf += chunk
-            pids = json.loads(buf.split(b'\n', 1)[0])
-            proc.send_signal(signal.SIGINT)
-            stderr = b''
-            while chunk := await proc.stderr.receive_some():
-                stderr += chunk
-            await proc.wait()
-            assert proc.returncode != 0
+        async with tree_program(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method]
+        ) as prog:
+            pids = await prog.report()
+            prog.proc.send_signal(signal.SIGINT)
+            stderr = await prog.finish()
+            assert prog.proc.returncode != 0
             assert b'KeyboardInterrupt' in stderr, stderr.decode()
             assert await pids_gone([pids['child'], pids['grandchild']]) == []
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.CancelScope(shield=True):
-                    await proc.wait()
-            await proc.stdout.aclose()
-            await proc.stderr.aclose()
 
 
 async def test_outer_cancel_logs_child_failure(runtime_kwargs, caplog):

@@ -4,7 +4,6 @@ child serves until it is reaped, and a KeyboardInterrupt never hangs."""
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
+from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, raise_value_error, serve_forever, sibling_asks
 
 FNS = [fns.__name__]
@@ -187,34 +187,17 @@ async def test_keyboard_interrupt_never_hangs(tpt_proto, reg_addr, pids_gone, st
     grace, leaving no process."""
     grace = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
     with trio.fail_after(grace + 20):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, SCRIPT, tpt_proto, json.dumps(reg_addr), start_method, where],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            buf = b''
-            while b'\n' not in buf:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f'kbi_tree.py exited early with {await proc.wait()}'
-                buf += chunk
-            child = json.loads(buf.split(b'\n', 1)[0])['child']
+        async with tree_program(
+            [sys.executable, SCRIPT, tpt_proto, json.dumps(reg_addr), start_method, where]
+        ) as prog:
+            child = (await prog.report())['child']
             if where == 'sigint':
-                proc.send_signal(signal.SIGINT)
-            stderr = b''
+                prog.proc.send_signal(signal.SIGINT)
             with trio.fail_after(grace + 5):
-                while chunk := await proc.stderr.receive_some():
-                    stderr += chunk
-                await proc.wait()
-            assert proc.returncode != 0
+                stderr = await prog.finish()
+            assert prog.proc.returncode != 0
             assert b'KeyboardInterrupt' in stderr, stderr.decode()
             assert await pids_gone([child]) == []
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.CancelScope(shield=True):
-                    await proc.wait()
-            await proc.stdout.aclose()
-            await proc.stderr.aclose()
 
 
 async def test_child_failure_cancels_nested_trio_nurseries_in_the_body(runtime_kwargs):

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 from functools import partial
 
@@ -16,6 +15,7 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.programs import tree_program
 import supervisor_testfns as sfns
 from tractor import TooManyRestarts
 
@@ -388,34 +388,17 @@ async def test_ctrl_c_tears_the_supervised_tree_down(tpt_proto, reg_addr, pids_g
     no child restarted, no process left."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'supervised_root.py')
     with trio.fail_after(BOUND):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr), mode],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            buf = b''
-            while b'\n' not in buf:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f'supervised_root.py exited early with {await proc.wait()}'
-                buf += chunk
-            pids = json.loads(buf.split(b'\n', 1)[0])
+        async with tree_program(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), mode]
+        ) as prog:
+            pids = await prog.report()
             if mode == 'sigint':
-                proc.send_signal(signal.SIGINT)
-            stderr = b''
-            while chunk := await proc.stderr.receive_some():
-                stderr += chunk
-            await proc.wait()
-            assert proc.returncode != 0
+                prog.proc.send_signal(signal.SIGINT)
+            stderr = await prog.finish()
+            assert prog.proc.returncode != 0
             assert b'KeyboardInterrupt' in stderr, stderr.decode()
             assert b'restarting' not in stderr, stderr.decode()
             assert await pids_gone(pids) == []
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.CancelScope(shield=True):
-                    await proc.wait()
-            await proc.stdout.aclose()
-            await proc.stderr.aclose()
 
 
 async def test_a_failed_restart_counts_as_a_failure(runtime_kwargs, tmp_path, monkeypatch):

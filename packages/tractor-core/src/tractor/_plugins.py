@@ -13,7 +13,6 @@ from ._exceptions import NoTransportInstalled
 if TYPE_CHECKING:
     import pluggy
 
-    from ._runtime import Actor
     from ._transport import Address, Transport
 
 ENTRY_POINT_GROUP = 'tractor'
