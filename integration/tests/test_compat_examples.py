@@ -47,3 +47,16 @@ def test_dedicated_registrar_example():
     assert lines[0].startswith('registrar up, pid ')
     assert lines[1] == 'hello from greeter'
     assert lines[-1] == 'registrar stopped'
+
+
+def test_feeds_example():
+    """open_stream_from, MsgStream.subscribe and maybe_open_context, as
+    examples/feeds.py uses them."""
+    rc, out, err = run_example('feeds.py')
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[:3] == [f"tick {{'sym': 'btc', 'px': {100 + i}}}" for i in range(3)]
+    assert lines[3:6] == [f'reader {i} got [0, 1, 2]' for i in range(3)]
+    users = sorted(lines[6:])
+    assert len(users) == 3 and all(u.startswith('user ') for u in users), out
+    assert [u.rsplit(' ', 1)[1] for u in users].count('(opened)') == 1, out
