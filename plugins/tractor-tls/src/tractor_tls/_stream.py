@@ -20,7 +20,7 @@ from tractor.log import get_logger
 from . import _certs
 from ._certs import TLSHandshakeError
 
-log = get_logger('tractor_tls')
+log = get_logger('tls')
 
 #: bound on sending our ``close_notify`` at close: a peer that stopped
 #: reading must not keep a closing channel waiting (the socket closes anyway)
@@ -79,9 +79,25 @@ class TLSStream(trio.abc.Stream):
         try:
             await self.ssl_stream.do_handshake()
         except (trio.BrokenResourceError, OSError) as err:
+            await self._send_alert()
             self._failed(err)
         if self._confirmed:
             self._fast()
+
+    async def _send_alert(self) -> None:
+        """Send the alert OpenSSL wrote when it refused the peer (trio
+        leaves it unsent once the stream is broken), so the other end learns
+        why (an expired certificate, an unknown CA) and can say so. Best
+        effort, bounded."""
+        pending = getattr(self.ssl_stream, '_outgoing', None)  # trio's outgoing BIO
+        data = pending.read() if isinstance(pending, ssl.MemoryBIO) else b''
+        if not data:
+            return
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await self.transport_stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
 
     def _failed(self, err: BaseException) -> None:
         self._broken = True
@@ -109,12 +125,31 @@ class TLSStream(trio.abc.Stream):
         try:
             data = await self.ssl_stream.receive_some(max_bytes)
         except trio.BrokenResourceError as err:
-            if isinstance(_certs.ssl_cause(err), ssl.SSLError):
-                self._failed(err)
+            cause = _certs.ssl_cause(err)
+            if isinstance(cause, ssl.SSLError) and not _certs.is_quiet_close(err):
+                self._failed(err)  # the listener's alert says why
+            self._closed_unconfirmed(err)
             raise
+        if not data:
+            self._closed_unconfirmed(None)
         self._confirmed = True
         self._fast()
         return data
+
+    def _closed_unconfirmed(self, err: BaseException | None) -> None:
+        """The listener hung up after the handshake before sending a byte
+        (and without an alert): in TLS 1.3 that is how a refused client
+        certificate looks when the alert did not make it."""
+        self._broken = True
+        files = self._files
+        ours = f'our certificate {files.cert!r} ({_certs.ENV_CERT})' if files else 'our certificate'
+        reason = (
+            f'the listener closed the connection right after the handshake: it most likely '
+            f'refused {ours} (expired, or from a CA it does not trust; its log says which)'
+        )
+        raise TLSHandshakeError(
+            f'TLS dial to {self._where} failed: {reason}', peer=self._where, which='ours', reason=reason,
+        ) from err
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.ssl_stream.wait_send_all_might_not_block()
