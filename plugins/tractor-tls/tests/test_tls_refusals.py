@@ -157,3 +157,53 @@ def _missing(pki):
     made = pki.issue('gone')
     made.cert.unlink()
     return made
+
+
+async def test_the_secret_proof_runs_inside_tls(pki, tls_reg, caplog):
+    """A peer with a good certificate but the wrong secret is still
+    refused: both are required."""
+    from tractor import AuthenticationError, _auth
+    from tractor_tls import TLSTransport
+
+    caplog.set_level(logging.WARNING, logger='tractor')
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_root_actor(
+            enable_transports=['tls'], registry_addrs=[tls_reg], secret='the-tree-secret',
+        ) as actor:
+            addr = actor.listen_addrs[0]
+            stream = await TLSTransport().connect(addr)  # the certificate is fine
+            try:
+                with pytest.raises(AuthenticationError):
+                    await _auth.authenticate(stream, b'not-the-secret', initiator=True)
+            finally:
+                await stream.aclose()
+            with trio.fail_after(10):
+                while not any('shared secret' in m for m in refusals(caplog)):
+                    await trio.sleep(0.01)
+            stream = await TLSTransport().connect(addr)
+            try:  # the right secret over the same kind of session passes
+                await _auth.authenticate(stream, b'the-tree-secret', initiator=True)
+            finally:
+                await stream.aclose()
+
+
+async def test_a_listener_that_never_speaks_tls(pki, monkeypatch):
+    """Something accepts TCP but never answers the TLS handshake: the dial
+    fails within the bound, typed, instead of hanging."""
+    import tractor_tls
+    from tractor_tls import TLSHandshakeError, TLSTransport
+
+    monkeypatch.setattr(tractor_tls, 'HANDSHAKE_TIMEOUT', 0.5)
+    listeners = await trio.open_tcp_listeners(0, host='127.0.0.1')
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(TIMEOUT):
+        async with listeners[0], trio.open_nursery() as tn:
+            async def silent():
+                conn = await listeners[0].accept()
+                async with conn:
+                    await trio.sleep_forever()
+
+            tn.start_soon(silent)
+            with pytest.raises(TLSHandshakeError, match='no TLS handshake within 0.5s'):
+                await TLSTransport().connect(TLSAddress('127.0.0.1', port))
+            tn.cancel_scope.cancel()

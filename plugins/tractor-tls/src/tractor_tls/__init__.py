@@ -33,12 +33,12 @@ from ._certs import (
     TLSHandshakeError,
     configure,
 )
-from ._stream import TLSListener, TLSStream, client_stream, describe
+from ._stream import TLSListener, TLSStream, client_stream
 
 __all__ = [
     'DEFAULT_REGISTRY', 'ENV_CA', 'ENV_CERT', 'ENV_KEY', 'ENV_VERIFY_HOST', 'HANDSHAKE_TIMEOUT',
     'REGISTRY_ENV', 'TLSAddress', 'TLSConfigError', 'TLSError', 'TLSHandshakeError',
-    'TLSListener', 'TLSStream', 'TLSTransport', 'configure', 'describe', 'tractor_transports',
+    'TLSListener', 'TLSStream', 'TLSTransport', 'configure', 'tractor_transports',
 ]
 
 #: the default TLS registry address: TCP's host, the port after TCP's 1616

@@ -202,9 +202,3 @@ def client_stream(tcp: trio.SocketStream, host: str, where: str) -> TLSStream:
     ctx = _certs.contexts()[1]
     return TLSStream(tcp, ctx, server_side=False, server_hostname=host, where=where, files=files)
 
-
-def describe(stream: Any) -> dict:
-    """Version, cipher and the peer certificate's subject of a connected
-    :class:`TLSStream` (for tests and diagnostics)."""
-    obj = stream.ssl_stream
-    return {'version': obj.version(), 'cipher': obj.cipher(), 'peer': obj.getpeercert()}
