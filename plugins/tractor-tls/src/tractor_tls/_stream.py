@@ -60,6 +60,7 @@ class TLSStream(trio.abc.Stream):
         #: after the handshake): until then, receives are checked
         self._confirmed = server_side
         self._broken = False
+        self._handshaken = False
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -81,6 +82,7 @@ class TLSStream(trio.abc.Stream):
         except (trio.BrokenResourceError, OSError) as err:
             await self._send_alert()
             self._failed(err)
+        self._handshaken = True
         if self._confirmed:
             self._fast()
 
@@ -155,9 +157,13 @@ class TLSStream(trio.abc.Stream):
         await self.ssl_stream.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
+        """Send ``close_notify`` (bounded by :data:`CLOSE_TIMEOUT`) and close
+        the socket. A stream whose handshake never completed just closes:
+        ``SSLStream.aclose`` would first try to finish the handshake."""
         try:
-            with trio.move_on_after(CLOSE_TIMEOUT):
-                await self.ssl_stream.aclose()
+            if self._handshaken and not self._broken:
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await self.ssl_stream.aclose()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
