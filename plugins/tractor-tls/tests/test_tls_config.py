@@ -101,6 +101,49 @@ async def test_rotated_certificate_serves_new_connections(pki, tls_reg):
             os.replace(new.key, pki.good.key)
             os.replace(new.cert, pki.good.cert)
             after = await tpt.connect(addr)
-            assert after.ssl_stream.getpeercert()['serialNumber'] != serial_before
+            serial_after = after.ssl_stream.getpeercert()['serialNumber']
+            assert serial_after != serial_before
             await after.aclose()
             await before.aclose()
+
+
+
+async def dial_and_call(wire) -> str:
+    actor = tractor.current_actor()
+    chan = await actor.connect(wire)
+    try:
+        return await tractor.Portal(chan).run_from_ns('self', 'registrar_info') and 'served'
+    finally:
+        await chan.aclose()
+
+
+async def test_unusable_rotation_keeps_serving(pki, monkeypatch, caplog):
+    """The listener's files replaced by something unusable: it warns and
+    goes on with the certificates it had. (The dialer is a subactor with
+    files of its own; it boots over UDS.)"""
+    import logging
+    import uuid
+
+    caplog.set_level(logging.WARNING, logger='tractor')
+    reg = (os.environ['TRACTOR_RUNTIME_DIR'], f'reg@{uuid.uuid4().hex[:8]}.sock')
+    with trio.fail_after(60):
+        async with tractor.open_nursery(
+            enable_transports=['tls', 'uds'], registry_addrs=[reg], enable_modules=[__name__],
+        ) as an:
+            tls = next(a for a in tractor.current_actor().listen_addrs if a.proto_key == 'tls')
+            own = pki.issue('dialer')
+            with monkeypatch.context() as env:
+                env.setenv('TRACTOR_TLS_CERT', str(own.cert))
+                env.setenv('TRACTOR_TLS_KEY', str(own.key))
+                dialer = await an.start_actor('dialer', enable_modules=[__name__],
+                                              enable_transports=['uds'])
+            assert await dialer.run(dial_and_call, wire=tls.to_wire()) == 'served'
+            junk = pki.root / 'junk.pem'
+            junk.write_text('not a certificate\n')
+            os.replace(junk, pki.good.cert)  # the listener's certificate breaks
+            assert await dialer.run(dial_and_call, wire=tls.to_wire()) == 'served'
+            assert any(
+                'unusable' in r.getMessage() and 'previous ones' in r.getMessage()
+                for r in caplog.records
+            ), [r.getMessage() for r in caplog.records]
+            await an.cancel()
