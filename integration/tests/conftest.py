@@ -129,3 +129,17 @@ async def _reap(prog: Program, graceful: bool) -> None:
     if proc.returncode is None:
         proc.kill()
         await proc.wait()
+
+
+@pytest.fixture
+def net(request):
+    """Hosts on one bridge (``tractor_testsupport.netns``; 2 unless
+    ``@pytest.mark.parametrize('net', [N], indirect=True)``), torn down
+    afterwards whatever happened; skips saying what is missing."""
+    from tractor_testsupport import netns
+
+    why = netns.unavailable()
+    if why:
+        pytest.skip(why)
+    with netns.hosts(getattr(request, 'param', 2)) as made:
+        yield made

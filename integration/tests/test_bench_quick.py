@@ -38,6 +38,14 @@ QUICK_KEYS = [
     *(f'aio.{what}.{stat}' for what in ('portal_run', 'trio_portal_run', 'run_task')
       for stat in ('p50_us', 'p99_us', 'per_s')),
     'floor.aio_guest_hop.p50_us', 'floor.aio_guest_hop.p99_us',
+    *(
+        f'{prefix}.tls.{case}.{stat}'
+        for prefix in ('rpc', 'floor.raw_pingpong')
+        for case in ('noop', '10k')
+        for stat in ('p50_us', 'p99_us', 'per_s')
+    ),
+    'stream.tls.oneway_per_s', 'floor.raw_oneway_batched.tls.per_s',
+    'stream.tls.echo.p50_us', 'floor.raw_pingpong.tls.yield.p50_us',
 ]
 
 

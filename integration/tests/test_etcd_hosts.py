@@ -33,17 +33,6 @@ TIMEOUT = 90
 
 
 @pytest.fixture
-def net(request):
-    """Hosts (``@pytest.mark.parametrize('net', [N], indirect=True)``), torn
-    down afterwards whatever happened."""
-    why = netns.unavailable()
-    if why:
-        pytest.skip(why)
-    with netns.hosts(getattr(request, 'param', 2)) as made:
-        yield made
-
-
-@pytest.fixture
 def etcd_members(net):
     """One etcd member per host (a single member on a 2-host net's first
     host; all three on a 3-host net), reaped afterwards."""

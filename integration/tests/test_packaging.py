@@ -158,11 +158,13 @@ SPAWN_PROG = """
         return tractor.current_actor().name, os.getpid(), x * 2
 
     async def main(proto):
-        if proto == 'tcp':
+        if proto in ('tcp', 'tls'):
             import socket
             with socket.socket() as s:
                 s.bind(('127.0.0.1', 0))
                 reg = ('127.0.0.1', s.getsockname()[1])
+            if proto == 'tls':
+                reg = ('tls', list(reg))  # a plain tuple is TCP's
         else:
             reg = (os.environ['TRACTOR_RUNTIME_DIR'], f'pkg-{uuid.uuid4().hex[:8]}.sock')
         with trio.fail_after(30):
@@ -263,7 +265,7 @@ def test_all_wheels_build(wheels):
 
 TEST_ONLY = ['tractor-testsupport', 'tractor-testtransport']
 #: published, but not pulled in by the meta package
-ADD_ONS = ['tractor-etcd']
+ADD_ONS = ['tractor-etcd', 'tractor-tls']
 
 
 def _metadata(whl: Path) -> str:
@@ -428,3 +430,38 @@ def test_lean_install_fails_helpfully(uds_only):
     default = next(line for line in lines if line.startswith('default: '))
     assert "default transport 'tcp' is not installed" in default and "['uds']" in default, out
 
+
+
+TLS_MISSING_PROG = """
+    import trio, tractor
+
+    async def main():
+        async with tractor.open_root_actor(enable_transports=['tls']):
+            pass
+
+    try:
+        trio.run(main)
+    except Exception as err:
+        print(f'{type(err).__name__}: {err}')
+"""
+
+
+def test_tls_is_one_distribution_away(full, tmp_path_factory, wheels, tmp_path, monkeypatch):
+    """The meta install has no TLS and says which distribution has it;
+    `pip install tractor-tls` next to `tractor` runs a tree over TLS
+    (certificates made here with trustme, handed over in the environment)."""
+    import trustme
+
+    assert 'tractor-tls' not in _installed(full)
+    out = full.check(TLS_MISSING_PROG)
+    assert out.startswith('NoTransportInstalled') and 'tractor-tls' in out, out
+    ca = trustme.CA()
+    leaf = ca.issue_cert('127.0.0.1', 'localhost')
+    for var, name, pem in (('TRACTOR_TLS_CA', 'ca.pem', ca.cert_pem),
+                           ('TRACTOR_TLS_CERT', 'cert.pem', leaf.cert_chain_pems[0]),
+                           ('TRACTOR_TLS_KEY', 'key.pem', leaf.private_key_pem)):
+        pem.write_to_path(str(tmp_path / name))
+        monkeypatch.setenv(var, str(tmp_path / name))
+    with_tls = _make_venv(tmp_path_factory, wheels, 'tls', ['tractor', 'tractor-tls'])
+    assert _installed(with_tls) == {*DISTS, 'tractor-tls'}
+    assert 'spawn ok' in with_tls.check(SPAWN_PROG, 'tls')

@@ -57,6 +57,16 @@ def tcp_registry() -> list[tuple[str, int]]:
     return [('127.0.0.1', free_tcp_port())]
 
 
+def registry(key: str, tmpdir: str) -> list:
+    """A registry address of its own on transport ``key`` (TLS in wire
+    form: a plain tuple is TCP's)."""
+    if key == 'tcp':
+        return tcp_registry()
+    if key == 'tls':
+        return [('tls', ['127.0.0.1', free_tcp_port()])]
+    return [(tmpdir, f'reg-{os.getpid()}-{free_tcp_port()}.sock')]
+
+
 def _cpu_model() -> str:
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():

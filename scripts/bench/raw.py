@@ -14,13 +14,15 @@ import trio
 from common import HERE, FrameReader, frame, now
 from tractor import _msg
 
-Connect = Callable[[], Awaitable[trio.SocketStream]]
+Connect = Callable[[], Awaitable[trio.abc.Stream]]
 
 
 @asynccontextmanager
 async def raw_peer(kind: str, tmpdir: str) -> AsyncIterator[Connect]:
-    """Start ``rawpeer.py`` for ``kind`` (``'tcp'`` or ``'uds'``); yields a
-    function that opens a new connection to it. The peer is reaped on exit."""
+    """Start ``rawpeer.py`` for ``kind`` (``'tcp'``, ``'uds'`` or ``'tls'``:
+    the TLS plugin's own stream over TCP, certificates from
+    ``TRACTOR_TLS_*``); yields a function that opens a new connection to
+    it. The peer is reaped on exit."""
     cmd = [sys.executable, str(HERE / 'rawpeer.py'), kind]
     if kind == 'uds':
         cmd.append(os.path.join(tmpdir, f'raw-{os.getpid()}.sock'))
@@ -35,9 +37,14 @@ async def raw_peer(kind: str, tmpdir: str) -> AsyncIterator[Connect]:
                 line += chunk
         where = line.decode().strip()
 
-        async def connect() -> trio.SocketStream:
+        async def connect() -> trio.abc.Stream:
             if kind == 'tcp':
                 return await trio.open_tcp_stream('127.0.0.1', int(where))
+            if kind == 'tls':
+                from tractor_tls import TLSAddress, TLSTransport
+
+                # the very stream (and TLS settings) a TLS channel runs on
+                return await TLSTransport().connect(TLSAddress('127.0.0.1', int(where)))
             return await trio.open_unix_socket(where)
 
         yield connect

@@ -2,7 +2,9 @@
 tractor's framing (4-byte length + msgpack ``Msg``) and nothing else.
 
 ``python rawpeer.py tcp`` listens on 127.0.0.1 (random port) and prints the
-port; ``python rawpeer.py uds PATH`` listens on PATH and prints it. Each
+port; ``python rawpeer.py tls`` the same through the TLS plugin's listener
+(its ``SSLStream``s, certificates from ``TRACTOR_TLS_*``);
+``python rawpeer.py uds PATH`` listens on PATH and prints it. Each
 connection opens with one frame ``[mode, n]``:
 
 - ``'pingpong'``: decode every frame and answer it (``Start`` with the
@@ -22,7 +24,7 @@ from common import FrameReader
 from tractor import _msg
 
 
-async def _pingpong(stream: trio.SocketStream, reader: FrameReader) -> None:
+async def _pingpong(stream: trio.abc.Stream, reader: FrameReader) -> None:
     out = bytearray()
     while True:
         try:
@@ -38,13 +40,13 @@ async def _pingpong(stream: trio.SocketStream, reader: FrameReader) -> None:
         await stream.send_all(out)
 
 
-async def _sink(stream: trio.SocketStream, reader: FrameReader, n: int) -> None:
+async def _sink(stream: trio.abc.Stream, reader: FrameReader, n: int) -> None:
     for _ in range(n):
         await reader.recv()
     await stream.send_all(b'k')
 
 
-async def _serve(stream: trio.SocketStream, quit: trio.CancelScope) -> None:
+async def _serve(stream: trio.abc.Stream, quit: trio.CancelScope) -> None:
     async with stream:
         reader = FrameReader(stream)
         try:
@@ -60,6 +62,13 @@ async def _serve(stream: trio.SocketStream, quit: trio.CancelScope) -> None:
 
 
 async def main(kind: str, path: str | None) -> None:
+    if kind == 'tls':
+        from tractor_tls import TLSAddress, TLSTransport
+
+        listener, bound = await TLSTransport().listen(TLSAddress('127.0.0.1', 0))
+        print(bound.port, flush=True)
+        await _accept_loop(listener)
+        return
     if kind == 'tcp':
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         await sock.bind(('127.0.0.1', 0))
@@ -71,6 +80,10 @@ async def main(kind: str, path: str | None) -> None:
     sock.listen(16)
     listener = trio.SocketListener(sock)
     print(where, flush=True)
+    await _accept_loop(listener)
+
+
+async def _accept_loop(listener: trio.abc.Listener) -> None:
     async with listener, trio.open_nursery() as tn:
         while True:
             stream = await listener.accept()

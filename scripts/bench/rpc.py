@@ -1,16 +1,14 @@
 """rpc: ``portal.run(noop)`` round trips (p50/p99, calls/s) over TCP and
-UDS, without and with a 10 KiB argument. Floor: a raw trio ping-pong of the
+UDS (and TLS, from the tls family), without and with a 10 KiB argument. Floor: a raw trio ping-pong of the
 same ``Start``/``Return`` frames over the same socket type. Rounds of the
 two alternate so that background load hits both alike."""
 from __future__ import annotations
-
-import os
 
 import trio
 
 import targets
 import tractor
-from common import now, pct, tcp_registry
+from common import now, pct, registry
 from raw import pingpong, raw_peer
 from tractor import _msg
 
@@ -29,10 +27,7 @@ async def _calls(portal: tractor.Portal, kwargs: dict, n: int) -> list[float]:
 
 
 async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
-    if key == 'tcp':
-        reg = tcp_registry()
-    else:
-        reg = [(tmpdir, f'reg-{os.getpid()}.sock')]
+    reg = registry(key, tmpdir)
     runs: dict[tuple[str, str], list[float]] = {}
     async with (
         raw_peer(key, tmpdir) as connect,

@@ -26,6 +26,7 @@ import imports
 import rpc
 import spawn
 import stream
+import tls
 from common import machine
 
 #: family -> runner(quick, tmpdir); run in this order
@@ -37,6 +38,7 @@ FAMILIES = {
     'stream': lambda quick, tmp: stream.run(quick, tmp),
     'discovery': lambda quick, tmp: discovery.run(quick),
     'aio': lambda quick, tmp: aio.run(quick),
+    'tls': lambda quick, tmp: tls.run(quick, tmp),
 }
 
 FORK = 'floor.fork_waitpid.p50_ms'
@@ -45,12 +47,17 @@ FLOOR_NAMES = {
     FORK: 'fork+waitpid p50',
     'floor.python_c_pass.p50_ms': '`python -c pass` p50',
     'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
+    'floor.raw_oneway_batched.tls.per_s': 'raw batched one-way over the same SSLStream',
     'floor.import_trio_msgspec_ms': '`import trio, msgspec`',
     'aio.trio_portal_run.p50_us': 'the same call into a trio actor',
     'aio.trio_portal_run.p99_us': 'the same call into a trio actor, p99',
     'aio.trio_portal_run.per_s': 'the same call into a trio actor',
     'floor.aio_guest_hop.p50_us': 'bare asyncio-host + trio-guest hop',
     'floor.aio_guest_hop.p99_us': 'bare asyncio-host + trio-guest hop, p99',
+    'rpc.tcp.noop.p50_us': 'the same call over plain TCP',
+    'rpc.tcp.noop.per_s': 'the same calls over plain TCP',
+    'stream.tcp.oneway_per_s': 'the same stream over plain TCP',
+    'stream.tcp.echo.p50_us': 'the same echo over plain TCP',
 }
 
 
@@ -97,6 +104,23 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('query_actor p50', 'discovery.query_actor.p50_us', PINGPONG_TCP, None),
         ('wait_for_actor (registered) p50', 'discovery.wait_for_actor.p50_us', PINGPONG_TCP, None),
         ('import tractor', 'import.tractor_ms', 'floor.import_trio_msgspec_ms', ('<=', 1.15)),
+    ]
+    for case in ('noop', '10k'):
+        what = 'portal.run(noop)' if case == 'noop' else 'portal.run(noop, 10 KiB)'
+        rpc_key, floor = f'rpc.tls.{case}', f'floor.raw_pingpong.tls.{case}'
+        rows += [
+            (f'{what} tls p50', f'{rpc_key}.p50_us', f'{floor}.p50_us', ('<=', 1.5)),
+            (f'{what} tls p99', f'{rpc_key}.p99_us', f'{floor}.p99_us', None),
+            (f'{what} tls calls/s', f'{rpc_key}.per_s', f'{floor}.per_s', None),
+        ]
+    rows += [
+        ('stream one-way tls', 'stream.tls.oneway_per_s', 'floor.raw_oneway_batched.tls.per_s', None),
+        ('stream echo tls p50', 'stream.tls.echo.p50_us', 'floor.raw_pingpong.tls.yield.p50_us', ('<=', 1.5)),
+        # the cost of TLS: the same figure over plain TCP as the "floor"
+        ('TLS cost: portal.run(noop) tls vs tcp p50', 'rpc.tls.noop.p50_us', 'rpc.tcp.noop.p50_us', None),
+        ('TLS cost: portal.run(noop) tls vs tcp calls/s', 'rpc.tls.noop.per_s', 'rpc.tcp.noop.per_s', None),
+        ('TLS cost: stream one-way tls vs tcp', 'stream.tls.oneway_per_s', 'stream.tcp.oneway_per_s', None),
+        ('TLS cost: stream echo tls vs tcp p50', 'stream.tls.echo.p50_us', 'stream.tcp.echo.p50_us', None),
         ('portal.run(noop) into an infected actor tcp p50', 'aio.portal_run.p50_us',
          'aio.trio_portal_run.p50_us', ('<=', 1.5)),
         ('portal.run(noop) into an infected actor tcp p99', 'aio.portal_run.p99_us',

@@ -1,5 +1,5 @@
 """stream: one-way messages/s through a context stream and the echo round
-trip, over TCP. Floors: the same ``Yield`` frames sent one way in batches of
+trip, over TCP (and TLS, from the tls family). Floors: the same ``Yield`` frames sent one way in batches of
 up to 64 per write to a receiver that decodes each, and ping-ponged."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import trio
 
 import targets
 import tractor
-from common import now, pct, tcp_registry
+from common import now, pct, registry
 from raw import oneway, pingpong, raw_peer
 from tractor import _msg
 
@@ -41,15 +41,17 @@ async def _echo(portal: tractor.Portal, n: int) -> list[float]:
     return samples
 
 
-async def _measure(n_oneway: int, n_echo: int, tmpdir: str) -> dict[str, float]:
+async def _measure(n_oneway: int, n_echo: int, tmpdir: str, key: str = 'tcp') -> dict[str, float]:
     yield_msg = _msg.Yield(cid=2, pld=PAYLOAD)
     rates: dict[str, list[float]] = {'tractor': [], 'raw': []}
     echoes: dict[str, list[float]] = {'tractor': [], 'raw': []}
     async with (
-        raw_peer('tcp', tmpdir) as connect,
-        tractor.open_nursery(registry_addrs=tcp_registry()) as an,
+        raw_peer(key, tmpdir) as connect,
+        tractor.open_nursery(registry_addrs=registry(key, tmpdir), enable_transports=[key]) as an,
     ):
         portal = await an.start_actor('stream_target', enable_modules=['targets'])
+        if portal.channel.raddr.proto_key != key:
+            raise RuntimeError(f'the {key} benchmark runs over {portal.channel.raddr.proto_key}')
         await _oneway(portal, n_oneway // 10)  # warm-up
         await oneway(connect, yield_msg, n_oneway // 10)
         for _ in range(ROUNDS):
@@ -59,10 +61,10 @@ async def _measure(n_oneway: int, n_echo: int, tmpdir: str) -> dict[str, float]:
             echoes['raw'] += await pingpong(connect, yield_msg, n_echo // ROUNDS)
         await portal.cancel_actor()
     return {
-        'stream.tcp.oneway_per_s': max(rates['tractor']),
-        'floor.raw_oneway_batched.tcp.per_s': max(rates['raw']),
-        'stream.tcp.echo.p50_us': pct(echoes['tractor'], 0.5) * 1e6,
-        'floor.raw_pingpong.tcp.yield.p50_us': pct(echoes['raw'], 0.5) * 1e6,
+        f'stream.{key}.oneway_per_s': max(rates['tractor']),
+        f'floor.raw_oneway_batched.{key}.per_s': max(rates['raw']),
+        f'stream.{key}.echo.p50_us': pct(echoes['tractor'], 0.5) * 1e6,
+        f'floor.raw_pingpong.{key}.yield.p50_us': pct(echoes['raw'], 0.5) * 1e6,
     }
 
 

@@ -60,7 +60,9 @@ async def stdin_closed() -> None:
 
 
 def _registries(args) -> list[tuple] | None:
-    return [parse_maddr(text).unwrap() for text in args.registry] or None
+    # the wire form keeps the transport: a TLS address unwraps to the same
+    # (host, port) a TCP one does
+    return [parse_maddr(text).to_wire() for text in args.registry] or None
 
 
 async def tree(args) -> None:

@@ -11,6 +11,10 @@ fuzzer speaks to it over plain blocking sockets:
 - *unauthenticated*: garbage and near-miss preambles followed by valid
   requests, none of which may ever run.
 
+The same runs against the TLS transport (``tractor-tls``; certificates
+made with ``trustme``): the fuzzer then speaks through a TLS session, so
+the hostile bytes reach the preamble and the decoder as over TCP.
+
 Every example must end with its connection closed by the actor or with a
 typed error reply (messages for calls that do not exist, which can arrive
 late on a healthy connection, are dropped: the connection then still
@@ -26,6 +30,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +75,36 @@ class Target:
         raise AssertionError('no VmRSS')
 
 
+@pytest.fixture(params=['tcp', 'uds', 'tls'])
+def tpt_proto(request) -> str:
+    """The built-in transports, and TLS (when ``tractor-tls`` is installed)."""
+    if request.param == 'tls':
+        pytest.importorskip('tractor_tls')
+    return request.param
+
+
+@pytest.fixture
+def reg_addr(tpt_proto, reg_addr, tmp_path, monkeypatch):
+    """The suite's registry address; for TLS its wire form, with a CA and a
+    loopback certificate in ``TRACTOR_TLS_*`` (the target inherits them)."""
+    if tpt_proto != 'tls':
+        return reg_addr
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert('127.0.0.1', 'localhost')
+    paths = {var: tmp_path / name for var, name in (
+        ('TRACTOR_TLS_CA', 'ca.pem'), ('TRACTOR_TLS_CERT', 'cert.pem'), ('TRACTOR_TLS_KEY', 'key.pem'))}
+    ca.cert_pem.write_to_path(str(paths['TRACTOR_TLS_CA']))
+    leaf.cert_chain_pems[0].write_to_path(str(paths['TRACTOR_TLS_CERT']))
+    leaf.private_key_pem.write_to_path(str(paths['TRACTOR_TLS_KEY']))
+    for var, path in paths.items():
+        monkeypatch.setenv(var, str(path))
+    with socket.socket() as s:  # (the suite's reg_addr is a UDS one for non-tcp)
+        s.bind(('127.0.0.1', 0))
+        return ('tls', ['127.0.0.1', s.getsockname()[1]])
+
+
 @pytest.fixture
 def target(tpt_proto, reg_addr):
     proc = subprocess.Popen(
@@ -96,7 +131,14 @@ def target(tpt_proto, reg_addr):
 # -- a blocking client -----------------------------------------------------
 
 def dial(t: Target) -> socket.socket:
-    if t.proto == 'tcp':
+    if t.proto == 'tls':
+        # a well-configured TLS client (the suite's certificate): what is
+        # fuzzed is what the TLS session carries
+        ctx = ssl.create_default_context(cafile=os.environ['TRACTOR_TLS_CA'])
+        ctx.load_cert_chain(os.environ['TRACTOR_TLS_CERT'], os.environ['TRACTOR_TLS_KEY'])
+        raw = socket.create_connection(t.addr, timeout=IO_TIMEOUT)
+        sock = ctx.wrap_socket(raw, server_hostname=t.addr[0])
+    elif t.proto == 'tcp':
         sock = socket.create_connection(t.addr, timeout=IO_TIMEOUT)
     else:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -136,8 +178,14 @@ def frame(msg) -> bytes:
 def send_quietly(sock: socket.socket, data: bytes) -> None:
     try:
         sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
         pass  # the actor hung up before reading it all: allowed
+
+
+def half_close(sock: socket.socket) -> None:
+    """Our EOF, still reading. (``SSLSocket.shutdown`` would drop the TLS
+    layer and read ciphertext: shut the socket under it instead.)"""
+    socket.socket.shutdown(sock, socket.SHUT_WR)
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
@@ -350,7 +398,7 @@ def run_authenticated_case(t: Target, secret: bytes, case) -> None:
             sent_hello = frame(_msg.Hello(aid=aid))
         if kind == 'bytes':
             send_quietly(sock, sent_hello + payload)
-            sock.shutdown(socket.SHUT_WR)
+            half_close(sock)
             # the actor must hang up: on garbage at once, on a valid
             # prefix at our EOF; whatever it sent is well-formed
             parse_frames(read_to_eof(sock))
@@ -472,7 +520,7 @@ def test_fuzz_unauthenticated(target):
             try:
                 send_quietly(sock, data)
                 try:
-                    sock.shutdown(socket.SHUT_WR)
+                    half_close(sock)
                 except OSError:
                     pass
                 got = read_to_eof(sock)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = 'tractor'
 
 #: what to install for each protocol we know of, for error messages
-KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds'}
+KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds', 'tls': 'tractor-tls'}
 #: ... and for each registry store scheme (``etcd://...``)
 KNOWN_STORES = {'etcd': 'tractor-etcd'}
 
@@ -249,9 +249,19 @@ def wrap_address(addr: Any) -> Address:
         parts = [p for p in addr.split('/')]
         if len(parts) < 2 or parts[0] != '' or not parts[1]:
             raise ValueError(f'not a multiaddr (must start with "/"): {addr!r}')
-        for tpt in tpts.values():
-            if parts[1] in tpt.maddr_protocols:
+        # several transports may share a first component (TCP and TLS over
+        # TCP both start /ip4/...): the one that parses the text is meant
+        matching = [tpt for tpt in tpts.values() if parts[1] in tpt.maddr_protocols]
+        if len(matching) == 1:
+            return matching[0].from_maddr(parts[1:])
+        errors = []
+        for tpt in matching:
+            try:
                 return tpt.from_maddr(parts[1:])
+            except ValueError as err:
+                errors.append(f'as {tpt.proto_key}: {err}')
+        if errors:
+            raise ValueError(f'bad multiaddr {addr!r}: ' + '; '.join(errors))
         raise ValueError(
             f'unknown multiaddr protocol {parts[1]!r} in {addr!r}; '
             f'installed transports: {sorted(tpts)}'

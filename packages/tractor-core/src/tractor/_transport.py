@@ -100,6 +100,9 @@ class Transport(abc.ABC):
     proto_key: ClassVar[str]
     #: the first component of this transport's multiaddr text, e.g. ``ip4``
     maddr_protocols: ClassVar[tuple[str, ...]] = ()
+    #: whether the stream is encrypted and integrity-protected (TLS):
+    #: discovery prefers such an address among remote ones
+    encrypted: ClassVar[bool] = False
 
     @abc.abstractmethod
     def claims(self, addr: tuple) -> bool:

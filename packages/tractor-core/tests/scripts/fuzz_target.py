@@ -4,7 +4,7 @@ Boots a root actor (it becomes the registrar of ``<registry address>``)
 serving this module as ``__main__``, prints one JSON line (pid, listen
 addresses) and serves until its stdin closes.
 
-usage: fuzz_target.py <tcp|uds> '<registry address as JSON>'
+usage: fuzz_target.py <tcp|uds|tls> '<registry address as JSON>'
 """
 import json
 import os

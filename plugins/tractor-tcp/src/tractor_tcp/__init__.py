@@ -13,7 +13,7 @@ from tractor._transport import LOCAL, REMOTE, Address, Transport
 
 from ._local import host_addresses
 
-__all__ = ['TCPAddress', 'TCPTransport', 'source_host', 'tractor_transports']
+__all__ = ['TCPAddress', 'TCPTransport', 'env_registry', 'source_host', 'tractor_transports']
 
 DEFAULT_REGISTRY = ('127.0.0.1', 1616)
 #: environment variable overriding DEFAULT_REGISTRY: 'host:port' ('[::1]:1616' for IPv6)
@@ -23,9 +23,13 @@ REGISTRY_ENV = 'TRACTOR_TCP_REGISTRY'
 BIND_HOST_ENV = 'TRACTOR_TCP_BIND_HOST'
 
 
-def env_registry() -> tuple[str, int] | None:
-    """The registry address from ``$TRACTOR_TCP_REGISTRY``, if set."""
-    raw = os.environ.get(REGISTRY_ENV, '').strip()
+def env_registry(
+    var: str = REGISTRY_ENV, example: str = '127.0.0.1:1616'
+) -> tuple[str, int] | None:
+    """The registry address from ``$TRACTOR_TCP_REGISTRY`` (or from the
+    environment variable ``var``: transports layered on TCP, such as TLS,
+    parse theirs the same way), if set; ``ValueError`` naming ``var``."""
+    raw = os.environ.get(var, '').strip()
     if not raw:
         return None
     host, sep, port = raw.rpartition(':')
@@ -39,7 +43,7 @@ def env_registry() -> tuple[str, int] | None:
             raise ValueError
     except ValueError:
         raise ValueError(
-            f"{REGISTRY_ENV} must be 'host:port' (e.g. '127.0.0.1:1616'), got {raw!r}"
+            f"{var} must be 'host:port' (e.g. {example!r}), got {raw!r}"
         ) from None
     return (host, portnum)
 

@@ -15,7 +15,7 @@ from tractor import (
 from tractor._ipc import Channel, handshake
 from tractor._msg import Error, Return, Start
 from tractor._plugins import installed_transports, wrap_address
-from tractor._transport import StoreAddress
+from tractor._transport import REMOTE, StoreAddress
 from tractor.log import get_logger
 
 from ._registrar import Registrar, local_registrar
@@ -154,7 +154,10 @@ async def probe(actor: Actor, addr: Address) -> bool:
 
 def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list[Address]:
     """An entry's addresses best first: by locality (UDS, local TCP, remote
-    TCP), then the most recently registered (later in the list) first.
+    TCP), among remote ones encrypted first (a transport whose
+    ``encrypted`` is true, e.g. TLS: plain remote TCP only when no
+    encrypted address is served), then the most recently registered (later
+    in the list) first.
 
     Every installed transport can dial, whatever this actor *serves*
     (``enable_transports``): only addresses of transports missing here are
@@ -171,9 +174,12 @@ def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list
         ok = addr.proto_key in usable
         if not ok and usable_only:
             continue
-        ranked.append((not ok, addr.transport.locality(addr), -idx, addr))
-    ranked.sort(key=lambda t: t[:3])
-    return [t[3] for t in ranked]
+        tpt = addr.transport
+        rank = tpt.locality(addr)
+        plain = rank == REMOTE and not getattr(tpt, 'encrypted', False)
+        ranked.append((not ok, rank, plain, -idx, addr))
+    ranked.sort(key=lambda t: t[:4])
+    return [t[4] for t in ranked]
 
 
 async def dial_entry(
