@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import _msg, _sockio
+from . import _auth, _msg, _sockio
+from ._auth import BATCH_END, TAG_SIZE
 from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
 from .log import get_logger
 
@@ -17,6 +18,11 @@ log = get_logger('ipc')
 
 _HEADER = 4
 _CHUNK = 256 * 1024
+_SIZE_MASK = BATCH_END - 1
+#: an authenticated sender closes a batch (and tags it) once it holds this
+#: many bytes, so a receiver never buffers more than this plus one frame
+#: before it can check them
+BATCH_BYTES = 256 * 1024
 
 
 class FrameError(MsgTypeError):
@@ -40,6 +46,11 @@ YIELD_EVERY = 64
 CORK_FRAMES = 64
 #: ...or this many bytes
 CORK_BYTES = 64 * 1024
+
+
+#: a peer must send its 40-byte preamble hello within this (much shorter
+#: than the whole handshake's bound): ``TRACTOR_HELLO_TIMEOUT`` overrides
+HELLO_TIMEOUT = float(os.environ.get('TRACTOR_HELLO_TIMEOUT', 2.0))
 
 
 def send_stall_timeout(nbytes: int) -> float:
@@ -87,6 +98,18 @@ class Channel:
         self._closed = False
         self._eof = False
         self._cid_seq = 0
+        #: the authenticated session (tractor._auth) once the preamble ran:
+        #: every batch of frames is then tagged and checked
+        self.session: _auth.Session | None = None
+        #: where the unsealed batch starts in ``_wbuf``, and the length
+        #: prefix of its last frame (-1: nothing to seal)
+        self._bstart = 0
+        self._blast = -1
+        #: end of the checked batch being read from ``_buf`` (its tag
+        #: follows), 0 when none
+        self._vend = 0
+        #: what the peer proved in its Hello (a spawned child's token)
+        self.peer_spawn_proof = b''
 
     # -- identity ---------------------------------------------------------
     @property
@@ -116,6 +139,13 @@ class Channel:
 
     def connected(self) -> bool:
         return not self._closed and not self._eof
+
+    def start_session(self, session: _auth.Session) -> None:
+        """From now on, tag every batch sent and check every batch received
+        (called by :func:`handshake` right after the preamble)."""
+        if self._wbuf or len(self._buf) > self._pos:
+            raise RuntimeError('a session starts before the first frame')
+        self.session = session
 
     def __repr__(self) -> str:
         peer = self.aid.name if self.aid else '?'
@@ -147,6 +177,10 @@ class Channel:
             raise MsgTypeError(
                 f'message of {size} bytes exceeds the maximum frame size {self.max_frame}'
             )
+        if self.session is not None:
+            self._blast = start
+            if len(buf) - self._bstart > BATCH_BYTES:
+                self._seal()
         if cork and self._writer_wakeup is not None:
             self._corked += 1
             if self._corked < CORK_FRAMES and len(buf) < CORK_BYTES:
@@ -189,6 +223,9 @@ class Channel:
         data = self._wbuf
         if not data:
             return False, 0
+        if self._blast >= 0:
+            self._seal()
+        self._bstart = 0
         self._wbuf, self._spare = self._spare, data
         self._corked = 0
         nbytes = len(data)
@@ -213,6 +250,16 @@ class Channel:
                 self._spare = bytearray()  # don't pin a huge buffer
             else:
                 data.clear()
+
+    def _seal(self) -> None:
+        """Close the batch of frames appended since the last seal: the
+        last one's batch-end bit and the tag (a batch is what one write
+        takes, or :data:`BATCH_BYTES`)."""
+        assert self.session is not None
+        buf = self._wbuf
+        self.session.seal(buf, self._bstart, self._blast)
+        self._bstart = len(buf)
+        self._blast = -1
 
     async def _send_rest(self, data: bytearray, sent: int) -> bool:
         """Write ``data[sent:]`` shielded, within the stall bound (the only
@@ -247,7 +294,10 @@ class Channel:
     # -- receiving --------------------------------------------------------
     async def recv(self) -> _msg._Msg:
         """The next message; ``TransportClosed`` at EOF, ``MsgTypeError`` for
-        a malformed or oversized frame (the connection is then unusable)."""
+        a malformed or oversized frame, or (in a session) a batch that fails
+        its integrity check (the connection is then unusable)."""
+        if self.session is not None:
+            return await self._recv_checked()
         while True:
             avail = len(self._buf) - self._pos
             if avail >= _HEADER:
@@ -264,6 +314,55 @@ class Channel:
                 await self._fill(_HEADER + size - avail)
             else:
                 await self._fill(_HEADER - avail)
+
+    async def _recv_checked(self) -> _msg._Msg:
+        """The next frame of a checked batch, reading and checking the next
+        batch first when the current one is done."""
+        if self._pos >= self._vend:
+            await self._read_batch()
+        buf, pos = self._buf, self._pos
+        size = int.from_bytes(buf[pos:pos + _HEADER], 'big') & _SIZE_MASK
+        start = pos + _HEADER
+        end = start + size
+        if end >= self._vend:
+            self._pos = end + TAG_SIZE  # past the batch's tag
+            self._vend = 0
+        else:
+            self._pos = end
+        return _msg.decode(memoryview(buf)[start:end])
+
+    async def _read_batch(self) -> None:
+        """Buffer the next whole batch and check its tag: nothing of it is
+        decoded before that. Bounded: frames by ``max_frame``, a batch by
+        :data:`BATCH_BYTES` plus one frame."""
+        assert self.session is not None
+        bound = self.max_frame + BATCH_BYTES + 2 * _HEADER
+        rel = 0  # offset of the next frame from the batch's start (self._pos)
+        while True:
+            await self._have(rel + _HEADER)
+            pos = self._pos + rel
+            header = int.from_bytes(self._buf[pos:pos + _HEADER], 'big')
+            size = header & _SIZE_MASK
+            if size > self.max_frame:
+                raise FrameError(f'frame of {size} bytes exceeds the maximum {self.max_frame}')
+            rel += _HEADER + size
+            if rel > bound:
+                raise FrameError(f'a batch of frames exceeds {bound} bytes before its tag')
+            if header & BATCH_END:
+                await self._have(rel + TAG_SIZE)
+                start = self._pos
+                with memoryview(self._buf) as view:
+                    self.session.verify(
+                        view[start:start + rel], view[start + rel:start + rel + TAG_SIZE]
+                    )
+                self._vend = start + rel
+                return
+
+    async def _have(self, n: int) -> None:
+        """At least ``n`` unread bytes in ``_buf`` (reading more if needed)."""
+        avail = len(self._buf) - self._pos
+        if avail < n:
+            await self._fill(n - avail)
 
     async def _fill(self, need: int) -> None:
         """Read at least ``need`` more bytes, joining chunks only once so a
@@ -327,27 +426,45 @@ async def handshake(
     timeout: float,
     addrs: list[Address] = (),
     secret: bytes | None = None,
+    spawn_token: bytes | None = None,
 ) -> _msg.Aid:
     """Authenticate the peer (:mod:`tractor._auth`: a proof of the shared
-    ``secret``, default this tree's, before any message is decoded), then
-    exchange :class:`Hello` messages; returns (and records) the peer's
-    identity. An accepted channel learns its ``raddr`` from the peer's
-    listen addresses (same transport preferred). The whole exchange is
-    bounded by ``timeout``."""
-    from . import _auth
-
+    ``secret``, default this tree's, before any message is decoded, bound
+    to the address the dialer meant to reach), start the session that tags
+    every later frame, then exchange :class:`Hello` messages; returns (and
+    records) the peer's identity. An accepted channel learns its ``raddr``
+    from the peer's listen addresses (same transport preferred) and accepts
+    only dialers that meant to reach one of ``addrs`` (its own). A spawned
+    child passes the ``spawn_token`` its parent gave it, to prove it is
+    that child. The whole exchange is bounded by ``timeout``, the peer's
+    first 40 bytes by :data:`HELLO_TIMEOUT`."""
     with trio.fail_after(timeout):
-        await _auth.authenticate(
+        if chan.initiator:
+            wire = chan.raddr.to_wire() if chan.raddr is not None else None
+            opts: dict = {'binding': _auth.dial_binding(chan.stream, wire)}
+        else:
+            wires = [a.to_wire() for a in addrs]
+            if chan.laddr is not None:
+                wires.append(chan.laddr.to_wire())
+            opts = {
+                'accepts': _auth.accepting(chan.stream, wires),
+                'hello_timeout': HELLO_TIMEOUT,
+            }
+        session = await _auth.authenticate(
             chan.stream,
             _auth.current_secret() if secret is None else secret,
             initiator=chan.initiator,
             peer=str(chan.raddr) if chan.raddr is not None else None,
+            **opts,
         )
-        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs]))
+        chan.start_session(session)
+        proof = _auth.spawn_proof(spawn_token, session) if spawn_token else b''
+        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
         msg = await chan.recv()
     if not isinstance(msg, _msg.Hello):
         raise MsgTypeError(f'expected Hello as the first message, got {type(msg).__name__}')
     chan.aid = msg.aid
+    chan.peer_spawn_proof = msg.spawn_proof
     if chan.raddr is None and msg.addrs:
         chan.set_raddr_from(msg.addrs)
     return msg.aid

@@ -400,8 +400,18 @@ class Actor:
                     else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
                 )
                 return
-            waiter = self._spawning.pop(aid.uid, None)
+            waiter = self._spawning.get(aid.uid)
             if waiter is not None:
+                if not waiter.proves(chan):
+                    # the uuid is public (a child's argv): only the process
+                    # we started holds the token from its secret pipe
+                    log.warning(
+                        'refused connection from %s on %s: it claims to be the child %r '
+                        'being spawned but cannot prove its spawn token',
+                        describe_peer(stream), laddr, aid.name,
+                    )
+                    return
+                del self._spawning[aid.uid]
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
@@ -433,6 +443,11 @@ class Actor:
     async def _serve_dialed(self, chan: Channel, ready: trio.Event) -> None:
         try:
             await self._serve_channel(chan, ready)
+        except Exception:
+            # like an accepted connection: whatever goes wrong on one
+            # connection ends that connection, never the actor (this task
+            # runs in the actor's I/O nursery)
+            log.exception('connection to %r failed', chan.aid and chan.aid.name)
         finally:
             await chan.aclose()
 
