@@ -229,3 +229,46 @@ async def hold_terminal(ctx: tractor.Context) -> None:
         await trio.sleep_forever()
     finally:
         hold.release()
+
+
+def record(path: str, token: str) -> str:
+    """Append ``token`` to the file ``path``: a call that ran leaves a line."""
+    with open(path, 'a') as f:
+        f.write(token + '\n')
+    return token
+
+
+async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> dict:
+    """Call ``record(path, token)`` in the actor at ``target`` for every
+    token at once, over one connection that physically goes through
+    ``relay`` although it was meant for ``target`` (as an on-path attacker
+    between the two would see it). Returns token -> 'ok' or the error's
+    type name."""
+    from tractor._ipc import Channel, handshake
+    from tractor._plugins import wrap_address
+    from tractor._runtime import HANDSHAKE_TIMEOUT
+
+    actor = tractor.current_actor()
+    via = wrap_address(tuple(relay))
+    stream = await via.transport.connect(via)
+    chan = Channel(stream, raddr=wrap_address(tuple(target)), initiator=True)
+    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, actor.listen_addrs)
+    ready = trio.Event()
+    actor._root_tn.start_soon(actor._serve_dialed, chan, ready)
+    await ready.wait()
+    portal = tractor.Portal(chan)
+    out: dict[str, str] = {}
+
+    async def one(token: str) -> None:
+        try:
+            out[token] = 'ok' if await portal.run(record, path=path, token=token) == token else 'wrong'
+        except Exception as err:
+            out[token] = type(err).__name__
+
+    try:
+        async with trio.open_nursery() as tn:
+            for token in tokens:
+                tn.start_soon(one, token)
+    finally:
+        await chan.aclose()
+    return out

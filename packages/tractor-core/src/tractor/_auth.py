@@ -260,6 +260,33 @@ def _hkdf(secret: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return out[:length]
 
 
+#: batches shorter than this are tagged with keyed BLAKE2b, longer ones
+#: with HMAC-SHA256 (see Session._tag)
+_SHORT_BATCH = 1024
+
+
+def _macs(key: bytes) -> tuple:
+    """The two keyed MACs of one direction, ready to be copied per batch:
+    keyed BLAKE2b (RFC 7693) and HMAC-SHA256, each under a subkey of
+    ``key``."""
+    blake = hashlib.blake2b(
+        key=hmac.digest(key, b'blake2b', 'sha256'), digest_size=TAG_SIZE, person=b'tractor-batch',
+    )
+    sha = _hmac_new(hmac.digest(key, b'hmac-sha256', 'sha256'))
+    return blake, sha
+
+
+def _hmac_new(key: bytes):
+    """An HMAC-SHA256 object whose ``copy()`` is cheap: OpenSSL's own when
+    available (``hmac.HMAC`` wraps it in Python)."""
+    try:
+        import _hashlib
+
+        return _hashlib.hmac_new(key, digestmod='sha256')
+    except (ImportError, AttributeError, ValueError):
+        return hmac.new(key, digestmod=hashlib.sha256)
+
+
 class IntegrityError(MsgTypeError):
     """A batch of frames failed its tag: data injected, altered, reordered
     or replayed by someone without the session key. The connection is
@@ -278,8 +305,8 @@ class Session:
     __slots__ = ('_send', '_recv', 'send_seq', 'recv_seq', 'id')
 
     def __init__(self, send_key: bytes, recv_key: bytes, session_id: bytes) -> None:
-        self._send = hmac.new(send_key, digestmod=hashlib.sha256)
-        self._recv = hmac.new(recv_key, digestmod=hashlib.sha256)
+        self._send = _macs(send_key)
+        self._recv = _macs(recv_key)
         self.send_seq = 0
         self.recv_seq = 0
         #: a value both sides share and nobody else knows (spawn proofs)
@@ -301,8 +328,13 @@ class Session:
         session = cls(kdl, kld, sid) if initiator else cls(kld, kdl, sid)
         return session, proof_d, proof_l
 
-    def _tag(self, mac: hmac.HMAC, seq: int, data) -> bytes:
-        h = mac.copy()
+    @staticmethod
+    def _tag(macs: tuple, seq: int, data) -> bytes:
+        # keyed BLAKE2b for short batches (about twice as fast as HMAC in
+        # CPython), HMAC-SHA256 from 1 KiB on (hardware SHA wins there);
+        # each with its own subkey, chosen by the batch's length, which
+        # both sides know
+        h = (macs[0] if len(data) < _SHORT_BATCH else macs[1]).copy()
         h.update(seq.to_bytes(8, 'big'))
         h.update(data)
         return h.digest()[:TAG_SIZE]
@@ -311,8 +343,11 @@ class Session:
         """Close the batch ``buf[start:]`` whose last frame's length prefix
         is at ``buf[last]``: mark that frame, append the tag."""
         buf[last] |= 0x80
-        with memoryview(buf) as view, view[start:] as batch:
-            tag = self._tag(self._send, self.send_seq, batch)
+        if start == 0:
+            tag = self._tag(self._send, self.send_seq, buf)
+        else:
+            with memoryview(buf) as view, view[start:] as batch:
+                tag = self._tag(self._send, self.send_seq, batch)
         self.send_seq += 1
         buf += tag
 

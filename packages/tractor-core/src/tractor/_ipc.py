@@ -321,9 +321,8 @@ class Channel:
         if self._pos >= self._vend:
             await self._read_batch()
         buf, pos = self._buf, self._pos
-        size = int.from_bytes(buf[pos:pos + _HEADER], 'big') & _SIZE_MASK
         start = pos + _HEADER
-        end = start + size
+        end = start + (int.from_bytes(buf[pos:start], 'big') & _SIZE_MASK)
         if end >= self._vend:
             self._pos = end + TAG_SIZE  # past the batch's tag
             self._vend = 0
@@ -335,34 +334,36 @@ class Channel:
         """Buffer the next whole batch and check its tag: nothing of it is
         decoded before that. Bounded: frames by ``max_frame``, a batch by
         :data:`BATCH_BYTES` plus one frame."""
-        assert self.session is not None
+        session = self.session
+        assert session is not None
         bound = self.max_frame + BATCH_BYTES + 2 * _HEADER
-        rel = 0  # offset of the next frame from the batch's start (self._pos)
+        max_frame = self.max_frame
+        rel = 0  # the next frame's offset from the batch's start (self._pos)
         while True:
-            await self._have(rel + _HEADER)
-            pos = self._pos + rel
-            header = int.from_bytes(self._buf[pos:pos + _HEADER], 'big')
-            size = header & _SIZE_MASK
-            if size > self.max_frame:
-                raise FrameError(f'frame of {size} bytes exceeds the maximum {self.max_frame}')
-            rel += _HEADER + size
-            if rel > bound:
-                raise FrameError(f'a batch of frames exceeds {bound} bytes before its tag')
-            if header & BATCH_END:
-                await self._have(rel + TAG_SIZE)
-                start = self._pos
-                with memoryview(self._buf) as view:
-                    self.session.verify(
-                        view[start:start + rel], view[start + rel:start + rel + TAG_SIZE]
-                    )
-                self._vend = start + rel
-                return
-
-    async def _have(self, n: int) -> None:
-        """At least ``n`` unread bytes in ``_buf`` (reading more if needed)."""
-        avail = len(self._buf) - self._pos
-        if avail < n:
-            await self._fill(n - avail)
+            # scan what is buffered without yielding (the common case: the
+            # whole batch came in one read); offsets stay valid across
+            # _fill, which moves the unread bytes to the buffer's start
+            buf, pos = self._buf, self._pos
+            have = len(buf) - pos
+            while have >= rel + _HEADER:
+                p = pos + rel
+                header = int.from_bytes(buf[p:p + _HEADER], 'big')
+                size = header & _SIZE_MASK
+                if size > max_frame:
+                    raise FrameError(f'frame of {size} bytes exceeds the maximum {max_frame}')
+                end = rel + _HEADER + size
+                if end > bound:
+                    raise FrameError(f'a batch of frames exceeds {bound} bytes before its tag')
+                if header & BATCH_END:
+                    if have < end + TAG_SIZE:
+                        await self._fill(end + TAG_SIZE - have)
+                        buf, pos = self._buf, self._pos
+                    view = memoryview(buf)
+                    session.verify(view[pos:pos + end], view[pos + end:pos + end + TAG_SIZE])
+                    self._vend = pos + end
+                    return
+                rel = end
+            await self._fill(rel + _HEADER - have)
 
     async def _fill(self, need: int) -> None:
         """Read at least ``need`` more bytes, joining chunks only once so a
