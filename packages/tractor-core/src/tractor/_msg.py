@@ -139,6 +139,13 @@ class Cancel(_Msg):
 
 Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return, Error, Cancel]
 
+#: fields that decode to arbitrary values, besides Start.kwargs and the
+#: payloads (bounded where they are decoded, see decode_pld)
+_ANY_FIELDS = {
+    Hello: ('addrs',), SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
+    Ready: ('accept_addrs',),
+}
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Msg)
 _any_decoder = msgspec.msgpack.Decoder()
@@ -163,104 +170,56 @@ def decode(data: bytes | memoryview) -> _Msg:
     """One frame's message. Anything wrong with it, whatever the decoder
     raises (``RecursionError``, ``MemoryError`` for an absurd value, ...),
     is a :class:`MsgTypeError`: the caller drops that one connection."""
-    check_depth(data)
     try:
-        return _decoder.decode(data)
+        msg = _decoder.decode(data)
     except msgspec.DecodeError as err:
         raise MsgTypeError(f'malformed message: {err}') from err
     except Exception as err:
         raise MsgTypeError(f'undecodable message: {type(err).__name__}: {err}') from err
+    kind = type(msg)
+    if kind is Start:
+        if len(data) > MAX_DEPTH:  # shorter frames cannot nest that deep
+            check_depth(msg.kwargs)
+    elif kind in _ANY_FIELDS and len(data) > MAX_DEPTH:
+        for field in _ANY_FIELDS[kind]:
+            check_depth(getattr(msg, field))
+    return msg
 
 
 def decode_pld(raw: Raw, decoder: msgspec.msgpack.Decoder | None = None) -> Any:
-    """A payload (from a frame :func:`decode` already bounded in depth);
-    any decoding failure is a :class:`MsgTypeError` for that context."""
+    """A payload; any decoding failure, or a value nesting deeper than
+    :data:`MAX_DEPTH`, is a :class:`MsgTypeError` for that context."""
     try:
-        return (decoder or _any_decoder).decode(raw)
+        value = (decoder or _any_decoder).decode(raw)
     except msgspec.DecodeError as err:
         raise MsgTypeError(f'payload does not match the expected type: {err}') from err
     except Exception as err:
         raise MsgTypeError(f'undecodable payload: {type(err).__name__}: {err}') from err
+    check_depth(value)
+    return value
 
 
 # -- the structural depth bound ----------------------------------------------
 
-#: msgpack header bytes that open a container (fixmap, fixarray, array16/32,
-#: map16/32); a value nested d deep holds at least d of them
-_CONTAINER_BYTES = bytes([*range(0x80, 0xa0), 0xdc, 0xdd, 0xde, 0xdf])
-_NOT_CONTAINER = bytes(b for b in range(256) if b not in _CONTAINER_BYTES)
-#: scalar sizes after the first byte, for fixed-size types
-_FIXED = {
-    0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8,
-    0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8,
-    0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17,  # fixext: type byte + data
-}
-#: types with a length field: its width, extra bytes (ext's type byte)
-_SIZED = {
-    0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0),  # bin
-    0xc7: (1, 1), 0xc8: (2, 1), 0xc9: (4, 1),  # ext
-    0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0),  # str
-}
+_NESTED = frozenset((list, dict, tuple))
 
 
-def check_depth(data: bytes | memoryview, limit: int = MAX_DEPTH) -> None:
-    """``MsgTypeError`` if a msgpack value in ``data`` nests deeper than
-    ``limit``.
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """``MsgTypeError`` if ``value`` (a decoded kwargs dict or payload)
+    nests containers deeper than ``limit``.
 
-    Cheap for what real traffic looks like: a frame shorter than ``limit``
-    bytes, or one with fewer than ``limit`` container header bytes (counted
-    at C speed), cannot nest that deep, so only frames with many containers
-    are walked, element by element. Malformed input is left to the decoder.
+    Walks containers only, without recursion: a container of scalars costs
+    one C-level scan, so a large bytes or str payload, or a long list of
+    numbers, is cheap. (The decoder itself cannot be told to stop at a
+    depth; a RecursionError it raises first is caught by the callers.)
     """
-    if len(data) <= limit:
+    if type(value) not in _NESTED:
         return
-    raw = bytes(data) if isinstance(data, memoryview) else data
-    if len(raw.translate(None, _NOT_CONTAINER)) <= limit:
-        return
-    # walk: remaining[i] is how many elements the i-th open container holds
-    remaining: list[int] = []
-    pos, end = 0, len(raw)
-    while pos < end:
-        b = raw[pos]
-        pos += 1
-        n = -1  # elements of a container opened here
-        if b <= 0x7f or b >= 0xe0:
-            pass
-        elif b <= 0x8f:
-            n = 2 * (b & 0x0f)
-        elif b <= 0x9f:
-            n = b & 0x0f
-        elif b <= 0xbf:
-            pos += b & 0x1f
-        elif b in _FIXED:
-            pos += _FIXED[b]
-        elif b in _SIZED:
-            width, extra = _SIZED[b]
-            pos += width + extra + int.from_bytes(raw[pos:pos + width], 'big')
-        elif b in (0xdc, 0xdd):
-            width = 2 if b == 0xdc else 4
-            n = int.from_bytes(raw[pos:pos + width], 'big')
-            pos += width
-        elif b in (0xde, 0xdf):
-            width = 2 if b == 0xde else 4
-            n = 2 * int.from_bytes(raw[pos:pos + width], 'big')
-            pos += width
-        else:
-            return  # 0xc1 is never used: malformed, the decoder says so
-        if n > 0:
-            remaining.append(n)
-            if len(remaining) > limit:
-                raise MsgTypeError(
-                    f'message nests deeper than {limit} levels: refused'
-                )
-            continue
-        # a scalar (or empty container) completed: close finished containers
-        while remaining:
-            remaining[-1] -= 1
-            if remaining[-1]:
-                break
-            remaining.pop()
-
-
-def wire_addrs(addrs) -> list[tuple[str, list]]:
-    return [a.to_wire() for a in addrs]
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            raise MsgTypeError(f'value nests deeper than {limit} levels: refused')
+        for items in (v, v.values()) if type(v) is dict else (v,):
+            if not _NESTED.isdisjoint(map(type, items)):  # one C-level pass
+                stack.extend((x, depth + 1) for x in items if type(x) in _NESTED and x)
