@@ -34,6 +34,10 @@ from .log import get_logger
 
 log = get_logger('runtime')
 
+#: a module may list what peers can call in it (names, e.g. a tuple of
+#: str): then exactly those, imported or ``_private`` ones included;
+#: without it, the public functions it defines itself
+EXPORTS = '__tractor_exports__'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
 #: the largest stream window a caller may ask a callee for (its inbox)
@@ -271,9 +275,30 @@ class Actor:
             )
         if not func.isidentifier() or func.startswith('__'):
             raise ModuleNotExposed(f'{func!r} is not a function name that can be called')
+        exports = getattr(mod, EXPORTS, None)
+        if exports is not None:
+            # the module's own list decides, either way (widen or narrow)
+            if isinstance(exports, str) or func not in exports:
+                raise ModuleNotExposed(
+                    f'{ns}.{func} is not in {ns}.{EXPORTS}, the list of what '
+                    f'{ns!r} lets peers call'
+                )
+        elif func.startswith('_'):
+            raise ModuleNotExposed(
+                f'{ns}.{func} is private (its name starts with "_"); list it in '
+                f'{ns}.{EXPORTS} to let peers call it'
+            )
         fn = getattr(mod, func, None)
         if fn is None or not callable(fn) or isinstance(fn, type):
             raise AttributeError(f'module {ns!r} has no function {func!r}')
+        if exports is None and getattr(fn, '__module__', None) != mod.__name__:
+            # e.g. `from os import system` in an enabled module: a name it
+            # imported is not a function it defines
+            raise ModuleNotExposed(
+                f'{ns}.{func} is defined in {getattr(fn, "__module__", None)!r}, not in '
+                f'{ns!r}: only functions an enabled module defines are callable '
+                f'(list it in {ns}.{EXPORTS} to let peers call it)'
+            )
         return fn
 
     # -- lifetime ---------------------------------------------------------
