@@ -33,7 +33,7 @@ async def test_lock_goes_to_the_next_waiter_when_the_holder_dies(runtime_kwargs)
     """An actor that dies holding the terminal frees it (the root notices the
     lost connection); the actor waiting next gets it, in request order."""
     with trio.fail_after(30):
-        async with tractor.open_nursery(**runtime_kwargs) as an:
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
             lock = tree_lock(tractor.current_actor())
             names = ['holder', 'first', 'second']
             portals = {n: await an.start_actor(n, enable_modules=[fns.__name__]) for n in names}
@@ -63,7 +63,7 @@ async def test_ctrl_c_is_ignored_while_the_terminal_is_held(runtime_kwargs):
     Ctrl-C works as before."""
     before = signal.getsignal(signal.SIGINT)
     with trio.fail_after(30):
-        async with tractor.open_nursery(**runtime_kwargs) as an:
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
             lock = tree_lock(tractor.current_actor())
             portal = await an.start_actor('holder', enable_modules=[fns.__name__])
             async with trio.open_nursery() as tn:
@@ -115,3 +115,68 @@ async def test_post_mortem_needs_an_exception(runtime_kwargs):
 def test_pause_needs_a_runtime():
     with pytest.raises(tractor.NoRuntime):
         tractor.pause_from_sync()
+
+
+def _cont(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)  # our own child, if still there
+    except ProcessLookupError:
+        pass  # already killed and reaped
+
+
+async def test_no_lock_without_debug_mode(runtime_kwargs):
+    """A root without debug mode serves no terminal lock at all."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('holder', enable_modules=[fns.__name__])
+            with pytest.raises(tractor.RemoteActorError) as info:
+                async with portal.open_context(fns.hold_terminal):
+                    pass
+            assert 'tractor.debug._lock' in str(info.value)
+            assert 'not enabled' in str(info.value)
+            await an.cancel()
+
+
+async def test_wedged_holder_without_debug_mode_does_not_block_cancel(runtime_kwargs, pids_gone):
+    """The lock is served (one child runs in debug mode), a child takes it
+    and is then stopped: the root, not in debug mode, does not consult the
+    lock, so ``an.cancel()`` kills what does not exit, as always, and
+    Ctrl-C is not swallowed once the holder is gone."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('holder', enable_modules=[fns.__name__], debug_mode=True)
+            stubborn = await an.start_actor('stubborn', enable_modules=[fns.__name__])
+            async with trio.open_nursery() as tn:
+                holder_pid = await tn.start(_hold, portal)
+                assert tree_lock(tractor.current_actor()).owner[0] == 'holder'
+                tn.start_soon(stubborn.run, fns.ignore_cancel)
+                os.kill(holder_pid, signal.SIGSTOP)
+                try:
+                    await an.cancel()  # the old runtime waited here forever
+                finally:
+                    _cont(holder_pid)
+                tn.cancel_scope.cancel()
+    assert await pids_gone([holder_pid]) == []
+
+
+async def test_stopped_holder_frees_the_terminal(runtime_kwargs, pids_gone):
+    """In debug mode the root watches a local holder: one that is stopped
+    (or gone) while its connection lingers has its session ended, and the
+    terminal (and Ctrl-C) are free again."""
+    before = signal.getsignal(signal.SIGINT)
+    with trio.fail_after(60):
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
+            lock = tree_lock(tractor.current_actor())
+            portal = await an.start_actor('holder', enable_modules=[fns.__name__])
+            async with trio.open_nursery() as tn:
+                holder_pid = await tn.start(_hold, portal)
+                assert lock.busy
+                os.kill(holder_pid, signal.SIGSTOP)
+                try:
+                    await lock.wait_idle()
+                finally:
+                    _cont(holder_pid)
+                assert signal.getsignal(signal.SIGINT) is before
+                tn.cancel_scope.cancel()
+            await an.cancel()
+    assert await pids_gone([holder_pid]) == []

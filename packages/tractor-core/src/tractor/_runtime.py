@@ -38,6 +38,9 @@ log = get_logger('runtime')
 #: str): then exactly those, imported or ``_private`` ones included;
 #: without it, the public functions it defines itself
 EXPORTS = '__tractor_exports__'
+#: the RPC module of the tree's terminal lock, served by a root in debug
+#: mode (or once it spawned a child in debug mode)
+DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
 #: the largest stream window a caller may ask a callee for (its inbox)
@@ -221,8 +224,9 @@ class Actor:
     # -- RPC allowlist ----------------------------------------------------
     def load_modules(self) -> None:
         """Import every enabled module now, so a bad name fails the spawn."""
-        # the root serves the tree's debugger lock (tractor.debug._lock)
-        extra: list[str] = ['tractor.debug._lock'] if self.is_root else []
+        # a root in debug mode serves the tree's debugger lock
+        # (tractor.debug._lock); without debug mode there is none
+        extra: list[str] = [DEBUG_LOCK_MODULE] if self.is_root and self.debug_mode else []
         for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
             extra.extend(mods or ())
         for name in [*self.enable_modules, *extra]:
@@ -437,6 +441,10 @@ class Actor:
                     )
                     return
                 del self._spawning[aid.uid]
+                if waiter.spec.debug_mode and self.is_root and DEBUG_LOCK_MODULE not in self._mods:
+                    # debug_mode for one child only: its sessions still
+                    # need the tree's terminal lock
+                    self._mods[DEBUG_LOCK_MODULE] = self._import(DEBUG_LOCK_MODULE)
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
