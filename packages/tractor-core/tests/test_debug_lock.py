@@ -125,37 +125,41 @@ def _cont(pid: int) -> None:
 
 
 async def test_no_lock_without_debug_mode(runtime_kwargs):
-    """A root without debug mode serves no terminal lock at all."""
+    """A root without debug mode serves no terminal lock at all: an explicit
+    session in a child (post_mortem() needs no debug mode) runs without it,
+    and the root neither counts it nor touches its Ctrl-C handler."""
+    before = signal.getsignal(signal.SIGINT)
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor('holder', enable_modules=[fns.__name__])
             with pytest.raises(tractor.RemoteActorError) as info:
-                async with portal.open_context(fns.hold_terminal):
-                    pass
-            assert 'tractor.debug._lock' in str(info.value)
-            assert 'not enabled' in str(info.value)
+                await portal.run_from_ns('tractor.debug._lock', 'wait_tree_idle')
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            async with portal.open_context(fns.hold_terminal) as (ctx, pid):
+                assert pid == portal.channel.aid.pid
+                assert not tree_lock(tractor.current_actor()).busy
+                assert signal.getsignal(signal.SIGINT) is before
+                await ctx.cancel()
             await an.cancel()
 
 
 async def test_wedged_holder_without_debug_mode_does_not_block_cancel(runtime_kwargs, pids_gone):
-    """The lock is served (one child runs in debug mode), a child takes it
+    """The lock is served (one child runs in debug mode), that child takes it
     and is then stopped: the root, not in debug mode, does not consult the
-    lock, so ``an.cancel()`` kills what does not exit, as always, and
-    Ctrl-C is not swallowed once the holder is gone."""
+    lock, so ``an.cancel()`` kills what does not exit, as always."""
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('holder', enable_modules=[fns.__name__], debug_mode=True)
-            stubborn = await an.start_actor('stubborn', enable_modules=[fns.__name__])
-            async with trio.open_nursery() as tn:
-                holder_pid = await tn.start(_hold, portal)
-                assert tree_lock(tractor.current_actor()).owner[0] == 'holder'
-                tn.start_soon(stubborn.run, fns.ignore_cancel)
-                os.kill(holder_pid, signal.SIGSTOP)
-                try:
-                    await an.cancel()  # the old runtime waited here forever
-                finally:
-                    _cont(holder_pid)
-                tn.cancel_scope.cancel()
+            holder = await an.run_in_actor(fns.keep_terminal, name='holder', debug_mode=True)
+            await an.run_in_actor(fns.ignore_cancel, name='stubborn')
+            while not await holder.run(fns.get_state, key='terminal'):
+                await trio.sleep(0.02)
+            assert tree_lock(tractor.current_actor()).owner[0] == 'holder'
+            holder_pid = holder.channel.aid.pid
+            os.kill(holder_pid, signal.SIGSTOP)
+            try:
+                await an.cancel()  # the old runtime waited here forever
+            finally:
+                _cont(holder_pid)
     assert await pids_gone([holder_pid]) == []
 
 
@@ -167,16 +171,16 @@ async def test_stopped_holder_frees_the_terminal(runtime_kwargs, pids_gone):
     with trio.fail_after(60):
         async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
             lock = tree_lock(tractor.current_actor())
-            portal = await an.start_actor('holder', enable_modules=[fns.__name__])
-            async with trio.open_nursery() as tn:
-                holder_pid = await tn.start(_hold, portal)
-                assert lock.busy
-                os.kill(holder_pid, signal.SIGSTOP)
-                try:
-                    await lock.wait_idle()
-                finally:
-                    _cont(holder_pid)
-                assert signal.getsignal(signal.SIGINT) is before
-                tn.cancel_scope.cancel()
+            holder = await an.run_in_actor(fns.keep_terminal, name='holder')
+            while not await holder.run(fns.get_state, key='terminal'):
+                await trio.sleep(0.02)
+            assert lock.busy and signal.getsignal(signal.SIGINT) is not before
+            holder_pid = holder.channel.aid.pid
+            os.kill(holder_pid, signal.SIGSTOP)
+            try:
+                await lock.wait_idle()
+            finally:
+                _cont(holder_pid)
+            assert signal.getsignal(signal.SIGINT) is before
             await an.cancel()
     assert await pids_gone([holder_pid]) == []

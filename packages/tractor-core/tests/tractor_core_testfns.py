@@ -272,3 +272,46 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     finally:
         await chan.aclose()
     return out
+
+
+# -- stuck processes ---------------------------------------------------------
+
+def spin() -> None:
+    """Hold the GIL forever: the actor's event loop never runs again."""
+    while True:
+        pass
+
+
+def ignore_sigterm() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+async def hold_stuck_tree(how: str) -> None:
+    """A tree's middle whose leaf gets stuck: ``'spinning'`` (a GIL-holding
+    loop), ``'deaf'`` (ignores SIGTERM and its cancel) or ``'stopped'``
+    (the test SIGSTOPs it); note the leaf's pid and keep the nursery open."""
+    async with tractor.open_nursery() as an:
+        leaf = await an.start_actor('leaf', enable_modules=[__name__])
+        async with trio.open_nursery() as tn:
+            if how == 'spinning':
+                tn.start_soon(leaf.run, spin)
+            elif how == 'deaf':
+                await leaf.run(ignore_sigterm)
+                tn.start_soon(leaf.run, ignore_cancel)
+            STATE['leaf_pid'] = leaf.channel.aid.pid
+            await trio.sleep_forever()
+
+
+async def keep_terminal() -> None:
+    """Take the tree's terminal lock (as a debugger session does) and keep
+    it forever; ``STATE['terminal']`` says when it is ours."""
+    from tractor.debug._lock import acquire_tty
+
+    hold = await acquire_tty(tractor.current_actor())
+    STATE['terminal'] = True
+    try:
+        await trio.sleep_forever()
+    finally:
+        hold.release()

@@ -47,6 +47,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -55,6 +56,9 @@ import msgspec
 CHILD_MODULE = 'tractor._child'
 #: requests larger than this are refused (the environment dominates)
 MAX_REQUEST = 16 * 1024 * 1024
+#: once the owner (the tree's root) is gone, children still running after
+#: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
+ORPHAN_GRACE = float(os.environ.get('TRACTOR_ORPHAN_GRACE', 1.0))
 #: fds one request may hand over (stdio plus a few ``pass_fds``)
 MAX_FDS = 16
 #: environment variables read at interpreter start or import time: a forked
@@ -204,6 +208,8 @@ class ForkServer:
         self.handing: socket.socket | None = None
         self.startup_env = startup_env(dict(os.environb))
         self.uid = os.geteuid()
+        #: once the owner is gone: when the children still running are killed
+        self.orphan_deadline: float | None = None
 
     # the loop ------------------------------------------------------------
     def run(self) -> int:
@@ -217,7 +223,13 @@ class ForkServer:
         except OSError as err:  # forks on demand then
             print(f'tractor fork server: cannot fork a spare: {err}', file=sys.stderr)
         while self.control is not None or self.kids:
-            for key, _events in self.sel.select():
+            timeout = None
+            if self.orphan_deadline is not None:
+                timeout = self.orphan_deadline - time.monotonic()
+                if timeout <= 0:
+                    self._kill_orphans()
+                    timeout = None
+            for key, _events in self.sel.select(timeout):
                 try:
                     key.data(key)
                 except Exception:  # a bug must not take every child's reaper down
@@ -423,7 +435,12 @@ class ForkServer:
             return
         except OSError:
             pass
-        # the owner is gone: no new requests; finish reaping, then exit
+        # the owner is gone: no new requests; finish reaping, then exit.
+        # Children still running a moment later are killed: their own actor
+        # parents (also our children) would have stopped them by now unless
+        # they are stuck, stopped or ignoring their cancel, and nobody else
+        # is left to (the owner, the tree's root, is gone or done)
+        self.orphan_deadline = time.monotonic() + ORPHAN_GRACE
         self.sel.unregister(self.control)
         self.control.close()
         self.control = None
@@ -440,6 +457,17 @@ class ForkServer:
         if self.spare is not None:  # end-of-file: it exits without running
             self.spare.sock.close()
             self.spare = None
+
+    def _kill_orphans(self) -> None:
+        self.orphan_deadline = None
+        if self.kids:
+            print(
+                f'tractor fork server: killing {len(self.kids)} child(ren) still running '
+                f'{ORPHAN_GRACE}s after the tree\'s root left: {sorted(k.pid for k in self.kids.values())}',
+                file=sys.stderr,
+            )
+        for kid in list(self.kids.values()):
+            _kill(kid.pidfd)  # reaped as their pidfds turn readable
 
     # the child -------------------------------------------------------------
     def _spare_main(self, sock: socket.socket) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 import trio
 
 from .._context import Context, context
-from .._exceptions import TransportClosed
+from .._exceptions import ModuleNotExposed, RemoteActorError, TransportClosed
 from .._transport import LOCAL as _LOCAL
 from ..log import get_logger
 
@@ -270,11 +270,22 @@ class TtyHold:
                     await self._release.wait()
                 return
             portal = await _root_portal(actor)
-            async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
-                async with ctx.open_stream():
-                    task_status.started()
-                    taken = True
-                    await self._release.wait()
+            try:
+                async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
+                    async with ctx.open_stream():
+                        task_status.started()
+                        taken = True
+                        await self._release.wait()
+            except RemoteActorError as err:
+                if taken or err.boxed_type is not ModuleNotExposed:
+                    raise
+                # the root is not in debug mode and serves no lock: an
+                # explicit post_mortem()/pause() still gets its session,
+                # without the tree-wide lock
+                log.debug('the root serves no terminal lock: session without it')
+                task_status.started()
+                taken = True
+                await self._release.wait()
         except Exception as err:
             if not taken:
                 raise
