@@ -339,3 +339,90 @@ async def test_deep_frame_on_a_dialed_connection(attack, tpt_proto, runtime_kwar
                 assert await portal.run(call_back, addr=list(root)) == 'pong'
                 await an.cancel()
             tn.cancel_scope.cancel()
+
+
+async def legit_ping(addr: tuple) -> None:
+    """One legitimate call over a fresh authenticated connection."""
+    peer = await raw_connect(addr, 'tcp')
+    async with peer:
+        await read_hello(peer)
+        await peer.send_all(peer.seal(hello(), start('__main__', 'ping', cid=2)))
+        replies: list = []
+        while not any(isinstance(m, _msg.Return) for m in replies):
+            chunk = await peer.receive_some()
+            assert chunk, 'the flooded actor hung up on a legitimate peer'
+            peer.buf += chunk
+            replies += peer.take_msgs()
+        ret = next(m for m in replies if isinstance(m, _msg.Return))
+        assert msgspec.msgpack.decode(ret.pld) == 'pong'
+
+
+async def test_fd_flood_at_a_low_limit():
+    """An actor limited to 256 fds (``resource.setrlimit`` in its program)
+    flooded by 600 idle unauthenticated connections, all held open, keeps
+    answering legitimate calls: unfinished handshakes are capped
+    (``TRACTOR_MAX_HANDSHAKES``), the oldest dropped at once, so the flood
+    never holds more than the cap of the actor's fds."""
+    import json
+    import resource
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import SCRIPTS
+    from tractor._runtime import HANDSHAKE_TIMEOUT
+
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limits[0] < 1024:  # the flood itself needs fds here
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limits[1], 4096), limits[1]))
+    with socket.socket() as s:  # a free port for the target's registry
+        s.bind(('127.0.0.1', 0))
+        reg = ('127.0.0.1', s.getsockname()[1])
+    with trio.fail_after(60):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, str(SCRIPTS / 'flood_target.py'), '256', json.dumps(reg)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        flood: list[trio.SocketStream] = []
+        try:
+            line = b''
+            while not line.endswith(b'\n'):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, 'the flood target exited before it listened'
+                line += chunk
+            addr = tuple(json.loads(line))
+            for _ in range(600):
+                flood.append(await trio.open_tcp_stream(*addr))
+            for _ in range(4):  # legitimate calls, the flood still open, each
+                # bounded as a dialing actor bounds its handshake
+                with trio.fail_after(HANDSHAKE_TIMEOUT):
+                    await legit_ping(addr)
+        finally:
+            for s in flood:
+                await s.aclose()
+            await proc.stdin.aclose()
+            with trio.move_on_after(15) as cs:
+                await proc.wait()
+            if cs.cancelled_caught:
+                proc.kill()  # our own child
+                await proc.wait()
+            await proc.stdout.aclose()
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+async def test_boot_raises_the_soft_fd_limit():
+    """An actor raises its soft fd limit to the hard one when it boots."""
+    import sys
+
+    code = (
+        'import resource, trio, tractor\n'
+        'soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n'
+        'resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n'
+        'async def main():\n'
+        '    async with tractor.open_root_actor(registry_addrs=[("127.0.0.1", 0)]):\n'
+        '        print(resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard))\n'
+        'trio.run(main)\n'
+    )
+    with trio.fail_after(60):
+        done = await trio.run_process([sys.executable, '-c', code], capture_stdout=True)
+    assert done.stdout.strip().splitlines()[-1] == b'True'

@@ -28,6 +28,7 @@ from ._exceptions import (
     type_name,
 )
 from ._ipc import Channel, handshake
+from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager, get_transport
 from ._transport import Address
 from .log import get_logger
@@ -168,6 +169,8 @@ class Actor:
         #: the tree's root actor: where the debugger's terminal lock is
         self.root_uid: tuple[str, str] | None = self.aid.uid if is_root else None
         self._root_addrs: list[Address] = []
+        #: caps the unauthenticated connections handled at once
+        self._handshakes = HandshakeGate()
 
     # -- identity -------------------------------------------------------
     @property
@@ -317,6 +320,7 @@ class Actor:
         (never in a group).
         """
         body_exc: BaseException | None = None
+        raise_fd_limit()
         async with trio.open_nursery() as root_tn:
             # listeners, connections and RPC tasks run in nurseries shielded
             # from the caller's scopes: when the code that opened the runtime
@@ -415,7 +419,10 @@ class Actor:
         chan = Channel(stream, laddr=laddr, raddr=None, initiator=False)
         try:
             try:
-                aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+                with self._handshakes.admit() as gate:
+                    aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+                if gate.cancelled_caught:
+                    return  # dropped for a newer one (logged by the gate)
             except TransportClosed as err:
                 # closed before saying anything: liveness probes, port scans
                 log.debug('connection on %s closed during the handshake: %s', laddr, err)
