@@ -59,6 +59,10 @@ MAX_REQUEST = 16 * 1024 * 1024
 #: once the owner (the tree's root) is gone, children still running after
 #: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
 ORPHAN_GRACE = float(os.environ.get('TRACTOR_ORPHAN_GRACE', 1.0))
+#: request connections whose request has not fully arrived: at most this
+#: many (past it the oldest is dropped), each for at most PENDING_TIMEOUT s
+MAX_PENDING = int(os.environ.get('TRACTOR_FORKSERVER_MAX_PENDING', 64))
+PENDING_TIMEOUT = float(os.environ.get('TRACTOR_FORKSERVER_PENDING_TIMEOUT', 10.0))
 #: fds one request may hand over (stdio plus a few ``pass_fds``)
 MAX_FDS = 16
 #: environment variables read at interpreter start or import time: a forked
@@ -160,12 +164,14 @@ def _close_quietly(fd: int) -> None:
 class _Pending:
     """A request connection whose request has not fully arrived yet."""
 
-    __slots__ = ('sock', 'frames', 'fds')
+    __slots__ = ('sock', 'frames', 'fds', 'deadline')
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.frames = Frames()
         self.fds: list[int] = []
+        #: dropped if the request is not whole by then
+        self.deadline = time.monotonic() + PENDING_TIMEOUT
 
     def close(self) -> None:
         for fd in self.fds:
@@ -229,6 +235,11 @@ class ForkServer:
                 if timeout <= 0:
                     self._kill_orphans()
                     timeout = None
+            if self.pending:
+                # oldest first (dicts keep insertion order)
+                wait = self._expire_pending()
+                if wait is not None:
+                    timeout = wait if timeout is None else min(timeout, wait)
             for key, _events in self.sel.select(timeout):
                 try:
                     key.data(key)
@@ -263,9 +274,23 @@ class ForkServer:
             sock.close()
             return
         sock.setblocking(False)
+        while len(self.pending) >= MAX_PENDING:
+            oldest = next(iter(self.pending.values()))
+            print('tractor fork server: too many unfinished requests: dropping the oldest',
+                  file=sys.stderr)
+            self._drop(oldest)
         pending = _Pending(sock)
         self.pending[sock] = pending
         self.sel.register(sock, selectors.EVENT_READ, self._request_readable)
+
+    def _expire_pending(self) -> float | None:
+        """Drop requests past their deadline; seconds until the next one."""
+        now = time.monotonic()
+        for pending in list(self.pending.values()):
+            if pending.deadline > now:
+                return pending.deadline - now
+            self._drop(pending)
+        return None
 
     def _drop(self, pending: _Pending) -> None:
         self.sel.unregister(pending.sock)
