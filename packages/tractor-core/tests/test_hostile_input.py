@@ -426,3 +426,43 @@ async def test_boot_raises_the_soft_fd_limit():
     with trio.fail_after(60):
         done = await trio.run_process([sys.executable, '-c', code], capture_stdout=True)
     assert done.stdout.strip().splitlines()[-1] == b'True'
+
+
+async def test_partial_frames_share_one_budget(tpt_proto, runtime_kwargs, monkeypatch, caplog):
+    """Each connection may announce a frame up to the maximum size, but
+    together they cannot make an actor buffer more than its budget for
+    partially received frames: the connection that would pass it is
+    dropped; the others, and the actor, carry on."""
+    import logging
+
+    from tractor import _ipc
+
+    caplog.set_level(logging.WARNING, logger='tractor')
+    big = 60 * 2**20
+    monkeypatch.setattr(_ipc, 'PARTIAL_FRAME_BUDGET', 2 * big + 2**20)
+    with trio.fail_after(60):
+        async with tractor.open_nursery(enable_modules=FNS, **runtime_kwargs) as an:
+            portal = await an.start_actor('probe', enable_modules=FNS)
+            root = tractor.current_actor().accept_addrs[0]
+            peers = []
+            try:
+                for _ in range(3):
+                    peer = await raw_connect(root, tpt_proto)
+                    await read_hello(peer)
+                    # a Hello, then the start of a 60 MiB frame that never ends
+                    await peer.send_all(peer.seal(hello()) + big.to_bytes(4, 'big') + b'\0' * 1000)
+                    peers.append(peer)
+                with trio.fail_after(10):
+                    while not any('partially received frames' in r.getMessage() for r in caplog.records):
+                        await trio.sleep(0.02)
+                # the third was dropped: it sees EOF; the first two are held
+                assert await read_frames_until_eof(peers[2]) == []
+                assert _ipc._partial_bytes >= 2 * big
+                assert await portal.run(call_back, addr=list(root)) == 'pong'
+            finally:
+                for peer in peers:
+                    await peer.aclose()
+            with trio.fail_after(10):  # their budget is given back
+                while _ipc._partial_bytes:
+                    await trio.sleep(0.02)
+            await an.cancel()

@@ -53,6 +53,16 @@ CORK_BYTES = 64 * 1024
 HELLO_TIMEOUT = float(os.environ.get('TRACTOR_HELLO_TIMEOUT', 2.0))
 
 
+#: bytes all of a process's connections together may hold in frames they
+#: are still receiving (``TRACTOR_PARTIAL_FRAME_BUDGET``; default: four
+#: frames of the maximum size)
+PARTIAL_FRAME_BUDGET = int(os.environ.get(
+    'TRACTOR_PARTIAL_FRAME_BUDGET', 4 * int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME)),
+))
+#: what they hold now
+_partial_bytes = 0
+
+
 def send_stall_timeout(nbytes: int) -> float:
     return SEND_STALL_TIMEOUT + nbytes / (1 << 20)
 
@@ -367,7 +377,28 @@ class Channel:
 
     async def _fill(self, need: int) -> None:
         """Read at least ``need`` more bytes, joining chunks only once so a
-        large frame costs one copy, not one per chunk."""
+        large frame costs one copy, not one per chunk. Waiting for a large
+        frame draws on the process's budget for partial frames
+        (:data:`PARTIAL_FRAME_BUDGET`): one connection may announce a frame
+        of up to ``max_frame``, but all of them together cannot make this
+        actor buffer more than the budget."""
+        if need <= _CHUNK:
+            return await self._fill_some(need)
+        global _partial_bytes
+        held = len(self._buf) - self._pos + need
+        if _partial_bytes + held > PARTIAL_FRAME_BUDGET:
+            raise FrameError(
+                f'a frame needing {held} more bytes would take this actor past its budget '
+                f'of {PARTIAL_FRAME_BUDGET} bytes for partially received frames '
+                f'({_partial_bytes} held by other connections): refused'
+            )
+        _partial_bytes += held
+        try:
+            await self._fill_some(need)
+        finally:
+            _partial_bytes -= held
+
+    async def _fill_some(self, need: int) -> None:
         chunks = [self._buf[self._pos:]] if self._pos < len(self._buf) else []
         got = 0
         while got < need:
