@@ -120,6 +120,7 @@ class Channel:
         self._vend = 0
         #: what the peer proved in its Hello (a spawned child's token)
         self.peer_spawn_proof = b''
+        self._ended = trio.Event()
 
     # -- identity ---------------------------------------------------------
     @property
@@ -149,6 +150,10 @@ class Channel:
 
     def connected(self) -> bool:
         return not self._closed and not self._eof
+
+    async def wait_closed(self) -> None:
+        """Return once this channel is closed (by either side's teardown)."""
+        await self._ended.wait()
 
     def start_session(self, session: _auth.Session) -> None:
         """From now on, tag every batch sent and check every batch received
@@ -437,6 +442,7 @@ class Channel:
                 except TransportClosed:
                     pass
         self._closed = True
+        self._ended.set()
         if self._writer_wakeup is not None:
             self._writer_wakeup.set()
         with trio.CancelScope(shield=True):

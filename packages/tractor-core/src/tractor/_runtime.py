@@ -1,6 +1,7 @@
 """The ``Actor``: one per process; serves RPC, owns connections to peers."""
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import inspect
@@ -48,6 +49,13 @@ HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
 MAX_WINDOW = 1 << 16
 _MAIN_NAMES = ('__main__', '__mp_main__')
 _CTXC = type_name(ContextCancelled)
+
+
+#: the channel the RPC being served came over (runtime methods such as the
+#: registrar's use it to bind what a peer registers to its connection)
+current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
+    'tractor_current_channel', default=None,
+)
 
 
 def normalize_ns(ns: str) -> str:
@@ -605,6 +613,7 @@ class Actor:
 
     async def _invoke(self, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
         cid = msg.cid
+        current_channel.set(chan)  # this task's own context
         try:
             fn = self._resolve(msg.ns, msg.func)
             ctx_fn = is_context_fn(fn)
