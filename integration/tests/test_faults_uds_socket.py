@@ -16,6 +16,7 @@ import os
 import socket
 import uuid
 
+import pytest
 import trio
 
 import tractor
@@ -96,3 +97,38 @@ async def test_socket_file_taken_over_is_left_alone():
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+
+
+@pytest.mark.parametrize('kind', ['regular-file', 'symlink', 'directory'])
+async def test_bind_replaces_only_a_socket(kind, tmp_path_factory):
+    """Binding a UDS address where something other than a socket sits (a
+    regular file, a symlink, a directory) refuses with a clear error and
+    leaves it alone: only a dead actor's socket file is replaced."""
+    from tractor._plugins import get_transport, wrap_address
+
+    rundir = os.environ['TRACTOR_RUNTIME_DIR']
+    name = f'not-a-socket-{uuid.uuid4().hex[:8]}.sock'
+    path = os.path.join(rundir, name)
+    target = tmp_path_factory.mktemp('precious') / 'data'
+    target.write_text('keep me')
+    if kind == 'regular-file':
+        with open(path, 'w') as f:
+            f.write('keep me')
+    elif kind == 'symlink':
+        os.symlink(target, path)
+    else:
+        os.mkdir(path)
+    try:
+        tpt = get_transport('uds')
+        with pytest.raises(OSError, match='is not a unix socket'):
+            await tpt.listen(wrap_address((rundir, name)))
+        assert os.path.lexists(path)
+        if kind == 'regular-file':
+            with open(path) as f:
+                assert f.read() == 'keep me'
+        assert target.read_text() == 'keep me'
+    finally:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        else:
+            os.unlink(path)

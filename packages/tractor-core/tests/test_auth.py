@@ -47,8 +47,8 @@ async def read_all(stream: trio.SocketStream) -> bytes:
 
 
 def forged_proof(secret: bytes, listener_hello: bytes, our_nonce: bytes) -> bytes:
-    """The proof a dialer holding ``secret`` sends."""
-    return _auth._proof(secret, b'dialer', our_nonce, listener_hello[-_auth.NONCE_SIZE:])
+    """The proof frame a dialer holding ``secret`` sends."""
+    return _auth.dialer_step(secret, our_nonce, listener_hello)[0]
 
 
 def valid_start_frames(path: str) -> bytes:
@@ -186,9 +186,11 @@ async def test_reflected_proof_fails():
         hello = await attacker.receive_some(_auth.HELLO_SIZE)
         nonce = os.urandom(_auth.NONCE_SIZE)
         await attacker.send_all(_auth._hello(nonce))
-        proof = await attacker.receive_some(_auth.PROOF_SIZE)
-        assert len(hello) == _auth.HELLO_SIZE and len(proof) == _auth.PROOF_SIZE
-        await attacker.send_all(b'\x01' + proof)  # "accepted", with its own proof
+        proof = b''
+        while len(proof) < 2 + _auth.PROOF_SIZE:  # empty binding: 2 + 32 bytes
+            proof += await attacker.receive_some()
+        assert len(hello) == _auth.HELLO_SIZE and len(proof) == 2 + _auth.PROOF_SIZE
+        await attacker.send_all(b'\x01' + proof[2:])  # "accepted", with its own proof
 
     with trio.fail_after(5):
         async with trio.open_nursery() as tn:
@@ -338,3 +340,41 @@ async def test_children_inherit_secret_invisibly(how, runtime_kwargs, monkeypatc
                 tn.cancel_scope.cancel()
             await an.cancel()
     assert await pids_gone(pids) == []
+
+
+@pytest.mark.parametrize('start_method', ['trio', 'forkserver'])
+async def test_spawnspec_only_to_the_spawned_child(start_method, runtime_kwargs, caplog):
+    """A peer holding the secret that claims the uid of a child being
+    spawned (its uuid is in the child's argv, for all to read) gets no
+    SpawnSpec: only the process holding the spawn token from the secret
+    pipe does. The real child boots as usual."""
+    caplog.set_level(logging.WARNING, logger='tractor')
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            actor = tractor.current_actor()
+            got: dict = {}
+
+            async def claim() -> None:
+                while not any(uid[0] == 'kid' for uid in actor._spawning):
+                    await trio.sleep(0)
+                name, uuid = next(uid for uid in actor._spawning if uid[0] == 'kid')
+                addr = actor.listen_addrs[0]
+                stream = await addr.transport.connect(addr)
+                chan = Channel(stream, raddr=addr, initiator=True)
+                async with chan:
+                    await handshake(chan, _msg.Aid(name=name, uuid=uuid, pid=os.getpid()), 5)
+                    try:
+                        got['msg'] = await chan.recv()
+                    except tractor.TransportClosed as err:
+                        got['closed'] = err
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(claim)
+                portal = await an.start_actor('kid', enable_modules=FNS, start_method=start_method)
+            assert 'msg' not in got, got  # no SpawnSpec (nor anything else)
+            assert 'closed' in got
+            assert any(
+                'cannot prove its spawn token' in r.getMessage() for r in caplog.records
+            ), [r.getMessage() for r in caplog.records]
+            assert await portal.run(ping) == 'pong'
+            await an.cancel()

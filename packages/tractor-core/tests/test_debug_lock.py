@@ -33,7 +33,7 @@ async def test_lock_goes_to_the_next_waiter_when_the_holder_dies(runtime_kwargs)
     """An actor that dies holding the terminal frees it (the root notices the
     lost connection); the actor waiting next gets it, in request order."""
     with trio.fail_after(30):
-        async with tractor.open_nursery(**runtime_kwargs) as an:
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
             lock = tree_lock(tractor.current_actor())
             names = ['holder', 'first', 'second']
             portals = {n: await an.start_actor(n, enable_modules=[fns.__name__]) for n in names}
@@ -63,7 +63,7 @@ async def test_ctrl_c_is_ignored_while_the_terminal_is_held(runtime_kwargs):
     Ctrl-C works as before."""
     before = signal.getsignal(signal.SIGINT)
     with trio.fail_after(30):
-        async with tractor.open_nursery(**runtime_kwargs) as an:
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
             lock = tree_lock(tractor.current_actor())
             portal = await an.start_actor('holder', enable_modules=[fns.__name__])
             async with trio.open_nursery() as tn:
@@ -115,3 +115,72 @@ async def test_post_mortem_needs_an_exception(runtime_kwargs):
 def test_pause_needs_a_runtime():
     with pytest.raises(tractor.NoRuntime):
         tractor.pause_from_sync()
+
+
+def _cont(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)  # our own child, if still there
+    except ProcessLookupError:
+        pass  # already killed and reaped
+
+
+async def test_no_lock_without_debug_mode(runtime_kwargs):
+    """A root without debug mode serves no terminal lock at all: an explicit
+    session in a child (post_mortem() needs no debug mode) runs without it,
+    and the root neither counts it nor touches its Ctrl-C handler."""
+    before = signal.getsignal(signal.SIGINT)
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('holder', enable_modules=[fns.__name__])
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run_from_ns('tractor.debug._lock', 'wait_tree_idle')
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            async with portal.open_context(fns.hold_terminal) as (ctx, pid):
+                assert pid == portal.channel.aid.pid
+                assert not tree_lock(tractor.current_actor()).busy
+                assert signal.getsignal(signal.SIGINT) is before
+                await ctx.cancel()
+            await an.cancel()
+
+
+async def test_wedged_holder_without_debug_mode_does_not_block_cancel(runtime_kwargs, pids_gone):
+    """The lock is served (one child runs in debug mode), that child takes it
+    and is then stopped: the root, not in debug mode, does not consult the
+    lock, so ``an.cancel()`` kills what does not exit, as always."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            holder = await an.run_in_actor(fns.keep_terminal, name='holder', debug_mode=True)
+            await an.run_in_actor(fns.ignore_cancel, name='stubborn')
+            while not await holder.run(fns.get_state, key='terminal'):
+                await trio.sleep(0.02)
+            assert tree_lock(tractor.current_actor()).owner[0] == 'holder'
+            holder_pid = holder.channel.aid.pid
+            os.kill(holder_pid, signal.SIGSTOP)
+            try:
+                await an.cancel()  # the old runtime waited here forever
+            finally:
+                _cont(holder_pid)
+    assert await pids_gone([holder_pid]) == []
+
+
+async def test_stopped_holder_frees_the_terminal(runtime_kwargs, pids_gone):
+    """In debug mode the root watches a local holder: one that is stopped
+    (or gone) while its connection lingers has its session ended, and the
+    terminal (and Ctrl-C) are free again."""
+    before = signal.getsignal(signal.SIGINT)
+    with trio.fail_after(60):
+        async with tractor.open_nursery(debug_mode=True, **runtime_kwargs) as an:
+            lock = tree_lock(tractor.current_actor())
+            holder = await an.run_in_actor(fns.keep_terminal, name='holder')
+            while not await holder.run(fns.get_state, key='terminal'):
+                await trio.sleep(0.02)
+            assert lock.busy and signal.getsignal(signal.SIGINT) is not before
+            holder_pid = holder.channel.aid.pid
+            os.kill(holder_pid, signal.SIGSTOP)
+            try:
+                await lock.wait_idle()
+            finally:
+                _cont(holder_pid)
+            assert signal.getsignal(signal.SIGINT) is before
+            await an.cancel()
+    assert await pids_gone([holder_pid]) == []

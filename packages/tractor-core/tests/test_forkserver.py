@@ -442,3 +442,34 @@ async def test_import_tractor_loads_no_backend():
             capture_stdout=True,
         )
     assert result.stdout.decode().strip() == '[]'
+
+
+async def test_pending_requests_bounded(runtime_kwargs, monkeypatch):
+    """Connections to the fork server that never finish their request are
+    bounded in number (the oldest dropped past the cap) and in time."""
+    from tractor import _spawn_forkserver
+
+    monkeypatch.setenv('TRACTOR_FORKSERVER_MAX_PENDING', '4')
+    monkeypatch.setenv('TRACTOR_FORKSERVER_PENDING_TIMEOUT', '1.0')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
+            first = await an.start_actor('first', enable_modules=FNS)  # starts the server
+            path = _spawn_forkserver.path_for_children(tractor.current_actor())
+            socks = []
+            for _ in range(6):
+                sock = trio.socket.socket(trio.socket.AF_UNIX)
+                await sock.connect(path)
+                socks.append(sock)
+            try:
+                # the two oldest are dropped at once (cap 4), the rest when
+                # their second runs out; none is answered
+                for sock in socks:
+                    assert await sock.recv(1) == b''
+                # and the server still forks
+                second = await an.start_actor('second', enable_modules=FNS)
+                assert (await second.run(whoami))['name'] == 'second'
+                assert (await first.run(whoami))['name'] == 'first'
+            finally:
+                for sock in socks:
+                    sock.close()
+            await an.cancel()

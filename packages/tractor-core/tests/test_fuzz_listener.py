@@ -24,7 +24,6 @@ resident memory grows by less than a generous bound over the run.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import select
@@ -34,6 +33,7 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -156,18 +156,34 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def authenticate(sock: socket.socket, secret: bytes) -> None:
-    """The dialer's side of tractor's preamble (see tractor._auth)."""
+def authenticate(sock: socket.socket, secret: bytes, t: Target) -> _auth.Session:
+    """The dialer's side of tractor's preamble (see tractor._auth): the
+    session whose tags the target checks on every batch we send."""
+    wire = ('tcp' if t.proto == 'tcp' else 'uds', list(t.addr))
+    binding = _auth.dial_binding(SimpleNamespace(socket=sock), wire)
     nonce = os.urandom(_auth.NONCE_SIZE)
-    sock.sendall(_auth._hello(nonce))
+    sock.sendall(_auth.hello_frame(nonce))
     theirs = recv_exact(sock, _auth.HELLO_SIZE)
     assert theirs[:4] == _auth.MAGIC
-    sock.sendall(_auth._proof(secret, b'dialer', nonce, theirs[-_auth.NONCE_SIZE:]))
+    proof, session, expected = _auth.dialer_step(secret, nonce, theirs, binding)
+    sock.sendall(proof)
     verdict = recv_exact(sock, _auth.VERDICT_SIZE)
-    assert verdict[:1] == b'\x01', 'the target refused our (real) secret'
-    assert hmac.compare_digest(
-        verdict[1:], _auth._proof(secret, b'listener', nonce, theirs[-_auth.NONCE_SIZE:])
-    )
+    assert verdict == expected, 'the target refused our (real) secret'
+    return session
+
+
+class Reader:
+    """The actor's messages on one authenticated connection, decoded (it
+    must never send garbage), as whole batches arrive."""
+
+    def __init__(self, session: _auth.Session) -> None:
+        self.session = session
+        self.buf = b''
+
+    def feed(self, chunk: bytes) -> list:
+        self.buf += chunk
+        bodies, self.buf = self.session.open_batches(self.buf)
+        return [_msg.decode(b) for b in bodies]
 
 
 def frame(msg) -> bytes:
@@ -200,47 +216,32 @@ def read_to_eof(sock: socket.socket) -> bytes:
     return data
 
 
-def parse_frames(data: bytes) -> list:
-    """Whole frames the actor sent, decoded (it must never send garbage);
-    a trailing partial frame may be cut off by a reset."""
-    out = []
-    while len(data) >= 4:
-        size = int.from_bytes(data[:4], 'big')
-        if len(data) < 4 + size:
-            break
-        out.append(_msg.decode(data[4:4 + size]))
-        data = data[4 + size:]
-    return out
-
-
 class Peer:
     """A well-behaved peer: authenticated, said Hello, makes calls."""
 
     def __init__(self, t: Target, secret: bytes) -> None:
         self.sock = dial(t)
-        authenticate(self.sock, secret)
+        self.session = authenticate(self.sock, secret, t)
         aid = _msg.Aid(name='fuzzer', uuid=os.urandom(8).hex(), pid=os.getpid())
-        self.sock.sendall(frame(_msg.Hello(aid=aid)))
-        self.buf = b''
+        self.sock.sendall(self.session.seal_frames([frame(_msg.Hello(aid=aid))]))
+        self.reader = Reader(self.session)
+        self.pending: list = []
         assert isinstance(self.next(), _msg.Hello)
         self.cid = 0
 
     def next(self):
-        while True:
-            if len(self.buf) >= 4:
-                size = int.from_bytes(self.buf[:4], 'big')
-                if len(self.buf) >= 4 + size:
-                    msg = _msg.decode(self.buf[4:4 + size])
-                    self.buf = self.buf[4 + size:]
-                    return msg
+        while not self.pending:
             chunk = self.sock.recv(65536)
             if not chunk:
                 return None
-            self.buf += chunk
+            self.pending.extend(self.reader.feed(chunk))
+        return self.pending.pop(0)
 
     def call(self, ns: str, func: str, **kwargs):
         self.cid += 2
-        self.sock.sendall(frame(_msg.Start(cid=self.cid, ns=ns, func=func, kwargs=kwargs)))
+        self.sock.sendall(self.session.seal_frames(
+            [frame(_msg.Start(cid=self.cid, ns=ns, func=func, kwargs=kwargs))]
+        ))
         while True:
             msg = self.next()
             assert msg is not None, 'the actor hung up on a well-behaved peer'
@@ -367,16 +368,20 @@ def length_prefix(draw) -> bytes:
     return size.to_bytes(4, 'big') + draw(st.binary(max_size=64))
 
 
-#: byte-level attacks on an authenticated connection: ('bytes', after_hello, data)
+#: byte-level attacks on an authenticated connection: ('bytes', after_hello,
+#: (sealed, data)): sealed, ``data`` is the body of a frame with a valid tag
+#: (it reaches the decoder); unsealed, it goes to the framing as it is
 byte_cases = st.tuples(
     st.just('bytes'),
     st.booleans(),
+    st.tuples(st.booleans(), 
     st.one_of(
         st.binary(max_size=2048),
         truncated(),
         length_prefix(),
         nested().map(lambda body: len(body).to_bytes(4, 'big') + body),
-    ),
+        nested(),
+    )),
 )
 #: well-framed messages in any order, then a ping: ('order', after_hello, msgs)
 order_cases = st.tuples(st.just('order'), st.booleans(), st.lists(any_msg, min_size=1, max_size=6))
@@ -391,49 +396,51 @@ def run_authenticated_case(t: Target, secret: bytes, case) -> None:
     kind, after_hello, payload = case
     sock = dial(t)
     try:
-        authenticate(sock, secret)
-        sent_hello = b''
+        session = authenticate(sock, secret, t)
+        reader = Reader(session)
+        hello = []
         if after_hello:
             aid = _msg.Aid(name='fuzzer', uuid=os.urandom(8).hex(), pid=1)
-            sent_hello = frame(_msg.Hello(aid=aid))
+            hello = [frame(_msg.Hello(aid=aid))]
         if kind == 'bytes':
-            send_quietly(sock, sent_hello + payload)
+            sealed, data = payload
+            if sealed:
+                out = session.seal_frames(hello + [len(data).to_bytes(4, 'big') + data])
+            else:
+                out = (session.seal_frames(hello) if hello else b'') + data
+            send_quietly(sock, out)
             half_close(sock)
             # the actor must hang up: on garbage at once, on a valid
             # prefix at our EOF; whatever it sent is well-formed
-            parse_frames(read_to_eof(sock))
+            reader.feed(read_to_eof(sock))
         elif kind == 'order':
             ping_cid = 2**64 - 2  # distinct from every drawn call id but one
-            send_quietly(sock, sent_hello + b''.join(frame(m) for m in payload)
-                         + frame(_msg.Start(cid=ping_cid, ns=MAIN, func='ping', kwargs={})))
+            send_quietly(sock, session.seal_frames(
+                hello + [frame(m) for m in payload]
+                + [frame(_msg.Start(cid=ping_cid, ns=MAIN, func='ping', kwargs={}))]
+            ))
             # closed, or still sane: it answers the ping that came last
-            data = b''
             while True:
                 try:
                     chunk = sock.recv(65536)
                 except ConnectionResetError:
                     chunk = b''
                 if not chunk:
-                    parse_frames(data)
                     break
-                data += chunk
-                msgs = parse_frames(data)
                 # (an Error: the drawn messages happened to hold that call id)
                 if any(
                     getattr(m, 'cid', None) == ping_cid and isinstance(m, (_msg.Return, _msg.Error))
-                    for m in msgs
+                    for m in reader.feed(chunk)
                 ):
                     break
         else:
-            send_quietly(sock, sent_hello + b''.join(frame(m) for m in payload))
+            send_quietly(sock, session.seal_frames(hello + [frame(m) for m in payload]))
             want = {m.cid: m for m in payload}
             replies: dict[int, object] = {}
-            data = b''
             while len(replies) < len(want):
                 chunk = sock.recv(65536)
                 assert chunk, f'hung up instead of answering {list(want.values())}'
-                data += chunk
-                for msg in parse_frames(data)[1:]:  # after the actor's Hello
+                for msg in reader.feed(chunk):
                     if isinstance(msg, (_msg.Return, _msg.Error)) and msg.cid in want:
                         replies[msg.cid] = msg
             for cid, msg in replies.items():
@@ -489,7 +496,10 @@ def unauthenticated(draw) -> tuple[bytes, str]:
         st.binary(max_size=64).map(lambda b: _auth.MAGIC + b),
         st.integers(0, 255).filter(lambda v: v != _auth.VERSION).map(
             lambda v: _auth.MAGIC + bytes([v, 0, 0, 0]) + nonce),
-        # a valid hello, then a proof that is not one
+        # a valid hello, then a proof that is not one (with an empty
+        # binding, or random bytes where it goes)
+        st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
+            lambda proof: _auth._hello(nonce) + b'\0\0' + proof),
         st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
             lambda proof: _auth._hello(nonce) + proof),
         st.just(b''),  # no preamble at all: straight to tractor frames

@@ -175,3 +175,37 @@ async def test_nonexistent_enabled_module_fails_spawn(runtime_kwargs):
                 await an.start_actor('broken', enable_modules=['no_such_module_xyz'])
         assert issubclass(info.value.boxed_type, ModuleNotFoundError)
         assert 'no_such_module_xyz' in str(info.value)
+
+
+async def test_allowlist_means_defined_and_public(runtime_kwargs):
+    """Only functions an enabled module *defines* and does not keep
+    private are callable; a module's ``__tractor_exports__`` replaces that
+    rule with its own list (widening or narrowing it). Each refusal names
+    the rule."""
+    import tractor_core_allowlist as allow
+    import tractor_core_exports as exports
+
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor(
+                'strict', enable_modules=[allow.__name__, exports.__name__],
+            )
+            assert await portal.run_from_ns(allow.__name__, 'public') == 'public'
+            refused = {
+                'getcwd': "defined in 'posix'",  # from os import getcwd
+                'run': "defined in 'subprocess'",  # from subprocess import run
+                '_private': 'is private',
+            }
+            for name, why in refused.items():
+                with pytest.raises(tractor.RemoteActorError) as info:
+                    await portal.run_from_ns(allow.__name__, name)
+                assert info.value.boxed_type is tractor.ModuleNotExposed, name
+                assert why in str(info.value), (name, str(info.value))
+            # the export list decides alone
+            assert await portal.run_from_ns(exports.__name__, 'getpid') == portal.channel.aid.pid
+            assert await portal.run_from_ns(exports.__name__, '_helper') == 'helper'
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run_from_ns(exports.__name__, 'unlisted')
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+            assert '__tractor_exports__' in str(info.value)
+            await an.cancel()

@@ -352,3 +352,89 @@ async def fan_out(ctx: tractor.Context, n: int) -> None:
         assert await stream.receive() == 'go'  # every reader subscribed
         for i in range(n):
             await stream.send(i)
+
+
+def record(path: str, token: str) -> str:
+    """Append ``token`` to the file ``path``: a call that ran leaves a line."""
+    with open(path, 'a') as f:
+        f.write(token + '\n')
+    return token
+
+
+async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> dict:
+    """Call ``record(path, token)`` in the actor at ``target`` for every
+    token at once, over one connection that physically goes through
+    ``relay`` although it was meant for ``target`` (as an on-path attacker
+    between the two would see it). Returns token -> 'ok' or the error's
+    type name."""
+    from tractor._ipc import Channel, handshake
+    from tractor._plugins import wrap_address
+    from tractor._runtime import HANDSHAKE_TIMEOUT
+
+    actor = tractor.current_actor()
+    via = wrap_address(tuple(relay))
+    stream = await via.transport.connect(via)
+    chan = Channel(stream, raddr=wrap_address(tuple(target)), initiator=True)
+    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, actor.listen_addrs)
+    ready = trio.Event()
+    actor._root_tn.start_soon(actor._serve_dialed, chan, ready)
+    await ready.wait()
+    portal = tractor.Portal(chan)
+    out: dict[str, str] = {}
+
+    async def one(token: str) -> None:
+        try:
+            out[token] = 'ok' if await portal.run(record, path=path, token=token) == token else 'wrong'
+        except Exception as err:
+            out[token] = type(err).__name__
+
+    try:
+        async with trio.open_nursery() as tn:
+            for token in tokens:
+                tn.start_soon(one, token)
+    finally:
+        await chan.aclose()
+    return out
+
+
+# -- stuck processes ---------------------------------------------------------
+
+def spin() -> None:
+    """Hold the GIL forever: the actor's event loop never runs again."""
+    while True:
+        pass
+
+
+def ignore_sigterm() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+async def hold_stuck_tree(how: str) -> None:
+    """A tree's middle whose leaf gets stuck: ``'spinning'`` (a GIL-holding
+    loop), ``'deaf'`` (ignores SIGTERM and its cancel) or ``'stopped'``
+    (the test SIGSTOPs it); note the leaf's pid and keep the nursery open."""
+    async with tractor.open_nursery() as an:
+        leaf = await an.start_actor('leaf', enable_modules=[__name__])
+        async with trio.open_nursery() as tn:
+            if how == 'spinning':
+                tn.start_soon(leaf.run, spin)
+            elif how == 'deaf':
+                await leaf.run(ignore_sigterm)
+                tn.start_soon(leaf.run, ignore_cancel)
+            STATE['leaf_pid'] = leaf.channel.aid.pid
+            await trio.sleep_forever()
+
+
+async def keep_terminal() -> None:
+    """Take the tree's terminal lock (as a debugger session does) and keep
+    it forever; ``STATE['terminal']`` says when it is ours."""
+    from tractor.debug._lock import acquire_tty
+
+    hold = await acquire_tty(tractor.current_actor())
+    STATE['terminal'] = True
+    try:
+        await trio.sleep_forever()
+    finally:
+        hold.release()

@@ -25,7 +25,7 @@ def _set_process_name(name: str) -> None:
         pass
 
 
-async def _child_main(name: str, uuid: str, parent: str) -> int:
+async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | None = None) -> int:
     actor = Actor(name, uuid)
     _state._set_actor(actor)
     get_plugin_manager()
@@ -35,7 +35,7 @@ async def _child_main(name: str, uuid: str, parent: str) -> int:
     from ._runtime import HANDSHAKE_TIMEOUT
 
     chan = Channel(stream, raddr=addr, initiator=True)
-    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT)
+    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, spawn_token=spawn_token)
     spec = await chan.recv()
     if not isinstance(spec, _msg.SpawnSpec):
         log.error('expected a SpawnSpec from the parent, got %s', type(spec).__name__)
@@ -102,10 +102,12 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr, flush=True,
             )
             sys.exit(3)
+    spawn_token = None
     if args.secret_fd is not None:
         from . import _auth
 
-        _auth.set_secret(_auth.read_secret_fd(args.secret_fd))
+        secret, spawn_token = _auth.read_secret_fd(args.secret_fd)
+        _auth.set_secret(secret)
     # Ctrl-C goes to the whole foreground process group; the root decides
     # how the tree shuts down, so children leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -122,8 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         # imported only here: asyncio costs a trio actor nothing
         from .to_asyncio import run_as_asyncio_guest
 
-        sys.exit(run_as_asyncio_guest(_child_main, args.name, args.uuid, args.parent))
-    sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent))
+        sys.exit(run_as_asyncio_guest(_child_main, args.name, args.uuid, args.parent, spawn_token))
+    sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent, spawn_token))
 
 
 if __name__ == '__main__':

@@ -47,6 +47,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -55,6 +56,13 @@ import msgspec
 CHILD_MODULE = 'tractor._child'
 #: requests larger than this are refused (the environment dominates)
 MAX_REQUEST = 16 * 1024 * 1024
+#: once the owner (the tree's root) is gone, children still running after
+#: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
+ORPHAN_GRACE = float(os.environ.get('TRACTOR_ORPHAN_GRACE', 1.0))
+#: request connections whose request has not fully arrived: at most this
+#: many (past it the oldest is dropped), each for at most PENDING_TIMEOUT s
+MAX_PENDING = int(os.environ.get('TRACTOR_FORKSERVER_MAX_PENDING', 64))
+PENDING_TIMEOUT = float(os.environ.get('TRACTOR_FORKSERVER_PENDING_TIMEOUT', 10.0))
 #: fds one request may hand over (stdio plus a few ``pass_fds``)
 MAX_FDS = 16
 #: environment variables read at interpreter start or import time: a forked
@@ -156,12 +164,14 @@ def _close_quietly(fd: int) -> None:
 class _Pending:
     """A request connection whose request has not fully arrived yet."""
 
-    __slots__ = ('sock', 'frames', 'fds')
+    __slots__ = ('sock', 'frames', 'fds', 'deadline')
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.frames = Frames()
         self.fds: list[int] = []
+        #: dropped if the request is not whole by then
+        self.deadline = time.monotonic() + PENDING_TIMEOUT
 
     def close(self) -> None:
         for fd in self.fds:
@@ -204,6 +214,8 @@ class ForkServer:
         self.handing: socket.socket | None = None
         self.startup_env = startup_env(dict(os.environb))
         self.uid = os.geteuid()
+        #: once the owner is gone: when the children still running are killed
+        self.orphan_deadline: float | None = None
 
     # the loop ------------------------------------------------------------
     def run(self) -> int:
@@ -217,7 +229,18 @@ class ForkServer:
         except OSError as err:  # forks on demand then
             print(f'tractor fork server: cannot fork a spare: {err}', file=sys.stderr)
         while self.control is not None or self.kids:
-            for key, _events in self.sel.select():
+            timeout = None
+            if self.orphan_deadline is not None:
+                timeout = self.orphan_deadline - time.monotonic()
+                if timeout <= 0:
+                    self._kill_orphans()
+                    timeout = None
+            if self.pending:
+                # oldest first (dicts keep insertion order)
+                wait = self._expire_pending()
+                if wait is not None:
+                    timeout = wait if timeout is None else min(timeout, wait)
+            for key, _events in self.sel.select(timeout):
                 try:
                     key.data(key)
                 except Exception:  # a bug must not take every child's reaper down
@@ -251,9 +274,23 @@ class ForkServer:
             sock.close()
             return
         sock.setblocking(False)
+        while len(self.pending) >= MAX_PENDING:
+            oldest = next(iter(self.pending.values()))
+            print('tractor fork server: too many unfinished requests: dropping the oldest',
+                  file=sys.stderr)
+            self._drop(oldest)
         pending = _Pending(sock)
         self.pending[sock] = pending
         self.sel.register(sock, selectors.EVENT_READ, self._request_readable)
+
+    def _expire_pending(self) -> float | None:
+        """Drop requests past their deadline; seconds until the next one."""
+        now = time.monotonic()
+        for pending in list(self.pending.values()):
+            if pending.deadline > now:
+                return pending.deadline - now
+            self._drop(pending)
+        return None
 
     def _drop(self, pending: _Pending) -> None:
         self.sel.unregister(pending.sock)
@@ -426,7 +463,12 @@ class ForkServer:
             return
         except OSError:
             pass
-        # the owner is gone: no new requests; finish reaping, then exit
+        # the owner is gone: no new requests; finish reaping, then exit.
+        # Children still running a moment later are killed: their own actor
+        # parents (also our children) would have stopped them by now unless
+        # they are stuck, stopped or ignoring their cancel, and nobody else
+        # is left to (the owner, the tree's root, is gone or done)
+        self.orphan_deadline = time.monotonic() + ORPHAN_GRACE
         self.sel.unregister(self.control)
         self.control.close()
         self.control = None
@@ -443,6 +485,17 @@ class ForkServer:
         if self.spare is not None:  # end-of-file: it exits without running
             self.spare.sock.close()
             self.spare = None
+
+    def _kill_orphans(self) -> None:
+        self.orphan_deadline = None
+        if self.kids:
+            print(
+                f'tractor fork server: killing {len(self.kids)} child(ren) still running '
+                f'{ORPHAN_GRACE}s after the tree\'s root left: {sorted(k.pid for k in self.kids.values())}',
+                file=sys.stderr,
+            )
+        for kid in list(self.kids.values()):
+            _kill(kid.pidfd)  # reaped as their pidfds turn readable
 
     # the child -------------------------------------------------------------
     def _spare_main(self, sock: socket.socket) -> None:

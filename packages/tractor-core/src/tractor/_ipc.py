@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import _msg, _sockio
+from . import _auth, _msg, _sockio
+from ._auth import BATCH_END, TAG_SIZE
 from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
 from .log import get_logger
 
@@ -17,6 +18,11 @@ log = get_logger('ipc')
 
 _HEADER = 4
 _CHUNK = 256 * 1024
+_SIZE_MASK = BATCH_END - 1
+#: an authenticated sender closes a batch (and tags it) once it holds this
+#: many bytes, so a receiver never buffers more than this plus one frame
+#: before it can check them
+BATCH_BYTES = 256 * 1024
 
 
 class FrameError(MsgTypeError):
@@ -40,6 +46,21 @@ YIELD_EVERY = 64
 CORK_FRAMES = 64
 #: ...or this many bytes
 CORK_BYTES = 64 * 1024
+
+
+#: a peer must send its 40-byte preamble hello within this (much shorter
+#: than the whole handshake's bound): ``TRACTOR_HELLO_TIMEOUT`` overrides
+HELLO_TIMEOUT = float(os.environ.get('TRACTOR_HELLO_TIMEOUT', 2.0))
+
+
+#: bytes all of a process's connections together may hold in frames they
+#: are still receiving (``TRACTOR_PARTIAL_FRAME_BUDGET``; default: four
+#: frames of the maximum size)
+PARTIAL_FRAME_BUDGET = int(os.environ.get(
+    'TRACTOR_PARTIAL_FRAME_BUDGET', 4 * int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME)),
+))
+#: what they hold now
+_partial_bytes = 0
 
 
 def send_stall_timeout(nbytes: int) -> float:
@@ -87,6 +108,19 @@ class Channel:
         self._closed = False
         self._eof = False
         self._cid_seq = 0
+        #: the authenticated session (tractor._auth) once the preamble ran:
+        #: every batch of frames is then tagged and checked
+        self.session: _auth.Session | None = None
+        #: where the unsealed batch starts in ``_wbuf``, and the length
+        #: prefix of its last frame (-1: nothing to seal)
+        self._bstart = 0
+        self._blast = -1
+        #: end of the checked batch being read from ``_buf`` (its tag
+        #: follows), 0 when none
+        self._vend = 0
+        #: what the peer proved in its Hello (a spawned child's token)
+        self.peer_spawn_proof = b''
+        self._ended = trio.Event()
 
     # -- identity ---------------------------------------------------------
     @property
@@ -116,6 +150,17 @@ class Channel:
 
     def connected(self) -> bool:
         return not self._closed and not self._eof
+
+    async def wait_closed(self) -> None:
+        """Return once this channel is closed (by either side's teardown)."""
+        await self._ended.wait()
+
+    def start_session(self, session: _auth.Session) -> None:
+        """From now on, tag every batch sent and check every batch received
+        (called by :func:`handshake` right after the preamble)."""
+        if self._wbuf or len(self._buf) > self._pos:
+            raise RuntimeError('a session starts before the first frame')
+        self.session = session
 
     def __repr__(self) -> str:
         peer = self.aid.name if self.aid else '?'
@@ -147,6 +192,10 @@ class Channel:
             raise MsgTypeError(
                 f'message of {size} bytes exceeds the maximum frame size {self.max_frame}'
             )
+        if self.session is not None:
+            self._blast = start
+            if len(buf) - self._bstart > BATCH_BYTES:
+                self._seal()
         if cork and self._writer_wakeup is not None:
             self._corked += 1
             if self._corked < CORK_FRAMES and len(buf) < CORK_BYTES:
@@ -189,6 +238,9 @@ class Channel:
         data = self._wbuf
         if not data:
             return False, 0
+        if self._blast >= 0:
+            self._seal()
+        self._bstart = 0
         self._wbuf, self._spare = self._spare, data
         self._corked = 0
         nbytes = len(data)
@@ -213,6 +265,16 @@ class Channel:
                 self._spare = bytearray()  # don't pin a huge buffer
             else:
                 data.clear()
+
+    def _seal(self) -> None:
+        """Close the batch of frames appended since the last seal: the
+        last one's batch-end bit and the tag (a batch is what one write
+        takes, or :data:`BATCH_BYTES`)."""
+        assert self.session is not None
+        buf = self._wbuf
+        self.session.seal(buf, self._bstart, self._blast)
+        self._bstart = len(buf)
+        self._blast = -1
 
     async def _send_rest(self, data: bytearray, sent: int) -> bool:
         """Write ``data[sent:]`` shielded, within the stall bound (the only
@@ -247,7 +309,10 @@ class Channel:
     # -- receiving --------------------------------------------------------
     async def recv(self) -> _msg._Msg:
         """The next message; ``TransportClosed`` at EOF, ``MsgTypeError`` for
-        a malformed or oversized frame (the connection is then unusable)."""
+        a malformed or oversized frame, or (in a session) a batch that fails
+        its integrity check (the connection is then unusable)."""
+        if self.session is not None:
+            return await self._recv_checked()
         while True:
             avail = len(self._buf) - self._pos
             if avail >= _HEADER:
@@ -265,9 +330,80 @@ class Channel:
             else:
                 await self._fill(_HEADER - avail)
 
+    async def _recv_checked(self) -> _msg._Msg:
+        """The next frame of a checked batch, reading and checking the next
+        batch first when the current one is done."""
+        if self._pos >= self._vend:
+            await self._read_batch()
+        buf, pos = self._buf, self._pos
+        start = pos + _HEADER
+        end = start + (int.from_bytes(buf[pos:start], 'big') & _SIZE_MASK)
+        if end >= self._vend:
+            self._pos = end + TAG_SIZE  # past the batch's tag
+            self._vend = 0
+        else:
+            self._pos = end
+        return _msg.decode(memoryview(buf)[start:end])
+
+    async def _read_batch(self) -> None:
+        """Buffer the next whole batch and check its tag: nothing of it is
+        decoded before that. Bounded: frames by ``max_frame``, a batch by
+        :data:`BATCH_BYTES` plus one frame."""
+        session = self.session
+        assert session is not None
+        bound = self.max_frame + BATCH_BYTES + 2 * _HEADER
+        max_frame = self.max_frame
+        rel = 0  # the next frame's offset from the batch's start (self._pos)
+        while True:
+            # scan what is buffered without yielding (the common case: the
+            # whole batch came in one read); offsets stay valid across
+            # _fill, which moves the unread bytes to the buffer's start
+            buf, pos = self._buf, self._pos
+            have = len(buf) - pos
+            while have >= rel + _HEADER:
+                p = pos + rel
+                header = int.from_bytes(buf[p:p + _HEADER], 'big')
+                size = header & _SIZE_MASK
+                if size > max_frame:
+                    raise FrameError(f'frame of {size} bytes exceeds the maximum {max_frame}')
+                end = rel + _HEADER + size
+                if end > bound:
+                    raise FrameError(f'a batch of frames exceeds {bound} bytes before its tag')
+                if header & BATCH_END:
+                    if have < end + TAG_SIZE:
+                        await self._fill(end + TAG_SIZE - have)
+                        buf, pos = self._buf, self._pos
+                    view = memoryview(buf)
+                    session.verify(view[pos:pos + end], view[pos + end:pos + end + TAG_SIZE])
+                    self._vend = pos + end
+                    return
+                rel = end
+            await self._fill(rel + _HEADER - have)
+
     async def _fill(self, need: int) -> None:
         """Read at least ``need`` more bytes, joining chunks only once so a
-        large frame costs one copy, not one per chunk."""
+        large frame costs one copy, not one per chunk. Waiting for a large
+        frame draws on the process's budget for partial frames
+        (:data:`PARTIAL_FRAME_BUDGET`): one connection may announce a frame
+        of up to ``max_frame``, but all of them together cannot make this
+        actor buffer more than the budget."""
+        if need <= _CHUNK:
+            return await self._fill_some(need)
+        global _partial_bytes
+        held = len(self._buf) - self._pos + need
+        if _partial_bytes + held > PARTIAL_FRAME_BUDGET:
+            raise FrameError(
+                f'a frame needing {held} more bytes would take this actor past its budget '
+                f'of {PARTIAL_FRAME_BUDGET} bytes for partially received frames '
+                f'({_partial_bytes} held by other connections): refused'
+            )
+        _partial_bytes += held
+        try:
+            await self._fill_some(need)
+        finally:
+            _partial_bytes -= held
+
+    async def _fill_some(self, need: int) -> None:
         chunks = [self._buf[self._pos:]] if self._pos < len(self._buf) else []
         got = 0
         while got < need:
@@ -306,6 +442,7 @@ class Channel:
                 except TransportClosed:
                     pass
         self._closed = True
+        self._ended.set()
         if self._writer_wakeup is not None:
             self._writer_wakeup.set()
         with trio.CancelScope(shield=True):
@@ -327,27 +464,45 @@ async def handshake(
     timeout: float,
     addrs: list[Address] = (),
     secret: bytes | None = None,
+    spawn_token: bytes | None = None,
 ) -> _msg.Aid:
     """Authenticate the peer (:mod:`tractor._auth`: a proof of the shared
-    ``secret``, default this tree's, before any message is decoded), then
-    exchange :class:`Hello` messages; returns (and records) the peer's
-    identity. An accepted channel learns its ``raddr`` from the peer's
-    listen addresses (same transport preferred). The whole exchange is
-    bounded by ``timeout``."""
-    from . import _auth
-
+    ``secret``, default this tree's, before any message is decoded, bound
+    to the address the dialer meant to reach), start the session that tags
+    every later frame, then exchange :class:`Hello` messages; returns (and
+    records) the peer's identity. An accepted channel learns its ``raddr``
+    from the peer's listen addresses (same transport preferred) and accepts
+    only dialers that meant to reach one of ``addrs`` (its own). A spawned
+    child passes the ``spawn_token`` its parent gave it, to prove it is
+    that child. The whole exchange is bounded by ``timeout``, the peer's
+    first 40 bytes by :data:`HELLO_TIMEOUT`."""
     with trio.fail_after(timeout):
-        await _auth.authenticate(
+        if chan.initiator:
+            wire = chan.raddr.to_wire() if chan.raddr is not None else None
+            opts: dict = {'binding': _auth.dial_binding(chan.stream, wire)}
+        else:
+            wires = [a.to_wire() for a in addrs]
+            if chan.laddr is not None:
+                wires.append(chan.laddr.to_wire())
+            opts = {
+                'accepts': _auth.accepting(chan.stream, wires),
+                'hello_timeout': HELLO_TIMEOUT,
+            }
+        session = await _auth.authenticate(
             chan.stream,
             _auth.current_secret() if secret is None else secret,
             initiator=chan.initiator,
             peer=str(chan.raddr) if chan.raddr is not None else None,
+            **opts,
         )
-        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs]))
+        chan.start_session(session)
+        proof = _auth.spawn_proof(spawn_token, session) if spawn_token else b''
+        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
         msg = await chan.recv()
     if not isinstance(msg, _msg.Hello):
         raise MsgTypeError(f'expected Hello as the first message, got {type(msg).__name__}')
     chan.aid = msg.aid
+    chan.peer_spawn_proof = msg.spawn_proof
     if chan.raddr is None and msg.addrs:
         chan.set_raddr_from(msg.addrs)
     return msg.aid

@@ -18,6 +18,13 @@ from ._exceptions import MsgTypeError
 #: ``TRACTOR_MAX_FRAME`` (read at channel creation)
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 
+#: refuse frames whose msgpack values nest deeper than this. Well below the
+#: interpreter's recursion limit (1000): msgspec recurses once per level,
+#: and so would any code handed the decoded value (repr, logging, encoding
+#: it back in an error reply), so a frame near the limit could fail far
+#: from the decoder. Legitimate messages nest a handful of levels.
+MAX_DEPTH = 100
+
 
 class Aid(Struct, array_like=True, frozen=True):
     """An actor's identity: unique ``(name, uuid)`` plus its pid."""
@@ -41,7 +48,10 @@ class Hello(_Msg):
     aid: Aid
     #: where the sender listens (empty while it boots)
     addrs: list[tuple[str, list]] = []
-    version: int = 1
+    version: int = 2
+    #: a spawned child's proof that it holds its parent's spawn token
+    #: (``tractor._auth.spawn_proof``), empty otherwise
+    spawn_proof: bytes = b''
 
 
 class SpawnSpec(_Msg):
@@ -135,6 +145,13 @@ class Cancel(_Msg):
 
 Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return, Error, Cancel]
 
+#: fields that decode to arbitrary values, besides Start.kwargs and the
+#: payloads (bounded where they are decoded, see decode_pld)
+_ANY_FIELDS = {
+    Hello: ('addrs',), SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
+    Ready: ('accept_addrs',),
+}
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Msg)
 _any_decoder = msgspec.msgpack.Decoder()
@@ -183,18 +200,59 @@ def _spec_name(spec: Any) -> str:
 
 
 def decode(data: bytes | memoryview) -> _Msg:
+    """One frame's message. Anything wrong with it, whatever the decoder
+    raises (``RecursionError``, ``MemoryError`` for an absurd value, ...),
+    is a :class:`MsgTypeError`: the caller drops that one connection."""
     try:
-        return _decoder.decode(data)
+        msg = _decoder.decode(data)
     except msgspec.DecodeError as err:
         raise MsgTypeError(f'malformed message: {err}') from err
+    except Exception as err:
+        raise MsgTypeError(f'undecodable message: {type(err).__name__}: {err}') from err
+    kind = type(msg)
+    if kind is Start:
+        if len(data) > MAX_DEPTH:  # shorter frames cannot nest that deep
+            check_depth(msg.kwargs)
+    elif kind in _ANY_FIELDS and len(data) > MAX_DEPTH:
+        for field in _ANY_FIELDS[kind]:
+            check_depth(getattr(msg, field))
+    return msg
 
 
 def decode_pld(raw: Raw, decoder: msgspec.msgpack.Decoder | None = None) -> Any:
+    """A payload; any decoding failure, or a value nesting deeper than
+    :data:`MAX_DEPTH`, is a :class:`MsgTypeError` for that context."""
     try:
-        return (decoder or _any_decoder).decode(raw)
+        value = (decoder or _any_decoder).decode(raw)
     except msgspec.DecodeError as err:
         raise MsgTypeError(f'payload does not match the expected type: {err}') from err
+    except Exception as err:
+        raise MsgTypeError(f'undecodable payload: {type(err).__name__}: {err}') from err
+    check_depth(value)
+    return value
 
 
-def wire_addrs(addrs) -> list[tuple[str, list]]:
-    return [a.to_wire() for a in addrs]
+# -- the structural depth bound ----------------------------------------------
+
+_NESTED = frozenset((list, dict, tuple))
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """``MsgTypeError`` if ``value`` (a decoded kwargs dict or payload)
+    nests containers deeper than ``limit``.
+
+    Walks containers only, without recursion: a container of scalars costs
+    one C-level scan, so a large bytes or str payload, or a long list of
+    numbers, is cheap. (The decoder itself cannot be told to stop at a
+    depth; a RecursionError it raises first is caught by the callers.)
+    """
+    if type(value) not in _NESTED:
+        return
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            raise MsgTypeError(f'value nests deeper than {limit} levels: refused')
+        for items in (v, v.values()) if type(v) is dict else (v,):
+            if not _NESTED.isdisjoint(map(type, items)):  # one C-level pass
+                stack.extend((x, depth + 1) for x in items if type(x) in _NESTED and x)

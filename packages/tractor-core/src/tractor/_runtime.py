@@ -1,6 +1,7 @@
 """The ``Actor``: one per process; serves RPC, owns connections to peers."""
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import inspect
@@ -30,12 +31,20 @@ from ._exceptions import (
     wire_type_name,
 )
 from ._ipc import Channel, handshake
+from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager, get_transport
 from ._transport import Address
 from .log import get_logger
 
 log = get_logger('runtime')
 
+#: a module may list what peers can call in it (names, e.g. a tuple of
+#: str): then exactly those, imported or ``_private`` ones included;
+#: without it, the public functions it defines itself
+EXPORTS = '__tractor_exports__'
+#: the RPC module of the tree's terminal lock, served by a root in debug
+#: mode (or once it spawned a child in debug mode)
+DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
 #: the largest stream window a caller may ask a callee for (its inbox)
@@ -44,6 +53,13 @@ _MAIN_NAMES = ('__main__', '__mp_main__')
 _CTXC = type_name(ContextCancelled)
 #: bound on sending a request that goes out even when its caller is cancelled
 _START_SEND_TIMEOUT = 5.0
+
+
+#: the channel the RPC being served came over (runtime methods such as the
+#: registrar's use it to bind what a peer registers to its connection)
+current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
+    'tractor_current_channel', default=None,
+)
 
 
 def normalize_ns(ns: str) -> str:
@@ -174,6 +190,8 @@ class Actor:
         #: the tree's root actor: where the debugger's terminal lock is
         self.root_uid: tuple[str, str] | None = self.aid.uid if is_root else None
         self._root_addrs: list[Address] = []
+        #: caps the unauthenticated connections handled at once
+        self._handshakes = HandshakeGate()
 
     # -- identity -------------------------------------------------------
     def is_infected_aio(self) -> bool:
@@ -235,8 +253,9 @@ class Actor:
     # -- RPC allowlist ----------------------------------------------------
     def load_modules(self) -> None:
         """Import every enabled module now, so a bad name fails the spawn."""
-        # the root serves the tree's debugger lock (tractor.debug._lock)
-        extra: list[str] = ['tractor.debug._lock'] if self.is_root else []
+        # a root in debug mode serves the tree's debugger lock
+        # (tractor.debug._lock); without debug mode there is none
+        extra: list[str] = [DEBUG_LOCK_MODULE] if self.is_root and self.debug_mode else []
         for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
             extra.extend(mods or ())
         for name in [*self.enable_modules, *extra]:
@@ -297,9 +316,30 @@ class Actor:
             )
         if not func.isidentifier() or func.startswith('__'):
             raise ModuleNotExposed(f'{func!r} is not a function name that can be called')
+        exports = getattr(mod, EXPORTS, None)
+        if exports is not None:
+            # the module's own list decides, either way (widen or narrow)
+            if isinstance(exports, str) or func not in exports:
+                raise ModuleNotExposed(
+                    f'{ns}.{func} is not in {ns}.{EXPORTS}, the list of what '
+                    f'{ns!r} lets peers call'
+                )
+        elif func.startswith('_'):
+            raise ModuleNotExposed(
+                f'{ns}.{func} is private (its name starts with "_"); list it in '
+                f'{ns}.{EXPORTS} to let peers call it'
+            )
         fn = getattr(mod, func, None)
         if fn is None or not callable(fn) or isinstance(fn, type):
             raise AttributeError(f'module {ns!r} has no function {func!r}')
+        if exports is None and getattr(fn, '__module__', None) != mod.__name__:
+            # e.g. `from os import system` in an enabled module: a name it
+            # imported is not a function it defines
+            raise ModuleNotExposed(
+                f'{ns}.{func} is defined in {getattr(fn, "__module__", None)!r}, not in '
+                f'{ns!r}: only functions an enabled module defines are callable '
+                f'(list it in {ns}.{EXPORTS} to let peers call it)'
+            )
         return fn
 
     # -- lifetime ---------------------------------------------------------
@@ -314,6 +354,7 @@ class Actor:
         (never in a group).
         """
         body_exc: BaseException | None = None
+        raise_fd_limit()
         async with trio.open_nursery() as root_tn:
             # listeners, connections and RPC tasks run in nurseries shielded
             # from the caller's scopes: when the code that opened the runtime
@@ -416,7 +457,10 @@ class Actor:
         chan = Channel(stream, laddr=laddr, raddr=None, initiator=False)
         try:
             try:
-                aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+                with self._handshakes.admit() as gate:
+                    aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
+                if gate.cancelled_caught:
+                    return  # dropped for a newer one (logged by the gate)
             except TransportClosed as err:
                 # closed before saying anything: liveness probes, port scans
                 log.debug('connection on %s closed during the handshake: %s', laddr, err)
@@ -431,8 +475,22 @@ class Actor:
                 )
                 return
             log.transport('%s: accepted %r (pid %d)', laddr, aid.name, aid.pid)
-            waiter = self._spawning.pop(aid.uid, None)
+            waiter = self._spawning.get(aid.uid)
             if waiter is not None:
+                if not waiter.proves(chan):
+                    # the uuid is public (a child's argv): only the process
+                    # we started holds the token from its secret pipe
+                    log.warning(
+                        'refused connection from %s on %s: it claims to be the child %r '
+                        'being spawned but cannot prove its spawn token',
+                        describe_peer(stream), laddr, aid.name,
+                    )
+                    return
+                del self._spawning[aid.uid]
+                if waiter.spec.debug_mode and self.is_root and DEBUG_LOCK_MODULE not in self._mods:
+                    # debug_mode for one child only: its sessions still
+                    # need the tree's terminal lock
+                    self._mods[DEBUG_LOCK_MODULE] = self._import(DEBUG_LOCK_MODULE)
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
@@ -467,6 +525,11 @@ class Actor:
     async def _serve_dialed(self, chan: Channel, ready: trio.Event) -> None:
         try:
             await self._serve_channel(chan, ready)
+        except Exception:
+            # like an accepted connection: whatever goes wrong on one
+            # connection ends that connection, never the actor (this task
+            # runs in the actor's I/O nursery)
+            log.exception('connection to %r failed', chan.aid and chan.aid.name)
         finally:
             await chan.aclose()
 
@@ -584,6 +647,7 @@ class Actor:
 
     async def _invoke(self, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
         cid = msg.cid
+        current_channel.set(chan)  # this task's own context
         try:
             fn = self._resolve(msg.ns, msg.func)
             ctx_fn = is_context_fn(fn)

@@ -7,12 +7,13 @@ parent back; the parent then sends the whole start state as one
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
 
-from . import _msg
+from . import _auth, _msg
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
 
@@ -118,10 +119,20 @@ class SpawnWaiter:
 
     def __init__(self, spec: _msg.SpawnSpec) -> None:
         self.spec = spec
+        #: handed to the child on its secret pipe; the spec goes only to a
+        #: connection that proves it holds it (see :meth:`proves`)
+        self.token = secrets.token_bytes(_auth.SPAWN_TOKEN_SIZE)
         self.done = trio.Event()
         self.chan: Channel | None = None
         self.accept_addrs: list[Any] = []
         self.error: BaseException | None = None
+
+    def proves(self, chan: Channel) -> bool:
+        """Whether the peer on ``chan`` showed it holds this spawn's token,
+        i.e. is the process we started, not just a peer claiming its uid."""
+        return chan.session is not None and _auth.check_spawn_proof(
+            self.token, chan.session, chan.peer_spawn_proof
+        )
 
     async def handoff(self, chan: Channel) -> bool:
         """Called by the listener once the child said Hello."""

@@ -52,10 +52,17 @@ def child_command(
 
     The tree's secret goes down an inherited pipe that only this child holds
     (``--secret-fd``), never argv or the environment (see tractor._auth): the
-    child must authenticate to its parent before it gets its SpawnSpec.
+    child must authenticate to its parent before it gets its SpawnSpec. The
+    same pipe carries the spawn's token (the parent's ``SpawnWaiter`` for
+    ``(name, uuid)``), which the child proves to get its SpawnSpec.
     """
     plugins = [arg for path in plugin_paths_for_children() for arg in ('--plugin', path)]
-    secret_fd = _auth.secret_pipe(_auth.current_secret())
+    from . import _state
+
+    actor = _state.current_actor(err_on_no_runtime=False)
+    waiter = actor._spawning.get((name, uuid)) if actor is not None else None
+    token = waiter.token if waiter is not None else os.urandom(_auth.SPAWN_TOKEN_SIZE)
+    secret_fd = _auth.secret_pipe(_auth.current_secret(), token)
     return ChildCommand(
         args=[
             '--name', name, '--uuid', uuid, '--parent', parent_addr,

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,19 @@ class UDSTransport(Transport):
         path = addr.path
         if len(path.encode()) > _MAX_PATH:
             raise OSError(errno.ENAMETOOLONG, f'unix socket path too long: {path!r}')
-        if os.path.exists(path):
-            # a file left by a dead process can be reused; a live one cannot
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not stat.S_ISSOCK(st.st_mode):
+                # a regular file, a symlink, a directory: not a socket a
+                # dead actor left, so not ours to delete
+                raise OSError(
+                    errno.EEXIST,
+                    f'{path} exists and is not a unix socket: refusing to replace it',
+                )
+            # a socket left by a dead process can be reused; a live one cannot
             if await _answers(path):
                 raise OSError(errno.EADDRINUSE, f'address already in use: {path}')
             os.unlink(path)

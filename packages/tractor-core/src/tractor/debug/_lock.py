@@ -13,9 +13,18 @@ While any actor holds or waits for the lock, the root ignores Ctrl-C (see
 reading a prompt. A nursery about to kill a child that did not exit in time
 asks first whether the tree is in the debugger (:func:`tree_in_debugger`)
 and waits for the sessions to end instead.
+
+All of this exists only in debug mode: a root without it does not serve
+the lock (unless it spawned a child with ``debug_mode=True``), and an actor
+without it never consults it, so nothing can hold a tree's cancellation or
+Ctrl-C hostage outside a debugging session. In debug mode the root watches
+a local holder's process (a holder that is stopped or gone frees the
+terminal), and the wait for the sessions to end is capped at
+:data:`DEBUG_WAIT_CEILING`.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import asynccontextmanager
@@ -24,7 +33,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 import trio
 
 from .._context import Context, context
-from .._exceptions import TransportClosed
+from .._exceptions import ModuleNotExposed, RemoteActorError, TransportClosed
+from .._transport import LOCAL as _LOCAL
 from ..log import get_logger
 
 if TYPE_CHECKING:
@@ -35,6 +45,13 @@ log = get_logger('debug')
 
 #: where the root keeps its lock (``Actor.extensions``)
 _EXTENSION = 'tractor.debug'
+#: the longest the cancel ladder (and the other bounds that go through
+#: :func:`within_grace`) waits for debugger sessions to end, in total,
+#: before it does what it would have done without them (seconds;
+#: ``TRACTOR_DEBUG_WAIT_CEILING``)
+DEBUG_WAIT_CEILING = float(os.environ.get('TRACTOR_DEBUG_WAIT_CEILING', 3600.0))
+#: how often the root checks that a local lock holder's process still runs
+HOLDER_CHECK_INTERVAL = 1.0
 
 
 class _SigintGuard:
@@ -142,11 +159,44 @@ async def serve_tty(ctx: Context, uid: tuple[str, str]) -> None:
     try:
         async with lock.hold((uid[0], uid[1])):
             await ctx.started()
-            async with ctx.open_stream() as stream:
+            async with ctx.open_stream() as stream, trio.open_nursery() as tn:
+                tn.start_soon(_watch_holder, ctx, uid, tn.cancel_scope)
                 async for _ in stream:
                     break
+                tn.cancel_scope.cancel()
     except TransportClosed as err:
         log.warning('actor %r left the debugger by dying: %s', uid[0], err)
+
+
+async def _watch_holder(ctx: Context, uid: tuple[str, str], session: trio.CancelScope) -> None:
+    """(root) End the session of a holder on this host whose process is
+    stopped (SIGSTOP, a debugger of its own) or gone while its connection
+    lingers: a wedged holder must not keep the terminal forever."""
+    chan = ctx.chan
+    addr = chan.raddr
+    pid = chan.aid.pid if chan.aid is not None else None
+    if pid is None or addr is None or addr.transport.locality(addr) > _LOCAL:
+        return  # another host's pid means nothing here
+    while True:
+        await trio.sleep(HOLDER_CHECK_INTERVAL)
+        state = _process_state(pid)
+        if state is None or state in 'TtZX':
+            log.warning(
+                'actor %r (pid %d) holds the terminal but is %s: ending its session',
+                uid[0], pid, 'gone' if state is None else f'in state {state!r}',
+            )
+            session.cancel()
+            return
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state of a local process (``/proc/<pid>/stat``)."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b')') + 2:][:1].decode() or None
 
 
 async def wait_tree_idle() -> bool:
@@ -220,11 +270,22 @@ class TtyHold:
                     await self._release.wait()
                 return
             portal = await _root_portal(actor)
-            async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
-                async with ctx.open_stream():
-                    task_status.started()
-                    taken = True
-                    await self._release.wait()
+            try:
+                async with portal.open_context(serve_tty, uid=actor.uid) as (ctx, _):
+                    async with ctx.open_stream():
+                        task_status.started()
+                        taken = True
+                        await self._release.wait()
+            except RemoteActorError as err:
+                if taken or err.boxed_type is not ModuleNotExposed:
+                    raise
+                # the root is not in debug mode and serves no lock: an
+                # explicit post_mortem()/pause() still gets its session,
+                # without the tree-wide lock
+                log.debug('the root serves no terminal lock: session without it')
+                task_status.started()
+                taken = True
+                await self._release.wait()
         except Exception as err:
             if not taken:
                 raise
@@ -274,14 +335,28 @@ async def tree_in_debugger(actor: Actor) -> bool:
 async def within_grace(actor: Actor, grace: float, afn: Callable[[], Awaitable[Any]]) -> bool:
     """``await afn()`` for at most ``grace`` seconds; ``True`` if it finished.
 
-    When the bound runs out while the tree is in the debugger (the peer being
-    waited for may be the one at the prompt, or be queued for it), wait for
-    the sessions to end, then give ``afn`` its grace again: nobody is
-    killed or given up on while a developer is reading a prompt.
+    In debug mode, when the bound runs out while the tree is in the debugger
+    (the peer being waited for may be the one at the prompt, or be queued
+    for it), wait for the sessions to end, then give ``afn`` its grace
+    again: nobody is killed or given up on while a developer is reading a
+    prompt, for up to :data:`DEBUG_WAIT_CEILING` in all. Without debug mode
+    there are no sessions to wait for, and nothing is asked.
     """
-    while True:
+    if not actor.debug_mode:
         with trio.move_on_after(grace):
             await afn()
             return True
-        if not await tree_in_debugger(actor):
-            return False
+        return False
+    with trio.move_on_after(DEBUG_WAIT_CEILING + grace) as ceiling:
+        while True:
+            with trio.move_on_after(grace):
+                await afn()
+                return True
+            if not await tree_in_debugger(actor):
+                return False
+    if ceiling.cancelled_caught:
+        log.warning(
+            'waited %.0fs for the debugger sessions of the tree to end: going on without them',
+            DEBUG_WAIT_CEILING,
+        )
+    return False

@@ -5,7 +5,10 @@ any peer can ``portal.run_from_ns('self', 'find_actor', name=...)``.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
 
@@ -13,6 +16,11 @@ if TYPE_CHECKING:
     from tractor import Actor
 
 EXTENSION_KEY = 'discovery.registrar'
+#: entries one connection may register (an actor registers itself: one)
+MAX_ENTRIES_PER_CONNECTION = int(os.environ.get('TRACTOR_REGISTRY_MAX_PER_CONNECTION', 16384))
+#: how long entries outlive the connection that registered them, for their
+#: actor to register again over a new one (seconds)
+REREGISTER_GRACE = float(os.environ.get('TRACTOR_REGISTRY_REREGISTER_GRACE', 10.0))
 
 
 class Registrar:
@@ -31,6 +39,9 @@ class Registrar:
     def __init__(self, actor: Actor, backend: RegistryBackend | None = None) -> None:
         self.actor = actor
         self.backend = backend if backend is not None else MemoryRegistry()
+        #: which connection registered each entry last, and the reverse
+        self._owner: dict[Uid, Any] = {}
+        self._by_chan: dict[Any, set[Uid]] = {}
         #: requests served, by kind (see :meth:`registrar_info`)
         self.served = {'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0}
 
@@ -51,12 +62,54 @@ class Registrar:
         }
 
     async def register_actor(self, uid: Uid, addrs: list[WireAddr]) -> None:
+        """Register ``uid`` at ``addrs``. Over a connection, at most
+        :data:`MAX_ENTRIES_PER_CONNECTION` entries, dropped once that
+        connection ends for good (it is not re-registered over another
+        within :data:`REREGISTER_GRACE`)."""
         self.served['register'] += 1
-        await self.backend.register(check_uid(uid), addrs)
+        uid = check_uid(uid)
+        from tractor._runtime import current_channel
+
+        chan = current_channel.get()
+        if chan is not None:
+            mine = self._by_chan.get(chan)
+            if mine is not None and uid not in mine and len(mine) >= MAX_ENTRIES_PER_CONNECTION:
+                raise ValueError(
+                    f'one connection may register at most {MAX_ENTRIES_PER_CONNECTION} '
+                    f'entries (TRACTOR_REGISTRY_MAX_PER_CONNECTION): refused {uid!r}'
+                )
+        await self.backend.register(uid, addrs)
+        self._claim(uid, chan)
+
+    def _claim(self, uid: Uid, chan: Any) -> None:
+        old = self._owner.pop(uid, None)
+        if old is not None and old in self._by_chan:
+            self._by_chan[old].discard(uid)
+        if chan is None:
+            return
+        self._owner[uid] = chan
+        if chan not in self._by_chan:
+            self._by_chan[chan] = set()
+            assert self.actor._service_tn is not None
+            self.actor._service_tn.start_soon(self._drop_when_gone, chan)
+        self._by_chan[chan].add(uid)
+
+    async def _drop_when_gone(self, chan: Any) -> None:
+        """Once ``chan`` ends and a grace passed, unregister what it still
+        owns (an actor that re-registered elsewhere meanwhile keeps its
+        entry)."""
+        await chan.wait_closed()
+        await trio.sleep(REREGISTER_GRACE)
+        for uid in self._by_chan.pop(chan, set()):
+            if self._owner.get(uid) is chan:
+                del self._owner[uid]
+                await self.backend.unregister(uid)
 
     async def unregister_actor(self, uid: Uid) -> bool:
         self.served['unregister'] += 1
-        return await self.backend.unregister(check_uid(uid))
+        uid = check_uid(uid)
+        self._claim(uid, None)
+        return await self.backend.unregister(uid)
 
     async def find_actor(self, name: str) -> tuple[Uid, list[WireAddr]] | None:
         """The newest entry named ``name`` (``None`` when there is none)."""
