@@ -134,3 +134,41 @@ async def test_no_runtime_after_exit(runtime_kwargs):
             assert tractor.current_actor() is actor
     with pytest.raises(tractor.NoRuntime):
         tractor.current_actor()
+
+
+def test_bad_setting_fails_the_boot_not_the_import(tmp_path):
+    """A bad TRACTOR_* value: ``import tractor`` works; booting raises a
+    SettingError naming the variable, the value and what is expected."""
+    import subprocess
+    import sys
+
+    code = (
+        'import trio, tractor\n'
+        'async def main():\n'
+        '    async with tractor.open_root_actor():\n'
+        '        pass\n'
+        'try:\n'
+        '    trio.run(main)\n'
+        'except ValueError as err:\n'
+        '    print(type(err).__name__, err)\n'
+    )
+    res = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
+        env={**__import__('os').environ, 'TRACTOR_CANCEL_GRACE': '3s'},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("SettingError TRACTOR_CANCEL_GRACE='3s' is not usable"), res.stdout
+    assert 'a number of seconds' in res.stdout
+
+
+def test_every_setting_is_in_the_docs_table():
+    """One table lists every variable the runtime reads (docs/architecture.md)."""
+    from pathlib import Path
+
+    import tractor.discovery  # noqa: F401  (declares its settings)
+    import tractor_uds  # noqa: F401
+    from tractor import _settings
+
+    doc = (Path(__file__).resolve().parents[3] / 'docs' / 'architecture.md').read_text()
+    missing = [env for env in _settings.SETTINGS if f'| `{env}` |' not in doc]
+    assert missing == []

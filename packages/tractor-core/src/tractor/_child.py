@@ -8,7 +8,7 @@ import sys
 
 import trio
 
-from . import _msg, _spawn_forkserver, _state
+from . import _msg, _settings, _spawn_forkserver, _state
 from ._plugins import get_plugin_manager, load_plugin_path, wrap_address
 from ._runtime import Actor, pack_error
 from .log import get_console_log, get_logger
@@ -41,6 +41,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         log.error('expected a SpawnSpec from the parent, got %s', type(spec).__name__)
         return 2
     try:
+        _settings.check()
         if spec.loglevel:
             get_console_log(spec.loglevel)
         sys.path[:] = spec.sys_path

@@ -194,12 +194,12 @@ def format_tb(exc: BaseException) -> str:
     """The traceback of ``exc`` as text for the wire, without the runtime's
     frames above the first frame of user code (the RPC machinery that ran
     it). ``TRACTOR_FULL_TRACEBACKS=1`` keeps every frame."""
-    import os
-
     if isinstance(exc, RemoteActorError):
         return exc.tb_str
     tb = exc.__traceback__
-    if os.environ.get('TRACTOR_FULL_TRACEBACKS', '') not in ('1', 'true', 'yes'):
+    from . import _settings  # (late: _settings imports this module)
+
+    if not _settings.value('TRACTOR_FULL_TRACEBACKS'):
         runtime = _runtime_dirs()
         first = tb
         while first is not None and first.tb_frame.f_code.co_filename.startswith(runtime):

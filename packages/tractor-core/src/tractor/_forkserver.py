@@ -52,17 +52,19 @@ from typing import Any
 
 import msgspec
 
+from tractor import _settings
+
 #: what every child runs, exactly like ``python -m tractor._child <args>``
 CHILD_MODULE = 'tractor._child'
 #: requests larger than this are refused (the environment dominates)
 MAX_REQUEST = 16 * 1024 * 1024
 #: once the owner (the tree's root) is gone, children still running after
 #: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
-ORPHAN_GRACE = float(os.environ.get('TRACTOR_ORPHAN_GRACE', 1.0))
+ORPHAN_GRACE = _settings.value('TRACTOR_ORPHAN_GRACE')
 #: request connections whose request has not fully arrived: at most this
 #: many (past it the oldest is dropped), each for at most PENDING_TIMEOUT s
-MAX_PENDING = int(os.environ.get('TRACTOR_FORKSERVER_MAX_PENDING', 64))
-PENDING_TIMEOUT = float(os.environ.get('TRACTOR_FORKSERVER_PENDING_TIMEOUT', 10.0))
+MAX_PENDING = _settings.value('TRACTOR_FORKSERVER_MAX_PENDING')
+PENDING_TIMEOUT = _settings.value('TRACTOR_FORKSERVER_PENDING_TIMEOUT')
 #: fds one request may hand over (stdio plus a few ``pass_fds``)
 MAX_FDS = 16
 #: environment variables read at interpreter start or import time: a forked

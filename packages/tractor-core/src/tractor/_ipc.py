@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from . import _settings
 from . import _auth, _msg, _sockio
 from ._auth import BATCH_END, TAG_SIZE
 from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
@@ -30,12 +31,12 @@ class FrameError(MsgTypeError):
 
 
 def max_frame_size() -> int:
-    return int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME))
+    return _settings.value('TRACTOR_MAX_FRAME')
 
 
 #: a peer that reads nothing of a frame for this long (plus 1s per MiB of
 #: the frame) is considered gone: ``TRACTOR_SEND_STALL_TIMEOUT`` overrides
-SEND_STALL_TIMEOUT = float(os.environ.get('TRACTOR_SEND_STALL_TIMEOUT', 30.0))
+SEND_STALL_TIMEOUT = _settings.value('TRACTOR_SEND_STALL_TIMEOUT')
 
 
 #: a sender whose writes the kernel keeps taking at once yields to other
@@ -50,15 +51,15 @@ CORK_BYTES = 64 * 1024
 
 #: a peer must send its 40-byte preamble hello within this (much shorter
 #: than the whole handshake's bound): ``TRACTOR_HELLO_TIMEOUT`` overrides
-HELLO_TIMEOUT = float(os.environ.get('TRACTOR_HELLO_TIMEOUT', 2.0))
+HELLO_TIMEOUT = _settings.value('TRACTOR_HELLO_TIMEOUT')
 
 
 #: bytes all of a process's connections together may hold in frames they
 #: are still receiving (``TRACTOR_PARTIAL_FRAME_BUDGET``; default: four
 #: frames of the maximum size)
-PARTIAL_FRAME_BUDGET = int(os.environ.get(
-    'TRACTOR_PARTIAL_FRAME_BUDGET', 4 * int(os.environ.get('TRACTOR_MAX_FRAME', _msg.DEFAULT_MAX_FRAME)),
-))
+PARTIAL_FRAME_BUDGET = (
+    _settings.value('TRACTOR_PARTIAL_FRAME_BUDGET') or 4 * _settings.value('TRACTOR_MAX_FRAME')
+)
 #: what they hold now
 _partial_bytes = 0
 

@@ -19,12 +19,13 @@ from typing import Iterator
 
 import trio
 
+from . import _settings
 from .log import get_logger
 
 log = get_logger('limits')
 
 #: connections an actor authenticates at once; more are closed on accept
-MAX_HANDSHAKES = int(os.environ.get('TRACTOR_MAX_HANDSHAKES', 128))
+MAX_HANDSHAKES = _settings.value('TRACTOR_MAX_HANDSHAKES')
 #: at most one "refused" log line per this many seconds
 REFUSAL_LOG_INTERVAL = 10.0
 

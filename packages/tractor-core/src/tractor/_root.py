@@ -5,7 +5,7 @@ import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from . import _auth, _state
+from . import _auth, _settings, _state
 from ._exceptions import NoTransportInstalled
 from ._extras import require_debug
 from ._plugins import (
@@ -116,6 +116,7 @@ async def open_root_actor(
         )
     if isinstance(enable_modules, str):
         raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
+    _settings.check()  # a bad TRACTOR_* value fails the boot, naming it
     if debug_mode:
         require_debug()
     tree_secret = _auth.resolve_secret(secret)

@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
+from . import _settings
 from . import _msg, _state
 from ._call import CallScope, Reply
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
@@ -46,7 +47,7 @@ EXPORTS = '__tractor_exports__'
 #: mode (or once it spawned a child in debug mode)
 DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
-HANDSHAKE_TIMEOUT = float(os.environ.get('TRACTOR_HANDSHAKE_TIMEOUT', 5.0))
+HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
 #: the largest stream window a caller may ask a callee for (its inbox)
 MAX_WINDOW = 1 << 16
 _MAIN_NAMES = ('__main__', '__mp_main__')

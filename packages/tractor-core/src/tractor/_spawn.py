@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
 
+from . import _settings
 from . import _auth, _msg
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
@@ -27,7 +28,7 @@ DEFAULT_START_METHOD = 'forkserver'
 #: the default where the fork server cannot run (not Linux 5.3+)
 FALLBACK_START_METHOD = 'trio'
 #: how long a child may take from exec to Ready
-SPAWN_TIMEOUT = float(os.environ.get('TRACTOR_SPAWN_TIMEOUT', 60.0))
+SPAWN_TIMEOUT = _settings.value('TRACTOR_SPAWN_TIMEOUT')
 
 
 class Process(Protocol):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
+from . import _settings
 from . import _msg, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
 from ._extras import require_debug
@@ -37,7 +38,7 @@ _SPAWN_OPTIONS = (
 )
 
 #: graceful-cancel bound: after this a child that has not exited is killed
-CANCEL_GRACE = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
+CANCEL_GRACE = _settings.value('TRACTOR_CANCEL_GRACE')
 
 
 class _Child:

@@ -38,6 +38,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, TypeVar
 
 import trio
 
+from . import _settings
 from . import _state
 from ._exceptions import TractorError
 from .log import get_logger
@@ -49,10 +50,8 @@ T = TypeVar('T')
 #: how long a cancelled asyncio task may take to finish before the trio side
 #: gives up on it; twice the parent's cancel grace, so that an actor whose
 #: parent is alive is killed by the parent's ladder first
-AIO_CANCEL_GRACE = float(
-    os.environ.get(
-        'TRACTOR_AIO_CANCEL_GRACE', 2 * float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))
-    )
+AIO_CANCEL_GRACE = (
+    _settings.value('TRACTOR_AIO_CANCEL_GRACE') or 2 * _settings.value('TRACTOR_CANCEL_GRACE')
 )
 #: values one side of a :class:`LinkedTaskChannel` may hold unread
 DEFAULT_CHANNEL_SIZE = 256

@@ -18,6 +18,8 @@ from typing import Any
 
 import trio
 
+from tractor import _settings
+
 from tractor._paths import runtime_dir, runtime_dir_path  # core owns the per-user dir
 from tractor._plugins import hookimpl
 from tractor.log import get_logger
@@ -148,7 +150,11 @@ class UDSTransport(Transport):
 
 
 #: how often a listener checks that its socket file still exists
-REBIND_INTERVAL = float(os.environ.get('TRACTOR_UDS_REBIND_INTERVAL', 1.0))
+_settings.register(
+    'TRACTOR_UDS_REBIND_INTERVAL', _settings._seconds, 1.0, 'a number of seconds > 0',
+    'how often an idle UDS listener checks that its socket file still exists',
+)
+REBIND_INTERVAL = _settings.value('TRACTOR_UDS_REBIND_INTERVAL')
 #: socket path -> inode of the socket file this process bound there
 _owned: dict[str, int] = {}
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import trio
 
+from .. import _settings
 from .._context import Context, context
 from .._exceptions import ModuleNotExposed, RemoteActorError, TransportClosed
 from .._transport import LOCAL as _LOCAL
@@ -49,7 +50,7 @@ _EXTENSION = 'tractor.debug'
 #: :func:`within_grace`) waits for debugger sessions to end, in total,
 #: before it does what it would have done without them (seconds;
 #: ``TRACTOR_DEBUG_WAIT_CEILING``)
-DEBUG_WAIT_CEILING = float(os.environ.get('TRACTOR_DEBUG_WAIT_CEILING', 3600.0))
+DEBUG_WAIT_CEILING = _settings.value('TRACTOR_DEBUG_WAIT_CEILING')
 #: how often the root checks that a local lock holder's process still runs
 HOLDER_CHECK_INTERVAL = 1.0
 

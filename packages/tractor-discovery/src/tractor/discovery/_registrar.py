@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from tractor import _settings
+
 import trio
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
@@ -17,10 +19,18 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = 'discovery.registrar'
 #: entries one connection may register (an actor registers itself: one)
-MAX_ENTRIES_PER_CONNECTION = int(os.environ.get('TRACTOR_REGISTRY_MAX_PER_CONNECTION', 16384))
+_settings.register(
+    'TRACTOR_REGISTRY_MAX_PER_CONNECTION', _settings._positive_int, 16384, 'a whole number >= 1',
+    'registry entries one connection may register',
+)
+MAX_ENTRIES_PER_CONNECTION = _settings.value('TRACTOR_REGISTRY_MAX_PER_CONNECTION')
 #: how long entries outlive the connection that registered them, for their
 #: actor to register again over a new one (seconds)
-REREGISTER_GRACE = float(os.environ.get('TRACTOR_REGISTRY_REREGISTER_GRACE', 10.0))
+_settings.register(
+    'TRACTOR_REGISTRY_REREGISTER_GRACE', _settings._seconds, 10.0, 'a number of seconds > 0',
+    "how long entries outlive the connection that registered them, unless re-registered",
+)
+REREGISTER_GRACE = _settings.value('TRACTOR_REGISTRY_REREGISTER_GRACE')
 
 
 class Registrar:
