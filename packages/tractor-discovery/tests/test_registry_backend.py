@@ -216,7 +216,7 @@ async def test_memory_registry_counts_entries():
     await reg.register(('a', '1'), [TCP])
     await reg.register(('a', '1'), [UDS])  # refresh, not a new entry
     await reg.register(('a', '2'), [TCP])
-    assert len(reg) == 2 and reg.stats() == {'entries': 2, 'waiters': 0}
+    assert len(reg) == 2 and reg.stats() == {'entries': 2, 'waiters': 0, 'watchers': 0}
     await reg.delete_addr(('a', '2'), TCP)
     assert len(reg) == 1
     assert await reg.snapshot() == {('a', '1'): [UDS]}

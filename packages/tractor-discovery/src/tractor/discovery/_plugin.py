@@ -1,11 +1,15 @@
 """Discovery's hooks into the runtime: registry bootstrap and registration."""
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+import os
+import socket
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
 
+from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
 from tractor._plugins import get_transport, hookimpl
 from tractor._transport import StoreAddress
 from tractor.log import get_logger
@@ -28,11 +32,40 @@ REDIAL_MIN = 0.1
 REDIAL_MAX = 2.0
 
 
+#: set by :func:`observer`: the root being opened only looks at the registry
+_observing: ContextVar[bool] = ContextVar('tractor_discovery_observer', default=False)
+
+
+@contextmanager
+def observer() -> Iterator[None]:
+    """Open a root actor in this block as an *observer* of the registry (what
+    the ``tractor`` command does): it joins the registrar at its registry
+    addresses but never becomes one (:class:`RegistrarUnreachable` when none
+    answers) and never registers itself, so it is not seen in listings and
+    watches."""
+    token = _observing.set(True)
+    try:
+        yield
+    finally:
+        _observing.reset(token)
+
+
+def registration_meta(actor: Actor) -> dict[str, Any]:
+    """What an entry says about its actor besides its addresses."""
+    parent = actor._parent_chan.uid if actor._parent_chan is not None else None
+    return {
+        'pid': os.getpid(), 'host': socket.gethostname(),
+        'parent': list(parent) if parent else None,
+    }
+
+
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:
     """Join the registrar at ``regs`` or become it; returns what to bind.
 
     Registry stores (``etcd://...``) need no registrar actor: they are
     joined, never become one, and nothing binds their address."""
+    if _observing.get():
+        return await observe(actor, regs)
     stores = [addr for addr in regs if isinstance(addr, StoreAddress)]
     if stores and ensure_registry:
         raise ValueError(
@@ -67,6 +100,17 @@ async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) ->
     ]
 
 
+async def observe(actor: Actor, regs: list[Address]) -> list[Address]:
+    """An observer's bootstrap: some registry must answer; bind nothing."""
+    actor.extensions['discovery.observer'] = True
+    if any(isinstance(addr, StoreAddress) for addr in regs):
+        return []
+    for addr in regs:
+        if await probe(actor, addr):
+            return []
+    raise RegistrarUnreachable(f'no registrar answers at {", ".join(map(str, regs))}')
+
+
 @hookimpl
 def tractor_root_bind_addrs(actor, registry_addrs, ensure_registry):
     return bootstrap(actor, registry_addrs, ensure_registry)
@@ -80,11 +124,11 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
     If booting could not register at all, this keeps trying too."""
     cli = client(actor)
     delay = REDIAL_MIN
+    meta = registration_meta(actor)
     while True:
         chan = cli._chans.get(reg)
         if chan is not None and chan.connected():
-            while chan.connected():
-                await trio.sleep(WATCH_INTERVAL)
+            await hold(actor, chan)
             parent = actor._parent_chan
             # a registrar that was our parent: we normally go down with it
             # (and this task with us), so no warning for that
@@ -94,7 +138,7 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
             )
             delay = REDIAL_MIN
         try:
-            await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+            await register_at(cli, reg, actor.uid, addrs, meta)
         except Exception as err:  # unreachable, refused, not a registrar, ...
             log.debug('%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay)
             await trio.sleep(delay)
@@ -106,11 +150,47 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
         delay = REDIAL_MIN
 
 
+async def register_at(cli: Any, reg: Address, uid: Any, addrs: list, meta: dict) -> None:
+    """Register at ``reg`` with ``meta``; again without it for a registrar
+    of an older release, whose ``register_actor`` takes no ``meta``."""
+    try:
+        await cli.call(reg, 'register_actor', uid=list(uid), addrs=addrs, meta=meta)
+    except RemoteActorError as err:
+        if err.type_name != 'TypeError' or 'meta' not in err.msg:
+            raise
+        await cli.call(reg, 'register_actor', uid=list(uid), addrs=addrs)
+
+
+async def hold(actor: Actor, chan: Any) -> None:
+    """Return once ``chan`` (to a registrar) is lost. Holds the registrar's
+    ``hold_registration`` context open meanwhile, so the registrar learns of
+    the loss too and drops the entry if this actor is gone; against an older
+    registrar without it, checks the connection every
+    :data:`WATCH_INTERVAL` instead."""
+    try:
+        async with Portal(chan)._open_context(
+            'self', 'hold_registration', {'uid': list(actor.uid)}, None,
+        ):
+            await trio.sleep_forever()
+    except RemoteActorError as err:
+        if err.boxed_type is not ModuleNotExposed and err.type_name != 'ModuleNotExposed':
+            log.debug('hold_registration ended: %s', err)
+            return
+        while chan.connected():
+            await trio.sleep(WATCH_INTERVAL)
+    except (TransportClosed, trio.BrokenResourceError, trio.ClosedResourceError) as err:
+        log.debug('hold_registration ended: %s', err)
+
+
 @asynccontextmanager
 async def registration(actor: Actor) -> AsyncIterator[None]:
     """Register on boot, keep registered (see :func:`keep_registered`),
     unregister on graceful teardown."""
+    if actor.extensions.get('discovery.observer'):
+        yield  # an observer (the tractor command) is not listed
+        return
     addrs = [a.to_wire() for a in actor.listen_addrs]
+    meta = registration_meta(actor)
     local = local_registrar(actor)
     cli = client(actor)
     registered: set = set()
@@ -122,7 +202,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             # the store's backend keeps the entry alive (a lease) and puts it
             # back after an outage; a failed first try is its job too
             try:
-                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+                await register_at(cli, reg, actor.uid, addrs, meta)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
             actor._service_tn.start_soon(
@@ -134,11 +214,11 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                 await cli.store(reg).backend.aclose()
         raise
     if local is not None:
-        await local.register_actor(actor.uid, addrs)
+        await local.register_actor(actor.uid, addrs, meta)
     else:
         for reg in regs:
             try:
-                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+                await register_at(cli, reg, actor.uid, addrs, meta)
                 registered.add(reg)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
