@@ -52,7 +52,9 @@ def observer() -> Iterator[None]:
 
 def registration_meta(actor: Actor) -> dict[str, Any]:
     """What an entry says about its actor besides its addresses."""
-    parent = actor._parent_chan.uid if actor._parent_chan is not None else None
+    parent = getattr(actor, 'parent_uid', None) or (
+        actor._parent_chan.uid if actor._parent_chan is not None else None
+    )
     return {
         'pid': os.getpid(), 'host': socket.gethostname(),
         'parent': list(parent) if parent else None,
@@ -174,12 +176,12 @@ async def hold(actor: Actor, chan: Any) -> None:
             await trio.sleep_forever()
     except RemoteActorError as err:
         if err.boxed_type is not ModuleNotExposed and err.type_name != 'ModuleNotExposed':
-            log.debug('hold_registration ended: %s', err)
+            log.debug('hold_registration ended: %r', err)
             return
         while chan.connected():
             await trio.sleep(WATCH_INTERVAL)
     except (TransportClosed, trio.BrokenResourceError, trio.ClosedResourceError) as err:
-        log.debug('hold_registration ended: %s', err)
+        log.debug('hold_registration ended: %r', err)
 
 
 @asynccontextmanager

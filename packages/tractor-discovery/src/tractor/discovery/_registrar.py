@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tractor import context
+from tractor import TransportClosed, context
 from tractor.log import get_logger
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
@@ -143,7 +143,8 @@ def hold_endpoint(registrar: Registrar) -> Any:
         finally:
             # the holder cancelling it leaves the connection up (it is
             # leaving and unregisters itself); a lost connection does not
-            if not ctx.chan.connected() and not registrar.actor._cancel_called:
+            lost = isinstance(ctx._remote_error, TransportClosed) or not ctx.chan.connected()
+            if lost and not registrar.actor._cancel_called:
                 tn = registrar.actor._service_tn
                 if tn is not None:
                     tn.start_soon(check_alive, registrar, uid, name=f'check {uid[0]} is alive')
