@@ -137,6 +137,12 @@ async def next_event(events, kind, name: str):
     raise AssertionError(f'the watch ended before {kind.__name__} {name}')
 
 
+async def held(reg) -> int:
+    """How many registration holds the registrar at ``reg`` has served."""
+    info = await client(tractor.current_actor()).call(wrap_address(reg), 'registrar_info')
+    return info['served'].get('hold', 0)
+
+
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, '-m', 'tractor', *args], capture_output=True, text=True,
@@ -166,9 +172,14 @@ async def test_watch_sees_registering_exiting_and_killed_actors(
                     a.stdin.close()
                     ev = await next_event(events, Unregistered, 'wt_a')
                     assert ev.reason == 'graceful'
+                    holds = await held(reg_addr)
                     b = await start(ACTOR, 'wt_b', tpt_proto, maddr(reg_addr),
                                     tmp_path=tmp_path, stack=stack)
                     await next_event(events, Registered, 'wt_b')
+                    # its hold on the registrar follows the registration: the
+                    # kill is noticed through it
+                    while await held(reg_addr) == holds:
+                        await trio.sleep(0.05)
                     b.kill()
                     ev = await next_event(events, Unregistered, 'wt_b')
                     assert ev.reason == 'stale'

@@ -137,6 +137,7 @@ def hold_endpoint(registrar: Registrar) -> Any:
     @context
     async def hold_registration(ctx: Any, uid: Uid) -> None:
         uid = check_uid(uid)
+        registrar.served['hold'] = registrar.served.get('hold', 0) + 1
         await ctx.started()
         try:
             await trio.sleep_forever()
