@@ -118,19 +118,34 @@ def tractor_root_bind_addrs(actor, registry_addrs, ensure_registry):
     return bootstrap(actor, registry_addrs, ensure_registry)
 
 
-async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: set) -> None:
+async def keep_registered(
+    actor: Actor, reg: Address, addrs: list, registered: set,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Watch the connection this actor registered over; when it is lost
     (the registrar died or restarted), re-dial ``reg`` with a capped
     exponential backoff and register again. Runs for the actor's lifetime
     in its service nursery (so teardown cancels it first); never raises.
-    If booting could not register at all, this keeps trying too."""
+    If booting could not register at all, this keeps trying too.
+    ``task_status.started()`` once the registration hold is in place (or
+    the first try failed): booting waits for it, so an actor that has booted
+    is one whose loss its registrar notices."""
     cli = client(actor)
     delay = REDIAL_MIN
     meta = registration_meta(actor)
+    booting = True
+
+    def booted() -> None:
+        nonlocal booting
+        if booting:
+            booting = False
+            task_status.started()
+
     while True:
         chan = cli._chans.get(reg)
         if chan is not None and chan.connected():
-            await hold(actor, chan)
+            await hold(actor, chan, booted)
+            booted()
             parent = actor._parent_chan
             # a registrar that was our parent: we normally go down with it
             # (and this task with us), so no warning for that
@@ -143,6 +158,7 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
             await register_at(cli, reg, actor.uid, addrs, meta)
         except Exception as err:  # unreachable, refused, not a registrar, ...
             log.debug('%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay)
+            booted()
             await trio.sleep(delay)
             delay = min(delay * 2, REDIAL_MAX)
             continue
@@ -163,7 +179,7 @@ async def register_at(cli: Any, reg: Address, uid: Any, addrs: list, meta: dict)
         await cli.call(reg, 'register_actor', uid=list(uid), addrs=addrs)
 
 
-async def hold(actor: Actor, chan: Any) -> None:
+async def hold(actor: Actor, chan: Any, opened: Any = lambda: None) -> None:
     """Return once ``chan`` (to a registrar) is lost. Holds the registrar's
     ``hold_registration`` context open meanwhile, so the registrar learns of
     the loss too and drops the entry if this actor is gone; against an older
@@ -173,11 +189,13 @@ async def hold(actor: Actor, chan: Any) -> None:
         async with Portal(chan)._open_context(
             'self', 'hold_registration', {'uid': list(actor.uid)}, None,
         ):
+            opened()
             await trio.sleep_forever()
     except RemoteActorError as err:
         if err.boxed_type is not ModuleNotExposed and err.type_name != 'ModuleNotExposed':
             log.debug('hold_registration ended: %r', err)
             return
+        opened()
         while chan.connected():
             await trio.sleep(WATCH_INTERVAL)
     except (TransportClosed, trio.BrokenResourceError, trio.ClosedResourceError) as err:
@@ -225,7 +243,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
         for reg in regs:
-            actor._service_tn.start_soon(
+            await actor._service_tn.start(
                 keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
             )
     try:
