@@ -287,6 +287,22 @@ async def test_watch_on_etcd(etcd, etcd_url):
                 portal = await an.start_actor('w_svc', enable_modules=[__name__])
                 ev = await next_event(events, Registered, 'w_svc')
                 assert ev.parent == tractor.current_actor().uid
+                # the tractor command reads the same store
+                import json
+                import sys
+
+                for args, check in (
+                    (['ls', 'w_', '--prefix'], lambda out: [e['name'] for e in out] == ['w_svc']),
+                    (['watch', 'w_svc', '--count', '1'], lambda out: out['uid'][0] == 'w_svc'),
+                    (['tree'], lambda out: [c['name'] for r in out for c in r['children']]
+                     == ['w_svc']),
+                ):
+                    proc = await trio.run_process(
+                        [sys.executable, '-m', 'tractor', *args, '--json', '--registry', etcd_url],
+                        capture_stdout=True, capture_stderr=True, check=False,
+                    )
+                    assert proc.returncode == 0, proc.stderr
+                    assert check(json.loads(proc.stdout)), proc.stdout
                 await portal.cancel_actor()
                 ev = await next_event(events, Unregistered, 'w_svc')
                 assert ev.reason == 'graceful'
