@@ -254,11 +254,8 @@ async def cmd_watch(args: argparse.Namespace, out: Out) -> int:
 async def cmd_ping(args: argparse.Namespace, out: Out) -> int:
     import trio
 
-    from tractor import current_actor
-
     from ._api import find_actor
 
-    actor = current_actor()
     t0 = trio.current_time()
     async with find_actor(args.name) as portal:
         t1 = trio.current_time()
@@ -274,7 +271,6 @@ async def cmd_ping(args: argparse.Namespace, out: Out) -> int:
     else:
         print(f'pong from {out.c(uid[0], "36")} ({uid[1][:8]}) at {addr}: '
               f'lookup {lookup_ms:.2f} ms, round trip {rtt_ms:.2f} ms')
-    del actor
     return EXIT_OK
 
 
@@ -315,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tractor import AuthenticationError
 
     from ._client import RegistrarUnreachable
+    from ._events import WatchOverflow
 
     try:
         return trio.run(run_observer, args)
@@ -322,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     except Miss as err:
         print(f'tractor: {err}', file=sys.stderr)
-    except RegistrarUnreachable as err:
+    except (RegistrarUnreachable, WatchOverflow) as err:
         print(f'tractor: {err}', file=sys.stderr)
     except AuthenticationError as err:
         print(

@@ -87,14 +87,16 @@ class RegistryBackend(abc.ABC):
     def subscribe(
         self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
     ) -> Any:
-        """``async with backend.subscribe(...) as (current, events)``: the
-        matching entries now (a list of
-        :class:`~tractor.discovery.Registered`) and a receive channel of every
-        later change, with no gap between the two. The channel is bounded by
-        ``size``: a subscriber that falls that far behind finds it closed and
-        its subscription's ``overflowed`` set (see
-        :class:`~tractor.discovery._events.Subscription`). Exiting the block
-        ends the subscription. Default: this backend cannot be watched."""
+        """``async with backend.subscribe(...) as (current, sub)``: the
+        matching entries now (a list of :class:`~tractor.discovery.Registered`,
+        newest first) and a :class:`~tractor.discovery._events.Subscription`
+        whose ``sub.events`` channel receives every later change, with no
+        gap between the two. It is bounded by ``size``: a subscriber that
+        falls that far behind finds the channel closed after what was queued,
+        and ``sub.check()`` raises :class:`~tractor.discovery.WatchOverflow`.
+        Exiting the block ends the subscription. Emit changes through a
+        :class:`~tractor.discovery._events.Hub`. Default: this backend
+        cannot be watched (``NotImplementedError``)."""
         raise NotImplementedError(f'{type(self).__name__} cannot be watched')
 
     # -- optional: for a backend that an actor uses to register itself -------

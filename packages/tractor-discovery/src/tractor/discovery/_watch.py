@@ -31,6 +31,7 @@ from tractor.trionics import collapse_eg
 from ._client import RegistrarUnreachable, client
 from ._events import (
     DEFAULT_BUFFER,
+    MAX_BUFFER,
     Event,
     Registered,
     Unregistered,
@@ -166,13 +167,13 @@ async def watch(
     entry, or later when every one of them is lost).
     """
     check_filter(name, prefix)
+    if not isinstance(buffer, int) or isinstance(buffer, bool) or not 1 <= buffer <= MAX_BUFFER:
+        raise ValueError(f'a watch buffer holds 1..{MAX_BUFFER} events, got {buffer!r}')
     from ._api import _registry_targets
 
     actor = current_actor()
     targets = _registry_targets(actor, registry_addrs)
     kw = {'name': name, 'prefix': bool(prefix), 'buffer': buffer}
-    if not isinstance(buffer, int) or isinstance(buffer, bool) or buffer < 1:
-        raise ValueError(f'a watch buffer holds at least one event, got {buffer!r}')
     # unbuffered: a slow reader holds the followers back, so events queue
     # on the registrar, where each watcher's queue is bounded
     send, recv = trio.open_memory_channel[Any](0)
