@@ -251,7 +251,7 @@ def test_daemon_outlives_two_trees(free_port_addr, tmp_path):
 
 # -- failover ------------------------------------------------------------------------
 @pytest.mark.slow
-async def test_failover_lookups_never_fail(tmp_path):
+async def test_failover_lookups_never_fail(tmp_path, caplog):
     """Two registrars; a service registers with both. Registrar ``a`` is
     SIGKILLed while this program keeps looking the service up: not one
     lookup fails; waits and watches are answered by ``b``; ``a`` restarted
@@ -275,6 +275,9 @@ async def test_failover_lookups_never_fail(tmp_path):
                             da.wait(timeout=TIMEOUT)
                         async with find_actor('svc', only_first=False) as found:
                             assert found, f'lookup {i} missed'
+                    # what the user sees of it: log lines, no error
+                    lost = [r for r in caplog.records if r.levelname == 'WARNING']
+                    assert any('skipping registrar' in r.getMessage() for r in lost), lost
                     async with wait_for_actor('svc') as portal:
                         assert portal.channel.uid[0] == 'svc'
                     await start(ACTOR, 'svc2', 'tcp', maddr(a), maddr(b),
