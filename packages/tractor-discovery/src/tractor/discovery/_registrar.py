@@ -48,7 +48,9 @@ class Registrar:
         self._takes_meta = 'meta' in params
         self._takes_reason = 'reason' in inspect.signature(self.backend.unregister).parameters
         #: requests served, by kind (see :meth:`registrar_info`)
-        self.served = {'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0}
+        self.served = {
+            'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0, 'watch': 0, 'hold': 0,
+        }
 
     def install(self) -> None:
         self.actor.is_registrar = True
@@ -137,7 +139,7 @@ def hold_endpoint(registrar: Registrar) -> Any:
     @context
     async def hold_registration(ctx: Any, uid: Uid) -> None:
         uid = check_uid(uid)
-        registrar.served['hold'] = registrar.served.get('hold', 0) + 1
+        registrar.served['hold'] += 1
         await ctx.started()
         try:
             await trio.sleep_forever()

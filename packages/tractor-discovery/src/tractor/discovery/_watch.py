@@ -61,7 +61,7 @@ def watch_endpoint(registrar: Registrar) -> Callable[..., Awaitable[None]]:
     async def watch_registry(
         ctx: Any, name: str | None = None, prefix: bool = False, buffer: int = DEFAULT_BUFFER,
     ) -> None:
-        registrar.served['watch'] = registrar.served.get('watch', 0) + 1
+        registrar.served['watch'] += 1
         async with registrar.backend.subscribe(name, prefix, buffer) as (current, sub):
             await ctx.started(len(current))
             async with ctx.open_stream() as stream:
