@@ -336,3 +336,39 @@ def test_cli_against_a_live_tree(free_port_addr, tmp_path):
     # no registrar at all
     out = cli('ls', '--registry', reg)
     assert out.returncode == 1 and 'no registrar answers' in out.stderr, out.stderr
+
+
+async def test_watch_in_the_registrar_itself(runtime_kwargs):
+    """The tree's root is the registrar: its own watch() reads its table
+    in-process and sees a child register and leave."""
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            async with watch('kid') as events:
+                portal = await an.start_actor('kid')
+                ev = await next_event(events, Registered, 'kid')
+                assert ev.parent == tractor.current_actor().uid
+                await portal.cancel_actor()
+                ev = await next_event(events, Unregistered, 'kid')
+                assert ev.reason == 'graceful'
+
+
+def test_daemon_listens_on_tcp_and_uds_at_once(free_port_addr, tmp_path):
+    """`tractor registrar --listen A --listen B` over two transports; the
+    command reads it over either address, or both (each entry once)."""
+    uds = maddr((os.environ['TRACTOR_RUNTIME_DIR'], f'reg-{uuid.uuid4().hex[:6]}.sock'))
+    tcp = maddr(free_port_addr)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'tractor', 'registrar', '--listen', tcp, '--listen', uds],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().split()[3:] == [tcp, uds]
+        for regs in ([tcp], [uds], [tcp, uds]):
+            out = cli('ls', '--json', *[a for r in regs for a in ('--registry', r)])
+            assert out.returncode == 0, out.stderr
+            [entry] = json.loads(out.stdout)
+            assert entry['name'] == 'registrar' and entry['addrs'] == [tcp, uds]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        _reap(proc)

@@ -292,7 +292,9 @@ async def run_observer(args: argparse.Namespace) -> int:
     out = Out(args.json)
     with observer():
         async with tractor.open_root_actor(
-            name='tractor-cli', registry_addrs=regs, loglevel=args.loglevel,
+            # as text: open_root_actor reads a list of two address objects as one
+            name='tractor-cli', registry_addrs=[str(a) for a in regs] if regs else None,
+            loglevel=args.loglevel,
             enable_transports=kinds or None,
         ):
             return await COMMANDS[args.command](args, out)

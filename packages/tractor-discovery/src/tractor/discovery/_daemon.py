@@ -64,10 +64,13 @@ async def serve(
     registry addresses) until SIGTERM or SIGINT (or until cancelled).
     ``task_status.started()`` gets the addresses it listens on; the program
     also prints them to stdout, one line, once it serves."""
-    kinds = sorted({tractor._plugins.wrap_address(a).proto_key for a in listen or ()})
+    addrs_in = [tractor._plugins.wrap_address(a) for a in listen or ()]
+    kinds = sorted({a.proto_key for a in addrs_in})
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with tractor.open_root_actor(
-            name=name, registry_addrs=listen, ensure_registry=True, loglevel=loglevel,
+            # as text: open_root_actor reads a list of two address objects as one
+            name=name, registry_addrs=[str(a) for a in addrs_in] or None,
+            ensure_registry=True, loglevel=loglevel,
             enable_transports=kinds or None,
         ) as actor:
             reg = local_registrar(actor)
