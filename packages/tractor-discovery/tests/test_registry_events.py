@@ -134,3 +134,30 @@ def test_every_command_takes_registry_and_json():
     for cmd in (['ls'], ['watch'], ['tree'], ['ping', 'x'], ['registrar']):
         args = parser.parse_args([*cmd, '--registry', '127.0.0.1:1', '--json'])
         assert args.json and [a.proto_key for a in args.registry] == ['tcp']
+
+
+async def test_watch_merges_sources():
+    """The merge of several registries' events (fed in directly): each entry
+    told once; gone once no answering registry has it; a registry that comes
+    back is re-read and what went meanwhile is told gone."""
+    from tractor.discovery._watch import Watch, _Lost, _Reset, _Synced
+
+    send, recv = trio.open_memory_channel(100)
+    w = Watch(recv)
+    x = Registered(uid=('x', '1'), addrs=[TCP])
+    y = Registered(uid=('y', '2'), addrs=[TCP2])
+    feed = [
+        ('a', _Reset()), ('a', x), ('a', _Synced()),
+        ('b', _Reset()), ('b', x), ('b', y), ('b', _Synced()),
+        ('a', Unregistered(uid=x.uid)),            # b still has x: not yet
+        ('b', Unregistered(uid=x.uid, reason='graceful')),  # now it is gone
+        ('a', _Lost()), ('a', _Reset()), ('a', _Synced()),  # a back, empty: b has y
+        ('b', _Lost()), ('b', _Reset()), ('b', _Synced()),  # b back without y
+    ]
+    for item in feed:
+        send.send_nowait(item)
+    send.close()
+    got = [ev async for ev in w]
+    assert got == [
+        x, y, Unregistered(uid=x.uid, reason='graceful'), Unregistered(uid=y.uid, reason=None),
+    ]

@@ -10,6 +10,7 @@ back, and until then the others answer (a log line, no error).
 """
 from __future__ import annotations
 
+from collections import deque
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
@@ -75,14 +76,29 @@ def watch_endpoint(registrar: Registrar) -> Callable[..., Awaitable[None]]:
     return watch_registry
 
 
-Emit = Callable[[Any, Event], Awaitable[None]]
+#: ``emit(source_key, item)``: an event, or a marker (:class:`_Synced`, :class:`_Lost`)
+Emit = Callable[[Any, Any], Awaitable[None]]
+
+
+class _Reset:
+    """A source (re)subscribed: its snapshot follows, then :class:`_Synced`."""
+
+
+class _Synced:
+    """A source's snapshot is complete."""
+
+
+class _Lost:
+    """A source was lost (it is followed again once it is back)."""
 
 
 async def _follow_local(backend: Any, key: Any, kw: dict, emit: Emit, up: Callable) -> None:
     async with backend.subscribe(kw['name'], kw['prefix'], kw['buffer']) as (current, sub):
         up()
+        await emit(key, _Reset())
         for rec in current:
             await emit(key, rec)
+        await emit(key, _Synced())
         async for ev in sub.events:
             await emit(key, ev)
         sub.check()
@@ -92,11 +108,18 @@ async def _follow_local(backend: Any, key: Any, kw: dict, emit: Emit, up: Callab
 async def _follow_remote(actor: Any, reg: Address, kw: dict, emit: Emit, up: Callable) -> None:
     chan = await client(actor).channel(reg)
     try:
-        async with Portal(chan)._open_context('self', 'watch_registry', kw, None) as (ctx, _n):
+        async with Portal(chan)._open_context('self', 'watch_registry', kw, None) as (ctx, count):
             async with ctx.open_stream() as stream:
                 up()
+                await emit(reg, _Reset())
+                if not count:
+                    await emit(reg, _Synced())
+                seen = 0
                 async for raw in stream:
                     await emit(reg, from_wire(raw))
+                    seen += 1
+                    if seen == count:  # the registrar sends its snapshot first
+                        await emit(reg, _Synced())
     except RemoteActorError as err:
         if err.type_name == 'WatchOverflow':
             raise WatchOverflow(err.msg) from None
@@ -112,33 +135,64 @@ class Watch:
     """What ``watch()`` yields: ``async for event in w`` gives
     :class:`Registered` and :class:`Unregistered` events, the current
     entries first. Raises :class:`WatchOverflow` when this reader fell too
-    far behind, :class:`RegistrarUnreachable` when no registry answers."""
+    far behind, :class:`RegistrarUnreachable` when no registry answers.
+
+    Merging: an entry is told once, when the first registry has it (again
+    only if its addresses change), and told gone when no registry that is
+    answering has it any more. A registry that comes back is re-read: an
+    entry it had before but not any more, that no other registry has, is
+    told gone then (``reason=None``: it went while nobody was looking)."""
 
     def __init__(self, recv: trio.MemoryReceiveChannel) -> None:
         self._recv = recv
         #: uid -> addresses, as told so far (to drop duplicates)
         self.known: dict[tuple[str, str], list] = {}
+        #: source -> the uids it has; and the sources answering now
+        self._has: dict[Any, set] = {}
+        self._live: set[Any] = set()
+        #: a re-read source's uids from before it was lost
+        self._before: dict[Any, set] = {}
+        self._out: deque[Event] = deque()
 
     def __aiter__(self) -> Watch:
         return self
 
+    def _elsewhere(self, uid: Any) -> bool:
+        return any(uid in self._has.get(k, ()) for k in self._live)
+
+    def _take(self, key: Any, item: Any) -> None:
+        if isinstance(item, _Reset):
+            self._before[key] = self._has.get(key, set())
+            self._has[key] = set()
+            self._live.add(key)
+        elif isinstance(item, _Synced):
+            for uid in self._before.pop(key, set()) - self._has[key]:
+                if uid in self.known and not self._elsewhere(uid):
+                    del self.known[uid]
+                    self._out.append(Unregistered(uid=uid, reason=None))
+        elif isinstance(item, _Lost):
+            self._live.discard(key)
+        elif isinstance(item, Registered):
+            self._has.setdefault(key, set()).add(item.uid)
+            if self.known.get(item.uid) != item.addrs:
+                self.known[item.uid] = item.addrs
+                self._out.append(item)
+        elif isinstance(item, Unregistered):
+            self._has.setdefault(key, set()).discard(item.uid)
+            if item.uid in self.known and not self._elsewhere(item.uid):
+                del self.known[item.uid]
+                self._out.append(item)
+
     async def __anext__(self) -> Event:
-        while True:
+        while not self._out:
             try:
                 item = await self._recv.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 raise StopAsyncIteration from None
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, Registered):
-                if self.known.get(item.uid) == item.addrs:
-                    continue  # another registry told us already
-                self.known[item.uid] = item.addrs
-                return item
-            if isinstance(item, Unregistered):
-                if self.known.pop(item.uid, None) is None:
-                    continue
-                return item
+            self._take(*item)
+        return self._out.popleft()
 
 
 @asynccontextmanager
@@ -187,8 +241,8 @@ async def watch(
         if len(tried) == len(targets):
             first_round.set()
 
-    async def emit(_key: Any, ev: Event) -> None:
-        await send.send(ev)
+    async def emit(key: Any, item: Any) -> None:
+        await send.send((key, item))
 
     async def follow(target: Any) -> None:
         key = target if target is not None else 'self'
@@ -223,6 +277,8 @@ async def watch(
                 errors[key] = str(err)
                 was_live = key in live
                 live.discard(key)
+                if was_live:
+                    await send.send((key, _Lost()))
                 settle(key)
                 if not live and first_round.is_set():
                     await send.send(RegistrarUnreachable(
