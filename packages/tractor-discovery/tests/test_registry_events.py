@@ -7,8 +7,13 @@ import argparse
 
 import pytest
 import trio
-
-from tractor.discovery import MemoryRegistry, Registered, Registrar, Unregistered, WatchOverflow
+from tractor.discovery import (
+    MemoryRegistry,
+    Registered,
+    Registrar,
+    Unregistered,
+    WatchOverflow,
+)
 from tractor.discovery._cli import build_parser, parse_registry
 from tractor.discovery._events import Hub, from_wire, meta_fields, to_wire
 

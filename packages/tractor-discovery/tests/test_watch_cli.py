@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import trio
-
 import tractor
+import trio
 from tractor._plugins import wrap_address
 from tractor.discovery import (
     Registered,

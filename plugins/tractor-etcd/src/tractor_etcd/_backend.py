@@ -21,7 +21,6 @@ from urllib.parse import quote, unquote
 
 import msgspec
 import trio
-
 from tractor.discovery import RegistryBackend
 from tractor.discovery._events import (
     DEFAULT_BUFFER,

@@ -35,6 +35,7 @@ class Miss(Exception):
 def parse_registry(text: str) -> Any:
     """A ``--registry`` value as an address: ``HOST:PORT`` or
     ``[V6]:PORT`` for TCP, multiaddr text, or a store URL (``etcd://...``)."""
+    from tractor import TractorError
     from tractor._plugins import wrap_address
 
     m = re.fullmatch(r'\[([0-9a-fA-F:.]+)\]:(\d+)|([^/:\[\]]+):(\d+)', text)
@@ -45,7 +46,7 @@ def parse_registry(text: str) -> Any:
         return wrap_address(text)
     except (ValueError, TypeError, LookupError) as err:
         raise argparse.ArgumentTypeError(f'{text!r} is not a registry address: {err}') from None
-    except Exception as err:  # NoTransportInstalled and the like
+    except TractorError as err:  # NoTransportInstalled: the transport is missing here
         raise argparse.ArgumentTypeError(f'{text!r}: {err}') from None
 
 
@@ -309,7 +310,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return daemon_main(args.listen, args.loglevel or 'info')
     import trio
-
     from tractor import AuthenticationError
 
     from ._client import RegistrarUnreachable

@@ -12,9 +12,8 @@ import signal
 import sys
 from typing import Any
 
-import trio
-
 import tractor
+import trio
 from tractor.log import get_console_log, get_logger
 
 from ._events import MAX_BUFFER, Registered, Unregistered, WatchOverflow

@@ -8,11 +8,10 @@ watcher that falls that far behind is dropped and told so with
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 import trio
-
 from tractor import TractorError
 
 Uid = tuple[str, str]
@@ -68,7 +67,7 @@ class Unregistered(msgspec.Struct, frozen=True, tag_field='event', tag='unregist
         return self.uid[0]
 
 
-Event = Union[Registered, Unregistered]
+Event = Registered | Unregistered
 
 
 def to_wire(ev: Event) -> dict[str, Any]:

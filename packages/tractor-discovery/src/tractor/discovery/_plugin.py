@@ -8,7 +8,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
-
 from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
 from tractor._plugins import get_transport, hookimpl
 from tractor._transport import StoreAddress

@@ -9,7 +9,6 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 import trio
-
 from tractor import TransportClosed, context
 from tractor.log import get_logger
 

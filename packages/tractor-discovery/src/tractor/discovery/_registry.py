@@ -18,7 +18,15 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from ._events import DEFAULT_BUFFER, Hub, Registered, Subscription, Unregistered, matches, meta_fields
+from ._events import (
+    DEFAULT_BUFFER,
+    Hub,
+    Registered,
+    Subscription,
+    Unregistered,
+    matches,
+    meta_fields,
+)
 
 Uid = tuple[str, str]
 WireAddr = tuple[str, list]

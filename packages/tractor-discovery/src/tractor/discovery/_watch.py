@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import trio
-
 from tractor import (
     ContextCancelled,
     MsgTypeError,
