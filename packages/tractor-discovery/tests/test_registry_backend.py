@@ -274,7 +274,7 @@ async def test_registrar_serves_any_backend(backend):
     assert info['uid'] == ['reg', 'uuid-reg']
     assert info['backend'] == type(backend).__name__
     assert info['served'] == {
-        'register': 2, 'unregister': 1, 'lookup': 4, 'wait': 1, 'delete': 1,
+        'register': 2, 'unregister': 1, 'lookup': 4, 'wait': 1, 'delete': 1, 'watch': 0, 'hold': 0,
     }
 
 
