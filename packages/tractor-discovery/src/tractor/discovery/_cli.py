@@ -100,7 +100,10 @@ class Out:
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         print(self.c('  '.join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), '1'))
         for row in rows:
-            print('  '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            # aligned first, coloured after (escape codes have no width)
+            cells = [v.ljust(w) for v, w in zip(row, widths)]
+            cells[0] = self.c(cells[0], '36')
+            print('  '.join(cells).rstrip())
 
     def emit(self, obj: Any) -> None:
         print(json.dumps(obj), flush=True)
@@ -173,15 +176,13 @@ async def entries(name: str | None = None, prefix: bool = False) -> list[Any]:
 
 
 async def cmd_ls(args: argparse.Namespace, out: Out) -> int:
-    if args.prefix and not args.name:
-        raise Usage('ls --prefix needs a NAME prefix')
     recs = await entries(args.name, args.prefix)
     now = time.time()
     if out.json:
         out.emit([record_json(r, now) for r in recs])
     else:
         out.table(['NAME', 'UID', 'PID', 'HOST', 'ADDRESSES', 'AGE'], [
-            [out.c(r.uid[0], '36'), r.uid[1][:8], str(r.pid or '-'), r.host or '-',
+            [r.uid[0], r.uid[1][:8], str(r.pid or '-'), r.host or '-',
              ' '.join(maddr(a) for a in r.addrs), age(r.registered, now)]
             for r in recs
         ])
@@ -229,10 +230,6 @@ async def cmd_watch(args: argparse.Namespace, out: Out) -> int:
     from ._events import Registered, to_wire
     from ._watch import watch
 
-    if args.prefix and not args.name:
-        raise Usage('watch --prefix needs a NAME prefix')
-    if args.count is not None and args.count < 1:
-        raise Usage('--count takes a positive number')
     seen = 0
     async with watch(args.name, prefix=args.prefix) as events:
         async for ev in events:
@@ -275,10 +272,6 @@ async def cmd_ping(args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
-class Usage(Exception):
-    """A usage error found after parsing: exit code 2."""
-
-
 COMMANDS = {'ls': cmd_ls, 'tree': cmd_tree, 'watch': cmd_watch, 'ping': cmd_ping}
 
 
@@ -305,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tractor`` console script (and ``python -m tractor``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, 'prefix', False) and not args.name:
+        parser.error(f'{args.command} --prefix needs a NAME prefix')
+    if getattr(args, 'count', None) is not None and args.count < 1:
+        parser.error('--count takes a positive number')
     if args.command == 'registrar':
         from ._daemon import main as daemon_main
 
@@ -317,8 +314,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return trio.run(run_observer, args)
-    except Usage as err:
-        parser.error(str(err))
     except Miss as err:
         print(f'tractor: {err}', file=sys.stderr)
     except (RegistrarUnreachable, WatchOverflow) as err:
