@@ -371,3 +371,9 @@ def test_daemon_listens_on_tcp_and_uds_at_once(free_port_addr, tmp_path):
         assert proc.wait(timeout=TIMEOUT) == 0
     finally:
         _reap(proc)
+
+
+def test_second_daemon_at_a_served_address_says_so(free_port_addr, tmp_path):
+    with registrar(free_port_addr, tmp_path):
+        out = cli('registrar', '--listen', maddr(free_port_addr))
+        assert out.returncode == 1 and 'already serves' in out.stderr, out.stderr
