@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -219,11 +220,16 @@ async def test_slow_watcher_is_bounded_and_closing_ends_the_subscription(
                 assert await watchers() == 0
 
 
-@pytest.fixture
-def free_port_addr():
-    from conftest import free_tcp_port
+def free_tcp_addr() -> tuple[str, int]:
+    # (the root conftest's helper is not importable under every rootdir)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return ('127.0.0.1', s.getsockname()[1])
 
-    return ('127.0.0.1', free_tcp_port())
+
+@pytest.fixture
+def free_port_addr() -> tuple[str, int]:
+    return free_tcp_addr()
 
 
 # -- the daemon ------------------------------------------------------------------
@@ -257,9 +263,7 @@ async def test_failover_lookups_never_fail(tmp_path, caplog):
     is repopulated by the service re-registering."""
     from contextlib import ExitStack
 
-    from conftest import free_tcp_port
-
-    a, b = ('127.0.0.1', free_tcp_port()), ('127.0.0.1', free_tcp_port())
+    a, b = free_tcp_addr(), free_tcp_addr()
     with ExitStack() as stack:
         da = stack.enter_context(registrar(a, tmp_path))
         stack.enter_context(registrar(b, tmp_path))

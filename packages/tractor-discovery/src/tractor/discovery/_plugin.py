@@ -182,18 +182,18 @@ async def hold(actor: Actor, chan: Any, opened: Any = lambda: None) -> None:
     """Return once ``chan`` (to a registrar) is lost. Holds the registrar's
     ``hold_registration`` context open meanwhile, so the registrar learns of
     the loss too and drops the entry if this actor is gone; against an older
-    registrar without it, checks the connection every
-    :data:`WATCH_INTERVAL` instead."""
+    registrar without it (or one that ended the hold: refused it, or is
+    shutting down), checks the connection every :data:`WATCH_INTERVAL`
+    instead, so this never spins."""
     try:
         async with Portal(chan)._open_context(
             'self', 'hold_registration', {'uid': list(actor.uid)}, None,
         ):
             opened()
             await trio.sleep_forever()
-    except RemoteActorError as err:
+    except RemoteActorError as err:  # ContextCancelled included
         if err.boxed_type is not ModuleNotExposed and err.type_name != 'ModuleNotExposed':
             log.debug('hold_registration ended: %r', err)
-            return
         opened()
         while chan.connected():
             await trio.sleep(WATCH_INTERVAL)
