@@ -33,8 +33,10 @@ async def _wait_gone(pid: int) -> None:
 
 
 async def test_sigkilled_actor_entry_deleted_on_lookup(runtime_kwargs):
-    """A SIGKILLed actor cannot unregister; its entry stays until a lookup
-    dials it, finds nobody, and has the registrar delete it."""
+    """A SIGKILLed actor cannot unregister: its entry goes once the registrar
+    notices the connection it registered over (its registration hold) drop,
+    or once a lookup dials it and finds nobody; a lookup never hands it out.
+    (The lookup-deletes path alone: test_address_now_serving_another_actor_is_stale.)"""
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             reg = local_registrar(tractor.current_actor())
@@ -43,10 +45,8 @@ async def test_sigkilled_actor_entry_deleted_on_lookup(runtime_kwargs):
             uid = victim.channel.uid
             os.kill(victim.channel.aid.pid, signal.SIGKILL)  # our own child
             await _wait_gone(victim.channel.aid.pid)
-            assert uid in await reg.backend.snapshot()  # nobody cleaned up yet
             assert await looker.run(find_uid, name='victim') is None
             assert uid not in await reg.backend.snapshot()
-            assert reg.served['delete'] >= 1
             await an.cancel()
 
 
@@ -62,7 +62,6 @@ async def test_sigkilled_actor_entry_deleted_on_lookup_in_the_registrar(runtime_
             os.kill(victim.channel.aid.pid, signal.SIGKILL)
             while root.get_peer_channels('victim'):
                 await trio.sleep(0.02)
-            assert uid in await reg.backend.snapshot()
             async with tractor.find_actor('victim') as portal:
                 assert portal is None
             assert uid not in await reg.backend.snapshot()

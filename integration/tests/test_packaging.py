@@ -465,3 +465,16 @@ def test_tls_is_one_distribution_away(full, tmp_path_factory, wheels, tmp_path, 
     with_tls = _make_venv(tmp_path_factory, wheels, 'tls', ['tractor', 'tractor-tls'])
     assert _installed(with_tls) == {*DISTS, 'tractor-tls'}
     assert 'spawn ok' in with_tls.check(SPAWN_PROG, 'tls')
+
+
+def test_tractor_command_ships_with_discovery(lean, full):
+    """The ``tractor`` console script comes with tractor-discovery (so with
+    the meta package); ``python -m tractor`` on a lean install says which
+    distribution to install (exit code 2)."""
+    res = _run([str(lean.python), '-m', 'tractor', 'ls'], cwd=lean.path, timeout=PROG_TIMEOUT)
+    assert res.returncode == 2 and 'tractor-discovery' in res.stderr, res
+    assert not (lean.path / 'bin' / 'tractor').exists()
+    out = _check([str(full.path / 'bin' / 'tractor'), '--help'], cwd=full.path)
+    assert 'registrar' in out and 'watch' in out
+    out = _check([str(full.python), '-m', 'tractor', 'ls', '--help'], cwd=full.path)
+    assert '--registry' in out and '--json' in out

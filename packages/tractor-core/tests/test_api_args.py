@@ -172,3 +172,15 @@ def test_every_setting_is_in_the_docs_table():
     doc = (Path(__file__).resolve().parents[3] / 'docs' / 'architecture.md').read_text()
     missing = [env for env in _settings.SETTINGS if f'| `{env}` |' not in doc]
     assert missing == []
+
+
+async def test_registry_addrs_takes_address_objects(reg_addr, tpt_proto):
+    """A list of two Address objects is two addresses, not one."""
+    from tractor._plugins import wrap_address
+
+    addr = wrap_address(reg_addr)
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(
+            registry_addrs=[addr, addr], enable_transports=[tpt_proto],
+        ) as actor:
+            assert actor.reg_addrs == [reg_addr, reg_addr]

@@ -216,7 +216,7 @@ async def test_memory_registry_counts_entries():
     await reg.register(('a', '1'), [TCP])
     await reg.register(('a', '1'), [UDS])  # refresh, not a new entry
     await reg.register(('a', '2'), [TCP])
-    assert len(reg) == 2 and reg.stats() == {'entries': 2, 'waiters': 0}
+    assert len(reg) == 2 and reg.stats() == {'entries': 2, 'waiters': 0, 'watchers': 0}
     await reg.delete_addr(('a', '2'), TCP)
     assert len(reg) == 1
     assert await reg.snapshot() == {('a', '1'): [UDS]}
@@ -274,7 +274,7 @@ async def test_registrar_serves_any_backend(backend):
     assert info['uid'] == ['reg', 'uuid-reg']
     assert info['backend'] == type(backend).__name__
     assert info['served'] == {
-        'register': 2, 'unregister': 1, 'lookup': 4, 'wait': 1, 'delete': 1,
+        'register': 2, 'unregister': 1, 'lookup': 4, 'wait': 1, 'delete': 1, 'watch': 0, 'hold': 0,
     }
 
 

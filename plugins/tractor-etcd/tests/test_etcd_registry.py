@@ -263,3 +263,52 @@ async def test_etcd_down_lookups_fail_typed_actors_serve_then_reregister(etcd, e
             async with tractor.get_registry() as reg:
                 assert (await reg.find_actor(name='keeper'))[0] == portal.channel.uid
             await an.cancel()
+
+
+# -- watching ----------------------------------------------------------------------
+async def test_watch_on_etcd(etcd, etcd_url):
+    """tractor.discovery.watch() on the etcd backend: current entries first,
+    then etcd's own watch pushes a registration (with its metadata), a
+    graceful exit ('graceful') and a SIGKILLed actor's lease running out
+    ('expired'); `tractor ls` reads the same entries."""
+    from tractor.discovery import Registered, Unregistered, watch
+
+    async def next_event(events, kind, name):
+        async for ev in events:
+            if isinstance(ev, kind) and ev.name == name:
+                return ev
+        raise AssertionError('the watch ended')
+
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(registry_addrs=[etcd_url]) as an:
+            async with watch() as events:
+                ev = await next_event(events, Registered, 'root')
+                assert ev.pid == os.getpid() and ev.registered
+                portal = await an.start_actor('w_svc', enable_modules=[__name__])
+                ev = await next_event(events, Registered, 'w_svc')
+                assert ev.parent == tractor.current_actor().uid
+                # the tractor command reads the same store
+                import json
+                import sys
+
+                for args, check in (
+                    (['ls', 'w_', '--prefix'], lambda out: [e['name'] for e in out] == ['w_svc']),
+                    (['watch', 'w_svc', '--count', '1'], lambda out: out['uid'][0] == 'w_svc'),
+                    (['tree'], lambda out: [c['name'] for r in out for c in r['children']]
+                     == ['w_svc']),
+                ):
+                    proc = await trio.run_process(
+                        [sys.executable, '-m', 'tractor', *args, '--json', '--registry', etcd_url],
+                        capture_stdout=True, capture_stderr=True, check=False,
+                    )
+                    assert proc.returncode == 0, proc.stderr
+                    assert check(json.loads(proc.stdout)), proc.stdout
+                await portal.cancel_actor()
+                ev = await next_event(events, Unregistered, 'w_svc')
+                assert ev.reason == 'graceful'
+                portal = await an.start_actor('w_victim', enable_modules=[__name__])
+                ev = await next_event(events, Registered, 'w_victim')
+                os.kill(ev.pid, signal.SIGKILL)
+                ev = await next_event(events, Unregistered, 'w_victim')
+                assert ev.reason == 'expired'  # its 2 s lease ran out
+            await an.cancel()

@@ -56,6 +56,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         actor.root_uid = tuple(spec.root_uid) if spec.root_uid else None  # type: ignore[assignment]
         actor._root_addrs = [wrap_address(a) for a in spec.root_addrs]
         actor.stack_on_sig = spec.stack_on_sig
+        actor.parent_uid = chan.uid  # known before serving (registration says it)
         actor.load_modules()
         binds = [wrap_address(a) for a in spec.bind_addrs]
     except Exception as err:

@@ -99,7 +99,7 @@ async def open_root_actor(
         )
     if registry_addrs is not None and (
         not isinstance(registry_addrs, (list, tuple)) or not registry_addrs
-        or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str)))
+        or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str, Address)))
         or is_one_address(registry_addrs)
     ):
         raise TypeError(

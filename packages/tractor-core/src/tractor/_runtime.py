@@ -175,6 +175,8 @@ class Actor:
         #: (so a SIGUSR1 task-tree dump can be relayed down the tree)
         self._child_chans: set[Channel] = set()
         self._parent_chan: Channel | None = None
+        #: the spawning parent's uid (``None`` in a root)
+        self.parent_uid: tuple[str, str] | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
         self._root_tn: trio.Nursery | None = None
         #: RPC tasks (likewise shielded; cancelled by cancel_soon/teardown)

@@ -14,13 +14,23 @@ its key range.
 from __future__ import annotations
 
 import os
-from typing import Any
-from urllib.parse import quote
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+from urllib.parse import quote, unquote
 
 import msgspec
 import trio
-
 from tractor.discovery import RegistryBackend
+from tractor.discovery._events import (
+    DEFAULT_BUFFER,
+    Hub,
+    Registered,
+    Subscription,
+    Unregistered,
+    check_filter,
+    meta_fields,
+)
 from tractor.discovery._registry import Entry, Uid, WireAddr, check_uid, check_wire
 from tractor.log import get_logger
 
@@ -45,6 +55,14 @@ class Registration(msgspec.Struct):
     host: str
     #: indexes into ``addrs`` that only the same host can dial
     host_only: list[int] = []
+    #: what the entry says about its actor (None from older releases)
+    pid: int | None = None
+    hostname: str | None = None
+    parent: tuple[str, str] | None = None
+    registered: float | None = None
+    #: set just before a graceful unregister deletes the key, so watchers
+    #: tell a graceful exit ('graceful') from a lease that ran out ('expired')
+    gone: str = ''
 
 
 _enc = msgspec.json.Encoder()
@@ -69,6 +87,8 @@ class EtcdRegistry(RegistryBackend):
         self._lease_lock = trio.Lock()
         self._closed = False
         self.reregistered = 0
+        #: this actor's own registrations, as stored
+        self._regs: dict[Uid, Registration] = {}
 
     # -- keys and values ----------------------------------------------------
     def _name_key(self, name: str) -> bytes:
@@ -79,10 +99,17 @@ class EtcdRegistry(RegistryBackend):
 
     def _entry(self, kv: KV) -> Entry | None:
         """A stored entry as this host may dial it (``None``: unusable here)."""
+        rec = self._record(kv)
+        return (rec.uid, rec.addrs) if rec is not None else None
+
+    def _record(self, kv: KV) -> Registered | None:
+        """A stored entry with its metadata, as this host may dial it."""
         try:
             reg = _dec.decode(kv.value)
         except msgspec.DecodeError:
             log.debug('etcd: ignoring a foreign value at %r', kv.key)
+            return None
+        if reg.gone:
             return None
         addrs = [check_wire(a) for a in reg.addrs]
         if reg.host != self.host:
@@ -90,7 +117,18 @@ class EtcdRegistry(RegistryBackend):
             addrs = [a for i, a in enumerate(addrs) if i not in skip]
         if not addrs:
             return None
-        return (reg.uid[0], reg.uid[1]), addrs
+        return Registered(
+            uid=(reg.uid[0], reg.uid[1]), addrs=addrs, pid=reg.pid, host=reg.hostname,
+            parent=reg.parent, registered=reg.registered,
+        )
+
+    def _uid_of(self, key: bytes) -> Uid | None:
+        """The uid a key under the root stands for."""
+        rest = key[len(self.root):] if key.startswith(self.root) else b''
+        name, sep, uuid = rest.rpartition(b'/')
+        if not sep or not name or not uuid:
+            return None
+        return unquote(name.decode()), uuid.decode()
 
     def _entries(self, kvs: list[KV]) -> list[Entry]:
         out = []
@@ -168,19 +206,33 @@ class EtcdRegistry(RegistryBackend):
         await self.gateway.aclose()
 
     # -- RegistryBackend --------------------------------------------------------
-    async def register(self, uid: Uid, addrs: list[WireAddr]) -> None:
+    async def register(
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+    ) -> None:
         uid = check_uid(uid)
         wire = [check_wire(a) for a in addrs]
-        value = _enc.encode(Registration(
+        fields = meta_fields(meta)
+        self._regs[uid] = reg = Registration(
             uid=uid, addrs=wire, host=self.host,
             host_only=[i for i, a in enumerate(wire) if host_only(a)],
-        ))
+            pid=fields.get('pid'), hostname=fields.get('host'), parent=fields.get('parent'),
+            registered=self._regs[uid].registered if uid in self._regs else time.time(),
+        )
+        value = _enc.encode(reg)
         self._mine[uid] = value  # kept even if etcd is away: keep_alive puts it
         await self._put_mine(uid, value)
 
-    async def unregister(self, uid: Uid) -> bool:
+    async def unregister(self, uid: Uid, reason: str = 'graceful') -> bool:
         uid = check_uid(uid)
         self._mine.pop(uid, None)
+        reg = self._regs.pop(uid, None)
+        if reg is not None and self._lease:
+            # mark it first, so watchers learn why it goes (one more request)
+            try:
+                reg.gone = reason
+                await self.gateway.put(self._key(uid), _enc.encode(reg), self._lease)
+            except EtcdError as err:
+                log.debug('etcd: could not mark %r as leaving: %s', uid[0], err)
         return (await self.gateway.delete(self._key(uid))).deleted > 0
 
     async def find(self, name: str) -> list[Entry]:
@@ -228,6 +280,94 @@ class EtcdRegistry(RegistryBackend):
     async def snapshot(self) -> dict[Uid, list[WireAddr]]:
         reply = await self.gateway.range(self.root, range_end(self.root))
         return dict(self._entries(reply.kvs))
+
+    def _range_of(self, name: str | None, prefix: bool) -> tuple[bytes, bytes]:
+        if name is None:
+            key = self.root
+        elif prefix:
+            # percent-quoting maps characters one by one: a name's quoted
+            # prefix is the quoted name's prefix
+            key = self.root + quote(name, safe='').encode()
+        else:
+            key = self._name_key(name)
+        return key, range_end(key)
+
+    async def entries(self, name: str | None = None, prefix: bool = False) -> list[Registered]:
+        check_filter(name, prefix)
+        key, end = self._range_of(name, prefix)
+        kvs = (await self.gateway.range(key, end)).kvs
+        out = []
+        for kv in sorted(kvs, key=lambda kv: kv.mod_revision, reverse=True):
+            rec = self._record(kv)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    @asynccontextmanager
+    async def subscribe(
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+    ) -> AsyncIterator[tuple[list[Registered], Subscription]]:
+        """The matching entries, then etcd's watch on their key range from
+        just after that read (no gap, no poll). A deleted key's reason:
+        ``'graceful'`` when the actor marked it on its way out, else
+        ``'expired'`` (its lease ran out)."""
+        check_filter(name, prefix)
+        hub = Hub()
+        sub = hub.subscribe(name, prefix, size)
+        key, end = self._range_of(name, prefix)
+        reply = await self.gateway.range(key, end)
+        current = [
+            rec for kv in sorted(reply.kvs, key=lambda kv: kv.mod_revision, reverse=True)
+            if (rec := self._record(kv)) is not None
+        ]
+        async with trio.open_nursery() as tn:
+            tn.start_soon(self._pump, key, end, reply.header.revision + 1, hub, sub)
+            try:
+                yield current, sub
+            finally:
+                tn.cancel_scope.cancel()
+                sub.close()
+
+    async def _pump(self, key: bytes, end: bytes, rev: int, hub: Hub, sub: Subscription) -> None:
+        """Turn etcd's watch events into registry events for ``hub``."""
+        leaving: dict[Uid, str] = {}
+        send, recv = trio.open_memory_channel[tuple[str, KV]](64)
+        async with trio.open_nursery() as tn:
+            async def run() -> None:
+                nonlocal rev
+                async with send:
+                    while True:
+                        try:
+                            rev = await self.gateway.watch(key, end, rev, send)
+                        except EtcdUnreachable as err:
+                            # etcd is away: the watch ends; the watcher
+                            # decides (it follows again when etcd is back)
+                            log.warning('etcd: the watch ended: %s', err)
+                            return
+                        if rev < 0:
+                            log.warning('etcd: the watch fell behind a compaction; ending it')
+                            return
+
+            tn.start_soon(run)
+            async for kind, kv in recv:
+                uid = self._uid_of(kv.key)
+                if uid is None:
+                    continue
+                if kind == 'DELETE':
+                    reason = leaving.pop(uid, 'expired')
+                    hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]
+                    continue
+                try:
+                    reg = _dec.decode(kv.value)
+                except msgspec.DecodeError:
+                    continue
+                if reg.gone:
+                    leaving[uid] = reg.gone
+                    continue
+                rec = self._record(kv)
+                if rec is not None:
+                    hub.emit(rec)
+        sub.close()  # the store's watch ended: so does the subscription
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -287,18 +287,40 @@ class Gateway:
 
     async def next_put(self, key: bytes, end: bytes, start_revision: int) -> KV | None:
         """Block until a key under ``[key, end)`` is put (at ``start_revision``
-        or later) and return it.
+        or later) and return it; ``None`` when the watch ended without one
+        (see :meth:`watch`): the caller reads afresh and watches again."""
+        send, recv = trio.open_memory_channel[tuple[str, KV]](1)
+        async with trio.open_nursery() as tn:
+            async def run() -> None:
+                async with send:
+                    await self.watch(key, end, start_revision, send, deletes=False)
 
-        One watch stream on the current member (failing over like a request
-        when it cannot be opened). ``None`` after :data:`WATCH_REFRESH`
-        seconds without news, or when the member ends the watch: the caller
-        reads afresh and watches again."""
-        body = _encoder.encode({'create_request': {
+            tn.start_soon(run)
+            async for _kind, kv in recv:
+                tn.cancel_scope.cancel()
+                return kv
+        return None
+
+    async def watch(
+        self, key: bytes, end: bytes, start_revision: int,
+        send: trio.MemorySendChannel, *, deletes: bool = True,
+    ) -> int:
+        """Send ``('PUT' | 'DELETE', kv)`` into ``send`` for every change
+        under ``[key, end)`` from ``start_revision`` on, until the watch ends:
+        after :data:`WATCH_REFRESH` seconds without news, or when the member
+        ends it (compaction, a lost leader). Returns the revision to watch
+        from next (``-1``: compacted past it, read afresh). One watch stream
+        on the current member, failing over like a request when it cannot
+        be opened; :class:`EtcdUnreachable` when no member can."""
+        request: dict[str, Any] = {
             'key': key, 'range_end': end, 'start_revision': start_revision,
-            'filters': ['NODELETE'],
-        }})
+        }
+        if not deletes:
+            request['filters'] = ['NODELETE']
+        body = _encoder.encode({'create_request': request})
         errors = []
         n = len(self.urls)
+        next_rev = start_revision
         for i in range(n):
             idx = (self.current + i) % n
             url = self.urls[idx]
@@ -325,16 +347,17 @@ class Gateway:
                         if res.canceled:
                             # compacted past our revision, or the member lost
                             # its leader: the caller reads afresh
-                            return None
+                            return -1 if res.compact_revision else next_rev
                         for ev in res.events:
-                            if ev.type == 'PUT':
-                                return ev.kv
-                return None
+                            next_rev = max(next_rev, ev.kv.mod_revision + 1)
+                            await send.send((ev.type, ev.kv))
+                return next_rev
             except httpx.ReadTimeout:
-                return None  # a quiet watch: re-read and watch again
+                return next_rev  # a quiet watch: watch again
             except (httpx.TransportError, _Failover) as err:
+                if next_rev != start_revision:
+                    return next_rev  # it served a while: let the caller resume
                 errors.append(f'{url}: {err}')
                 self._token = None
                 continue
         raise EtcdUnreachable(f'no etcd member answers a watch ({"; ".join(errors)})')
-

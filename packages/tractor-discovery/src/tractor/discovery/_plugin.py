@@ -1,11 +1,14 @@
 """Discovery's hooks into the runtime: registry bootstrap and registration."""
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+import os
+import socket
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
-
+from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
 from tractor._plugins import get_transport, hookimpl
 from tractor._transport import StoreAddress
 from tractor.log import get_logger
@@ -28,11 +31,42 @@ REDIAL_MIN = 0.1
 REDIAL_MAX = 2.0
 
 
+#: set by :func:`observer`: the root being opened only looks at the registry
+_observing: ContextVar[bool] = ContextVar('tractor_discovery_observer', default=False)
+
+
+@contextmanager
+def observer() -> Iterator[None]:
+    """Open a root actor in this block as an *observer* of the registry (what
+    the ``tractor`` command does): it joins the registrar at its registry
+    addresses but never becomes one (:class:`RegistrarUnreachable` when none
+    answers) and never registers itself, so it is not seen in listings and
+    watches."""
+    token = _observing.set(True)
+    try:
+        yield
+    finally:
+        _observing.reset(token)
+
+
+def registration_meta(actor: Actor) -> dict[str, Any]:
+    """What an entry says about its actor besides its addresses."""
+    parent = getattr(actor, 'parent_uid', None) or (
+        actor._parent_chan.uid if actor._parent_chan is not None else None
+    )
+    return {
+        'pid': os.getpid(), 'host': socket.gethostname(),
+        'parent': list(parent) if parent else None,
+    }
+
+
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:
     """Join the registrar at ``regs`` or become it; returns what to bind.
 
     Registry stores (``etcd://...``) need no registrar actor: they are
     joined, never become one, and nothing binds their address."""
+    if _observing.get():
+        return await observe(actor, regs)
     stores = [addr for addr in regs if isinstance(addr, StoreAddress)]
     if stores and ensure_registry:
         raise ValueError(
@@ -69,24 +103,50 @@ async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) ->
     ]
 
 
+async def observe(actor: Actor, regs: list[Address]) -> list[Address]:
+    """An observer's bootstrap: some registry must answer; bind nothing."""
+    actor.extensions['discovery.observer'] = True
+    if any(isinstance(addr, StoreAddress) for addr in regs):
+        return []
+    for addr in regs:
+        if await probe(actor, addr):
+            return []
+    raise RegistrarUnreachable(f'no registrar answers at {", ".join(map(str, regs))}')
+
+
 @hookimpl
 def tractor_root_bind_addrs(actor, registry_addrs, ensure_registry):
     return bootstrap(actor, registry_addrs, ensure_registry)
 
 
-async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: set) -> None:
+async def keep_registered(
+    actor: Actor, reg: Address, addrs: list, registered: set,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Watch the connection this actor registered over; when it is lost
     (the registrar died or restarted), re-dial ``reg`` with a capped
     exponential backoff and register again. Runs for the actor's lifetime
     in its service nursery (so teardown cancels it first); never raises.
-    If booting could not register at all, this keeps trying too."""
+    If booting could not register at all, this keeps trying too.
+    ``task_status.started()`` once the registration hold is in place (or
+    the first try failed): booting waits for it, so an actor that has booted
+    is one whose loss its registrar notices."""
     cli = client(actor)
     delay = REDIAL_MIN
+    meta = registration_meta(actor)
+    booting = True
+
+    def booted() -> None:
+        nonlocal booting
+        if booting:
+            booting = False
+            task_status.started()
+
     while True:
         chan = cli._chans.get(reg)
         if chan is not None and chan.connected():
-            while chan.connected():
-                await trio.sleep(WATCH_INTERVAL)
+            await hold(actor, chan, booted)
+            booted()
             parent = actor._parent_chan
             # a registrar that was our parent: we normally go down with it
             # (and this task with us), so no warning for that
@@ -96,9 +156,10 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
             )
             delay = REDIAL_MIN
         try:
-            await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+            await register_at(cli, reg, actor.uid, addrs, meta)
         except Exception as err:  # unreachable, refused, not a registrar, ...
             log.debug('%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay)
+            booted()
             await trio.sleep(delay)
             delay = min(delay * 2, REDIAL_MAX)
             continue
@@ -108,11 +169,49 @@ async def keep_registered(actor: Actor, reg: Address, addrs: list, registered: s
         delay = REDIAL_MIN
 
 
+async def register_at(cli: Any, reg: Address, uid: Any, addrs: list, meta: dict) -> None:
+    """Register at ``reg`` with ``meta``; again without it for a registrar
+    of an older release, whose ``register_actor`` takes no ``meta``."""
+    try:
+        await cli.call(reg, 'register_actor', uid=list(uid), addrs=addrs, meta=meta)
+    except RemoteActorError as err:
+        if err.type_name != 'TypeError' or 'meta' not in err.msg:
+            raise
+        await cli.call(reg, 'register_actor', uid=list(uid), addrs=addrs)
+
+
+async def hold(actor: Actor, chan: Any, opened: Any = lambda: None) -> None:
+    """Return once ``chan`` (to a registrar) is lost. Holds the registrar's
+    ``hold_registration`` context open meanwhile, so the registrar learns of
+    the loss too and drops the entry if this actor is gone; against an older
+    registrar without it (or one that ended the hold: refused it, or is
+    shutting down), checks the connection every :data:`WATCH_INTERVAL`
+    instead, so this never spins."""
+    try:
+        async with Portal(chan)._open_context(
+            'self', 'hold_registration', {'uid': list(actor.uid)}, None,
+        ):
+            opened()
+            await trio.sleep_forever()
+    except RemoteActorError as err:  # ContextCancelled included
+        if err.boxed_type is not ModuleNotExposed and err.type_name != 'ModuleNotExposed':
+            log.debug('hold_registration ended: %r', err)
+        opened()
+        while chan.connected():
+            await trio.sleep(WATCH_INTERVAL)
+    except (TransportClosed, trio.BrokenResourceError, trio.ClosedResourceError) as err:
+        log.debug('hold_registration ended: %r', err)
+
+
 @asynccontextmanager
 async def registration(actor: Actor) -> AsyncIterator[None]:
     """Register on boot, keep registered (see :func:`keep_registered`),
     unregister on graceful teardown."""
+    if actor.extensions.get('discovery.observer'):
+        yield  # an observer (the tractor command) is not listed
+        return
     addrs = [a.to_wire() for a in actor.listen_addrs]
+    meta = registration_meta(actor)
     local = local_registrar(actor)
     cli = client(actor)
     registered: set = set()
@@ -124,7 +223,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             # the store's backend keeps the entry alive (a lease) and puts it
             # back after an outage; a failed first try is its job too
             try:
-                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+                await register_at(cli, reg, actor.uid, addrs, meta)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
             actor._service_tn.start_soon(
@@ -136,19 +235,19 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                 await cli.store(reg).backend.aclose()
         raise
     if local is not None:
-        await local.register_actor(actor.uid, addrs)
+        await local.register_actor(actor.uid, addrs, meta)
         log.info('%r registered itself (it is the registrar)', actor.name)
     else:
         for reg in regs:
             try:
-                await cli.call(reg, 'register_actor', uid=list(actor.uid), addrs=addrs)
+                await register_at(cli, reg, actor.uid, addrs, meta)
                 registered.add(reg)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
         if registered:
             log.info('%r registered at %s', actor.name, ', '.join(map(str, registered)))
         for reg in regs:
-            actor._service_tn.start_soon(
+            await actor._service_tn.start(
                 keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
             )
     if stores:

@@ -5,12 +5,12 @@ any peer can ``portal.run_from_ns('self', 'find_actor', name=...)``.
 """
 from __future__ import annotations
 
-import os
+import inspect
 from typing import TYPE_CHECKING, Any
 
-from tractor import _settings
-
 import trio
+from tractor import TransportClosed, _settings, context
+from tractor.log import get_logger
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
 
@@ -31,6 +31,7 @@ _settings.register(
     "how long entries outlive the connection that registered them, unless re-registered",
 )
 REREGISTER_GRACE = _settings.value('TRACTOR_REGISTRY_REREGISTER_GRACE')
+log = get_logger('discovery')
 
 
 class Registrar:
@@ -38,12 +39,17 @@ class Registrar:
 
     Methods are the RPC surface (all keyword arguments, msgpack values):
     ``register_actor``, ``unregister_actor``, ``find_actor``,
-    ``find_actors``, ``wait_for_actor``, ``delete_addr``, ``get_registry``.
+    ``find_actors``, ``wait_for_actor``, ``delete_addr``, ``get_registry``,
+    ``list_entries``; and two streaming contexts: ``watch_registry`` (see
+    :func:`tractor.discovery.watch`) and ``hold_registration``, which a
+    registered actor keeps open so that the loss of its connection makes the
+    registrar check whether it is still alive (a SIGKILLed actor's entry goes
+    at once, as ``'stale'``).
     """
 
     METHODS = (
         'register_actor', 'unregister_actor', 'find_actor', 'find_actors',
-        'wait_for_actor', 'delete_addr', 'get_registry', 'registrar_info',
+        'wait_for_actor', 'delete_addr', 'get_registry', 'registrar_info', 'list_entries',
     )
 
     def __init__(self, actor: Actor, backend: RegistryBackend | None = None) -> None:
@@ -52,14 +58,24 @@ class Registrar:
         #: which connection registered each entry last, and the reverse
         self._owner: dict[Uid, Any] = {}
         self._by_chan: dict[Any, set[Uid]] = {}
+        # backends written before metadata and reasons existed keep working
+        params = inspect.signature(self.backend.register).parameters
+        self._takes_meta = 'meta' in params
+        self._takes_reason = 'reason' in inspect.signature(self.backend.unregister).parameters
         #: requests served, by kind (see :meth:`registrar_info`)
-        self.served = {'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0}
+        self.served = {
+            'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0, 'watch': 0, 'hold': 0,
+        }
 
     def install(self) -> None:
         self.actor.is_registrar = True
         self.actor.extensions[EXTENSION_KEY] = self
         for name in self.METHODS:
             self.actor.expose(name, getattr(self, name))
+        from ._watch import watch_endpoint
+
+        self.actor.expose('watch_registry', watch_endpoint(self))
+        self.actor.expose('hold_registration', hold_endpoint(self))
 
     async def registrar_info(self) -> dict[str, Any]:
         """Who serves the registry, with which backend, and counters: the
@@ -71,8 +87,12 @@ class Registrar:
             **self.backend.stats(),
         }
 
-    async def register_actor(self, uid: Uid, addrs: list[WireAddr]) -> None:
-        """Register ``uid`` at ``addrs``. Over a connection, at most
+    async def register_actor(
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Add or refresh ``uid``'s entry at ``addrs``; ``meta`` (optional, from
+        newer releases): ``{'pid': ..., 'host': ..., 'parent': [name, uuid]}``.
+        Over a connection, at most
         :data:`MAX_ENTRIES_PER_CONNECTION` entries, dropped once that
         connection ends for good (it is not re-registered over another
         within :data:`REREGISTER_GRACE`)."""
@@ -88,7 +108,10 @@ class Registrar:
                     f'one connection may register at most {MAX_ENTRIES_PER_CONNECTION} '
                     f'entries (TRACTOR_REGISTRY_MAX_PER_CONNECTION): refused {uid!r}'
                 )
-        await self.backend.register(uid, addrs)
+        if self._takes_meta:
+            await self.backend.register(uid, addrs, meta)
+        else:
+            await self.backend.register(uid, addrs)
         self._claim(uid, chan)
 
     def _claim(self, uid: Uid, chan: Any) -> None:
@@ -113,13 +136,27 @@ class Registrar:
         for uid in self._by_chan.pop(chan, set()):
             if self._owner.get(uid) is chan:
                 del self._owner[uid]
-                await self.backend.unregister(uid)
+                if self._takes_reason:
+                    await self.backend.unregister(uid, reason='stale')
+                else:
+                    await self.backend.unregister(uid)
 
     async def unregister_actor(self, uid: Uid) -> bool:
         self.served['unregister'] += 1
         uid = check_uid(uid)
         self._claim(uid, None)
         return await self.backend.unregister(uid)
+
+    async def list_entries(self, name: str | None = None, prefix: bool = False) -> list[dict]:
+        """Every entry (or those named ``name``, or starting with it with
+        ``prefix=True``) with its metadata, newest first, each in the wire
+        form of :class:`~tractor.discovery.Registered`."""
+        self.served['lookup'] += 1
+        if name is not None:
+            _check_name(name)
+        from ._events import to_wire
+
+        return [to_wire(rec) for rec in await self.backend.entries(name, bool(prefix))]
 
     async def find_actor(self, name: str) -> tuple[Uid, list[WireAddr]] | None:
         """The newest entry named ``name`` (``None`` when there is none)."""
@@ -154,6 +191,54 @@ def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
     return name
+
+
+def hold_endpoint(registrar: Registrar) -> Any:
+    """The registrar's ``hold_registration`` context function."""
+
+    @context
+    async def hold_registration(ctx: Any, uid: Uid) -> None:
+        uid = check_uid(uid)
+        registrar.served['hold'] += 1
+        await ctx.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            # the holder cancelling it leaves the connection up (it is
+            # leaving and unregisters itself); a lost connection does not
+            lost = isinstance(ctx._remote_error, TransportClosed) or not ctx.chan.connected()
+            if lost and not registrar.actor._cancel_called:
+                tn = registrar.actor._service_tn
+                if tn is not None:
+                    tn.start_soon(check_alive, registrar, uid, name=f'check {uid[0]} is alive')
+
+    return hold_registration
+
+
+async def check_alive(registrar: Registrar, uid: Uid) -> None:
+    """``uid`` lost its connection to this registrar: dial its entry; if no
+    address answers as ``uid``, drop the entry as ``'stale'``."""
+    from ._client import dial_entry
+
+    found = [r for r in await registrar.backend.entries(uid[0]) if r.uid == uid]
+    if not found:
+        return  # it unregistered
+    try:
+        dialed = await dial_entry(registrar.actor, None, uid, found[0].addrs)
+    except Exception as err:
+        log.debug('checking %r: %s', uid[0], err)
+        dialed = None
+    if dialed is not None:
+        chan, owned = dialed
+        if owned:
+            await chan.aclose()
+        return
+    gone = (
+        await registrar.backend.unregister(uid, reason='stale') if registrar._takes_reason
+        else await registrar.backend.unregister(uid)
+    )
+    if gone:
+        log.info('%r (%s) is gone without unregistering: entry dropped', uid[0], uid[1][:8])
 
 
 def local_registrar(actor: Actor | None) -> Registrar | None:

@@ -12,9 +12,21 @@ Entries map an actor's uid ``(name, uuid)`` to its addresses in wire form,
 from __future__ import annotations
 
 import abc
-from typing import Any
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import trio
+
+from ._events import (
+    DEFAULT_BUFFER,
+    Hub,
+    Registered,
+    Subscription,
+    Unregistered,
+    matches,
+    meta_fields,
+)
 
 Uid = tuple[str, str]
 WireAddr = tuple[str, list]
@@ -30,12 +42,17 @@ class RegistryBackend(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def register(self, uid: Uid, addrs: list[WireAddr]) -> None:
-        """Add or refresh an entry; it becomes the newest for its name."""
+    async def register(
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Add or refresh an entry; it becomes the newest for its name.
+        ``meta`` optionally describes the actor (``pid``, ``host``,
+        ``parent``; see :func:`~tractor.discovery._events.meta_fields`)."""
 
     @abc.abstractmethod
-    async def unregister(self, uid: Uid) -> bool:
-        """Drop an entry; ``True`` if it existed."""
+    async def unregister(self, uid: Uid, reason: str = 'graceful') -> bool:
+        """Drop an entry; ``True`` if it existed. ``reason`` is what watchers
+        are told (``'graceful'``, ``'stale'``)."""
 
     @abc.abstractmethod
     async def find(self, name: str) -> list[Entry]:
@@ -64,6 +81,32 @@ class RegistryBackend(abc.ABC):
         """Cheap numbers for monitoring (``entries``, ``waiters``)."""
         return {}
 
+    async def entries(self, name: str | None = None, prefix: bool = False) -> list[Registered]:
+        """Every entry (named ``name``, or starting with it with ``prefix``)
+        with its metadata, newest first. Default: from :meth:`snapshot`,
+        without metadata."""
+        snap = await self.snapshot()
+        return [
+            Registered(uid=uid, addrs=addrs) for uid, addrs in reversed(snap.items())
+            if matches(name, prefix, uid[0])
+        ]
+
+    # -- optional: watching --------------------------------------------------
+    def subscribe(
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+    ) -> Any:
+        """``async with backend.subscribe(...) as (current, sub)``: the
+        matching entries now (a list of :class:`~tractor.discovery.Registered`,
+        newest first) and a :class:`~tractor.discovery._events.Subscription`
+        whose ``sub.events`` channel receives every later change, with no
+        gap between the two. It is bounded by ``size``: a subscriber that
+        falls that far behind finds the channel closed after what was queued,
+        and ``sub.check()`` raises :class:`~tractor.discovery.WatchOverflow`.
+        Exiting the block ends the subscription. Emit changes through a
+        :class:`~tractor.discovery._events.Hub`. Default: this backend
+        cannot be watched (``NotImplementedError``)."""
+        raise NotImplementedError(f'{type(self).__name__} cannot be watched')
+
     # -- optional: for a backend that an actor uses to register itself -------
     async def keep_alive(self) -> None:
         """Keep this actor's own registrations alive for its lifetime (an
@@ -88,6 +131,9 @@ class MemoryRegistry(RegistryBackend):
         self._count = 0
         # name -> (event set by the next registration, number of waiters)
         self._waiters: dict[str, list[Any]] = {}
+        # uid -> metadata (pid, host, parent, registered time)
+        self._meta: dict[Uid, dict[str, Any]] = {}
+        self.hub = Hub()
 
     def __len__(self) -> int:
         return self._count
@@ -100,28 +146,62 @@ class MemoryRegistry(RegistryBackend):
         return sum(slot[1] for slot in self._waiters.values())
 
     def stats(self) -> dict[str, Any]:
-        return {'entries': self._count, 'waiters': self.waiting()}
+        return {'entries': self._count, 'waiters': self.waiting(), 'watchers': len(self.hub)}
 
-    async def register(self, uid: Uid, addrs: list[WireAddr]) -> None:
+    async def register(
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+    ) -> None:
         uid = check_uid(uid)
         wire = [check_wire(a) for a in addrs]
         entries = self._by_name.setdefault(uid[0], {})
-        if entries.pop(uid, None) is None:  # re-registering makes it the newest
+        old = entries.pop(uid, None)  # re-registering makes it the newest
+        if old is None:
             self._count += 1
         entries[uid] = wire
+        known = self._meta.get(uid)
+        fields = meta_fields(meta) or (known or {})
+        # the first registration's time stays while the entry lives
+        fields = {**fields, 'registered': known['registered'] if known else time.time()}
+        self._meta[uid] = fields
+        if old != wire or known is None or fields != known:
+            self.hub.emit(self._record(uid, wire))
         slot = self._waiters.pop(uid[0], None)
         if slot is not None:
             slot[0].set()
 
-    async def unregister(self, uid: Uid) -> bool:
+    async def unregister(self, uid: Uid, reason: str = 'graceful') -> bool:
         uid = check_uid(uid)
         entries = self._by_name.get(uid[0])
         if not entries or entries.pop(uid, None) is None:
             return False
         self._count -= 1
+        self._meta.pop(uid, None)
         if not entries:
             del self._by_name[uid[0]]
+        self.hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]
         return True
+
+    def _record(self, uid: Uid, addrs: list[WireAddr]) -> Registered:
+        return Registered(uid=uid, addrs=list(addrs), **self._meta.get(uid, {}))
+
+    async def entries(self, name: str | None = None, prefix: bool = False) -> list[Registered]:
+        out = []
+        for ename, by_uid in self._by_name.items():
+            if matches(name, prefix, ename):
+                out.extend(self._record(uid, addrs) for uid, addrs in by_uid.items())
+        out.sort(key=lambda r: r.registered or 0.0, reverse=True)
+        return out
+
+    @asynccontextmanager
+    async def subscribe(
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+    ) -> AsyncIterator[tuple[list[Registered], Subscription]]:
+        # no checkpoint between the snapshot and subscribing: no gap
+        sub = self.hub.subscribe(name, prefix, size)
+        try:
+            yield await self.entries(name, prefix), sub
+        finally:
+            sub.close()
 
     async def find(self, name: str) -> list[Entry]:
         entries = self._by_name.get(name)
@@ -167,7 +247,9 @@ class MemoryRegistry(RegistryBackend):
             return False
         addrs.remove(wire)
         if not addrs:
-            await self.unregister(uid)
+            await self.unregister(uid, reason='stale')
+        else:
+            self.hub.emit(self._record(uid, addrs))
         return True
 
     async def snapshot(self) -> dict[Uid, list[WireAddr]]:
