@@ -176,11 +176,19 @@ def test_every_setting_is_in_the_docs_table():
 
 async def test_registry_addrs_takes_address_objects(reg_addr, tpt_proto):
     """A list of two Address objects is two addresses, not one."""
+    import socket
+
     from tractor._plugins import wrap_address
 
-    addr = wrap_address(reg_addr)
+    if tpt_proto == 'tcp':
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            other = ('127.0.0.1', s.getsockname()[1])
+    else:
+        other = (reg_addr[0], 'other-' + reg_addr[1])
     with trio.fail_after(30):
         async with tractor.open_root_actor(
-            registry_addrs=[addr, addr], enable_transports=[tpt_proto],
+            registry_addrs=[wrap_address(reg_addr), wrap_address(other)],
+            enable_transports=[tpt_proto],
         ) as actor:
-            assert actor.reg_addrs == [reg_addr, reg_addr]
+            assert actor.reg_addrs == [reg_addr, other]

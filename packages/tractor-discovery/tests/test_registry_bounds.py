@@ -46,8 +46,9 @@ async def register_and_hold(names: list[str]) -> None:
     await done.wait()
 
 
-def names_in(registry: list) -> set[str]:
-    return {entry[0][0] for entry in registry}
+def names_in(registry: dict) -> set[str]:
+    """The names in the registrar's ``get_registry`` table (``{uid: addrs}``)."""
+    return {uid[0] for uid in registry}
 
 
 async def test_entries_per_connection_capped(runtime_kwargs, monkeypatch):

@@ -17,7 +17,7 @@ from ._plugins import (
 )
 from ._runtime import Actor
 from ._spawn import resolve_start_method
-from ._transport import StoreAddress
+from ._transport import Address, StoreAddress
 from .log import get_console_log, get_logger
 
 log = get_logger('root')
