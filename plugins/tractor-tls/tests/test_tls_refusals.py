@@ -174,7 +174,10 @@ async def test_the_secret_proof_runs_inside_tls(pki, tls_reg, caplog):
             stream = await TLSTransport().connect(addr)  # the certificate is fine
             try:
                 with pytest.raises(AuthenticationError):
-                    await _auth.authenticate(stream, b'not-the-secret', initiator=True)
+                    await _auth.authenticate(
+                        stream, b'not-the-secret', initiator=True,
+                        binding=_auth.dial_binding(stream, addr.to_wire()),
+                    )
             finally:
                 await stream.aclose()
             with trio.fail_after(10):
@@ -182,7 +185,10 @@ async def test_the_secret_proof_runs_inside_tls(pki, tls_reg, caplog):
                     await trio.sleep(0.01)
             stream = await TLSTransport().connect(addr)
             try:  # the right secret over the same kind of session passes
-                await _auth.authenticate(stream, b'the-tree-secret', initiator=True)
+                await _auth.authenticate(
+                    stream, b'the-tree-secret', initiator=True,
+                    binding=_auth.dial_binding(stream, addr.to_wire()),
+                )
             finally:
                 await stream.aclose()
 

@@ -130,10 +130,13 @@ async def _relay(listener: trio.SocketListener, target: tuple, seen: list[bytes]
         tn.start_soon(pump, up, down)
 
 
-async def test_nothing_in_the_clear(pki, tls_reg):
-    """Through a relay that records every byte: a TLS handshake record
-    first, and neither tractor's preamble, nor message names, nor a call's
-    payload readable anywhere in the stream."""
+async def test_nothing_in_the_clear(pki, tls_reg, monkeypatch):
+    """Through a tap on the path that records every byte (the dialer means
+    the target, its TCP connection goes through the tap): a TLS handshake
+    record first, and neither tractor's preamble, nor message names, nor a
+    call's payload readable anywhere in the stream."""
+    import tractor_tls
+
     seen: list[bytes] = []
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(
@@ -146,7 +149,16 @@ async def test_nothing_in_the_clear(pki, tls_reg):
             relay_port = listeners[0].socket.getsockname()[1]
             async with listeners[0], trio.open_nursery() as tn:
                 tn.start_soon(_relay, listeners[0], target.unwrap(), seen)
-                chan = await tractor.current_actor().connect(('tls', ['127.0.0.1', relay_port]))
+                # the TCP connection under TLS goes to the tap; everything
+                # above it (certificate check, secret proof) means the target
+                tcp_connect = tractor_tls.TCPTransport.connect
+
+                async def via_tap(self, addr):
+                    return await tcp_connect(self, type(addr)('127.0.0.1', relay_port))
+
+                monkeypatch.setattr(tractor_tls.TCPTransport, 'connect', via_tap)
+                chan = await tractor.current_actor().connect(target)
+                monkeypatch.undo()
                 try:
                     assert await tractor.Portal(chan).run(echo, value=MARKER) == MARKER
                 finally:
