@@ -24,6 +24,7 @@ resident memory grows by less than a generous bound over the run.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -200,8 +201,14 @@ def send_quietly(sock: socket.socket, data: bytes) -> None:
 
 def half_close(sock: socket.socket) -> None:
     """Our EOF, still reading. (``SSLSocket.shutdown`` would drop the TLS
-    layer and read ciphertext: shut the socket under it instead.)"""
-    socket.socket.shutdown(sock, socket.SHUT_WR)
+    layer and read ciphertext: shut the socket under it instead.) A
+    connection the actor already dropped (ENOTCONN after its reset) is as
+    closed as it gets: the read that follows sees it."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+    except OSError as err:
+        if err.errno not in (errno.ENOTCONN, errno.EPIPE, errno.ECONNRESET):
+            raise
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
