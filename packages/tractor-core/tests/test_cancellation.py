@@ -3,7 +3,6 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -182,29 +181,16 @@ async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, al
     """SIGKILL the root of a three-level tree: every descendant exits."""
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(45):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method],
-            stdout=subprocess.PIPE,
-        )
-        try:
-            buf = b''
-            while b'\n' not in buf:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f'tree_root.py exited early with {await proc.wait()}'
-                buf += chunk
-            pids = json.loads(buf.split(b'\n', 1)[0])
+        async with tree_program(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method]
+        ) as prog:
+            pids = await prog.report()
             descendants = [pids['child'], pids['grandchild']]
             assert all(alive(p) for p in descendants)
-            proc.kill()  # SIGKILL: no chance to cancel anything
-            await proc.wait()
-            assert proc.returncode == -signal.SIGKILL
+            prog.proc.kill()  # SIGKILL: no chance to cancel anything
+            await prog.proc.wait()
+            assert prog.proc.returncode == -signal.SIGKILL
             assert await pids_gone(descendants) == []
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.CancelScope(shield=True):
-                    await proc.wait()
-            await proc.stdout.aclose()
 
 
 

@@ -14,11 +14,9 @@ killed (see docs/reliability.md).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -26,6 +24,7 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.programs import tree_program
 import tractor_core_testfns as fns
 from tractor._supervise import CANCEL_GRACE
 
@@ -62,27 +61,14 @@ async def test_stuck_grandchild_gone_after_root_cancel(how, runtime_kwargs, pids
 async def test_stuck_grandchild_gone_after_root_sigkill(how, tpt_proto, reg_addr, pids_gone, alive):
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(60):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr), 'forkserver', how],
-            stdout=subprocess.PIPE,
-        )
-        try:
-            buf = b''
-            while b'\n' not in buf:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f'tree_root.py exited early with {await proc.wait()}'
-                buf += chunk
-            pids = json.loads(buf.split(b'\n', 1)[0])
+        async with tree_program(
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), 'forkserver', how]
+        ) as prog:
+            pids = await prog.report()
             descendants = [pids['child'], pids['grandchild']]
             assert all(alive(p) for p in descendants)
             if how == 'stopped':
                 os.kill(pids['grandchild'], signal.SIGSTOP)
-            proc.kill()  # SIGKILL: no chance to cancel anything
-            await proc.wait()
+            prog.proc.kill()  # SIGKILL: no chance to cancel anything
+            await prog.proc.wait()
             assert await pids_gone(descendants, timeout=MARGIN) == [], descendants
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.CancelScope(shield=True):
-                    await proc.wait()
-            await proc.stdout.aclose()
