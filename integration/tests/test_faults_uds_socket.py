@@ -104,7 +104,7 @@ async def test_bind_replaces_only_a_socket(kind, tmp_path_factory):
     """Binding a UDS address where something other than a socket sits (a
     regular file, a symlink, a directory) refuses with a clear error and
     leaves it alone: only a dead actor's socket file is replaced."""
-    from tractor._plugins import get_transport, wrap_address
+    from tractor._transport import get_transport, wrap_address
 
     rundir = os.environ['TRACTOR_RUNTIME_DIR']
     name = f'not-a-socket-{uuid.uuid4().hex[:8]}.sock'

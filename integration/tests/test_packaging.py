@@ -382,7 +382,7 @@ def test_lean_install_star_import_lists_only_what_is_installed(lean):
 
 ETCD_PROG = """
     import trio, tractor
-    from tractor._plugins import wrap_address
+    from tractor._transport import wrap_address
 
     try:
         addr = wrap_address('etcd://127.0.0.1:2379/app')

@@ -178,7 +178,7 @@ async def test_registry_addrs_takes_address_objects(reg_addr, tpt_proto):
     """A list of two Address objects is two addresses, not one."""
     import socket
 
-    from tractor._plugins import wrap_address
+    from tractor._transport import wrap_address
 
     if tpt_proto == 'tcp':
         with socket.socket() as s:

@@ -74,7 +74,7 @@ async def raw_connect(addr: tuple, proto: str, auth: bool = True) -> RawPeer:
         stream = await trio.open_unix_socket(os.path.join(*addr))
     session = None
     if auth:
-        from tractor._plugins import wrap_address
+        from tractor._transport import wrap_address
 
         binding = _auth.dial_binding(stream, wrap_address(addr).to_wire())
         session = await _auth.authenticate(

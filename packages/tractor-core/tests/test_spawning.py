@@ -184,7 +184,7 @@ async def test_multihomed_child():
             registry_addrs=[('127.0.0.1', free_tcp_port())],
         ) as an:
             root = tractor.current_actor()
-            assert {tractor._plugins.wrap_address(a).proto_key for a in root.accept_addrs} == {
+            assert {tractor._transport.wrap_address(a).proto_key for a in root.accept_addrs} == {
                 'tcp', 'uds'
             }
             portal = await an.start_actor(

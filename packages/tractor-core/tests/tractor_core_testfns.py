@@ -368,7 +368,7 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     between the two would see it). Returns token -> 'ok' or the error's
     type name."""
     from tractor._ipc import Channel, handshake
-    from tractor._plugins import wrap_address
+    from tractor._transport import wrap_address
     from tractor._runtime import HANDSHAKE_TIMEOUT
 
     actor = tractor.current_actor()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import _msg
+from ._boxing import unpack_error
 from ._exceptions import MsgTypeError
 from .log import get_logger
 
@@ -57,9 +58,7 @@ class Reply:
         if kind is _msg.Return:
             self.msg = msg  # type: ignore[assignment]
         elif kind is _msg.Error:
-            from ._runtime import unpack_error
-
-            self.error = unpack_error(msg, self.chan)  # type: ignore[arg-type]
+            self.error = unpack_error(msg)  # type: ignore[arg-type]
         else:
             self.error = MsgTypeError(
                 f'unexpected {kind.__name__} in reply to call {self.cid}'

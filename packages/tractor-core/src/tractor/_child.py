@@ -9,8 +9,10 @@ import sys
 import trio
 
 from . import _msg, _settings, _spawn_forkserver, _state
-from ._plugins import get_plugin_manager, load_plugin_path, wrap_address
-from ._runtime import Actor, pack_error
+from ._plugins import get_plugin_manager, load_plugin_path
+from ._transport import wrap_address
+from ._boxing import pack_error
+from ._runtime import Actor
 from .log import get_console_log, get_logger
 
 log = get_logger('child')
@@ -60,7 +62,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         actor.load_modules()
         binds = [wrap_address(a) for a in spec.bind_addrs]
     except Exception as err:
-        await chan.send(pack_error(0, err, actor))
+        await chan.send(pack_error(0, err, actor.uid))
         await chan.aclose()
         return 1
     try:
@@ -73,7 +75,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
     except Exception as err:
         if actor._parent_chan is None:  # failed before Ready: tell the parent
             try:
-                await chan.send(pack_error(0, err, actor))
+                await chan.send(pack_error(0, err, actor.uid))
             except Exception:
                 pass
             await chan.aclose()

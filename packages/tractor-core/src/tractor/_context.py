@@ -33,7 +33,9 @@ import msgspec
 import trio
 
 from . import _msg
+from ._boxing import unpack_error
 from ._call import TaskScope
+from ._debugger import within_grace
 from ._exceptions import (
     ContextCancelled,
     MsgTypeError,
@@ -213,9 +215,7 @@ class Context(TaskScope):
             self._done.set()
             self._wake_sender()
         elif kind is _msg.Error:
-            from ._runtime import unpack_error
-
-            err = unpack_error(msg, self.chan)  # type: ignore[arg-type]
+            err = unpack_error(msg)  # type: ignore[arg-type]
             self._remote_error = err
             if isinstance(err, ContextCancelled) and self.canceller is None:
                 self.canceller = err.canceller
@@ -315,8 +315,6 @@ class Context(TaskScope):
         if self._ack_waited:
             return
         self._ack_waited = True
-        from .debug._lock import within_grace  # (lazily: only on a cancel)
-
         with trio.CancelScope(shield=True):
             # longer while the callee may be at a debugger prompt
             await within_grace(self._actor, timeout, self._done.wait)

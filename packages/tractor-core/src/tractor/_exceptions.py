@@ -1,9 +1,8 @@
-"""Errors raised by the runtime and the boxing of errors that cross actors."""
+"""Errors raised by the runtime, and the box (`RemoteActorError`) for errors that cross actors."""
 from __future__ import annotations
 
 import builtins
 import sys
-import traceback
 from typing import Any
 
 import trio
@@ -175,35 +174,3 @@ class ContextCancelled(RemoteActorError):
         who = self.canceller[0] if self.canceller else 'unknown'
         src = self.src_uid[0] if self.src_uid else 'a remote actor'
         return f'remote task in {src!r} was cancelled by {who!r}: {self.msg}'
-
-
-def _runtime_dirs() -> tuple[str, ...]:
-    """Where the runtime's own frames come from: every portion of the
-    ``tractor`` package and the libraries that run a task for it."""
-    import os
-
-    dirs = []
-    for name in ('tractor', 'trio', 'outcome', 'greenback'):
-        mod = sys.modules.get(name)
-        for path in getattr(mod, '__path__', ()) or ():
-            dirs.append(os.path.join(os.path.abspath(path), ''))
-    return tuple(dirs)
-
-
-def format_tb(exc: BaseException) -> str:
-    """The traceback of ``exc`` as text for the wire, without the runtime's
-    frames above the first frame of user code (the RPC machinery that ran
-    it). ``TRACTOR_FULL_TRACEBACKS=1`` keeps every frame."""
-    if isinstance(exc, RemoteActorError):
-        return exc.tb_str
-    tb = exc.__traceback__
-    from . import _settings  # (late: _settings imports this module)
-
-    if not _settings.value('TRACTOR_FULL_TRACEBACKS'):
-        runtime = _runtime_dirs()
-        first = tb
-        while first is not None and first.tb_frame.f_code.co_filename.startswith(runtime):
-            first = first.tb_next
-        if first is not None:  # (all runtime frames: a runtime error, keep them)
-            tb = first
-    return ''.join(traceback.format_exception(type(exc), exc, tb))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -10,10 +9,8 @@ from . import _settings
 from . import _auth, _msg, _sockio
 from ._auth import BATCH_END, TAG_SIZE
 from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
+from ._transport import Address, wrap_address
 from .log import get_logger
-
-if TYPE_CHECKING:
-    from ._transport import Address
 
 log = get_logger('ipc')
 
@@ -135,8 +132,6 @@ class Channel:
 
     def set_raddr_from(self, wire_addrs: list) -> None:
         """Pick the peer's address from the addresses it listens on."""
-        from ._plugins import wrap_address
-
         addrs = []
         for wire in wire_addrs:
             try:

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import NoTransportInstalled
-
 if TYPE_CHECKING:
     import pluggy
 
-    from ._transport import Address, Transport
+    from ._transport import Transport
 
 ENTRY_POINT_GROUP = 'tractor'
 
-#: what to install for each protocol we know of, for error messages
-KNOWN_DISTRIBUTIONS = {'tcp': 'tractor-tcp', 'uds': 'tractor-uds', 'tls': 'tractor-tls'}
-#: ... and for each registry store scheme (``etcd://...``)
-KNOWN_STORES = {'etcd': 'tractor-etcd'}
 
 
 def __getattr__(name: str) -> Any:
@@ -34,6 +28,8 @@ def __getattr__(name: str) -> Any:
 
 _pm: pluggy.PluginManager | None = None
 _transports: dict[str, Transport] = {}
+#: the installed transports and registry stores, by protocol key and
+#: scheme, filled as plugins are registered (read through tractor._transport)
 _stores: dict[str, Any] = {}
 
 
@@ -147,144 +143,3 @@ def load_plugin_path(path: str) -> None:
     if attr:
         obj = getattr(obj, attr)
     register_plugin(obj)
-
-
-def installed_transports() -> dict[str, Transport]:
-    get_plugin_manager()
-    return dict(_transports)
-
-
-def get_transport(proto_key: str) -> Transport:
-    get_plugin_manager()
-    try:
-        return _transports[proto_key]
-    except KeyError:
-        dist = KNOWN_DISTRIBUTIONS.get(proto_key)
-        have = ', '.join(sorted(_transports)) or 'none'
-        hint = (
-            f'install {dist!r}, e.g. `pip install {dist}`' if dist
-            else f'install a plugin distribution that provides {proto_key!r}'
-        )
-        raise NoTransportInstalled(
-            f'no transport for protocol {proto_key!r} is installed '
-            f'(installed: {have}); {hint}'
-        ) from None
-
-
-def require_transports() -> dict[str, Transport]:
-    tpts = installed_transports()
-    if not tpts:
-        raise NoTransportInstalled(
-            'no tractor transport is installed: install one, e.g. '
-            '`pip install tractor-tcp` (or `tractor-uds`), or the full '
-            '`pip install tractor`'
-        )
-    return tpts
-
-
-def is_one_address(addrs: Any) -> bool:
-    """Whether ``addrs`` is a single address where a list of them may stand:
-    an :class:`Address`, multiaddr text, or a plain pair such as
-    ``('127.0.0.1', 1616)`` or a UDS ``('/run/dir', 'file.sock')``, as a
-    tuple or as the list msgpack turns a tuple into."""
-    from ._transport import Address
-
-    if isinstance(addrs, (Address, str)):
-        return True
-    if not isinstance(addrs, (tuple, list)) or len(addrs) != 2 or not isinstance(addrs[0], str):
-        return False
-    second = addrs[1]
-    return isinstance(second, int) or (
-        isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/')
-    ) or (isinstance(second, (tuple, list)) and not addrs[0].startswith('/'))
-
-
-def _store_address(scheme: str, text: str) -> Address:
-    get_plugin_manager()
-    store = _stores.get(scheme)
-    if store is None:
-        dist = KNOWN_STORES.get(scheme)
-        hint = f'install {dist!r}, e.g. `pip install {dist}`' if dist else (
-            f'no installed plugin provides {scheme!r} registries'
-        )
-        raise NoTransportInstalled(f'cannot use the registry {text!r}: {hint}')
-    return store.parse(text)
-
-
-def _shape_of(addr: tuple) -> str | None:
-    """Which built-in transport an address tuple looks like, for the hint
-    when that transport is missing: ``(host, port)`` is TCP, ``(dir,
-    file)`` UDS."""
-    if len(addr) == 2 and isinstance(addr[0], str):
-        if isinstance(addr[1], int) and not isinstance(addr[1], bool):
-            return 'tcp'
-        if isinstance(addr[1], str) and addr[0].startswith('/'):
-            return 'uds'
-    return None
-
-
-def wrap_address(addr: Any) -> Address:
-    """Turn a user-given address into an :class:`Address`.
-
-    Accepts an ``Address``, a plain tuple such as ``('127.0.0.1', 1616)``,
-    the wire form ``('tcp', [...])``, multiaddr text ``/ip4/.../tcp/...``
-    or a registry store's ``scheme://...`` text (``etcd://host:2379``).
-    """
-    from ._transport import Address
-
-    if isinstance(addr, Address):
-        return addr
-    if isinstance(addr, str) and '://' in addr:
-        return _store_address(addr.split('://', 1)[0], addr)
-    if (
-        isinstance(addr, (tuple, list)) and len(addr) == 2 and isinstance(addr[0], str)
-        and isinstance(addr[1], (tuple, list)) and len(addr[1]) == 1
-        and isinstance(addr[1][0], str) and addr[1][0].startswith(addr[0] + '://')
-    ):
-        return _store_address(addr[0], addr[1][0])  # a store's wire form
-    if isinstance(addr, tuple) and len(addr) == 1 and isinstance(addr[0], str) and '://' in addr[0]:
-        return _store_address(addr[0].split('://', 1)[0], addr[0])  # its unwrap()
-    tpts = require_transports()
-    if isinstance(addr, str):
-        parts = [p for p in addr.split('/')]
-        if len(parts) < 2 or parts[0] != '' or not parts[1]:
-            raise ValueError(f'not a multiaddr (must start with "/"): {addr!r}')
-        # several transports may share a first component (TCP and TLS over
-        # TCP both start /ip4/...): the one that parses the text is meant
-        matching = [tpt for tpt in tpts.values() if parts[1] in tpt.maddr_protocols]
-        if len(matching) == 1:
-            return matching[0].from_maddr(parts[1:])
-        errors = []
-        for tpt in matching:
-            try:
-                return tpt.from_maddr(parts[1:])
-            except ValueError as err:
-                errors.append(f'as {tpt.proto_key}: {err}')
-        if errors:
-            raise ValueError(f'bad multiaddr {addr!r}: ' + '; '.join(errors))
-        raise ValueError(
-            f'unknown multiaddr protocol {parts[1]!r} in {addr!r}; '
-            f'installed transports: {sorted(tpts)}'
-        )
-    if isinstance(addr, (tuple, list)):
-        if (
-            len(addr) == 2
-            and isinstance(addr[0], str)
-            and isinstance(addr[1], (tuple, list))
-        ):
-            return get_transport(addr[0]).from_tuple(addr[1])
-        for tpt in tpts.values():
-            if tpt.claims(tuple(addr)):
-                return tpt.from_tuple(addr)
-        missing = _shape_of(tuple(addr))
-        if missing is not None and missing not in tpts:
-            dist = KNOWN_DISTRIBUTIONS[missing]
-            raise NoTransportInstalled(
-                f'{addr!r} is a {missing.upper()} address, and no {missing!r} transport '
-                f'is installed (installed: {sorted(tpts)}): `pip install {dist}`'
-            )
-        raise ValueError(
-            f'no installed transport recognises the address {addr!r} '
-            f'(installed: {sorted(tpts)})'
-        )
-    raise TypeError(f'expected an address tuple or multiaddr string, got {addr!r}')

@@ -10,7 +10,7 @@ import trio
 from . import _msg, _state
 from ._context import DEFAULT_WINDOW, Context, MsgStream, _current_ctx, is_context_fn
 from ._exceptions import ContextCancelled, TransportClosed
-from ._runtime import normalize_ns
+from ._modules import normalize_ns
 from .log import get_logger
 
 if TYPE_CHECKING:

@@ -8,16 +8,17 @@ from typing import Any, AsyncIterator
 from . import _auth, _settings, _state
 from ._exceptions import NoTransportInstalled
 from ._extras import require_debug
-from ._plugins import (
-    get_plugin_manager,
+from ._plugins import get_plugin_manager
+from ._runtime import Actor
+from ._spawn import resolve_start_method
+from ._transport import (
+    Address,
+    StoreAddress,
     get_transport,
     is_one_address,
     require_transports,
     wrap_address,
 )
-from ._runtime import Actor
-from ._spawn import resolve_start_method
-from ._transport import Address, StoreAddress
 from .log import get_console_log, get_logger
 
 log = get_logger('root')
@@ -180,12 +181,8 @@ async def open_root_actor(
                 [*own_binds, *(reg if actor.is_registrar else ())]
             ))
         async with actor._open_runtime(bind_addrs):
-            if debug_mode:
-                # breakpoint() can wait for the terminal in the main task
-                # and in the tasks it spawns
-                from .debug import _sync
-
-                async with _sync.portals_for_block():
+            if actor.debugger is not None:
+                async with actor.debugger.main_block(actor):
                     yield actor
             else:
                 yield actor

@@ -8,18 +8,21 @@ import inspect
 import os
 import sys
 import uuid as _uuid
-from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
 from typing import Any, AsyncIterator, Callable
 
 import trio
 
 from . import _settings
-from . import _msg, _state
+from . import _modules, _msg, _state
+from ._modules import normalize_ns
 from ._call import CallScope, Reply
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
 from ._gen_stream import stream_from
 from ._auth import describe_peer
+from ._boxing import pack_cancelled, pack_error, unpack_error
+from ._debugger import Debugger, within_grace
 from ._exceptions import (
     AuthenticationError,
     ContextCancelled,
@@ -27,31 +30,23 @@ from ._exceptions import (
     MsgTypeError,
     RemoteActorError,
     TransportClosed,
-    format_tb,
-    type_name,
-    wire_type_name,
 )
 from ._ipc import Channel, handshake
 from ._limits import HandshakeGate, raise_fd_limit
-from ._plugins import get_plugin_manager, get_transport
-from ._transport import Address
+from ._plugins import get_plugin_manager
+from ._portal import Portal
+from ._transport import Address, get_transport, wrap_address
 from .log import get_logger
 
 log = get_logger('runtime')
 
-#: a module may list what peers can call in it (names, e.g. a tuple of
-#: str): then exactly those, imported or ``_private`` ones included;
-#: without it, the public functions it defines itself
-EXPORTS = '__tractor_exports__'
 #: the RPC module of the tree's terminal lock, served by a root in debug
-#: mode (or once it spawned a child in debug mode)
+#: mode (by the debug plugin) or once it spawned a child in debug mode
 DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
 #: the largest stream window a caller may ask a callee for (its inbox)
 MAX_WINDOW = 1 << 16
-_MAIN_NAMES = ('__main__', '__mp_main__')
-_CTXC = type_name(ContextCancelled)
 #: bound on sending a request that goes out even when its caller is cancelled
 _START_SEND_TIMEOUT = 5.0
 
@@ -61,72 +56,6 @@ _START_SEND_TIMEOUT = 5.0
 current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
     'tractor_current_channel', default=None,
 )
-
-
-def normalize_ns(ns: str) -> str:
-    return '__main__' if ns in _MAIN_NAMES else ns
-
-
-def pack_error(
-    cid: int,
-    exc: BaseException,
-    actor: Actor,
-    canceller: tuple[str, str] | None = None,
-) -> _msg.Error:
-    """Box ``exc`` for the wire; a relayed remote error keeps its origin."""
-    if isinstance(exc, RemoteActorError):
-        return _msg.Error(
-            cid=cid,
-            type_str=exc.boxed_type_str,
-            message=exc.msg,
-            tb_str=exc.tb_str,
-            src_uid=exc.src_uid or actor.uid,
-            relay_uid=actor.uid,
-            canceller=getattr(exc, 'canceller', None) or canceller,
-        )
-    return _msg.Error(
-        cid=cid,
-        type_str=wire_type_name(exc),
-        message=str(exc),
-        tb_str=format_tb(exc),
-        src_uid=actor.uid,
-    )
-
-
-def pack_cancelled(
-    cid: int, actor: Actor, canceller: tuple[str, str] | None, tb_str: str = ''
-) -> _msg.Error:
-    """The error reply for a remote task that was cancelled (``tb_str``:
-    where it cancelled itself, when it did)."""
-    who = canceller[0] if canceller else 'unknown'
-    return _msg.Error(
-        cid=cid,
-        type_str=_CTXC,
-        message=f'task cancelled in {actor.name!r} (by {who!r})',
-        tb_str=tb_str,
-        src_uid=actor.uid,
-        canceller=canceller,
-    )
-
-
-def unpack_error(msg: _msg.Error, chan: Channel | None = None) -> RemoteActorError:
-    if msg.type_str == _CTXC:
-        err: RemoteActorError = ContextCancelled(
-            msg.message,
-            boxed_type_str=msg.type_str,
-            src_uid=msg.src_uid,
-            relay_uid=msg.relay_uid,
-            tb_str=msg.tb_str,
-        )
-        err.canceller = tuple(msg.canceller) if msg.canceller else None  # type: ignore[attr-defined]
-        return err
-    return RemoteActorError(
-        msg.message,
-        boxed_type_str=msg.type_str,
-        src_uid=msg.src_uid,
-        relay_uid=msg.relay_uid,
-        tb_str=msg.tb_str,
-    )
 
 
 class Actor:
@@ -186,6 +115,9 @@ class Actor:
         self._cancel_complete = trio.Event()
         self._service_done = trio.Event()
         self.cancel_requester: tuple[str, str] | None = None
+        #: set by debug mode (see tractor._debugger): consulted where an error
+        #: leaves user code and by the cancel bounds
+        self.debugger: Debugger | None = None
         #: plugins hang their per-actor state here (e.g. the registrar)
         self.extensions: dict[str, Any] = {}
         # (every actor serves the callee side of Portal.open_stream_from)
@@ -232,8 +164,6 @@ class Actor:
         (``None`` in a root actor), over the spawn connection."""
         if self._parent_chan is None:
             return None
-        from ._portal import Portal
-
         return Portal(self._parent_chan)
 
     @property
@@ -253,49 +183,20 @@ class Actor:
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} uuid={self.aid.uuid[:8]} pid={self.pid}>'
 
-    # -- RPC allowlist ----------------------------------------------------
+    # -- RPC allowlist (tractor._modules) ------------------------------
     def load_modules(self) -> None:
-        """Import every enabled module now, so a bad name fails the spawn."""
-        # a root in debug mode serves the tree's debugger lock
-        # (tractor.debug._lock); without debug mode there is none
-        extra: list[str] = [DEBUG_LOCK_MODULE] if self.is_root and self.debug_mode else []
+        """Import every enabled module now, so a bad name fails the spawn;
+        plugins add theirs (hook ``tractor_rpc_modules``)."""
+        extra: list[str] = []
         for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
             extra.extend(mods or ())
-        for name in [*self.enable_modules, *extra]:
-            if name in self._mods:
-                continue
-            self._mods[name] = self._import(name)
-        main = self._mods.get('__main__')
-        if main is not None:
-            # the script is also served under its importable name, so a
-            # program that imported it (`import tree_script`) can call
-            # `portal.run(tree_script.fn)`
-            alias = _importable_name(main)
-            if alias and alias not in self._mods:
-                self._mods[alias] = main
+        _modules.load([*self.enable_modules, *extra], self._mods, self._module_paths, self.is_root)
 
-    def _import(self, name: str) -> ModuleType:
-        if name == '__main__':
-            if self.is_root:
-                return sys.modules['__main__']
-            if '__mp_main__' in sys.modules:
-                return sys.modules['__mp_main__']
-            modname = self._module_paths.get('__main__:module')
-            if modname:  # the parent ran `python -m modname`
-                return importlib.import_module(modname)
-            path = self._module_paths.get('__main__')
-            if not path:
-                raise ModuleNotFoundError(
-                    'the parent enabled `__main__` but has no main script file to load'
-                )
-            return _load_from_path('__mp_main__', path)
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            path = self._module_paths.get(name)
-            if not path:
-                raise
-            return _load_from_path(name, path)
+    def serve_module(self, name: str) -> None:
+        """Serve RPC from module ``name`` from now on (a plugin enabling a
+        module once the actor runs, e.g. the debugger's lock when a child in
+        debug mode is spawned)."""
+        _modules.load([name], self._mods, self._module_paths, self.is_root)
 
     def expose(self, name: str, fn: Callable) -> None:
         """Serve ``fn`` as runtime method ``name`` (``run_from_ns('self', name)``);
@@ -303,47 +204,7 @@ class Actor:
         self._runtime_methods[name] = fn
 
     def _resolve(self, ns: str, func: str) -> Callable:
-        if ns == 'self':
-            try:
-                return self._runtime_methods[func]
-            except KeyError:
-                raise ModuleNotExposed(
-                    f'actor {self.name!r} has no runtime method {func!r}'
-                ) from None
-        ns = normalize_ns(ns)
-        mod = self._mods.get(ns)
-        if mod is None:
-            raise ModuleNotExposed(
-                f'module {ns!r} is not enabled in actor {self.name!r}; '
-                f'enabled: {sorted(self._mods)} (pass it in `enable_modules=[...]`)'
-            )
-        if not func.isidentifier() or func.startswith('__'):
-            raise ModuleNotExposed(f'{func!r} is not a function name that can be called')
-        exports = getattr(mod, EXPORTS, None)
-        if exports is not None:
-            # the module's own list decides, either way (widen or narrow)
-            if isinstance(exports, str) or func not in exports:
-                raise ModuleNotExposed(
-                    f'{ns}.{func} is not in {ns}.{EXPORTS}, the list of what '
-                    f'{ns!r} lets peers call'
-                )
-        elif func.startswith('_'):
-            raise ModuleNotExposed(
-                f'{ns}.{func} is private (its name starts with "_"); list it in '
-                f'{ns}.{EXPORTS} to let peers call it'
-            )
-        fn = getattr(mod, func, None)
-        if fn is None or not callable(fn) or isinstance(fn, type):
-            raise AttributeError(f'module {ns!r} has no function {func!r}')
-        if exports is None and getattr(fn, '__module__', None) != mod.__name__:
-            # e.g. `from os import system` in an enabled module: a name it
-            # imported is not a function it defines
-            raise ModuleNotExposed(
-                f'{ns}.{func} is defined in {getattr(fn, "__module__", None)!r}, not in '
-                f'{ns!r}: only functions an enabled module defines are callable '
-                f'(list it in {ns}.{EXPORTS} to let peers call it)'
-            )
-        return fn
+        return _modules.resolve(self.name, self._mods, self._runtime_methods, ns, func)
 
     # -- lifetime ---------------------------------------------------------
     @asynccontextmanager
@@ -381,18 +242,14 @@ class Actor:
                     except Exception as exc:
                         body_exc = exc  # never served: unwind, then raise it
                     else:
-                        debug_api = None
-                        if self.debug_mode:
-                            from .debug import _api as debug_api
                         try:
-                            with debug_api.breakpoint_hook() if debug_api else nullcontext():
-                                yield self
+                            yield self
                         except trio.Cancelled:
                             raise
                         except BaseException as exc:
                             body_exc = exc
-                            if debug_api:
-                                await debug_api.maybe_post_mortem(self, exc)
+                            if self.debugger is not None:
+                                await self.debugger.post_mortem(self, exc)
                         finally:
                             self._cancel_called = True
                             self._service_tn.cancel_scope.cancel()
@@ -490,10 +347,10 @@ class Actor:
                     )
                     return
                 del self._spawning[aid.uid]
-                if waiter.spec.debug_mode and self.is_root and DEBUG_LOCK_MODULE not in self._mods:
+                if waiter.spec.debug_mode and self.is_root:
                     # debug_mode for one child only: its sessions still
                     # need the tree's terminal lock
-                    self._mods[DEBUG_LOCK_MODULE] = self._import(DEBUG_LOCK_MODULE)
+                    self.serve_module(DEBUG_LOCK_MODULE)
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return
@@ -507,8 +364,6 @@ class Actor:
 
     async def connect(self, addr: Address | Any) -> Channel:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
-        from ._plugins import wrap_address
-
         addr = wrap_address(addr)
         tpt = get_transport(addr.proto_key)
         stream = await tpt.connect(addr)
@@ -614,7 +469,7 @@ class Actor:
                 if 0 <= msg.window <= MAX_WINDOW
                 else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
             )
-            await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self))
+            await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self.uid))
             return
         ctx: Context | CallScope = (
             Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
@@ -626,7 +481,7 @@ class Actor:
             self._service_tn.start_soon(self._invoke, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
         except RuntimeError:
             self._contexts.pop((chan, msg.cid), None)
-            await self._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self))
+            await self._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self.uid))
 
     async def _runtime_call(self, chan: Channel, msg: _msg.Start) -> None:
         """Calls into the runtime itself (``ns='self'``), answered inline."""
@@ -636,7 +491,7 @@ class Actor:
         elif msg.func == 'ping':
             result = self.uid
         else:
-            await self._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self))
+            await self._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self.uid))
             return
         await self._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
 
@@ -674,18 +529,15 @@ class Actor:
             with trio.CancelScope() as cs:
                 ctx._scope = cs
                 target = ctx if ctx_fn else None
-                if self.debug_mode:
-                    # a crash opens the debugger; breakpoint() works here
-                    from .debug import _api as debug_api
-
-                    result = await debug_api.run_debuggable(
-                        self, _call_user, fn, target, msg.kwargs
-                    )
+                if self.debugger is not None:
+                    # e.g. debug mode: a crash opens the debugger, and
+                    # breakpoint() works in the task
+                    result = await self.debugger.run_rpc(self, _call_user, fn, target, msg.kwargs)
                 else:
                     result = await _call_user(fn, target, msg.kwargs)
             if cs.cancelled_caught:
                 await self._send_safe(chan, pack_cancelled(
-                    cid, self, ctx.canceller or self.uid, getattr(ctx, '_cancel_tb', ''),
+                    cid, self.uid, ctx.canceller or self.uid, getattr(ctx, '_cancel_tb', ''),
                 ))
                 return
             try:
@@ -693,13 +545,13 @@ class Actor:
                     _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
                 await chan.send(_msg.Return(cid=cid, pld=result))
             except MsgTypeError as err:
-                await self._send_safe(chan, pack_error(cid, err, self))
+                await self._send_safe(chan, pack_error(cid, err, self.uid))
         except Exception as err:
             log.debug('%s.%s failed in %r', msg.ns, msg.func, self.name, exc_info=True)
-            await self._send_safe(chan, pack_error(cid, err, self))
+            await self._send_safe(chan, pack_error(cid, err, self.uid))
         except BaseException:
             # the actor itself is being cancelled
-            await self._send_safe(chan, pack_cancelled(cid, self, self.cancel_requester or self.uid))
+            await self._send_safe(chan, pack_cancelled(cid, self.uid, self.cancel_requester or self.uid))
             raise
         finally:
             self._contexts.pop((chan, cid), None)
@@ -749,8 +601,6 @@ class Actor:
             if sent and not reply.done:
                 await self._send_safe(chan, _msg.Cancel(cid=cid))
                 if reply_on_cancel > 0:
-                    from .debug._lock import within_grace
-
                     with trio.CancelScope(shield=True):
                         await within_grace(self, reply_on_cancel, reply.wait)
             err = reply.error
@@ -794,42 +644,3 @@ async def _call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) 
 _CTX_MSGS = frozenset({
     _msg.Started, _msg.Yield, _msg.Stop, _msg.Return, _msg.Error, _msg.Credit, _msg.Cancel,
 })
-
-
-def _importable_name(mod: ModuleType) -> str | None:
-    """The name a main script is importable under from ``sys.path`` (run
-    as ``python pkg/tree.py`` from the directory above: ``pkg.tree``), or
-    ``None`` when there is none."""
-    spec = getattr(mod, '__spec__', None)
-    if spec is not None and spec.name not in _MAIN_NAMES:
-        return spec.name  # run with `python -m ...`, or loaded by name
-    path = getattr(mod, '__file__', None)
-    if not path or not path.endswith('.py'):
-        return None
-    path = os.path.abspath(path)
-    for entry in sys.path:
-        base = os.path.join(os.path.abspath(entry or '.'), '')
-        if path.startswith(base):
-            parts = path[len(base):-3].split(os.sep)
-            if parts[-1] == '__init__':
-                parts.pop()
-            if parts and all(p.isidentifier() for p in parts):
-                return '.'.join(parts)
-    return None
-
-
-def _load_from_path(name: str, path: str) -> ModuleType:
-    """Load a module from its file under ``name`` (for ``__main__`` scripts
-    and modules the parent imported by path), without running its
-    ``if __name__ == '__main__':`` block."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f'cannot load module {name!r} from {path!r}')
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    try:
-        spec.loader.exec_module(mod)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return mod

@@ -15,6 +15,7 @@ import trio
 
 from . import _settings
 from . import _auth, _msg
+from ._boxing import unpack_error
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
 
@@ -137,8 +138,6 @@ class SpawnWaiter:
 
     async def handoff(self, chan: Channel) -> bool:
         """Called by the listener once the child said Hello."""
-        from ._runtime import unpack_error
-
         try:
             with trio.fail_after(SPAWN_TIMEOUT):
                 await chan.send(self.spec)
@@ -148,7 +147,7 @@ class SpawnWaiter:
                 self.accept_addrs = msg.accept_addrs
                 chan.set_raddr_from(msg.accept_addrs)
             elif isinstance(msg, _msg.Error):
-                self.error = unpack_error(msg, chan)
+                self.error = unpack_error(msg)
             else:
                 self.error = ActorFailure(f'child sent {type(msg).__name__} instead of Ready')
         except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import trio
 
-from . import _auth
+from . import _auth, _state
 from ._plugins import hookimpl, plugin_paths_for_children
 
 #: what a subactor runs: ``python -m tractor._child <args>``
@@ -57,8 +57,6 @@ def child_command(
     ``(name, uuid)``), which the child proves to get its SpawnSpec.
     """
     plugins = [arg for path in plugin_paths_for_children() for arg in ('--plugin', path)]
-    from . import _state
-
     actor = _state.current_actor(err_on_no_runtime=False)
     waiter = actor._spawning.get((name, uuid)) if actor is not None else None
     token = waiter.token if waiter is not None else os.urandom(_auth.SPAWN_TOKEN_SIZE)

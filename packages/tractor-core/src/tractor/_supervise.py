@@ -11,10 +11,12 @@ import trio
 from . import _settings
 from . import _msg, _state
 from ._exceptions import ActorFailure, ContextCancelled, type_name
+from ._debugger import within_grace
 from ._extras import require_debug
-from ._plugins import get_transport, wrap_address
+from ._transport import get_transport, wrap_address
 from ._portal import Portal, _fn_address
-from ._runtime import normalize_ns
+from ._root import open_root_actor
+from ._modules import normalize_ns
 from ._spawn import (
     SPAWN_TIMEOUT,
     Process,
@@ -371,8 +373,6 @@ class ActorNursery:
                 await child.exited.wait()
 
             # (longer while a developer is in the debugger: see within_grace)
-            from .debug._lock import within_grace
-
             await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
             if not child.exited.is_set():
                 log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
@@ -405,8 +405,6 @@ class ActorNursery:
                         tn.start_soon(self._cancel_child, child, hard_kill)
 
     async def _kill_after_grace(self, child: _Child) -> None:
-        from .debug._lock import within_grace
-
         await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
         if not child.exited.is_set():
             log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
@@ -437,12 +435,10 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
                 yield an
         except BaseException as exc:
             body_exc = exc
-            if actor.debug_mode and not _only_cancels(exc):
-                # a crash of the body opens the debugger before
-                # the children are cancelled
-                from .debug._api import maybe_post_mortem
-
-                await maybe_post_mortem(actor, exc)
+            if actor.debugger is not None and not _only_cancels(exc):
+                # e.g. debug mode: a crash of the body opens the debugger
+                # before the children are cancelled
+                await actor.debugger.post_mortem(actor, exc)
         finally:
             an._body_scope = None
             an._block_done.set()
@@ -537,8 +533,6 @@ async def open_nursery(
     }
     actor = _state.current_actor(err_on_no_runtime=False)
     if actor is None:
-        from ._root import open_root_actor
-
         async with open_root_actor(**root_only, **child_defaults) as actor:
             async with _open_actor_nursery(actor, {}) as an:
                 yield an

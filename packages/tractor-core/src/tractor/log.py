@@ -15,6 +15,8 @@ import os
 import sys
 from typing import Any
 
+from . import _state
+
 ROOT_NAME = 'tractor'
 LOG_FORMAT = (
     '%(asctime)s.%(msecs)03d %(levelname)-8s [%(actor)s %(task)s] '
@@ -53,9 +55,7 @@ class _ActorContextFilter(logging.Filter):
     """Stamp records with the current actor's name and the current trio task."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from ._state import _current_actor  # late: log is imported first
-
-        actor = _current_actor
+        actor = _state._current_actor
         record.actor = f'{actor.name}:{actor.pid}' if actor else f'-:{os.getpid()}'
         try:
             import trio

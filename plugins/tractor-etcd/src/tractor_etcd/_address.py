@@ -159,7 +159,7 @@ class EtcdAddress(StoreAddress):
     def near(self, proto_key: str) -> Address | None:
         if proto_key != 'tcp':
             return None
-        from tractor._plugins import wrap_address
+        from tractor._transport import wrap_address
 
         # the TCP transport binds on this host's address routing to the
         # first member (the same address whatever member we end up using,

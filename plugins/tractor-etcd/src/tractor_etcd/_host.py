@@ -7,7 +7,7 @@ import ipaddress
 import os
 from typing import Any
 
-from tractor._plugins import wrap_address
+from tractor._transport import wrap_address
 from tractor._transport import SAME_HOST
 
 

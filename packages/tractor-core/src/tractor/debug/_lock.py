@@ -35,11 +35,12 @@ import trio
 from .. import _settings
 from .._context import Context, context
 from .._exceptions import ModuleNotExposed, RemoteActorError, TransportClosed
+from .._portal import Portal
+from .._state import current_actor
 from .._transport import LOCAL as _LOCAL
 from ..log import get_logger
 
 if TYPE_CHECKING:
-    from .._portal import Portal
     from .._runtime import Actor
 
 log = get_logger('debug')
@@ -154,8 +155,6 @@ def tree_lock(actor: Actor) -> TreeLock:
 async def serve_tty(ctx: Context, uid: tuple[str, str]) -> None:
     """(root) Hold the terminal for actor ``uid`` until it closes the stream
     (its session is over) or its connection drops (it died)."""
-    from .._state import current_actor
-
     lock = tree_lock(current_actor())
     try:
         async with lock.hold((uid[0], uid[1])):
@@ -203,8 +202,6 @@ def _process_state(pid: int) -> str | None:
 async def wait_tree_idle() -> bool:
     """(root) Return once no actor holds or waits for the terminal; ``True``
     if that meant waiting."""
-    from .._state import current_actor
-
     lock = tree_lock(current_actor())
     if not lock.busy:
         return False
@@ -216,8 +213,6 @@ async def wait_tree_idle() -> bool:
 async def _root_portal(actor: Actor) -> Portal:
     """A portal to the root: the spawn channel when the parent is the root,
     else a connection of our own to the root's address."""
-    from .._portal import Portal
-
     uid = actor.root_uid
     if uid is None:
         raise RuntimeError(f'actor {actor.name!r} does not know its root actor')
@@ -336,18 +331,13 @@ async def tree_in_debugger(actor: Actor) -> bool:
 async def within_grace(actor: Actor, grace: float, afn: Callable[[], Awaitable[Any]]) -> bool:
     """``await afn()`` for at most ``grace`` seconds; ``True`` if it finished.
 
-    In debug mode, when the bound runs out while the tree is in the debugger
-    (the peer being waited for may be the one at the prompt, or be queued
-    for it), wait for the sessions to end, then give ``afn`` its grace
-    again: nobody is killed or given up on while a developer is reading a
-    prompt, for up to :data:`DEBUG_WAIT_CEILING` in all. Without debug mode
-    there are no sessions to wait for, and nothing is asked.
+    When the bound runs out while the tree is in the debugger (the peer being
+    waited for may be the one at the prompt, or be queued for it), wait for
+    the sessions to end, then give ``afn`` its grace again: nobody is killed
+    or given up on while a developer is reading a prompt, for up to
+    :data:`DEBUG_WAIT_CEILING` in all. (The runtime's policy, installed in
+    actors in debug mode: see ``tractor._debugger``.)
     """
-    if not actor.debug_mode:
-        with trio.move_on_after(grace):
-            await afn()
-            return True
-        return False
     with trio.move_on_after(DEBUG_WAIT_CEILING + grace) as ceiling:
         while True:
             with trio.move_on_after(grace):

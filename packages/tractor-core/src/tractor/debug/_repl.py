@@ -9,7 +9,6 @@ continues or quits (:meth:`ActorPdb.set_continue`, :meth:`ActorPdb.set_quit`).
 """
 from __future__ import annotations
 
-import functools
 import os
 import pdb
 import signal
@@ -21,6 +20,8 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import trio
+
+from .._boxing import runtime_dirs
 
 if TYPE_CHECKING:
     from .._runtime import Actor
@@ -129,23 +130,8 @@ def post_mortem(
     repl.interaction(None, tb)
 
 
-@functools.cache
-def _runtime_dirs() -> tuple[str, ...]:
-    """Where the code that runs a task lives: the runtime (core), trio, and
-    the greenback/outcome layers of debug mode."""
-    import greenback
-    import outcome
-
-    import tractor
-
-    return tuple(
-        os.path.dirname(os.path.abspath(mod.__file__)) + os.sep  # type: ignore[type-var]
-        for mod in (tractor, trio, greenback, outcome)
-    )
-
-
 def _is_runtime(filename: str) -> bool:
-    return filename.startswith(_runtime_dirs())
+    return filename.startswith(runtime_dirs())
 
 
 def format_crash(exc: BaseException, hide_tb: bool = True) -> str:

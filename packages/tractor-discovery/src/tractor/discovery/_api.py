@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor._plugins import is_one_address, wrap_address
+from tractor._transport import is_one_address, wrap_address
 from tractor._transport import Address, StoreAddress
 from tractor.log import get_logger
 

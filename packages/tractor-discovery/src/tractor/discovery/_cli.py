@@ -36,7 +36,7 @@ def parse_registry(text: str) -> Any:
     """A ``--registry`` value as an address: ``HOST:PORT`` or
     ``[V6]:PORT`` for TCP, multiaddr text, or a store URL (``etcd://...``)."""
     from tractor import TractorError
-    from tractor._plugins import wrap_address
+    from tractor._transport import wrap_address
 
     m = re.fullmatch(r'\[([0-9a-fA-F:.]+)\]:(\d+)|([^/:\[\]]+):(\d+)', text)
     try:

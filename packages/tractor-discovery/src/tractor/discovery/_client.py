@@ -14,7 +14,7 @@ from tractor import (
 )
 from tractor._ipc import Channel, handshake
 from tractor._msg import Error, Return, Start
-from tractor._plugins import installed_transports, wrap_address
+from tractor._transport import installed_transports, wrap_address
 from tractor._transport import REMOTE, StoreAddress
 from tractor.log import get_logger
 

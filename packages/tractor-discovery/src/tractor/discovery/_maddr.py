@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tractor._plugins import wrap_address
+from tractor._transport import wrap_address
 from tractor._transport import Address
 
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
 from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
-from tractor._plugins import get_transport, hookimpl
+from tractor._plugins import hookimpl
+from tractor._transport import get_transport
 from tractor._transport import StoreAddress
 from tractor.log import get_logger
 
