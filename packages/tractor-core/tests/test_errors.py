@@ -168,4 +168,4 @@ async def test_remote_traceback_starts_at_user_code(runtime_kwargs, monkeypatch,
             await an.cancel()
     tb = info.value.tb_str
     assert 'raise_value_error' in tb and 'ValueError: where' in tb
-    assert ('_runtime.py' in tb) is full, tb
+    assert ('_invoke.py' in tb) is full, tb

@@ -128,7 +128,7 @@ class TaskScope:
 
 
 class CallScope(TaskScope):
-    """(callee) The handle of a running plain call: what ``Actor._invoke``
+    """(callee) The handle of a running plain call: what ``tractor._invoke.invoke``
     needs of a context (``_scope``, ``canceller``) and nothing more."""
 
     __slots__ = ('chan', 'cid', 'canceller')

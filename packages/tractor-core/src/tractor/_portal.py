@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import inspect
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
-from . import _msg, _state
-from ._context import DEFAULT_WINDOW, Context, MsgStream, _current_ctx, is_context_fn
-from ._exceptions import ContextCancelled, TransportClosed
+from . import _caller, _state
+from ._context import Context, MsgStream, is_context_fn
+from ._exceptions import TransportClosed
 from ._modules import normalize_ns
 from .log import get_logger
 
@@ -88,12 +88,12 @@ class Portal:
             raise TypeError(
                 f'{name} is a @tractor.context function: use Portal.open_context()'
             )
-        return await _state.current_actor().call(self.channel, ns, name, kwargs)
+        return await _caller.call(_state.current_actor(), self.channel, ns, name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         """Run ``function_name`` from module ``namespace_path`` in the peer."""
-        return await _state.current_actor().call(
-            self.channel, normalize_ns(namespace_path), function_name, kwargs
+        return await _caller.call(
+            _state.current_actor(), self.channel, normalize_ns(namespace_path), function_name, kwargs
         )
 
     # -- one-shot actors (ActorNursery.run_in_actor) -------------------------
@@ -169,79 +169,10 @@ class Portal:
                     # (quietly: a cancel this side asked for)
                     await ctx.cancel()
 
-    @asynccontextmanager
-    async def _open_context(
+    def _open_context(
         self, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any,
-    ) -> AsyncIterator[tuple[Context, Any]]:
-        actor = _state.current_actor()
-        chan = self.channel
-        cid = chan.next_cid()
-        ctx = Context(
-            actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
-            pld_dec=pld_dec,
-        )
-        actor._contexts[(chan, cid)] = ctx
-        try:
-            # raises MsgTypeError before anything is sent for bad kwargs
-            await chan.send(_msg.Start(
-                cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW,
-            ))
-        except BaseException:
-            actor._contexts.pop((chan, cid), None)
-            raise
-        try:
-            msg = await ctx._next_msg()
-            if type(msg) is _msg.Error:
-                assert ctx._remote_error is not None
-                raise ctx._remote_error
-            if type(msg) is not _msg.Started:
-                raise RuntimeError(
-                    f'{name} returned before calling `await ctx.started()`'
-                    if type(msg) is _msg.Return
-                    else f'expected Started from {name}, got {type(msg).__name__}'
-                )
-            first = ctx._decode(msg.pld)
-            body_error: BaseException | None = None
-            token = _current_ctx.set(ctx)
-            try:
-                with trio.CancelScope() as scope:
-                    ctx._scope = scope
-                    try:
-                        yield ctx, first
-                    except trio.Cancelled:
-                        raise  # for the cancel scopes to sort out
-                    except BaseException as err:
-                        body_error = err
-            finally:
-                _current_ctx.reset(token)
-            ctx._scope = None
-            if body_error is not None:
-                if ctx._is_own_cancel(body_error):
-                    return  # the reply to a cancel we asked for: exit quietly
-                await ctx._cancel_and_wait()
-                raise body_error
-            if scope.cancelled_caught:
-                if ctx._cancel_called:
-                    # our own ctx.cancel(): wait for the callee to confirm
-                    await ctx._cancel_and_wait()
-                    err = ctx._remote_error
-                    if err is None or ctx._is_own_cancel(err):
-                        return
-                    raise err
-                if ctx._remote_error is not None:
-                    raise ctx._remote_error
-            try:
-                await ctx.wait_for_result()
-            except ContextCancelled as err:
-                if not ctx._is_own_cancel(err):
-                    raise
-        except BaseException:
-            # our error or cancel (in the block or while waiting): the callee
-            # must not outlive it
-            await ctx._cancel_and_wait()
-            raise
-        finally:
-            actor._contexts.pop((chan, cid), None)
+    ) -> AbstractAsyncContextManager[tuple[Context, Any]]:
+        return _caller.open_context(_state.current_actor(), self.channel, ns, name, kwargs, pld_dec)
 
     # -- lifetime ---------------------------------------------------------------
     async def cancel_actor(self, timeout: float | None = None) -> bool:

@@ -1,12 +1,7 @@
 """The ``Actor``: one per process; serves RPC, owns connections to peers."""
 from __future__ import annotations
 
-import contextvars
-import importlib
-import importlib.util
-import inspect
 import os
-import sys
 import uuid as _uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
@@ -15,20 +10,17 @@ from typing import Any, AsyncIterator, Callable
 import trio
 
 from . import _settings
-from . import _modules, _msg, _state
+from . import _caller, _invoke, _modules, _msg, _state
 from ._modules import normalize_ns
 from ._call import CallScope, Reply
-from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
+from ._context import Context
 from ._gen_stream import stream_from
 from ._auth import describe_peer
-from ._boxing import pack_cancelled, pack_error, unpack_error
-from ._debugger import Debugger, within_grace
+from ._boxing import unpack_error
+from ._debugger import Debugger
 from ._exceptions import (
     AuthenticationError,
-    ContextCancelled,
-    ModuleNotExposed,
     MsgTypeError,
-    RemoteActorError,
     TransportClosed,
 )
 from ._ipc import Channel, handshake
@@ -45,17 +37,8 @@ log = get_logger('runtime')
 DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
-#: the largest stream window a caller may ask a callee for (its inbox)
-MAX_WINDOW = 1 << 16
-#: bound on sending a request that goes out even when its caller is cancelled
-_START_SEND_TIMEOUT = 5.0
 
 
-#: the channel the RPC being served came over (runtime methods such as the
-#: registrar's use it to bind what a peer registers to its connection)
-current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
-    'tractor_current_channel', default=None,
-)
 
 
 class Actor:
@@ -427,7 +410,7 @@ class Actor:
                 msg = await chan.recv()
                 kind = type(msg)
                 if kind is _msg.Start:
-                    await self._handle_start(chan, msg)  # type: ignore[arg-type]
+                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]
                 elif kind in _CTX_MSGS:
                     ctx = self._contexts.get((chan, msg.cid))  # type: ignore[attr-defined]
                     if ctx is not None:
@@ -457,44 +440,6 @@ class Actor:
                 log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
                 self.cancel_soon(requester=None)
 
-    async def _handle_start(self, chan: Channel, msg: _msg.Start) -> None:
-        if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
-            await self._runtime_call(chan, msg)
-            return
-        if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in self._contexts:
-            # a bad stream window, or a call id still in use: refuse this
-            # request with a typed error, keep serving the connection
-            why = (
-                f'call id {msg.cid} is already in use on this connection'
-                if 0 <= msg.window <= MAX_WINDOW
-                else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
-            )
-            await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self.uid))
-            return
-        ctx: Context | CallScope = (
-            Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
-            if msg.kind == 'ctx' else CallScope(chan, msg.cid)  # a plain call: no stream
-        )
-        self._contexts[(chan, msg.cid)] = ctx
-        try:
-            assert self._service_tn is not None
-            self._service_tn.start_soon(self._invoke, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
-        except RuntimeError:
-            self._contexts.pop((chan, msg.cid), None)
-            await self._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self.uid))
-
-    async def _runtime_call(self, chan: Channel, msg: _msg.Start) -> None:
-        """Calls into the runtime itself (``ns='self'``), answered inline."""
-        if msg.func == 'cancel':
-            self.cancel_soon(requester=chan.uid)
-            result: Any = True
-        elif msg.func == 'ping':
-            result = self.uid
-        else:
-            await self._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self.uid))
-            return
-        await self._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
-
     async def _send_safe(self, chan: Channel, msg: Any) -> None:
         with trio.move_on_after(5) as cs:
             cs.shield = True
@@ -503,60 +448,7 @@ class Actor:
             except (TransportClosed, trio.ClosedResourceError):
                 log.debug('could not send %s to %r: connection gone', type(msg).__name__, chan.aid)
 
-    async def _invoke(self, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
-        cid = msg.cid
-        current_channel.set(chan)  # this task's own context
-        try:
-            fn = self._resolve(msg.ns, msg.func)
-            ctx_fn = is_context_fn(fn)
-            if msg.kind == 'ctx' and not ctx_fn:
-                raise TypeError(
-                    f'{msg.ns}.{msg.func} is not a @tractor.context function: '
-                    'call it with Portal.run(), not open_context()'
-                )
-            if msg.kind != 'ctx' and ctx_fn:
-                raise TypeError(
-                    f'{msg.ns}.{msg.func} is a @tractor.context function: '
-                    'open it with Portal.open_context(), not Portal.run()'
-                )
-            if ctx_fn and getattr(fn, '_tractor_pld_spec', None) is not None:
-                import msgspec
-
-                ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
-            # (this task's own: it runs only this call; a plain call has none,
-            # whatever the task that started the channel's loop had)
-            _current_ctx.set(ctx if ctx_fn else None)
-            with trio.CancelScope() as cs:
-                ctx._scope = cs
-                target = ctx if ctx_fn else None
-                if self.debugger is not None:
-                    # e.g. debug mode: a crash opens the debugger, and
-                    # breakpoint() works in the task
-                    result = await self.debugger.run_rpc(self, _call_user, fn, target, msg.kwargs)
-                else:
-                    result = await _call_user(fn, target, msg.kwargs)
-            if cs.cancelled_caught:
-                await self._send_safe(chan, pack_cancelled(
-                    cid, self.uid, ctx.canceller or self.uid, getattr(ctx, '_cancel_tb', ''),
-                ))
-                return
-            try:
-                if ctx_fn and ctx._pld_dec is not None:  # type: ignore[union-attr]
-                    _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
-                await chan.send(_msg.Return(cid=cid, pld=result))
-            except MsgTypeError as err:
-                await self._send_safe(chan, pack_error(cid, err, self.uid))
-        except Exception as err:
-            log.debug('%s.%s failed in %r', msg.ns, msg.func, self.name, exc_info=True)
-            await self._send_safe(chan, pack_error(cid, err, self.uid))
-        except BaseException:
-            # the actor itself is being cancelled
-            await self._send_safe(chan, pack_cancelled(cid, self.uid, self.cancel_requester or self.uid))
-            raise
-        finally:
-            self._contexts.pop((chan, cid), None)
-
-    # -- calling peers ------------------------------------------------------
+    # -- calling peers (tractor._caller) ---------------------------------
     async def call(
         self,
         chan: Channel,
@@ -567,52 +459,12 @@ class Actor:
         reply_on_cancel: float = 0.0,
         always_start: bool = False,
     ) -> Any:
-        """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its result.
-
-        When the caller is cancelled, the peer is asked to cancel the task.
-        With ``reply_on_cancel`` > 0 the caller then waits (shielded, at most
-        that long) for the final reply, and a real error the callee raised
-        (anything but the cancel itself) is raised instead of ``Cancelled``,
-        so a failure that races a cancel is not lost. With ``always_start``
-        the request goes out even if the caller is cancelled already (it is
-        then cancelled at once, like a trio task that was started).
-        """
-        cid = chan.next_cid()
-        reply = Reply(chan, cid)
-        self._contexts[(chan, cid)] = reply
-        sent = False
-        try:
-            if always_start:
-                with trio.move_on_after(_START_SEND_TIMEOUT) as cs:
-                    cs.shield = True
-                    await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
-                    sent = True
-                await trio.lowlevel.checkpoint_if_cancelled()
-                if not sent:
-                    raise TransportClosed(
-                        f'{chan.aid and chan.aid.name!r} did not take the request '
-                        f'within {_START_SEND_TIMEOUT}s'
-                    )
-            else:
-                await chan.send(_msg.Start(cid=cid, ns=ns, func=func, kwargs=kwargs))
-                sent = True
-            return await reply.receive()
-        except trio.Cancelled:
-            if sent and not reply.done:
-                await self._send_safe(chan, _msg.Cancel(cid=cid))
-                if reply_on_cancel > 0:
-                    with trio.CancelScope(shield=True):
-                        await within_grace(self, reply_on_cancel, reply.wait)
-            err = reply.error
-            if (
-                reply_on_cancel > 0
-                and isinstance(err, RemoteActorError)
-                and not isinstance(err, ContextCancelled)
-            ):
-                raise err
-            raise
-        finally:
-            self._contexts.pop((chan, cid), None)
+        """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its
+        result (see :func:`tractor._caller.call`)."""
+        return await _caller.call(
+            self, chan, ns, func, kwargs,
+            reply_on_cancel=reply_on_cancel, always_start=always_start,
+        )
 
     # -- cancellation -------------------------------------------------------
     def cancel_soon(self, requester: tuple[str, str] | None = None) -> None:
@@ -628,17 +480,6 @@ class Actor:
 
     async def wait_cancelled(self) -> None:
         await self._cancel_event.wait()
-
-
-async def _call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:
-    """Run an RPC target: a ``@context`` function gets ``ctx``; a plain one
-    may be sync or async."""
-    if ctx is not None:
-        return await fn(ctx=ctx, **kwargs)
-    result = fn(**kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 _CTX_MSGS = frozenset({

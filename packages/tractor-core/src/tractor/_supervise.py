@@ -1,7 +1,6 @@
 """``ActorNursery``: spawn, supervise and cancel subactors."""
 from __future__ import annotations
 
-import os
 import uuid as _uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable

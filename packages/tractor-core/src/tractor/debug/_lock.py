@@ -24,7 +24,6 @@ terminal), and the wait for the sessions to end is capped at
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from contextlib import asynccontextmanager

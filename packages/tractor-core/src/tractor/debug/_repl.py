@@ -9,7 +9,6 @@ continues or quits (:meth:`ActorPdb.set_continue`, :meth:`ActorPdb.set_quit`).
 """
 from __future__ import annotations
 
-import os
 import pdb
 import signal
 import sys
@@ -19,7 +18,6 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import trio
 
 from .._boxing import runtime_dirs
 

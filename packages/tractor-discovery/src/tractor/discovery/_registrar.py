@@ -98,7 +98,7 @@ class Registrar:
         within :data:`REREGISTER_GRACE`)."""
         self.served['register'] += 1
         uid = check_uid(uid)
-        from tractor._runtime import current_channel
+        from tractor._invoke import current_channel
 
         chan = current_channel.get()
         if chan is not None:

@@ -1,0 +1,140 @@
+"""The callee's side of a request: what the channel's loop does with a ``Start``.
+
+:func:`handle_start` checks the request and starts :func:`invoke` in the
+actor's service nursery (or answers a call into the runtime itself inline);
+:func:`invoke` resolves the target through the RPC allowlist, runs it under
+its :class:`~tractor.Context` or :class:`~tractor._call.CallScope`, and
+sends the ``Return`` or the boxed ``Error``.
+"""
+from __future__ import annotations
+
+import contextvars
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+import trio
+
+from . import _msg
+from ._boxing import pack_cancelled, pack_error
+from ._call import CallScope
+from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
+from ._exceptions import ModuleNotExposed, MsgTypeError
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from ._ipc import Channel
+    from ._runtime import Actor
+
+log = get_logger('runtime')
+
+#: the largest stream window a caller may ask a callee for (its inbox)
+MAX_WINDOW = 1 << 16
+
+#: the channel the RPC being served came over (runtime methods such as the
+#: registrar's use it to bind what a peer registers to its connection)
+current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
+    'tractor_current_channel', default=None,
+)
+
+
+async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
+    if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
+        await _runtime_call(actor, chan, msg)
+        return
+    if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._contexts:
+        # a bad stream window, or a call id still in use: refuse this
+        # request with a typed error, keep serving the connection
+        why = (
+            f'call id {msg.cid} is already in use on this connection'
+            if 0 <= msg.window <= MAX_WINDOW
+            else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
+        )
+        await actor._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), actor.uid))
+        return
+    ctx: Context | CallScope = (
+        Context(actor, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
+        if msg.kind == 'ctx' else CallScope(chan, msg.cid)  # a plain call: no stream
+    )
+    actor._contexts[(chan, msg.cid)] = ctx
+    try:
+        assert actor._service_tn is not None
+        actor._service_tn.start_soon(invoke, actor, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
+    except RuntimeError:
+        actor._contexts.pop((chan, msg.cid), None)
+        await actor._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid))
+
+async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
+    """Calls into the runtime itself (``ns='self'``), answered inline."""
+    if msg.func == 'cancel':
+        actor.cancel_soon(requester=chan.uid)
+        result: Any = True
+    elif msg.func == 'ping':
+        result = actor.uid
+    else:
+        await actor._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), actor.uid))
+        return
+    await actor._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
+
+async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
+    cid = msg.cid
+    current_channel.set(chan)  # this task's own context
+    try:
+        fn = actor._resolve(msg.ns, msg.func)
+        ctx_fn = is_context_fn(fn)
+        if msg.kind == 'ctx' and not ctx_fn:
+            raise TypeError(
+                f'{msg.ns}.{msg.func} is not a @tractor.context function: '
+                'call it with Portal.run(), not open_context()'
+            )
+        if msg.kind != 'ctx' and ctx_fn:
+            raise TypeError(
+                f'{msg.ns}.{msg.func} is a @tractor.context function: '
+                'open it with Portal.open_context(), not Portal.run()'
+            )
+        if ctx_fn and getattr(fn, '_tractor_pld_spec', None) is not None:
+            import msgspec
+
+            ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
+        # (this task's own: it runs only this call; a plain call has none,
+        # whatever the task that started the channel's loop had)
+        _current_ctx.set(ctx if ctx_fn else None)
+        with trio.CancelScope() as cs:
+            ctx._scope = cs
+            target = ctx if ctx_fn else None
+            if actor.debugger is not None:
+                # e.g. debug mode: a crash opens the debugger, and
+                # breakpoint() works in the task
+                result = await actor.debugger.run_rpc(actor, call_user, fn, target, msg.kwargs)
+            else:
+                result = await call_user(fn, target, msg.kwargs)
+        if cs.cancelled_caught:
+            await actor._send_safe(chan, pack_cancelled(
+                cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', ''),
+            ))
+            return
+        try:
+            if ctx_fn and ctx._pld_dec is not None:  # type: ignore[union-attr]
+                _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
+            await chan.send(_msg.Return(cid=cid, pld=result))
+        except MsgTypeError as err:
+            await actor._send_safe(chan, pack_error(cid, err, actor.uid))
+    except Exception as err:
+        log.debug('%s.%s failed in %r', msg.ns, msg.func, actor.name, exc_info=True)
+        await actor._send_safe(chan, pack_error(cid, err, actor.uid))
+    except BaseException:
+        # the actor itself is being cancelled
+        await actor._send_safe(chan, pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
+        raise
+    finally:
+        actor._contexts.pop((chan, cid), None)
+
+
+async def call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:
+    """Run an RPC target: a ``@context`` function gets ``ctx``; a plain one
+    may be sync or async."""
+    if ctx is not None:
+        return await fn(ctx=ctx, **kwargs)
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
