@@ -16,6 +16,8 @@ from tractor_testsupport.procs import pid_alive
 from tractor.discovery import mk_maddr
 from tractor.discovery._registrar import local_registrar
 
+pytestmark = pytest.mark.slow
+
 
 async def find_uid(name: str) -> list | None:
     async with tractor.find_actor(name) as portal:

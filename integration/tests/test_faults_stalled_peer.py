@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 import trio
 
 import tractor
+
+pytestmark = pytest.mark.slow
 
 STATE: dict[str, object] = {}
 BOUND = 60

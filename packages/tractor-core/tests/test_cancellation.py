@@ -14,6 +14,8 @@ from tractor_testsupport.procs import children_of, cmdline
 from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

@@ -21,7 +21,10 @@ from tractor._spawn_forkserver import UNKNOWN_EXIT, ForkedProcess, supported
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
 from tractor_testsupport.procs import cmdline, descendants, pids_with_env
 
-pytestmark = pytest.mark.skipif(not supported(), reason='needs Linux 5.3+ (pidfds)')
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not supported(), reason='needs Linux 5.3+ (pidfds)'),
+]
 
 FNS = [fns.__name__]
 HERE = os.path.dirname(__file__)

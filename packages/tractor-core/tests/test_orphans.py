@@ -28,6 +28,8 @@ from tractor_testsupport.programs import tree_program
 import tractor_core_testfns as fns
 from tractor._supervise import CANCEL_GRACE
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 STUCK = pytest.mark.parametrize('how', ['stopped', 'spinning', 'deaf'])
 #: the margin the issue allows after the grace (root cancel) or at once

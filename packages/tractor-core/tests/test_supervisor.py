@@ -19,6 +19,8 @@ from tractor_testsupport.programs import tree_program
 import supervisor_testfns as sfns
 from tractor import TooManyRestarts
 
+pytestmark = pytest.mark.slow
+
 FNS = ['supervisor_testfns']
 #: bound on any one test: a hang fails it instead of stalling the suite
 BOUND = 60
