@@ -10,10 +10,10 @@ import os
 import shutil
 import socket
 import tempfile
-import time
 import uuid
 
 import pytest
+from tractor_testsupport.polling import ConditionTimeout, wait_until_sync
 from tractor_testsupport.procs import pids_with_env
 
 SESSION_TOKEN = uuid.uuid4().hex
@@ -40,12 +40,15 @@ def session_pids() -> list[int]:
 
 
 def wait_no_leftovers(timeout: float = LEAK_WAIT) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = session_pids()
-        if not pids or time.monotonic() > deadline:
-            return pids
-        time.sleep(0.05)
+    """The session's processes still running after a bounded wait."""
+    try:
+        wait_until_sync(
+            lambda: not session_pids(), 'no process of this session left',
+            timeout=timeout, poll=0.05,
+        )
+    except ConditionTimeout:
+        return session_pids()
+    return []
 
 
 def _describe(pids: list[int]) -> str:

@@ -6,7 +6,10 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from tractor_testsupport.programs import run_program
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60

@@ -16,6 +16,8 @@ import tractor
 from tractor import _auth
 from tractor.discovery import mk_maddr
 
+pytestmark = pytest.mark.slow
+
 
 def fresh_addr(tpt_proto: str, rundir: str) -> tuple:
     if tpt_proto == 'tcp':

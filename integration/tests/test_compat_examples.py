@@ -11,7 +11,10 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from tractor_testsupport.programs import run_program
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / 'examples'
 TIMEOUT = 60

@@ -35,7 +35,10 @@ def _have_pty() -> bool:
     return True
 
 
-pytestmark = pytest.mark.skipif(not _have_pty(), reason='no pseudo-terminal on this machine')
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not _have_pty(), reason='no pseudo-terminal on this machine'),
+]
 
 
 def _free_port() -> int:

@@ -14,6 +14,8 @@ import trio
 import tractor
 from tractor.discovery import _client, mk_maddr
 
+pytestmark = pytest.mark.slow
+
 
 def fresh_addr(tpt_proto: str) -> tuple:
     if tpt_proto == 'tcp':

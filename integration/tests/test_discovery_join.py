@@ -13,6 +13,8 @@ import trio
 import tractor
 from tractor.discovery import mk_maddr
 
+pytestmark = pytest.mark.slow
+
 
 def fresh_addr(tpt_proto: str) -> tuple:
     """A registry address nobody uses yet."""

@@ -12,6 +12,8 @@ import tractor
 from tractor.discovery import LocalPortal, RegistrarUnreachable, mk_maddr
 from tractor.discovery._registrar import local_registrar
 
+pytestmark = pytest.mark.slow
+
 
 async def whoami() -> dict:
     actor = tractor.current_actor()

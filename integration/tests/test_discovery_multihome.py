@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
 import trio
 
 import tractor
 from tractor.discovery import mk_maddr
 from tractor.discovery._registrar import local_registrar
+
+pytestmark = pytest.mark.slow
 
 
 async def lookup(name: str) -> dict:

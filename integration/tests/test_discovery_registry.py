@@ -13,6 +13,8 @@ import tractor
 from tractor.discovery import LocalPortal, mk_maddr
 from tractor.discovery._registrar import local_registrar
 
+pytestmark = pytest.mark.slow
+
 
 def free_tcp_port() -> int:
     with socket.socket() as s:

@@ -5,10 +5,13 @@ sent by one subactor (not 10,000 processes). That lookups do not get slower
 with the table's size is checked structurally in the backend's unit tests."""
 from __future__ import annotations
 
+import pytest
 import trio
 
 import tractor
 from tractor.discovery._registrar import local_registrar
+
+pytestmark = pytest.mark.slow
 
 ENTRIES = 10_000
 LOOKUPS = 1_000

@@ -12,9 +12,12 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import pid_alive
 from tractor.discovery import mk_maddr
 from tractor.discovery._registrar import local_registrar
+
+pytestmark = pytest.mark.slow
 
 
 async def find_uid(name: str) -> list | None:
@@ -28,8 +31,7 @@ async def whoami() -> list:
 
 async def _wait_gone(pid: int) -> None:
     """Until ``pid`` (a child we killed) is no longer running."""
-    while pid_alive(pid):
-        await trio.sleep(0.02)
+    await wait_until(lambda: not pid_alive(pid), f'pid {pid} gone')
 
 
 async def test_sigkilled_actor_entry_deleted_on_lookup(runtime_kwargs):

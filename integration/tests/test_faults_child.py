@@ -17,6 +17,8 @@ import trio
 
 import tractor
 
+pytestmark = pytest.mark.slow
+
 #: per-process state a test reads back (set in the child)
 STATE: dict[str, object] = {}
 #: bound on anything here: a hang fails the test instead of stalling CI

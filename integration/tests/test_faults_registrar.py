@@ -20,6 +20,8 @@ import trio
 import tractor
 from tractor.discovery import RegistrarUnreachable, mk_maddr
 
+pytestmark = pytest.mark.slow
+
 BOUND = 60
 
 

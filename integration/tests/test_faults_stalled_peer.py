@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 import trio
 
 import tractor
+from tractor_testsupport.polling import wait_until
+
+pytestmark = pytest.mark.slow
 
 STATE: dict[str, object] = {}
 BOUND = 60
@@ -67,9 +71,12 @@ async def consume(sender: str) -> None:
 
 
 async def until(portal: tractor.Portal, fn, check, **kwargs):
-    while not check(value := await portal.run(fn, **kwargs)):
-        await trio.sleep(0.05)
-    return value
+    async def checked() -> tuple | None:
+        value = await portal.run(fn, **kwargs)
+        return (value,) if check(value) else None
+
+    found = await wait_until(checked, f'{fn.__name__}() in {portal!r} passes its check', poll=0.05)
+    return found[0]
 
 
 async def test_stalled_reader_is_dropped(runtime_kwargs, monkeypatch):

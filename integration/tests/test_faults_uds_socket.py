@@ -21,6 +21,8 @@ import trio
 
 import tractor
 
+pytestmark = pytest.mark.slow
+
 BOUND = 30
 
 

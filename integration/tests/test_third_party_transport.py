@@ -14,9 +14,12 @@ import tractor
 from tractor._transport import installed_transports
 from tractor.discovery import mk_maddr, parse_maddr
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith('linux'), reason='abstract unix sockets are Linux-only'
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not sys.platform.startswith('linux'), reason='abstract unix sockets are Linux-only'
+    ),
+]
 
 
 def _addr_facts(addr) -> dict:

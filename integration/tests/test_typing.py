@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip('mypy', reason='the typing test needs mypy (the dev dependency group)')
 
 HERE = Path(__file__).parent / 'typecheck_programs'

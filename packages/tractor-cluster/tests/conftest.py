@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 from tractor._plugins import get_plugin_manager, hookimpl
+from tractor_testsupport.polling import wait_until as poll_until
 from tractor_testsupport.procs import pid_alive
 
 REPO = Path(__file__).resolve().parents[3]
@@ -32,13 +33,11 @@ def examples_dir() -> Path:
 
 @pytest.fixture
 def wait_until():
-    """``await wait_until(predicate)``: poll a (sync) condition until it holds.
-
-    Unbounded on purpose: callers bound it with their own ``trio.fail_after``.
-    """
+    """``await wait_until(predicate)``: poll a (sync) condition until it holds
+    (:func:`tractor_testsupport.polling.wait_until`; callers usually bound it
+    tighter with their own ``trio.fail_after``)."""
     async def wait(predicate, poll: float = 0.02) -> None:
-        while not predicate():
-            await trio.sleep(poll)
+        await poll_until(predicate, poll=poll)
     return wait
 
 

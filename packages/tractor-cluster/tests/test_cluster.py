@@ -18,6 +18,8 @@ import trio
 import tractor
 from tractor import Portal
 
+pytestmark = pytest.mark.slow
+
 # -- functions the workers serve (this module is their RPC allowlist) --------
 
 

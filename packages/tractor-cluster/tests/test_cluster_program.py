@@ -6,7 +6,10 @@ import signal
 import socket
 import sys
 
+import pytest
 import trio
+
+pytestmark = pytest.mark.slow
 
 PROGRAM = '''
 import trio

@@ -13,6 +13,8 @@ import trio
 import tractor
 from tractor import Portal
 
+pytestmark = pytest.mark.slow
+
 BOUND = 90
 
 

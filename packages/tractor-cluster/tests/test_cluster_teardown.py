@@ -14,6 +14,8 @@ import trio
 import tractor
 from tractor import Portal
 
+pytestmark = pytest.mark.slow
+
 # -- functions the workers serve ------------------------------------------------
 
 

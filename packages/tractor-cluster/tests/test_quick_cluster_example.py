@@ -10,6 +10,8 @@ from multiprocessing import cpu_count
 import pytest
 import trio
 
+pytestmark = pytest.mark.slow
+
 
 def free_tcp_port() -> int:
     with socket.socket() as s:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from tractor_testsupport.polling import ConditionTimeout, wait_until
 from tractor_testsupport.procs import pid_alive
 
 HERE = Path(__file__).parent
@@ -21,9 +22,13 @@ if str(HERE) not in sys.path:
 async def wait_pids_gone(pids, timeout: float = 15.0) -> list[int]:
     """Poll until none of ``pids`` runs; returns those still running at the
     deadline (so an assertion can name them)."""
-    with trio.move_on_after(timeout):
-        while any(pid_alive(p) for p in pids):
-            await trio.sleep(0.05)
+    try:
+        await wait_until(
+            lambda: not any(pid_alive(p) for p in pids), f'pids {pids} gone',
+            timeout=timeout, poll=0.05,
+        )
+    except ConditionTimeout:
+        pass
     return [p for p in pids if pid_alive(p)]
 
 

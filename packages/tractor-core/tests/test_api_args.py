@@ -6,6 +6,8 @@ import tractor
 import tractor_core_testfns as fns
 from tractor_core_testfns import whoami
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

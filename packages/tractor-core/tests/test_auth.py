@@ -21,6 +21,8 @@ from tractor._ipc import Channel, handshake
 import tractor_core_testfns as fns
 from tractor_core_testfns import hold_tree, ping
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

@@ -10,9 +10,12 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
+from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import children_of, cmdline
 from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
+
+pytestmark = pytest.mark.slow
 
 FNS = [fns.__name__]
 
@@ -20,11 +23,12 @@ FNS = [fns.__name__]
 async def poll_remote(portal: tractor.Portal, key: str, want=None):
     """Ask ``portal``'s actor for ``STATE[key]`` until it is set (or equals
     ``want``); callers bound the wait."""
-    while True:
+    async def matched() -> tuple | None:
         value = await portal.run(get_state, key=key)
-        if value is not None and (want is None or value == want):
-            return value
-        await trio.sleep(0.02)
+        return (value,) if value is not None and (want is None or value == want) else None
+
+    found = await wait_until(matched, f'STATE[{key!r}] of {portal!r} is {want or "set"!r}')
+    return found[0]
 
 
 async def test_graceful_cancel(runtime_kwargs, pids_gone, alive):

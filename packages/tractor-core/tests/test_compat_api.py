@@ -26,6 +26,8 @@ import tractor_compat_testfns as fns
 from tractor import MsgTypeError, RemoteActorError
 from tractor.msg import NamespacePath
 
+pytestmark = pytest.mark.slow
+
 SCRIPTS = Path(__file__).parent / "scripts"
 
 TIMEOUT = 45

@@ -12,6 +12,8 @@ import trio
 import tractor
 from tractor import ContextCancelled, MsgTypeError, RemoteActorError
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 30
 
 #: what happened to callees in this actor (per process)

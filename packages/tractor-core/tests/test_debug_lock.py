@@ -18,6 +18,8 @@ from tractor.debug._lock import tree_lock
 
 import tractor_core_testfns as fns
 
+pytestmark = pytest.mark.slow
+
 
 async def _hold(portal: tractor.Portal, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Hold the terminal through ``portal``'s actor until cancelled or it dies."""

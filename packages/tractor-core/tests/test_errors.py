@@ -12,6 +12,8 @@ from tractor_core_testfns import (
     wait_file_then_raise,
 )
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

@@ -17,6 +17,8 @@ from tractor_core_testfns import (
     report_ipc_ctx,
 )
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

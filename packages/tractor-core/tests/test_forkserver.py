@@ -19,9 +19,13 @@ import tractor
 import tractor_core_testfns as fns
 from tractor._spawn_forkserver import UNKNOWN_EXIT, ForkedProcess, supported
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
+from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import cmdline, descendants, pids_with_env
 
-pytestmark = pytest.mark.skipif(not supported(), reason='needs Linux 5.3+ (pidfds)')
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not supported(), reason='needs Linux 5.3+ (pidfds)'),
+]
 
 FNS = [fns.__name__]
 HERE = os.path.dirname(__file__)
@@ -392,8 +396,10 @@ async def _run_root(tpt_proto, reg_addr, mode: str, token: str):
 
 
 async def _wait_unmarked(token: str) -> None:
-    while pids_with_env('FORKSERVER_TEST_TOKEN', token):
-        await trio.sleep(0.05)
+    await wait_until(
+        lambda: not pids_with_env('FORKSERVER_TEST_TOKEN', token),
+        f'no process marked {token!r} left', poll=0.05,
+    )
 
 
 @pytest.mark.parametrize('mode', ['tree', 'idle'])

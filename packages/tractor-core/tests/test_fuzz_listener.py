@@ -43,6 +43,8 @@ from hypothesis import strategies as st
 
 from tractor import _auth, _msg
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).parent / 'scripts' / 'fuzz_target.py'
 #: bound on any one socket operation of the fuzzer (a hang is a failure)
 IO_TIMEOUT = 15.0

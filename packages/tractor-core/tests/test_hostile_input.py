@@ -14,6 +14,8 @@ from tractor import _auth, _msg
 import tractor_core_testfns as fns
 from tractor_core_testfns import call_back, ping
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

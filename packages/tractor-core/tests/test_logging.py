@@ -9,6 +9,8 @@ import trio
 import tractor
 import tractor_core_testfns as fns
 
+pytestmark = pytest.mark.slow
+
 
 async def test_records_carry_actor_and_task(runtime_kwargs, caplog):
     log = tractor.log.get_logger('tests.records')

@@ -5,6 +5,8 @@ import sys
 import pytest
 import trio
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = 'main_module.py'
 
 

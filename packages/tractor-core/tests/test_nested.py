@@ -8,6 +8,8 @@ import tractor
 import tractor_core_testfns as fns
 from tractor_core_testfns import deep, get_state, hold_tree, spawn_grandchildren
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

@@ -14,6 +14,8 @@ import tractor_core_testfns as fns
 from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, raise_value_error, serve_forever, sibling_asks
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 BACKENDS = pytest.mark.parametrize('start_method', ['trio', 'forkserver'])
 

@@ -24,9 +24,12 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.polling import wait_until
 from tractor_testsupport.programs import tree_program
 import tractor_core_testfns as fns
 from tractor._supervise import CANCEL_GRACE
+
+pytestmark = pytest.mark.slow
 
 FNS = [fns.__name__]
 STUCK = pytest.mark.parametrize('how', ['stopped', 'spinning', 'deaf'])
@@ -36,9 +39,9 @@ MARGIN = 3.0
 
 
 async def leaf_of(mid: tractor.Portal) -> int:
-    while (pid := await mid.run(fns.get_state, key='leaf_pid')) is None:
-        await trio.sleep(0.02)
-    return pid
+    return await wait_until(
+        lambda: mid.run(fns.get_state, key='leaf_pid'), "the middle actor's leaf_pid set",
+    )
 
 
 @STUCK

@@ -29,6 +29,8 @@ import tractor
 import tractor_core_testfns as fns
 from tractor_core_testfns import call_back, call_via, ping
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 RELAY = Path(__file__).parent / 'scripts' / 'relay.py'
 

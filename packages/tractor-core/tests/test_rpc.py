@@ -16,6 +16,8 @@ from tractor_core_testfns import (
     sync_raise_key_error,
 )
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 
 

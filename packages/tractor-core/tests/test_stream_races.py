@@ -8,6 +8,8 @@ import tractor
 import tractor_core_testfns as fns
 from tractor_core_testfns import cancel_myself, pong_server, producer, two_phase_echo
 
+pytestmark = pytest.mark.slow
+
 FNS = [fns.__name__]
 LOOPS = 20
 

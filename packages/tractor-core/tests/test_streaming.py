@@ -12,6 +12,8 @@ import trio
 import tractor
 from tractor._context import DEFAULT_WINDOW
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 30
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,9 +15,12 @@ import pytest
 import trio
 
 import tractor
+from tractor_testsupport.polling import wait_until
 from tractor_testsupport.programs import tree_program
 import supervisor_testfns as sfns
 from tractor import TooManyRestarts
+
+pytestmark = pytest.mark.slow
 
 FNS = ['supervisor_testfns']
 #: bound on any one test: a hang fails it instead of stalling the suite
@@ -32,8 +35,7 @@ def tpt_proto(request) -> str:
 
 async def until(cond, what: str) -> None:
     """Wait (bounded by the test's own ``fail_after``) until ``cond()``."""
-    while not cond():
-        await trio.sleep(0.01)
+    await wait_until(cond, what, poll=0.01)
 
 
 def restarted(sup, name: str, n: int = 1):

@@ -6,7 +6,10 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from tractor_testsupport.programs import run_program
+
+pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[3] / 'examples' / 'supervision.py'
 

@@ -15,7 +15,10 @@ from tractor import to_asyncio
 from tractor.trionics import collapse_eg
 from tractor_testsupport.procs import cmdline, descendants
 
-pytestmark = pytest.mark.parametrize('start_method', ['forkserver', 'trio'])
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize('start_method', ['forkserver', 'trio']),
+]
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import trio
 import tractor
 from tractor import to_asyncio
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = os.path.join(os.path.dirname(__file__), 'scripts', 'aio_root.py')
 
 

@@ -2,10 +2,13 @@
 entries, which go when that connection ends for good (issue #21)."""
 from __future__ import annotations
 
+import pytest
 import trio
 
 import tractor
 from tractor.discovery import _registrar
+
+pytestmark = pytest.mark.slow
 
 
 async def register_fakes(names: list[str]) -> dict:

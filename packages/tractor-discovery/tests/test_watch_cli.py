@@ -30,6 +30,8 @@ from tractor.discovery import (
 )
 from tractor.discovery._client import client
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 40
 
 #: a root actor registering as argv[1] at the registry argv[3] over argv[2];

@@ -15,6 +15,8 @@ from tractor_etcd import EtcdAddress, EtcdUnreachable, host_id
 from tractor_testsupport.etcd import names_in as names
 from tractor_testsupport.etcd import stored_names, until_stored, wait_healthy
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 30
 
 

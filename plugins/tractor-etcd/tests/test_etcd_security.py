@@ -14,6 +14,8 @@ from tractor.discovery import RegistrarUnreachable
 from tractor_etcd import EtcdError
 from tractor_testsupport.etcd import EtcdMember, etcd_binary, gateway_post, make_certs, start_cluster
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 30
 
 

@@ -12,6 +12,8 @@ import tractor
 from tractor_tls import TLSConfigError, TLSTransport, configure
 from tractor_tls import _certs
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize('var', ['TRACTOR_TLS_CA', 'TRACTOR_TLS_CERT', 'TRACTOR_TLS_KEY'])
 def test_unset_variable_is_named(pki, monkeypatch, var):

@@ -20,6 +20,8 @@ import trio
 import tractor
 from tractor_tls import TLSAddress
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 60
 
 

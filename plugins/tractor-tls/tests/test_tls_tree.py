@@ -8,6 +8,8 @@ import trio
 import tractor
 from tractor_tls import TLSAddress, TLSStream
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 60
 MARKER = 'a-payload-that-must-never-cross-in-the-clear'
 

@@ -122,6 +122,20 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
         _transports.setdefault(tpt.proto_key, tpt)
 
 
+def unregister_plugin(plugin: object) -> None:
+    """Undo :func:`register_plugin`: this process stops using ``plugin``
+    (its transports included) and actors spawned from now on no longer
+    load it. For a plugin that must not outlive a block, e.g. a test's."""
+    pm = get_plugin_manager()
+    pm.unregister(plugin)
+    path = _import_path(plugin)
+    if path in _code_plugins:
+        _code_plugins.remove(path)
+    for tpt in getattr(plugin, 'tractor_transports', lambda: [])() or ():
+        if _transports.get(tpt.proto_key) is tpt:
+            del _transports[tpt.proto_key]
+
+
 def plugin_paths_for_children() -> list[str]:
     """The import paths of the plugins registered in code, for a child to
     load before it dials its parent; ``TypeError`` naming the plugin when

@@ -1,0 +1,188 @@
+"""The in-process tier: calls, the router and ``_invoke`` over the memory
+transport, with no process spawned.
+
+A root actor serving only ``tractor_testsupport.memory`` calls itself through
+a channel it dialed to its own listener, so every request and reply crosses
+a real ``Channel`` (framing, authentication, routing) on its generic
+trio-stream path.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import trio
+import tractor_core_inproc_fns as fns
+from tractor_testsupport import memory
+
+import tractor
+from tractor import _msg
+from tractor._exceptions import type_name
+from tractor._ipc import Channel, handshake
+from tractor._runtime import HANDSHAKE_TIMEOUT
+
+MODS = [fns.__name__]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fns():
+    fns.reset()
+    yield
+    fns.reset()
+
+
+async def test_both_ends_take_the_generic_stream_path():
+    """The channel under test is not a socket: the dialed end and the
+    accepted end both do their I/O through the trio stream (the path TLS
+    and any non-socket transport take), never the direct socket writes."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            chan = portal.channel
+            assert chan.raddr is not None and chan.raddr.proto_key == 'memory'
+            assert fns.describe(chan) == {'direct': False, 'stream': 'StapledStream'}
+            assert chan.session is not None  # authenticated, batches checked
+            assert await portal.run(fns.channel_path) == {
+                'direct': False, 'stream': 'StapledStream',
+            }
+    assert not memory._listeners  # the listener went with the runtime
+
+
+async def test_plain_calls_async_sync_and_values():
+    value = {'bytes': b'\x00\xff' * 1000, 'nested': [1, [2.5, None, 'x']], 'big': 1 << 62}
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            assert await portal.run(fns.add, x=2, y=3) == 5
+            assert await portal.run(fns.sync_mul, x=4, y=5) == 20
+            assert await portal.run(fns.echo, value=value) == value
+            assert await portal.run_from_ns(fns.__name__, 'add', x=1, y=1) == 2
+            assert await portal.run(fns.echo, value=None) is None
+
+
+async def test_concurrent_calls_on_one_channel_are_routed_by_call_id():
+    """Replies arriving out of order reach their own callers."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            results: dict[str, str] = {}
+
+            async def call(key: str) -> None:
+                results[key] = await portal.run(fns.wait_for, key=key)
+
+            async with trio.open_nursery() as tn:
+                for key in ('a', 'b', 'c'):
+                    tn.start_soon(call, key)
+                    await fns.event(f'{key}:running').wait()
+                for key in ('c', 'a', 'b'):  # answered in another order
+                    fns.event(key).set()
+            assert results == {'a': 'a', 'b': 'b', 'c': 'c'}
+
+
+async def test_errors_are_boxed_with_origin_and_traceback():
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(fns.raise_value_error, msg='boom')
+            err = info.value
+            assert err.boxed_type is ValueError
+            assert 'boom' in str(err)
+            assert err.src_uid == actor.uid
+            assert 'raise_value_error' in err.tb_str
+            # an unencodable return value fails the call, not the channel
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(fns.return_unencodable)
+            assert info.value.boxed_type is TypeError
+            assert await portal.run(fns.add, x=1, y=2) == 3
+
+
+@pytest.mark.parametrize('ns, func, match', [
+    ('os', 'getcwd', 'not enabled'),
+    (fns.__name__, '_private', 'private'),
+    (fns.__name__, 'getcwd', 'is defined in'),
+    (fns.__name__, '__init__', 'not a function name'),
+])
+async def test_the_allowlist_refuses_with_a_typed_error(ns, func, match):
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            with pytest.raises(tractor.RemoteActorError, match=match) as info:
+                await portal.run_from_ns(ns, func)
+            assert info.value.boxed_type is tractor.ModuleNotExposed
+
+
+async def test_invoke_checks_the_call_kind_against_the_target():
+    """``_invoke`` refuses a context function called as a plain one (the
+    caller's own check is bypassed by naming it)."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            with pytest.raises(tractor.RemoteActorError, match='open_context') as info:
+                await portal.run_from_ns(fns.__name__, 'started_then_return', value=1)
+            assert info.value.boxed_type is TypeError
+
+
+async def test_runtime_methods_ping():
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            assert tuple(await portal.run_from_ns('self', 'ping')) == actor.uid
+
+
+# -- the router, driven by hand over a raw channel --------------------------------
+
+async def _raw_channel(actor) -> Channel:
+    """A channel to ``actor``'s memory listener that this test drives by
+    hand (the handshake done, nobody routing its messages)."""
+    addr = actor.listen_addrs[0]
+    chan = Channel(await addr.transport.connect(addr), raddr=addr, initiator=True)
+    aid = _msg.Aid(name='raw', uuid=str(uuid.uuid4()), pid=os.getpid())
+    await handshake(chan, aid, HANDSHAKE_TIMEOUT)
+    return chan
+
+
+async def test_router_refuses_bad_requests_and_keeps_serving():
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, _portal):
+            async with await _raw_channel(actor) as chan:
+                # a stream window out of range: a typed refusal for that cid
+                await chan.send(_msg.Start(
+                    cid=7, ns=fns.__name__, func='add', kwargs={'x': 1, 'y': 1},
+                    kind='ctx', window=1 << 20,
+                ))
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Error) and reply.cid == 7
+                assert reply.type_str == type_name(tractor.MsgTypeError)
+                assert 'window' in reply.message
+
+                # a call id still in use: refused, the first call unharmed
+                await chan.send(_msg.Start(
+                    cid=9, ns=fns.__name__, func='wait_forever', kwargs={'key': 'k'},
+                ))
+                await fns.event('k:running').wait()
+                await chan.send(_msg.Start(cid=9, ns=fns.__name__, func='add', kwargs={}))
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Error) and 'already in use' in reply.message
+
+                # messages for no context are dropped, not fatal
+                await chan.send(_msg.Yield(cid=12345, pld=1))
+                await chan.send(_msg.Credit(cid=12345, n=1))
+
+                # a Cancel reaches the running call, which answers cancelled
+                await chan.send(_msg.Cancel(cid=9))
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Error) and reply.cid == 9
+                assert reply.type_str == type_name(tractor.ContextCancelled)
+                assert fns.SEEN['k'] == 'cancelled'
+
+                await chan.send(_msg.Start(cid=11, ns='self', func='ping', kwargs={}))
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Return) and reply.cid == 11
+                assert tuple(_msg.decode_pld(reply.pld)) == actor.uid
+
+
+async def test_router_drops_a_connection_that_breaks_the_protocol():
+    """A second ``Hello`` is not valid after the handshake: the actor drops
+    that connection (and only that one)."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            async with await _raw_channel(actor) as chan:
+                await chan.send(_msg.Hello(aid=_msg.Aid(name='x', uuid='y', pid=1), addrs=[]))
+                with pytest.raises(tractor.TransportClosed):
+                    await chan.recv()
+            assert await portal.run(fns.add, x=1, y=1) == 2
