@@ -14,7 +14,7 @@ import trio
 
 import tractor
 from tractor._ipc import Channel
-from tractor._runtime import current_channel
+from tractor._invoke import current_channel
 
 #: what callees report, by key
 SEEN: dict[str, Any] = {}
