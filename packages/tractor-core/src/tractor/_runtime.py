@@ -214,7 +214,8 @@ class Actor:
                 async with AsyncExitStack() as hooks:
                     try:
                         if self.stack_on_sig:
-                            from .devx._stack import dump_on_signal
+                            # (imported here: only such actors pay for it)
+                            from ._stack import dump_on_signal
 
                             await self._root_tn.start(dump_on_signal, self)
                         for addr in bind_addrs:

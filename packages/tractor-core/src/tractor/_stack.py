@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import trio
 
-from ..log import get_logger
+from .log import get_logger
 
 if TYPE_CHECKING:
-    from .._runtime import Actor
+    from ._runtime import Actor
 
 log = get_logger('devx')
 
