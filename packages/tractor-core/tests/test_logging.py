@@ -72,3 +72,18 @@ async def test_default_level_hides_info(tpt_proto, reg_addr, run_script):
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert not _lines(proc.stderr, 'info line from')
+
+
+async def test_runtime_level_shows_the_bookkeeping(runtime_kwargs, caplog):
+    """``loglevel='runtime'`` (15, between DEBUG and INFO) shows the
+    runtime's bookkeeping: the modules an actor serves, peers coming and
+    going."""
+    caplog.set_level(tractor.log.RUNTIME, logger='tractor')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('booked', enable_modules=[fns.__name__])
+            assert await portal.run(fns.add, x=1, y=2) == 3
+            await an.cancel()
+    texts = [r.getMessage() for r in caplog.records if r.levelno == tractor.log.RUNTIME]
+    assert any("peer 'booked' connected" in t for t in texts), texts
+    assert any("peer 'booked' disconnected" in t for t in texts), texts

@@ -174,6 +174,7 @@ class Actor:
         for mods in get_plugin_manager().hook.tractor_rpc_modules(actor=self):
             extra.extend(mods or ())
         _modules.load([*self.enable_modules, *extra], self._mods, self._module_paths, self.is_root)
+        log.runtime('%r serves RPC from %s', self.name, sorted(self._mods))
 
     def serve_module(self, name: str) -> None:
         """Serve RPC from module ``name`` from now on (a plugin enabling a
@@ -379,16 +380,20 @@ class Actor:
         uid = chan.uid
         assert uid is not None
         self._peers.setdefault(uid, []).append(chan)
+        log.runtime('peer %r connected (%d channel(s))', uid[0], len(self._peers[uid]))
         ev = self._peer_events.pop(uid, None)
         if ev is not None:
             ev.set()
 
     def _remove_peer(self, chan: Channel) -> None:
-        chans = self._peers.get(chan.uid)  # type: ignore[arg-type]
+        uid = chan.uid
+        assert uid is not None  # (only channels that said Hello are peers)
+        chans = self._peers.get(uid)
         if chans and chan in chans:
             chans.remove(chan)
             if not chans:
-                del self._peers[chan.uid]  # type: ignore[arg-type]
+                del self._peers[uid]
+            log.runtime('peer %r disconnected (%d channel(s) left)', uid[0], len(chans))
 
     def get_peer_channels(self, name: str | None = None) -> list[Channel]:
         """Connected channels, newest first, optionally to peers named ``name``."""
