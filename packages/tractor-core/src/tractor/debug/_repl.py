@@ -16,9 +16,10 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -33,6 +34,9 @@ def banner(actor: Actor, what: str) -> str:
 
 class ActorPdb(pdb.Pdb):
     """``pdb.Pdb`` whose prompt names the actor: ``(Pdb <name> <pid>) ``."""
+
+    #: pdb.Pdb's own flag, True while its prompt reads a line (the stubs omit it)
+    allow_kbdint: bool
 
     def __init__(
         self,
@@ -138,8 +142,9 @@ def _runtime_dirs() -> tuple[str, ...]:
 
     import tractor
 
+    # (each is a package imported from its directory: __file__ is set)
     return tuple(
-        os.path.dirname(os.path.abspath(mod.__file__)) + os.sep  # type: ignore[type-var]
+        os.path.dirname(os.path.abspath(cast(str, mod.__file__))) + os.sep
         for mod in (tractor, trio, greenback, outcome)
     )
 
