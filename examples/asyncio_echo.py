@@ -12,9 +12,9 @@ client, bridged to the parent's stream by a ``@tractor.context``.
 import asyncio
 
 import trio
+
 import tractor
 from tractor import to_asyncio
-
 
 # -- asyncio code, as any asyncio library would have it ----------------------
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 import trio
+
 import tractor
 
 

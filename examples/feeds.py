@@ -14,6 +14,7 @@ Run it: ``python examples/feeds.py``
 from contextlib import asynccontextmanager
 
 import trio
+
 import tractor
 
 

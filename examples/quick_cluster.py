@@ -1,4 +1,5 @@
 import trio
+
 import tractor
 
 
@@ -26,7 +27,7 @@ async def main():
         trio.open_nursery() as tn,
     ):
 
-        for (name, portal) in portal_map.items():
+        for portal in portal_map.values():
             tn.start_soon(
                 portal.run,
                 sleepy_jane,

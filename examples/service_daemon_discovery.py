@@ -10,6 +10,7 @@ once the clients are done.
 
 '''
 import trio
+
 import tractor
 
 _quotes: dict[str, float] = {

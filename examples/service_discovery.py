@@ -1,4 +1,5 @@
 import trio
+
 import tractor
 
 tractor.log.get_console_log("INFO")

@@ -7,6 +7,7 @@ give up with TooManyRestarts, after stopping everyone else.
 import os
 
 import trio
+
 import tractor
 
 

@@ -6,6 +6,7 @@ out), and received payloads arrive decoded as ``Point`` instances.
 """
 import msgspec
 import trio
+
 import tractor
 
 

@@ -246,7 +246,7 @@ async def run(args) -> dict:
               f'chaos for {args.seconds}s', file=sys.stderr)
         stop = trio.Event()
         async with trio.open_nursery() as callers_tn:
-            for i in range(args.callers):
+            for _ in range(args.callers):
                 callers_tn.start_soon(caller, book, workers, random.Random(rng.random()), stop)
             async with trio.open_nursery() as chaos_tn:
                 chaos_tn.start_soon(chaos_loop, an, workers, pids, rng, stop, stats)

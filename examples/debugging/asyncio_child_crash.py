@@ -4,6 +4,7 @@ error reach the root as a RemoteActorError, exactly as in a trio child."""
 import asyncio
 
 import trio
+
 import tractor
 from tractor import to_asyncio
 

@@ -4,6 +4,7 @@ once the tree is gone."""
 import sys
 
 import trio
+
 import tractor
 
 

@@ -2,6 +2,7 @@
 the line that raised; when the developer continues or quits, the child's
 error reaches the root as a RemoteActorError, as it would without debug mode."""
 import trio
+
 import tractor
 
 

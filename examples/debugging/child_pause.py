@@ -4,6 +4,7 @@
 import sys
 
 import trio
+
 import tractor
 
 

@@ -10,6 +10,7 @@ because the tree runs in debug mode. ``python crash_handler.py root-sync``:
 import sys
 
 import trio
+
 import tractor
 
 

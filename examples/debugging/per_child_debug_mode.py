@@ -2,6 +2,7 @@
 that gets ``debug_mode=True`` opens a session on its crash (the root still
 keeps the tree's terminal lock)."""
 import trio
+
 import tractor
 
 

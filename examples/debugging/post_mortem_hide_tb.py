@@ -5,6 +5,7 @@ stack ``where`` walks, so what you see is your code and the code it called;
 import sys
 
 import trio
+
 import tractor
 from tractor.msg import NamespacePath
 

@@ -9,6 +9,7 @@ import signal
 from functools import partial
 
 import trio
+
 import tractor
 
 

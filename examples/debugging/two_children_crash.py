@@ -7,6 +7,7 @@ root (a child already at a prompt cannot answer its sibling: its event loop
 stands still during the session).
 """
 import trio
+
 import tractor
 
 _arrived: set[str] = set()

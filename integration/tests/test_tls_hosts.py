@@ -1,9 +1,10 @@
 """TLS across hosts: each "host" is a network namespace on one bridge
 (``tractor_testsupport.netns``), with a certificate of the test's CA naming
 its own address. A tree on host A (its root the registrar, at A's default
-TLS registry address) serves 'svc' (over TCP and TLS); a program on host B joins over TLS,
-finds 'svc' and calls it over TLS (encrypted first among remote addresses); a program on B with a certificate from another
-CA is refused. Needs root and iproute2 (skips otherwise).
+TLS registry address) serves 'svc' (over TCP and TLS); a program on host B
+joins over TLS, finds 'svc' and calls it over TLS (encrypted first among
+remote addresses); a program on B with a certificate from another CA is
+refused. Needs root and iproute2 (skips otherwise).
 """
 from __future__ import annotations
 

@@ -17,9 +17,12 @@ TIMEOUT = 300
 
 
 def _mypy(program: str) -> subprocess.CompletedProcess:
-    # --follow-imports=silent: judge the user's program, not our internals
+    # --follow-imports=silent: judge the user's program, not our internals;
+    # --config-file '': as a user runs it, without the workspace's own mypy
+    # settings (mypy would find the root pyproject.toml above the program)
     return subprocess.run(
-        [sys.executable, '-m', 'mypy', '--follow-imports=silent', '--python-version', '3.11',
+        [sys.executable, '-m', 'mypy', '--config-file', '', '--follow-imports=silent',
+         '--python-version', '3.11',
          '--no-incremental', '--no-error-summary', '--show-error-codes', str(HERE / program)],
         capture_output=True, text=True, timeout=TIMEOUT, cwd=HERE,
     )

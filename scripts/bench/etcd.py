@@ -38,11 +38,10 @@ async def samples(name: str, n: int, entries: int) -> dict[str, list[float]]:
     """Run in the prober: time each operation ``n`` times."""
     import httpx
 
+    import targets
     from tractor._transport import wrap_address
     from tractor.discovery import get_registry
     from tractor_etcd._backend import EtcdRegistry
-
-    import targets
 
     actor = tractor.current_actor()
     (reg,) = actor.registry_addrs
@@ -109,9 +108,8 @@ async def _measure(url: str, n: int, entries: int) -> dict[str, list[float]]:
 
 
 def run(quick: bool) -> dict[str, float]:
-    from tractor_testsupport.etcd import EtcdMember, etcd_binary, start_cluster
-
     from common import free_tcp_port
+    from tractor_testsupport.etcd import EtcdMember, etcd_binary, start_cluster
 
     if etcd_binary() is None:
         raise SystemExit('etcd is not installed (Debian: apt-get install etcd-server)')

@@ -22,7 +22,7 @@ def _time_import(what: str, cwd: str) -> float:
 def run(quick: bool, tmpdir: str) -> dict[str, float]:
     runs = 3 if quick else 15
     samples: dict[str, list[float]] = {case: [] for case in CASES}
-    for case, what in CASES.items():
+    for what in CASES.values():
         _time_import(what, tmpdir)  # bytecode caches written, page cache warm
     for _ in range(runs):  # interleaved, so background load hits both alike
         for case, what in CASES.items():

@@ -10,9 +10,9 @@ every process through ``TRACTOR_TLS_*``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import trio
 

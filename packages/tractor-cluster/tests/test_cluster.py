@@ -403,7 +403,10 @@ async def test_runtime_kwargs_forwarded_to_open_root_actor(
 async def test_unknown_runtime_kwarg_reaches_open_root_actor(spawn_spy, runtime_kwargs):
     """Nothing is filtered on the way: a typo fails in open_root_actor()."""
     with trio.fail_after(30):
-        with pytest.raises(TypeError, match=r'open_(root_actor|nursery)\(\) got an unexpected keyword argument .bogus_option.'):
+        with pytest.raises(
+            TypeError,
+            match=r'open_(root_actor|nursery)\(\) got an unexpected keyword argument .bogus_option.',
+        ):
             async with tractor.open_actor_cluster(
                 modules=[__name__], count=1, bogus_option=True, **runtime_kwargs,
             ):

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -167,9 +168,10 @@ async def test_run_daemon_serves_joiners(tpt_proto, reg_addr, tmp_path):
     errfile = tmp_path / 'daemon.stderr'
     with trio.fail_after(TIMEOUT), open(errfile, 'wb') as errf:
         async with trio.open_nursery() as tn:
-            proc = await tn.start(lambda task_status: trio.run_process(
+            proc = await tn.start(partial(
+                trio.run_process,
                 [sys.executable, str(SCRIPTS / 'daemon.py'), tpt_proto, json.dumps(reg_addr)],
-                stderr=errf, check=False, task_status=task_status,
+                stderr=errf, check=False,
             ))
             try:
                 await wait_accepting(tpt_proto, reg_addr)
@@ -361,7 +363,7 @@ def test_crash_handler_without_a_terminal():
     propagates unchanged, and ``.value`` holds it."""
     with pytest.raises(ZeroDivisionError):
         with tractor.devx.maybe_open_crash_handler(pdb=True) as handler:
-            1 / 0
+            1 / 0  # noqa: B018 (the division raises)
     assert isinstance(handler.value, ZeroDivisionError)
     with tractor.devx.maybe_open_crash_handler(pdb=True) as handler:
         pass

@@ -518,7 +518,7 @@ async def test_gather_contexts_error_cancels_all(runtime_kwargs):
                 async with tractor.trionics.gather_contexts(
                     [p.open_context(sleep_forever, tag=n) for p, n in zip(portals, names)]
                 ):
-                    1 / 0
+                    1 / 0  # noqa: B018 (the division raises)
             for p, n in zip(portals, names):
                 assert await p.run(get_events) == [f'{n}: cancelled']
             await an.cancel()

@@ -383,7 +383,7 @@ def length_prefix(draw) -> bytes:
 byte_cases = st.tuples(
     st.just('bytes'),
     st.booleans(),
-    st.tuples(st.booleans(), 
+    st.tuples(st.booleans(),
     st.one_of(
         st.binary(max_size=2048),
         truncated(),

@@ -61,7 +61,7 @@ async def test_inbox_get_is_cancellable_and_close_wakes_takers():
 
 
 async def test_reply_wakes_the_caller_and_is_cancellable():
-    reply = Reply(chan=None, cid=1)  # type: ignore[arg-type]
+    reply = Reply(chan=None, cid=1)  # type: ignore[arg-type]  # no channel: none is used
     with trio.move_on_after(0.01) as cs:
         await reply.wait()
     assert cs.cancelled_caught and not reply.done

@@ -71,4 +71,4 @@ def test_maddr_helpers_reject_the_wrong_kind_of_argument():
     with pytest.raises(TypeError, match='parse_maddr'):
         mk_maddr('/ip4/127.0.0.1/tcp/1616')
     with pytest.raises(TypeError):
-        parse_maddr(('127.0.0.1', 1616))  # type: ignore[arg-type]
+        parse_maddr(('127.0.0.1', 1616))  # type: ignore[arg-type]  # refused: the test

@@ -59,13 +59,13 @@ def backend(request) -> RegistryBackend:
 def test_registry_backend_is_an_interface():
     """The seam is abstract: a backend must implement the five operations."""
     with pytest.raises(TypeError):
-        RegistryBackend()  # type: ignore[abstract]
+        RegistryBackend()  # type: ignore[abstract]  # the refusal is the test
 
     class Partial(RegistryBackend):
         async def register(self, uid, addrs): ...
 
     with pytest.raises(TypeError):
-        Partial()  # type: ignore[abstract]
+        Partial()  # type: ignore[abstract]  # the refusal is the test
     assert {'register', 'unregister', 'find', 'wait_for', 'delete_addr'} <= (
         RegistryBackend.__abstractmethods__
     )
@@ -156,7 +156,7 @@ async def test_memory_registry_wait_does_not_poll(autojump_clock):
         looks += 1
         return newest(name)
 
-    reg.newest = counting  # type: ignore[method-assign]
+    reg.newest = counting  # type: ignore[method-assign]  # a spy on the method
     async with trio.open_nursery() as tn:
         tn.start_soon(reg.wait_for, 'svc')
         await trio.testing.wait_all_tasks_blocked()
@@ -187,7 +187,7 @@ class _NoScan(dict):
     def _scan(self, *a, **kw):
         raise AssertionError('the whole registry table was scanned')
 
-    __iter__ = items = keys = values = __reversed__ = _scan  # type: ignore[assignment]
+    __iter__ = items = keys = values = __reversed__ = _scan  # type: ignore[assignment]  # tripwires
 
 
 async def test_memory_registry_lookups_are_o1_per_name():
@@ -254,10 +254,10 @@ class _StubActor:
 
 async def test_registrar_serves_any_backend(backend):
     actor = _StubActor()
-    registrar = Registrar(actor, backend=backend)  # type: ignore[arg-type]
+    registrar = Registrar(actor, backend=backend)  # type: ignore[arg-type]  # a stub actor
     assert registrar.backend is backend
     registrar.install()
-    assert actor.is_registrar and local_registrar(actor) is registrar  # type: ignore[arg-type]
+    assert actor.is_registrar and local_registrar(actor) is registrar  # type: ignore[arg-type]  # a stub actor
     rpc = actor.methods
     assert set(Registrar.METHODS) <= set(rpc)
     await rpc['register_actor'](uid=['bob', 'u1'], addrs=[list(TCP)])
@@ -280,20 +280,20 @@ async def test_registrar_serves_any_backend(backend):
 
 async def test_registrar_rejects_bad_requests():
     actor = _StubActor()
-    registrar = Registrar(actor)  # type: ignore[arg-type]
+    registrar = Registrar(actor)  # type: ignore[arg-type]  # a stub actor
     assert isinstance(registrar.backend, MemoryRegistry)
     with pytest.raises(ValueError):
         await registrar.find_actor(name='')
     with pytest.raises(ValueError):
         await registrar.register_actor(uid=['only-a-name'], addrs=[])
     with pytest.raises(ValueError):
-        await registrar.wait_for_actor(name=None)  # type: ignore[arg-type]
+        await registrar.wait_for_actor(name=None)  # type: ignore[arg-type]  # refused: the test
 
 
 def test_registrar_with_an_empty_memory_backend_keeps_it():
     """An empty backend is falsy (len 0) but still the one to use."""
     empty = MemoryRegistry()
-    assert Registrar(_StubActor(), backend=empty).backend is empty  # type: ignore[arg-type]
+    assert Registrar(_StubActor(), backend=empty).backend is empty  # type: ignore[arg-type]  # a stub actor
 
 
 def test_arbiter_is_registrar_alias():

@@ -103,7 +103,7 @@ def test_events_round_trip_and_metadata_is_checked():
 class NoMetaBackend(MemoryRegistry):
     """A backend written before metadata: register() takes no ``meta``."""
 
-    async def register(self, uid, addrs):  # type: ignore[override]
+    async def register(self, uid, addrs):  # type: ignore[override]  # the old signature, on purpose
         await super().register(uid, addrs)
 
 
@@ -111,7 +111,7 @@ async def test_registrar_over_a_backend_without_metadata():
     class FakeActor:
         uid = ('r', 'x')
 
-    reg = Registrar(FakeActor(), backend=NoMetaBackend())  # type: ignore[arg-type]
+    reg = Registrar(FakeActor(), backend=NoMetaBackend())  # type: ignore[arg-type]  # a stub actor
     await reg.register_actor(['a', 'u'], [TCP], meta={'pid': 5})
     await reg.register_actor(['b', 'u'], [TCP])  # the old form of the RPC
     listed = {e['uid'][0]: e for e in await reg.list_entries()}

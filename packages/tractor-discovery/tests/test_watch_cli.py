@@ -88,7 +88,7 @@ def registrar(addr, tmp_path: Path):
     try:
         line = proc.stdout.readline()
         assert line.startswith('registrar listening on'), (line, _tail(err))
-        proc.log = err  # type: ignore[attr-defined]
+        proc.log = err  # type: ignore[attr-defined]  # the fixture keeps the log with its process
         yield proc
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

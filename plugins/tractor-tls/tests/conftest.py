@@ -58,7 +58,7 @@ class PKI:
         return CertSet(ca_path, made.cert, made.key)
 
     def expired(self, name: str) -> CertSet:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         return self.issue(name, not_before=now - datetime.timedelta(days=30),
                           not_after=now - datetime.timedelta(days=1))
 

@@ -5,7 +5,7 @@ distributions (discovery, the cluster API) resolve lazily and fail with an
 error naming the distribution to install when it is missing.
 """
 from pkgutil import extend_path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # the discovery and cluster distributions install sub-packages of `tractor`
 # from their own directories (separate wheels, editable workspace installs)
@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     # what the lazily resolved names below are, for type checkers (at run
     # time they are imported on first use, and may be missing on a lean
     # install: see __getattr__)
+    from . import cluster as cluster
     from . import debug as debug
     from . import devx as devx
+    from . import discovery as discovery
     from . import to_asyncio as to_asyncio
     from ._supervisor import ChildInfo as ChildInfo
     from ._supervisor import SupervisedPortal as SupervisedPortal
@@ -67,8 +69,6 @@ if TYPE_CHECKING:
     from .discovery import get_registry as get_registry
     from .discovery import query_actor as query_actor
     from .discovery import wait_for_actor as wait_for_actor
-    from . import cluster as cluster
-    from . import discovery as discovery
 
 #: public name -> (module providing it, distribution to install)
 _LAZY = {
@@ -116,7 +116,7 @@ def _missing_hint(qualname: str, dist: str) -> str:
     )
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     try:
         modname, dist = _LAZY[name]
     except KeyError:
@@ -154,7 +154,7 @@ class _HintFinder:
 import sys as _sys  # noqa: E402
 
 if not any(f is _HintFinder for f in _sys.meta_path):
-    _sys.meta_path.append(_HintFinder)  # type: ignore[arg-type]
+    _sys.meta_path.append(_HintFinder)
 
 
 def _installed(modname: str) -> bool:

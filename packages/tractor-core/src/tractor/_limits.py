@@ -12,10 +12,9 @@ process limit, is what a flood runs into.
 """
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import trio
 

@@ -9,8 +9,9 @@ lists them all in one table, generated from :data:`SETTINGS`'s docs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ._exceptions import TractorError
 

@@ -14,8 +14,9 @@ import linecache
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -73,7 +74,9 @@ def dump_task_tree(header: str | None = None) -> str:
     root task down through its nurseries, each with its current frames
     (outermost first, as in a traceback). Must be called from a trio task."""
     out = [header] if header else []
-    _format_task(trio.lowlevel.current_root_task(), 0, out)
+    root = trio.lowlevel.current_root_task()
+    if root is not None:  # (None only while the run starts or ends)
+        _format_task(root, 0, out)
     return '\n'.join(out)
 
 

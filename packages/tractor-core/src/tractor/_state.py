@@ -1,7 +1,7 @@
 """Process-wide runtime state: the one actor this process runs."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._exceptions import NoRuntime
 
@@ -14,7 +14,13 @@ _current_actor: Actor | None = None
 _asyncio_host_loop: Any = None
 
 
-def current_actor(err_on_no_runtime: bool = True) -> Actor:
+@overload
+def current_actor(err_on_no_runtime: Literal[True] = True) -> Actor: ...
+@overload
+def current_actor(err_on_no_runtime: bool) -> Actor | None: ...
+
+
+def current_actor(err_on_no_runtime: bool = True) -> Actor | None:
     """The actor running in this process.
 
     Raises :class:`NoRuntime` outside of ``open_root_actor()``/
@@ -25,7 +31,7 @@ def current_actor(err_on_no_runtime: bool = True) -> Actor:
             'no tractor actor is running in this process: '
             'use `tractor.open_root_actor()` or `tractor.open_nursery()` first'
         )
-    return _current_actor  # type: ignore[return-value]
+    return _current_actor
 
 
 def is_root_process() -> bool:

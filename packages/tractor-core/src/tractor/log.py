@@ -69,7 +69,7 @@ class _ActorContextFilter(logging.Filter):
 _filter = _ActorContextFilter()
 
 
-class StackLevelAdapter(logging.LoggerAdapter):
+class StackLevelAdapter(logging.LoggerAdapter[logging.Logger]):
     """A stdlib logger plus one method per runtime level.
 
     ``debug()``, ``info()``, ``warning()``, ... behave as on
@@ -87,7 +87,7 @@ class StackLevelAdapter(logging.LoggerAdapter):
         # there is no `extra` to merge
         return msg, kwargs
 
-    def _at(self, level: int, msg: Any, args: tuple, kwargs: dict) -> None:
+    def _at(self, level: int, msg: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self.logger.isEnabledFor(level):
             # skip this frame and the level method's, so the record names
             # the caller's line
@@ -115,11 +115,11 @@ class StackLevelAdapter(logging.LoggerAdapter):
         self._at(PDB, msg, args, kwargs)
 
     @property
-    def filters(self) -> list:
+    def filters(self) -> list[Any]:
         return self.logger.filters
 
     @property
-    def handlers(self) -> list:
+    def handlers(self) -> list[logging.Handler]:
         return self.logger.handlers
 
     @property

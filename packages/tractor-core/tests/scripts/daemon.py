@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tractor  # noqa: E402
+import tractor
 
 tpt, reg = sys.argv[1], tuple(json.loads(sys.argv[2]))
 tractor.run_daemon(

@@ -14,9 +14,10 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 
 from .._boxing import runtime_dirs
@@ -32,6 +33,9 @@ def banner(actor: Actor, what: str) -> str:
 
 class ActorPdb(pdb.Pdb):
     """``pdb.Pdb`` whose prompt names the actor: ``(Pdb <name> <pid>) ``."""
+
+    #: pdb.Pdb's own flag, True while its prompt reads a line (the stubs omit it)
+    allow_kbdint: bool
 
     def __init__(
         self,

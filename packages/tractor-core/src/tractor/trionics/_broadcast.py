@@ -11,14 +11,16 @@ so a slow reader never makes memory grow.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
 from .._exceptions import TractorError
 
 T = TypeVar('T')
+T_co = TypeVar('T_co', covariant=True)
 
 
 class Lagged(TractorError, trio.TooSlowError):
@@ -31,8 +33,8 @@ class Lagged(TractorError, trio.TooSlowError):
         self.skipped = skipped
 
 
-class _Receiver(Protocol[T]):
-    async def receive(self) -> T: ...
+class _Receiver(Protocol[T_co]):
+    async def receive(self) -> T_co: ...
 
 
 class _Shared(Generic[T]):
@@ -121,7 +123,7 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         await trio.lowlevel.checkpoint()
 
 
-def broadcast_receiver(rx: Any, max_buffer_size: int) -> BroadcastReceiver:
+def broadcast_receiver(rx: Any, max_buffer_size: int) -> BroadcastReceiver[Any]:
     """Wrap ``rx`` (anything with ``async receive()``, e.g. a trio
     ``ReceiveChannel`` or a :class:`~tractor.MsgStream`) so several local
     tasks can each receive every value: returns the first reader; more come

@@ -2,8 +2,9 @@
 an actor that asks for it under the same key."""
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncContextManager, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -31,7 +32,7 @@ _entries: dict[tuple[int, Hashable], _Entry] = {}
 _locks: dict[tuple[int, Hashable], trio.Lock] = {}
 
 
-async def _host(acm: AsyncContextManager, entry: _Entry, slot: tuple[int, Hashable]) -> None:
+async def _host(acm: AbstractAsyncContextManager[Any], entry: _Entry, slot: tuple[int, Hashable]) -> None:
     """Enter ``acm`` in a task of its own, so it outlives whichever user
     opened it, and exit it once the last user left."""
     try:
@@ -53,7 +54,7 @@ async def _host(acm: AsyncContextManager, entry: _Entry, slot: tuple[int, Hashab
 
 @asynccontextmanager
 async def maybe_open_context(
-    acm_func: Callable[..., AsyncContextManager],
+    acm_func: Callable[..., AbstractAsyncContextManager[Any]],
     kwargs: dict[str, Any] | None = None,
     key: Hashable | Callable[..., Hashable] | None = None,
 ) -> AsyncIterator[tuple[bool, Any]]:

@@ -1,8 +1,8 @@
 """Small structured-concurrency helpers users of the established project reach for."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import trio
 
@@ -45,7 +45,7 @@ async def maybe_raise_from_masking_exc(
     """
     try:
         yield
-    except unmask_from as masker:  # type: ignore[misc]
+    except unmask_from as masker:
         masked = masker.__context__
         if masked is not None and not isinstance(masked, unmask_from) and isinstance(masked, Exception):
             raise masked from masker

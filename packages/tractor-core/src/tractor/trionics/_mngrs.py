@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import AsyncContextManager, AsyncIterator, Iterable, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar, cast
 
 import trio
 
@@ -12,7 +13,7 @@ T = TypeVar('T')
 
 @asynccontextmanager
 async def gather_contexts(
-    mngrs: Iterable[AsyncContextManager[T]],
+    mngrs: Iterable[AbstractAsyncContextManager[T]],
 ) -> AsyncIterator[tuple[T, ...]]:
     """Enter every async context manager concurrently, each in its own task,
     and yield their values in input order; all are exited on block exit.
@@ -38,7 +39,7 @@ async def gather_contexts(
     all_in = trio.Event()
     leave = trio.Event()
 
-    async def hold(i: int, cm: AsyncContextManager[T]) -> None:
+    async def hold(i: int, cm: AbstractAsyncContextManager[T]) -> None:
         nonlocal entered
         async with cm as value:
             values[i] = value
@@ -53,7 +54,8 @@ async def gather_contexts(
                 tn.start_soon(hold, i, cm)
             await all_in.wait()
             try:
-                yield tuple(values)  # type: ignore[misc]
+                # every slot holds its manager's value once `all_in` is set
+                yield cast('tuple[T, ...]', tuple(values))
             except BaseException:
                 # the managers exit by cancellation, not as if all went well
                 tn.cancel_scope.cancel()
