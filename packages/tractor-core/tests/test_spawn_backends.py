@@ -35,10 +35,13 @@ class Recording:
         self.key = key
         self.backend = backend
         self.spawned: list[str] = []
+        self.procs: list[trio.Process] = []
 
     async def spawn(self, *, name: str, uuid: str, parent_addr: str) -> trio.Process:
         self.spawned.append(name)
-        return await spawn_trio(name=name, uuid=uuid, parent_addr=parent_addr)
+        proc = await spawn_trio(name=name, uuid=uuid, parent_addr=parent_addr)
+        self.procs.append(proc)
+        return proc
 
     @hookimpl
     def tractor_spawn_methods(self) -> dict:
@@ -53,8 +56,8 @@ def register():
     pm = get_plugin_manager()
     done = []
 
-    def add(plugin: Recording) -> Recording:
-        pm.register(plugin, name=f'test-backend-{plugin.key}-{id(plugin)}')
+    def add(plugin):
+        pm.register(plugin, name=f'test-plugin-{id(plugin)}')
         done.append(plugin)
         return plugin
 
@@ -83,7 +86,8 @@ async def test_unavailable_backend_is_not_the_default_and_naming_it_says_so(
     register(Recording('nowhere', available=lambda: False, priority=1000, needs='a test machine of dreams'))
     assert 'nowhere' in spawn_backends()
     assert default_start_method() == before
-    with pytest.raises(ValueError, match=r"'nowhere' is not available here \(it needs a test machine of dreams\)"):
+    needs = r"'nowhere' is not available here \(it needs a test machine of dreams\)"
+    with pytest.raises(ValueError, match=needs):
         resolve_start_method('nowhere')
     monkeypatch.setenv('TRACTOR_START_METHOD', 'nowhere')
     with pytest.raises(ValueError, match='not available here'):
@@ -149,3 +153,30 @@ async def test_spawn_spec_ext_reaches_children(run_script, tpt_proto, reg_addr, 
     assert set(child['keys']) == {'spawn-ext-test'} | wing
     assert set(grandchild['keys']) == {'spawn-ext-test'} | wing
     assert 'the spawn-ext test plugin refuses this child' in out['refused']
+
+
+class FailingExt:
+    """A plugin whose parent-side ``SpawnSpec.ext`` hook fails for one child."""
+
+    @hookimpl
+    def tractor_spawn_spec_ext(self, child_uid) -> dict:
+        if child_uid[0] == 'doomed':
+            raise LookupError('the test plugin cannot describe this child')
+        return {}
+
+
+async def test_parent_side_ext_error_fails_that_spawn(register, runtime_kwargs):
+    """The error reaches start_actor(), the started process is reaped, and
+    the nursery spawns on."""
+    rec = register(Recording('rec-ext'))
+    register(FailingExt())
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='rec-ext', **runtime_kwargs) as an:
+            with pytest.raises(LookupError, match='cannot describe this child'):
+                await an.start_actor('doomed', enable_modules=FNS)
+            (doomed,) = rec.procs
+            assert doomed.returncode is not None
+            fine = await an.start_actor('fine', enable_modules=FNS)
+            assert (await fine.run(whoami))['name'] == 'fine'
+            await an.cancel()
+    assert rec.spawned == ['doomed', 'fine']
