@@ -205,11 +205,12 @@ def main(argv: list[str] | None = None) -> int:
                              'default: the runtime\'s default)')
     args = parser.parse_args(argv)
     if args.start_method:
-        from tractor._spawn import spawn_methods
+        from tractor._spawn import resolve_start_method
 
-        if args.start_method not in spawn_methods():
-            parser.error(f'unknown start method {args.start_method!r}; '
-                         f'available: {sorted(spawn_methods())}')
+        try:
+            resolve_start_method(args.start_method)
+        except ValueError as err:
+            parser.error(str(err))
         os.environ['TRACTOR_START_METHOD'] = args.start_method
     chosen = args.only.split(',') if args.only else list(FAMILIES)
     unknown = set(chosen) - set(FAMILIES)

@@ -17,7 +17,9 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
-from tractor._spawn_forkserver import UNKNOWN_EXIT, ForkedProcess, supported
+from tractor._forkserver.backend import supported
+from tractor._forkserver.owner import path_for_children
+from tractor._forkserver.process import UNKNOWN_EXIT, ForkedProcess
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import cmdline, descendants, pids_with_env
@@ -453,14 +455,12 @@ async def test_import_tractor_loads_no_backend():
 async def test_pending_requests_bounded(runtime_kwargs, monkeypatch):
     """Connections to the fork server that never finish their request are
     bounded in number (the oldest dropped past the cap) and in time."""
-    from tractor import _spawn_forkserver
-
     monkeypatch.setenv('TRACTOR_FORKSERVER_MAX_PENDING', '4')
     monkeypatch.setenv('TRACTOR_FORKSERVER_PENDING_TIMEOUT', '1.0')
     with trio.fail_after(30):
         async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
             first = await an.start_actor('first', enable_modules=FNS)  # starts the server
-            path = _spawn_forkserver.path_for_children(tractor.current_actor())
+            path = path_for_children(tractor.current_actor())
             socks = []
             for _ in range(6):
                 sock = trio.socket.socket(trio.socket.AF_UNIX)

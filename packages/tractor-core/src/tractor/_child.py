@@ -8,7 +8,7 @@ import sys
 
 import trio
 
-from . import _msg, _settings, _spawn_forkserver, _state
+from . import _msg, _settings, _state
 from ._plugins import get_plugin_manager, load_plugin_path
 from ._transport import wrap_address
 from ._boxing import pack_error
@@ -54,11 +54,12 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         actor.loglevel = spec.loglevel
         actor.debug_mode = spec.debug_mode
         actor.start_method = spec.start_method
-        _spawn_forkserver.inherit(actor, spec.forkserver)
         actor.root_uid = tuple(spec.root_uid) if spec.root_uid else None  # type: ignore[assignment]
         actor._root_addrs = [wrap_address(a) for a in spec.root_addrs]
         actor.stack_on_sig = spec.stack_on_sig
         actor.parent_uid = chan.uid  # known before serving (registration says it)
+        # plugins take what their parent side handed down before user code loads
+        get_plugin_manager().hook.tractor_spawn_spec_ext_received(actor=actor, ext=spec.ext)
         actor.load_modules()
         binds = [wrap_address(a) for a in spec.bind_addrs]
     except Exception as err:

@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._runtime import Actor
+    from ._spawn import SpawnBackend, SpawnFn
     from ._transport import Address, Transport
 
 hookspec = pluggy.HookspecMarker('tractor')
@@ -27,8 +28,36 @@ class TractorSpec:
         """Transports this plugin provides."""
 
     @hookspec
-    def tractor_spawn_methods(self) -> dict[str, Any]:
-        """Spawn backends by name: ``{'trio': async_spawn_fn}``."""
+    def tractor_spawn_methods(self) -> dict[str, SpawnBackend | SpawnFn]:
+        """Spawn backends by name: ``{'forkserver': SpawnBackend(spawn_fn,
+        available=supported, priority=10, needs='Linux 5.3+')}``.
+
+        A :class:`~tractor._spawn.SpawnBackend` says whether it can run here
+        and how preferred it is: the default start method is the available
+        one of highest priority (core's ``'trio'``: 0, winning ties). A plain
+        ``async_spawn_fn`` is accepted too, as an always-available backend
+        of priority 0. The function is awaited as ``spawn(name=, uuid=,
+        parent_addr=)`` (plus ``infect_asyncio=True`` for an asyncio-hosted
+        child) and returns a :class:`~tractor._spawn.Process`.
+        """
+
+    @hookspec
+    def tractor_spawn_spec_ext(
+        self, actor: Actor, child_uid: tuple[str, str], start_method: str,
+    ) -> dict[str, Any] | None:
+        """(in the parent) Entries for the ``SpawnSpec.ext`` of the child
+        ``child_uid`` that ``actor`` just started with ``start_method``: a
+        plugin hands its own state down the tree this way. Asked once the
+        child's process started, before its spec is sent. Key the entries by
+        the plugin's name; values must be msgpack-encodable. The child reads
+        them in :meth:`tractor_spawn_spec_ext_received`."""
+
+    @hookspec
+    def tractor_spawn_spec_ext_received(self, actor: Actor, ext: dict[str, Any]) -> None:
+        """(in a child) The ``SpawnSpec.ext`` its parent sent (every
+        plugin's entries, possibly none of this plugin's), before the
+        child imports its modules and starts serving. An exception fails
+        the spawn: the parent's ``start_actor()`` raises it."""
 
     @hookspec(firstresult=True)
     def tractor_root_bind_addrs(

@@ -66,14 +66,15 @@ class SpawnSpec(_Msg):
     loglevel: str | None = None
     debug_mode: bool = False
     start_method: str = 'trio'
-    #: the tree's fork server (its socket path), for children to reuse
-    forkserver: str | None = None
     #: the root actor of the tree (uid, addresses): the debugger's terminal
     #: lock lives there
     root_uid: tuple[str, str] | None = None
     root_addrs: list[tuple[str, list]] = []
     #: write the task tree to stderr on SIGUSR1 (``enable_stack_on_sig``)
     stack_on_sig: bool = False
+    #: plugins' state for the child, by plugin (hooks
+    #: ``tractor_spawn_spec_ext`` in the parent, ``..._received`` in the child)
+    ext: dict[str, Any] = {}
 
 
 class Ready(_Msg):

@@ -1,14 +1,17 @@
 """Spawning subactors: backend selection and the parent's side of boot.
 
-A backend (hook ``tractor_spawn_methods``) starts a process that dials the
-parent back; the parent then sends the whole start state as one
-:class:`~tractor._msg.SpawnSpec` and waits for :class:`~tractor._msg.Ready`.
+A backend (a :class:`SpawnBackend` of hook ``tractor_spawn_methods``) starts
+a process that dials the parent back; the parent then sends the whole start
+state as one :class:`~tractor._msg.SpawnSpec` (plugins add theirs to its
+``ext``) and waits for :class:`~tractor._msg.Ready`. Backends say whether
+they can run here and how preferred they are, which picks the default.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
@@ -18,23 +21,26 @@ from . import _auth, _msg
 from ._boxing import unpack_error
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
+from .log import get_logger
 
 if TYPE_CHECKING:
     from ._ipc import Channel
+    from ._runtime import Actor
     from ._transport import Address
 
 ENV_START_METHOD = 'TRACTOR_START_METHOD'
-#: fork each child from a warm template process (``tractor._spawn_forkserver``)
-DEFAULT_START_METHOD = 'forkserver'
-#: the default where the fork server cannot run (not Linux 5.3+)
+#: core's own backend, always available: the default unless an available
+#: backend declares a higher :attr:`SpawnBackend.priority`
 FALLBACK_START_METHOD = 'trio'
 #: how long a child may take from exec to Ready
 SPAWN_TIMEOUT = _settings.value('TRACTOR_SPAWN_TIMEOUT')
 
+log = get_logger('spawn')
+
 
 class Process(Protocol):
     """What a spawn backend returns: the part of ``trio.Process`` the actor
-    nursery uses (``tractor._spawn_forkserver.ForkedProcess`` is another)."""
+    nursery uses (the fork server's ``ForkedProcess`` is another)."""
 
     pid: int
 
@@ -53,29 +59,90 @@ class Process(Protocol):
 SpawnFn = Callable[..., Awaitable[Process]]
 
 
-def spawn_methods() -> dict[str, SpawnFn]:
-    methods: dict[str, SpawnFn] = {}
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class SpawnBackend:
+    """A spawn backend, as hook ``tractor_spawn_methods`` provides it:
+    ``{'name': SpawnBackend(spawn_fn, available=..., priority=...)}``.
+
+    ``await spawn(name=..., uuid=..., parent_addr=...)`` starts the process
+    of subactor ``(name, uuid)``, which dials ``parent_addr`` back, and
+    returns its :class:`Process` (``infect_asyncio=True`` is passed only to
+    ask for an asyncio-hosted child). ``available()`` says whether the
+    backend can run on this machine; it is asked whenever a start method is
+    picked, so it should cache what it probes. A backend that cannot run is
+    never the default, and naming it fails saying it is unavailable here
+    and what it ``needs``. The default is the available backend of highest
+    ``priority``; core's ``'trio'`` has 0 and wins a tie.
+    """
+
+    spawn: SpawnFn
+    available: Callable[[], bool] = _always
+    priority: int = 0
+    #: what the backend needs that a machine may lack (for the error)
+    needs: str = ''
+
+
+def spawn_backends() -> dict[str, SpawnBackend]:
+    """Every backend the plugins provide, by name. A plain function (the
+    ``{name: async_spawn_fn}`` form) is a backend that is always available,
+    of priority 0."""
+    backends: dict[str, SpawnBackend] = {}
     for provided in get_plugin_manager().hook.tractor_spawn_methods():
-        for key, fn in (provided or {}).items():
-            methods.setdefault(key, fn)
-    return methods
+        for key, impl in (provided or {}).items():
+            if key not in backends:
+                backends[key] = impl if isinstance(impl, SpawnBackend) else SpawnBackend(impl)
+    return backends
 
 
-def default_start_method() -> str:
-    from ._spawn_forkserver import supported
-
-    return DEFAULT_START_METHOD if supported() else FALLBACK_START_METHOD
+def default_start_method(backends: dict[str, SpawnBackend] | None = None) -> str:
+    """The available backend of highest priority (``'trio'`` on a tie, then
+    the first provided)."""
+    if backends is None:
+        backends = spawn_backends()
+    best, best_key = FALLBACK_START_METHOD, None
+    for index, (name, backend) in enumerate(backends.items()):
+        key = (backend.priority, name == FALLBACK_START_METHOD, -index)
+        if (best_key is None or key > best_key) and backend.available():
+            best, best_key = name, key
+    return best
 
 
 def resolve_start_method(start_method: str | None) -> str:
-    """``start_method`` or ``$TRACTOR_START_METHOD`` or the default, checked."""
-    method = start_method or os.environ.get(ENV_START_METHOD) or default_start_method()
-    methods = spawn_methods()
-    if method not in methods:
+    """``start_method`` or ``$TRACTOR_START_METHOD`` or the default, checked:
+    ``ValueError`` when no backend has that name or it cannot run here."""
+    backends = spawn_backends()
+    method = start_method or os.environ.get(ENV_START_METHOD) or default_start_method(backends)
+    backend = backends.get(method)
+    if backend is None or not backend.available():
+        here = sorted(name for name, b in backends.items() if b.available())
+        if backend is None:
+            raise ValueError(f'unknown start_method {method!r}; available here: {here}')
+        needs = f' (it needs {backend.needs})' if backend.needs else ''
         raise ValueError(
-            f'unknown start_method {method!r}; available: {sorted(methods)}'
+            f'start_method {method!r} is not available here{needs}; available here: {here}'
         )
     return method
+
+
+def spawn_spec_ext(actor: Actor, child_uid: tuple[str, str], start_method: str) -> dict[str, Any]:
+    """The child's ``SpawnSpec.ext``: what the plugins' parent-side hook
+    ``tractor_spawn_spec_ext`` returns, asked once the child's process
+    started. Each plugin should use its own key; on a clash the first
+    answer stays (and the clash is logged)."""
+    ext: dict[str, Any] = {}
+    for provided in get_plugin_manager().hook.tractor_spawn_spec_ext(
+        actor=actor, child_uid=child_uid, start_method=start_method,
+    ):
+        for key, value in (provided or {}).items():
+            if key in ext:
+                log.error('two plugins set SpawnSpec.ext[%r] for %r: keeping the first', key, child_uid)
+                continue
+            ext[key] = value
+    return ext
 
 
 def main_script_path() -> str | None:

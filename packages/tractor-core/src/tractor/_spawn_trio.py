@@ -2,7 +2,7 @@
 
 :func:`child_command` is the one description of how a subactor is started
 (its ``tractor._child`` arguments, the fds it inherits, its environment);
-the fork-server backend (``tractor._spawn_forkserver``) starts its children
+the fork-server backend (``tractor._forkserver.backend``) starts its children
 from the same description, so both stay in step.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import trio
 
 from . import _auth, _state
 from ._plugins import hookimpl, plugin_paths_for_children
+from ._spawn import FALLBACK_START_METHOD, SpawnBackend
 
 #: what a subactor runs: ``python -m tractor._child <args>``
 CHILD_MODULE = 'tractor._child'
@@ -88,5 +89,6 @@ async def spawn_trio(
 
 
 @hookimpl
-def tractor_spawn_methods() -> dict:
-    return {'trio': spawn_trio}
+def tractor_spawn_methods() -> dict[str, SpawnBackend]:
+    # runs anywhere; priority 0, core's fallback (see _spawn.default_start_method)
+    return {FALLBACK_START_METHOD: SpawnBackend(spawn_trio)}

@@ -23,7 +23,8 @@ from ._spawn import (
     module_paths,
     parent_addr_for_child,
     resolve_start_method,
-    spawn_methods,
+    spawn_backends,
+    spawn_spec_ext,
 )
 from .log import current_level, get_logger
 from .trionics import is_multi_cancelled
@@ -174,15 +175,16 @@ class ActorNursery:
         try:
             # (passed only when set: a third-party backend need not know it)
             extra = {'infect_asyncio': True} if infect_asyncio else {}
-            proc = await spawn_methods()[method](name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra)
+            proc = await spawn_backends()[method].spawn(name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra)
         except BaseException:
             actor._spawning.pop(uid, None)
             raise
-        # known once a spawn started it: the tree's fork server, to reuse
-        # (imported here: the backends load with the plugins, not with tractor)
-        from ._spawn_forkserver import path_for_children
-
-        spec.forkserver = path_for_children(actor)
+        # asked once the process started: what a plugin hands down may exist
+        # only from this spawn on (the tree's fork server)
+        try:
+            spec.ext = spawn_spec_ext(actor, uid, method)
+        except Exception as err:  # a plugin's bug fails this spawn (the child is reaped)
+            waiter.fail(err)
         child = _Child(uid, proc, waiter)
         self._children[uid] = child
         self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')

@@ -1,0 +1,21 @@
+"""The fork server wing: subactors forked from a warm template process
+(``start_method='forkserver'``).
+
+A plugin of the runtime's hooks like any other (entry point
+``spawn-forkserver``, module :mod:`.backend`); core never imports it. By
+concern:
+
+- :mod:`.protocol`: the wire format of requests and replies, fd passing;
+- :mod:`.server`: the epoll loop, the spare, reaping, the orphan grace;
+- :mod:`.child`: a spare becoming the subactor a request asks for, and the
+  imports the server preloads for it;
+- :mod:`.process`: ``ForkedProcess``, the requester's handle on a child;
+- :mod:`.owner`: starting a tree's server and stopping it with its owner;
+- :mod:`.backend`: the spawn backend and its hooks (availability, the
+  server path handed to children in ``SpawnSpec.ext``, the owner's stop);
+- ``__main__``: ``python -m tractor._forkserver``, the server's command.
+
+Nothing is imported here: ``python -m tractor._forkserver`` imports this
+package before it runs ``__main__``, and the spawner's side must not load
+the server's modules.
+"""
