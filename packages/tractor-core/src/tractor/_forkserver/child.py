@@ -284,7 +284,7 @@ def preload() -> None:
     children forked from here start warm."""
     import trio  # noqa: F401
 
-    import tractor  # noqa: F401
+    # (importing any of these runs tractor/__init__ too: the public names)
     from tractor import (  # noqa: F401
         _child, _context, _ipc, _msg, _portal, _root, _runtime, _spawn,
         _spawn_trio, _supervise, log, trionics,
