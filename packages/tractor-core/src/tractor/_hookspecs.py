@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable
 import pluggy
 
 if TYPE_CHECKING:
+    from ._msg import SpawnSpec
     from ._runtime import Actor
     from ._spawn import SpawnBackend, SpawnFn
     from ._transport import Address, Transport
@@ -43,12 +44,13 @@ class TractorSpec:
 
     @hookspec
     def tractor_spawn_spec_ext(
-        self, actor: Actor, child_uid: tuple[str, str], start_method: str,
+        self, actor: Actor, child_uid: tuple[str, str], start_method: str, spec: SpawnSpec,
     ) -> dict[str, Any] | None:
         """(in the parent) Entries for the ``SpawnSpec.ext`` of the child
         ``child_uid`` that ``actor`` just started with ``start_method``: a
-        plugin hands its own state down the tree this way. Asked once the
-        child's process started, before its spec is sent. Key the entries by
+        plugin hands its own state down the tree this way (``spec`` is the
+        rest of what the child gets: read it, do not change it). Asked once
+        the child's process started, before its spec is sent. Key the entries by
         the plugin's name; values must be msgpack-encodable. The child reads
         them in :meth:`tractor_spawn_spec_ext_received`."""
 

@@ -32,9 +32,6 @@ from .log import get_logger
 
 log = get_logger('runtime')
 
-#: the RPC module of the tree's terminal lock, served by a root in debug
-#: mode (by the debug plugin) or once it spawned a child in debug mode
-DEBUG_LOCK_MODULE = 'tractor.debug._lock'
 #: bound on the identity exchange of a new connection
 HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
 
@@ -332,10 +329,6 @@ class Actor:
                     )
                     return
                 del self._spawning[aid.uid]
-                if waiter.spec.debug_mode and self.is_root:
-                    # debug_mode for one child only: its sessions still
-                    # need the tree's terminal lock
-                    self.serve_module(DEBUG_LOCK_MODULE)
                 ok = await waiter.handoff(chan)
                 if not ok:
                     return

@@ -128,14 +128,16 @@ def resolve_start_method(start_method: str | None) -> str:
     return method
 
 
-def spawn_spec_ext(actor: Actor, child_uid: tuple[str, str], start_method: str) -> dict[str, Any]:
+def spawn_spec_ext(
+    actor: Actor, child_uid: tuple[str, str], start_method: str, spec: _msg.SpawnSpec,
+) -> dict[str, Any]:
     """The child's ``SpawnSpec.ext``: what the plugins' parent-side hook
     ``tractor_spawn_spec_ext`` returns, asked once the child's process
     started. Each plugin should use its own key; on a clash the first
     answer stays (and the clash is logged)."""
     ext: dict[str, Any] = {}
     for provided in get_plugin_manager().hook.tractor_spawn_spec_ext(
-        actor=actor, child_uid=child_uid, start_method=start_method,
+        actor=actor, child_uid=child_uid, start_method=start_method, spec=spec,
     ):
         for key, value in (provided or {}).items():
             if key in ext:

@@ -182,7 +182,7 @@ class ActorNursery:
         # asked once the process started: what a plugin hands down may exist
         # only from this spawn on (the tree's fork server)
         try:
-            spec.ext = spawn_spec_ext(actor, uid, method)
+            spec.ext = spawn_spec_ext(actor, uid, method, spec)
         except Exception as err:  # a plugin's bug fails this spawn (the child is reaped)
             waiter.fail(err)
         child = _Child(uid, proc, waiter)

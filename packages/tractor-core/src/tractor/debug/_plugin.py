@@ -16,6 +16,7 @@ from .._debugger import Debugger
 from .._hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from .._msg import SpawnSpec
     from .._runtime import Actor
 
 #: the RPC module of the tree's terminal lock, served by a root in debug
@@ -54,6 +55,14 @@ class TreeDebugger(Debugger):
 @hookimpl
 def tractor_rpc_modules(actor: Actor) -> list[str]:
     return [LOCK_MODULE] if actor.is_root and actor.debug_mode else []
+
+
+@hookimpl
+def tractor_spawn_spec_ext(actor: Actor, spec: SpawnSpec) -> None:
+    if spec.debug_mode and actor.is_root:
+        # debug mode for this child only: its sessions still need the tree's
+        # terminal lock, which a root not in debug mode does not serve yet
+        actor.serve_module(LOCK_MODULE)
 
 
 @hookimpl
