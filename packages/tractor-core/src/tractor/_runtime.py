@@ -614,7 +614,7 @@ class Actor:
                 if 0 <= msg.window <= MAX_WINDOW
                 else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
             )
-            await self._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), self))
+            await chan.send_or_drop(pack_error(msg.cid, MsgTypeError(why), self))
             return
         ctx: Context | CallScope = (
             Context(self, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
@@ -626,7 +626,7 @@ class Actor:
             self._service_tn.start_soon(self._invoke, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
         except RuntimeError:
             self._contexts.pop((chan, msg.cid), None)
-            await self._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self))
+            await chan.send_or_drop(pack_error(msg.cid, RuntimeError(f'actor {self.name!r} is shutting down'), self))
 
     async def _runtime_call(self, chan: Channel, msg: _msg.Start) -> None:
         """Calls into the runtime itself (``ns='self'``), answered inline."""
@@ -636,17 +636,9 @@ class Actor:
         elif msg.func == 'ping':
             result = self.uid
         else:
-            await self._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self))
+            await chan.send_or_drop(pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), self))
             return
-        await self._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
-
-    async def _send_safe(self, chan: Channel, msg: Any) -> None:
-        with trio.move_on_after(5) as cs:
-            cs.shield = True
-            try:
-                await chan.send(msg)
-            except (TransportClosed, trio.ClosedResourceError):
-                log.debug('could not send %s to %r: connection gone', type(msg).__name__, chan.aid)
+        await chan.send_or_drop(_msg.Return(cid=msg.cid, pld=result))
 
     async def _invoke(self, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
         cid = msg.cid
@@ -684,7 +676,7 @@ class Actor:
                 else:
                     result = await _call_user(fn, target, msg.kwargs)
             if cs.cancelled_caught:
-                await self._send_safe(chan, pack_cancelled(
+                await chan.send_or_drop(pack_cancelled(
                     cid, self, ctx.canceller or self.uid, getattr(ctx, '_cancel_tb', ''),
                 ))
                 return
@@ -693,13 +685,13 @@ class Actor:
                     _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
                 await chan.send(_msg.Return(cid=cid, pld=result))
             except MsgTypeError as err:
-                await self._send_safe(chan, pack_error(cid, err, self))
+                await chan.send_or_drop(pack_error(cid, err, self))
         except Exception as err:
             log.debug('%s.%s failed in %r', msg.ns, msg.func, self.name, exc_info=True)
-            await self._send_safe(chan, pack_error(cid, err, self))
+            await chan.send_or_drop(pack_error(cid, err, self))
         except BaseException:
             # the actor itself is being cancelled
-            await self._send_safe(chan, pack_cancelled(cid, self, self.cancel_requester or self.uid))
+            await chan.send_or_drop(pack_cancelled(cid, self, self.cancel_requester or self.uid))
             raise
         finally:
             self._contexts.pop((chan, cid), None)
@@ -747,7 +739,7 @@ class Actor:
             return await reply.receive()
         except trio.Cancelled:
             if sent and not reply.done:
-                await self._send_safe(chan, _msg.Cancel(cid=cid))
+                await chan.send_or_drop(_msg.Cancel(cid=cid))
                 if reply_on_cancel > 0:
                     from .debug._lock import within_grace
 
