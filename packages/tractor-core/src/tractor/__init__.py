@@ -15,7 +15,6 @@ from . import log as log
 from . import msg as msg
 from . import trionics as trionics
 from ._context import Context as Context
-from ._context import MsgStream as MsgStream
 from ._context import context as context
 from ._context import current_ipc_ctx as current_ipc_ctx
 from ._exceptions import ActorFailure as ActorFailure
@@ -39,6 +38,7 @@ from ._state import current_actor as current_actor
 from ._state import debug_mode as debug_mode
 from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
+from ._stream import MsgStream as MsgStream
 from ._supervise import ActorNursery as ActorNursery
 from ._supervise import open_nursery as open_nursery
 

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import trio
 
 from . import _msg, _state
-from ._context import DEFAULT_WINDOW, Context, MsgStream, _current_ctx, is_context_fn
+from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
 from ._exceptions import ContextCancelled, TransportClosed
 from ._runtime import normalize_ns
+from ._stream import MsgStream
 from .log import get_logger
 
 if TYPE_CHECKING:
