@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from . import debug as debug
     from . import devx as devx
     from . import to_asyncio as to_asyncio
-    from ._supervisor import ChildInfo as ChildInfo
-    from ._supervisor import SupervisedPortal as SupervisedPortal
+    from ._supervised import ChildInfo as ChildInfo
+    from ._supervised import SupervisedPortal as SupervisedPortal
     from ._supervisor import Supervisor as Supervisor
     from ._supervisor import TooManyRestarts as TooManyRestarts
     from ._supervisor import open_supervisor as open_supervisor
@@ -91,8 +91,8 @@ _LAZY = {
     # supervision, loaded by the programs that use it
     'open_supervisor': ('tractor._supervisor', 'tractor-core'),
     'Supervisor': ('tractor._supervisor', 'tractor-core'),
-    'SupervisedPortal': ('tractor._supervisor', 'tractor-core'),
-    'ChildInfo': ('tractor._supervisor', 'tractor-core'),
+    'SupervisedPortal': ('tractor._supervised', 'tractor-core'),
+    'ChildInfo': ('tractor._supervised', 'tractor-core'),
     'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
     # asyncio interop (imports asyncio, which a trio-only program never needs)
     'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),
