@@ -29,6 +29,7 @@ from ._exceptions import StreamOverrun as StreamOverrun
 from ._exceptions import TractorError as TractorError
 from ._exceptions import TransportClosed as TransportClosed
 from ._ipc import Channel as Channel
+from ._nursery import open_nursery as open_nursery
 from ._plugins import register_plugin as register_plugin
 from ._portal import Portal as Portal
 from ._root import open_root_actor as open_root_actor
@@ -40,7 +41,6 @@ from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
 from ._stream import MsgStream as MsgStream
 from ._supervise import ActorNursery as ActorNursery
-from ._supervise import open_nursery as open_nursery
 
 __version__ = '0.1.0'
 

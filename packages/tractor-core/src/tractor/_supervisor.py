@@ -40,9 +40,10 @@ from ._exceptions import (
     TractorError,
     TransportClosed,
 )
+from ._nursery import open_nursery
 from ._portal import _fn_address
 from ._restarts import RestartPolicy, _check_args
-from ._supervise import CANCEL_GRACE, ActorNursery, open_nursery
+from ._supervise import CANCEL_GRACE, ActorNursery
 from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
 from .log import get_logger
 from .trionics import collapse_eg
