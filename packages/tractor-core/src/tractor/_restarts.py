@@ -19,6 +19,9 @@ import trio
 from .log import get_logger
 
 if TYPE_CHECKING:
+    from collections import deque
+
+    from ._supervise import ActorNursery
     from ._supervised import _Incarnation, _SupChild
 
 log = get_logger('supervisor')
@@ -37,6 +40,26 @@ class RestartPolicy:
     """The coordinator of a :class:`~tractor._supervisor.Supervisor` and the
     decisions it makes: whether an ended child restarts, which group
     restarts with it, how long to back off, when to give up."""
+
+    # the Supervisor's state this half reads and writes (declared for the
+    # type checker; Supervisor.__init__ sets them)
+    _an: ActorNursery
+    strategy: str
+    max_restarts: int
+    within: float
+    backoff: tuple[float, float] | None
+    _children: dict[str, _SupChild]
+    _history: deque[float]
+    _pending: list[tuple[_SupChild, _Incarnation]]
+    _wake: trio.Event
+    _closing: bool
+    _coord_scope: trio.CancelScope
+    _coord_done: trio.Event
+
+    if TYPE_CHECKING:  # the Supervisor's methods this half calls
+        def _notify(self) -> None: ...
+        async def _spawn(self, child: _SupChild) -> _Incarnation: ...
+        def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None: ...
 
     async def _coordinate(self) -> None:
         try:

@@ -10,7 +10,7 @@ between for what they can do inline.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, cast
 
 import trio
 
@@ -20,6 +20,9 @@ from .trionics._broadcast import BroadcastReceiver, broadcast_receiver
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._exceptions import ContextCancelled
+    from ._inbox import Inbox
+    from ._ipc import Channel
 
 #: a receiver draining a full inbox yields to other tasks this often
 _YIELD_EVERY = 64
@@ -34,6 +37,31 @@ class StreamSide:
     closed, and resizing the window. It works on the context's state
     (window, inbox, credit, the Stop bookkeeping), set in
     ``Context.__init__``."""
+
+    # the Context's state this half reads and writes (declared for the
+    # type checker; Context.__init__ sets them)
+    chan: Channel
+    cid: int
+    side: str
+    _window: int
+    _batch: int
+    _inbox: Inbox[_msg._Msg]
+    _credit_changed: trio.Event | None
+    _pushback: _msg._Msg | None
+    _started: bool
+    _remote_error: BaseException | None
+    _done: trio.Event
+    _cancel_called: bool
+    _stream: MsgStream | None
+    _stop_sent: bool
+    _peer_closed: bool
+    _stops_queued: int
+    _overrun_extra: int
+
+    if TYPE_CHECKING:  # the Context's methods this half calls
+        def _is_own_cancel(self, err: BaseException | None) -> bool: ...
+        def _own_cancel_error(self) -> ContextCancelled: ...
+        async def _consumed(self, msg: _msg._Msg) -> None: ...
 
     async def _resize_window(self, size: int) -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -91,7 +119,7 @@ class StreamSide:
             await self.chan.send_or_drop(_msg.Credit(cid=self.cid, n=extra, overrun=True))
         if self._stream is not None:
             await self._reopen()
-        stream = MsgStream(self)
+        stream = MsgStream(cast('Context', self))  # (once per stream: not a hot path)
         self._stream = stream
         try:
             yield stream
