@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import tractor
-from tractor import _auth
+from tractor import _secret
 from tractor.discovery import mk_maddr
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ async def test_zero_config_join_with_a_fresh_cookie(run_program, tmp_path, tpt_p
     reg = fresh_addr(tpt_proto, str(rundir))
     env = env_for(rundir)
     async with run_program('discovery_tree.py', *tree(reg, tpt_proto, 'data_feed'), env=env) as prog:
-        cookie = rundir / _auth.COOKIE_NAME
+        cookie = rundir / _secret.COOKIE_NAME
         assert oct(os.stat(cookie).st_mode & 0o777) == oct(0o600)
         assert oct(os.stat(rundir).st_mode & 0o777) == oct(0o700)
         feed = prog.info['services']['data_feed']
@@ -75,7 +75,7 @@ async def test_cookie_created_once_by_racing_programs(tmp_path):
     """Many programs starting at once with no cookie all end up with the
     same one (atomic creation: one wins, the rest read it)."""
     rundir = tmp_path / 'run'
-    code = 'from tractor import _auth; print(_auth.resolve_secret().hex())'
+    code = 'from tractor import _secret; print(_secret.resolve_secret().hex())'
     outputs = []
 
     async def one() -> None:
@@ -89,7 +89,7 @@ async def test_cookie_created_once_by_racing_programs(tmp_path):
             for _ in range(8):
                 tn.start_soon(one)
     assert len(set(outputs)) == 1 and outputs[0]
-    assert sorted(os.listdir(rundir)) == [_auth.COOKIE_NAME]
+    assert sorted(os.listdir(rundir)) == [_secret.COOKIE_NAME]
 
 
 async def test_explicit_secret_across_two_roots(run_program, tmp_path, tpt_proto, monkeypatch):

@@ -3,7 +3,7 @@
     uv run python scripts/bench/session_cost.py
 
 Two ``Channel``\\ s over a socketpair in one process, with and without a
-session (``tractor._auth.Session``: every flushed batch tagged and checked),
+session (``tractor._session.Session``: every flushed batch tagged and checked),
 rounds alternating so background load hits both alike; prints the median
 per message (one-way, corked 32-byte ``Yield`` frames) and per round trip
 (``Start`` answered by ``Return``, without and with a 10 KiB argument).
@@ -19,7 +19,7 @@ import time
 import msgspec
 import trio
 
-from tractor import _auth, _msg
+from tractor import _msg, _session
 from tractor._ipc import Channel
 
 ROUNDS = 7
@@ -33,8 +33,8 @@ def pair(session: bool) -> tuple[Channel, Channel, list]:
     cb = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(b)))
     if session:
         args = (b'secret', b'd' * 32, b'l' * 32, b'')
-        ca.start_session(_auth.Session.derive(*args, True)[0])
-        cb.start_session(_auth.Session.derive(*args, False)[0])
+        ca.start_session(_session.Session.derive(*args, True)[0])
+        cb.start_session(_session.Session.derive(*args, False)[0])
     return ca, cb, [a, b]
 
 

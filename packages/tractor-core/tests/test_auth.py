@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 import tractor
-from tractor import _auth, _msg, _paths
+from tractor import _auth, _msg, _paths, _secret
 from tractor._ipc import Channel, handshake
 import tractor_core_testfns as fns
 from tractor_core_testfns import hold_tree, ping
@@ -76,36 +76,36 @@ def test_cookie_created_private_and_stable(tmp_path, monkeypatch):
     rundir = tmp_path / 'run'
     monkeypatch.setenv('TRACTOR_RUNTIME_DIR', str(rundir))
     monkeypatch.delenv('TRACTOR_SECRET', raising=False)
-    first = _auth.resolve_secret()
+    first = _secret.resolve_secret()
     assert stat.S_IMODE(os.stat(rundir).st_mode) == 0o700
-    cookie = rundir / _auth.COOKIE_NAME
+    cookie = rundir / _secret.COOKIE_NAME
     st = os.lstat(cookie)
     assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     assert st.st_uid == os.getuid()
     assert len(first) >= 32
     # the same for every later use, and no temporary file is left behind
-    assert _auth.resolve_secret() == first
-    assert sorted(os.listdir(rundir)) == [_auth.COOKIE_NAME]
+    assert _secret.resolve_secret() == first
+    assert sorted(os.listdir(rundir)) == [_secret.COOKIE_NAME]
 
 
 def test_cookie_refused_when_others_can_read_it(tmp_path, monkeypatch):
     monkeypatch.setenv('TRACTOR_RUNTIME_DIR', str(tmp_path / 'run'))
     monkeypatch.delenv('TRACTOR_SECRET', raising=False)
-    _auth.resolve_secret()
-    os.chmod(tmp_path / 'run' / _auth.COOKIE_NAME, 0o644)
+    _secret.resolve_secret()
+    os.chmod(tmp_path / 'run' / _secret.COOKIE_NAME, 0o644)
     with pytest.raises(PermissionError, match='readable by others'):
-        _auth.resolve_secret()
+        _secret.resolve_secret()
 
 
 def test_cookie_symlink_refused(tmp_path, monkeypatch):
     rundir = tmp_path / 'run'
     rundir.mkdir(mode=0o700)
     (tmp_path / 'elsewhere').write_text('attacker-chosen\n')
-    os.symlink(tmp_path / 'elsewhere', rundir / _auth.COOKIE_NAME)
+    os.symlink(tmp_path / 'elsewhere', rundir / _secret.COOKIE_NAME)
     monkeypatch.setenv('TRACTOR_RUNTIME_DIR', str(rundir))
     monkeypatch.delenv('TRACTOR_SECRET', raising=False)
     with pytest.raises(PermissionError, match='symlink'):
-        _auth.resolve_secret()
+        _secret.resolve_secret()
 
 
 def test_runtime_dir_checks(tmp_path, monkeypatch):
@@ -131,16 +131,16 @@ def test_uds_transport_uses_core_runtime_dir():
 def test_secret_precedence(monkeypatch):
     """``secret=`` beats ``$TRACTOR_SECRET``, which beats the cookie."""
     monkeypatch.setenv('TRACTOR_SECRET', 'from-env')
-    assert _auth.resolve_secret('from-arg') == b'from-arg'
-    assert _auth.resolve_secret(b'\x00raw') == b'\x00raw'
-    assert _auth.resolve_secret() == b'from-env'
+    assert _secret.resolve_secret('from-arg') == b'from-arg'
+    assert _secret.resolve_secret(b'\x00raw') == b'\x00raw'
+    assert _secret.resolve_secret() == b'from-env'
     monkeypatch.delenv('TRACTOR_SECRET')
-    assert _auth.resolve_secret() == _auth.load_cookie()
+    assert _secret.resolve_secret() == _secret.load_cookie()
     for bad in (b'', ''):
         with pytest.raises(ValueError):
-            _auth.resolve_secret(bad)
+            _secret.resolve_secret(bad)
     with pytest.raises(TypeError):
-        _auth.resolve_secret(1234)
+        _secret.resolve_secret(1234)
 
 
 async def test_bad_secret_argument_fails_before_boot(runtime_kwargs):
@@ -294,13 +294,13 @@ async def test_connector_gets_authentication_error(tpt_proto, runtime_kwargs, ca
             finally:
                 await chan.aclose()
             # Actor.connect() with this process's secret swapped out
-            real = _auth.current_secret()
-            _auth.set_secret(b'some other secret')
+            real = _secret.current_secret()
+            _secret.set_secret(b'some other secret')
             try:
                 with pytest.raises(tractor.AuthenticationError, match='authentication failed'):
                     await actor.connect(addr)
             finally:
-                _auth.set_secret(real)
+                _secret.set_secret(real)
             assert await portal.run(ping) == 'pong'
             await an.cancel()
 
@@ -317,7 +317,7 @@ async def test_children_inherit_secret_invisibly(how, runtime_kwargs, monkeypatc
     kwargs = {'secret': secret} if how == 'argument' else {}
     with trio.fail_after(60):
         async with tractor.open_nursery(**kwargs, **runtime_kwargs) as an:
-            assert _auth.current_secret() == secret.encode()
+            assert _secret.current_secret() == secret.encode()
             middle = await an.start_actor('middle', enable_modules=FNS)
             async with trio.open_nursery() as tn:
                 tn.start_soon(middle.run, hold_tree)

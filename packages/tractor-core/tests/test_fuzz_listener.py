@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tractor import _auth, _msg
+from tractor import _auth, _msg, _secret, _session
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def authenticate(sock: socket.socket, secret: bytes, t: Target) -> _auth.Session:
+def authenticate(sock: socket.socket, secret: bytes, t: Target) -> _session.Session:
     """The dialer's side of tractor's preamble (see tractor._auth): the
     session whose tags the target checks on every batch we send."""
     wire = ('tcp' if t.proto == 'tcp' else 'uds', list(t.addr))
@@ -179,7 +179,7 @@ class Reader:
     """The actor's messages on one authenticated connection, decoded (it
     must never send garbage), as whole batches arrive."""
 
-    def __init__(self, session: _auth.Session) -> None:
+    def __init__(self, session: _session.Session) -> None:
         self.session = session
         self.buf = b''
 
@@ -474,7 +474,7 @@ def run_authenticated_case(t: Target, secret: bytes, case) -> None:
 def test_fuzz_authenticated(target):
     """Authenticated hostile input reaches the decoder and the RPC layer;
     each example is refused cleanly and the actor keeps serving."""
-    secret = _auth.resolve_secret()  # the real per-user cookie
+    secret = _secret.resolve_secret()  # the real per-user cookie
     held = Peer(target, secret)
     try:
         check_serving(target, secret, held)
@@ -524,7 +524,7 @@ def test_fuzz_unauthenticated(target):
     """Without the secret nothing is decoded: the actor sends at most its
     hello and a refusal, hangs up, and no request behind a bad preamble
     ever runs."""
-    secret = _auth.resolve_secret()
+    secret = _secret.resolve_secret()
     held = Peer(target, secret)
     tokens: list[str] = []
     try:

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 import tractor
-from tractor import _auth, _msg
+from tractor import _auth, _msg, _secret, _session
 import tractor_core_testfns as fns
 from tractor_core_testfns import call_back, ping
 
@@ -36,7 +36,7 @@ class RawPeer:
     """A raw socket to an actor; once authenticated (``session``) what it
     sends sealed reaches the actor's message decoder."""
 
-    def __init__(self, stream: trio.SocketStream, session: _auth.Session | None) -> None:
+    def __init__(self, stream: trio.SocketStream, session: _session.Session | None) -> None:
         self.stream = stream
         self.session = session
         self.buf = b''
@@ -80,7 +80,7 @@ async def raw_connect(addr: tuple, proto: str, auth: bool = True) -> RawPeer:
 
         binding = _auth.dial_binding(stream, wrap_address(addr).to_wire())
         session = await _auth.authenticate(
-            stream, _auth.current_secret(), initiator=True, binding=binding,
+            stream, _secret.current_secret(), initiator=True, binding=binding,
         )
     return RawPeer(stream, session)
 
@@ -314,7 +314,7 @@ async def test_deep_frame_on_a_dialed_connection(attack, tpt_proto, runtime_kwar
 
     async def hostile(stream: trio.SocketStream) -> None:
         async with stream:
-            session = await _auth.authenticate(stream, _auth.current_secret(), initiator=False)
+            session = await _auth.authenticate(stream, _secret.current_secret(), initiator=False)
             peer = RawPeer(stream, session)
             await read_hello(peer)
             await send_quietly(stream, peer.seal(hello(), DIALED_ATTACKS[attack]))

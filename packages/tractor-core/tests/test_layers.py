@@ -22,15 +22,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_exceptions', '_settings', '_state', '_paths', '_limits', '_extras', 'log', 'trionics',
     ),
     'ipc': (
-        '_msg', '_hookspecs', '_plugins', '_transport', '_sockio', '_auth', '_ipc', '_boxing',
+        '_msg', '_hookspecs', '_plugins', '_transport', '_sockio', '_secret', '_session', '_auth',
+        '_ipc', '_boxing',
     ),
     'runtime': (
-        'to_asyncio', '_stack', '_inbox', '_call', '_debugger', '_context', '_stream', '_caller', '_invoke', '_modules',
+        'to_asyncio', '_aio_task', '_aio_channel', '_stack', '_inbox', '_call', '_debugger', '_context', '_stream', '_caller', '_invoke', '_modules',
         '_portal', '_gen_stream', '_runtime', 'msg',
     ),
     'spawning': (
         '_spawn', '_spawn_trio', '_child', '_root', '_supervise', '_nursery', '_supervisor',
-        '_lifeline',
+        '_supervised', '_restarts', '_lifeline',
     ),
     # wings: each a plugin of the hooks, or a public library over the runtime
     'wings': ('debug', 'devx', '_forkserver', '_spawn_forkserver', 'plugin'),

@@ -261,7 +261,7 @@ async def test_restarts_spaced_beyond_the_window_never_add_up(runtime_kwargs, tm
 
 
 def test_backoff_doubles_up_to_its_cap():
-    from tractor._supervisor import _check_args, backoff_delay
+    from tractor._restarts import _check_args, backoff_delay
 
     pair = _check_args('one_for_one', 3, 5.0, (0.1, 0.5), 30.0)
     assert [backoff_delay(pair, n) for n in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import tractor
-from tractor import to_asyncio
+from tractor import _aio_task, to_asyncio
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,7 @@ def test_task_ignoring_cancel_without_parent(monkeypatch, caplog):
     closes without asyncio's pending-task warning."""
     import gc
 
-    monkeypatch.setattr(to_asyncio, 'AIO_CANCEL_GRACE', 0.3)
+    monkeypatch.setattr(_aio_task, 'AIO_CANCEL_GRACE', 0.3)  # read there
     ignored: list[str] = []
 
     async def main() -> str:
@@ -178,7 +178,7 @@ async def aio_stubborn_channel(chan: to_asyncio.LinkedTaskChannel, log: list) ->
 def test_channel_block_exit_with_task_ignoring_cancel(monkeypatch, caplog):
     """Leaving an open_channel_from block cancels its asyncio task; one that
     ignores it is waited for a bounded grace, logged, and the block exits."""
-    monkeypatch.setattr(to_asyncio, 'AIO_CANCEL_GRACE', 0.3)
+    monkeypatch.setattr(_aio_task, 'AIO_CANCEL_GRACE', 0.3)  # read there
     ignored: list[str] = []
 
     async def main() -> str:

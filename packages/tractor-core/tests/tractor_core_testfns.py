@@ -199,7 +199,7 @@ async def secret_seen() -> dict:
     as the kernel shows them (``/proc/self``), and a hash of the secret."""
     import hashlib
 
-    from tractor import _auth
+    from tractor import _secret
 
     with open('/proc/self/cmdline', 'rb') as f:
         cmdline = f.read()
@@ -207,7 +207,7 @@ async def secret_seen() -> dict:
         environ = f.read()
     return {
         'pid': os.getpid(),
-        'secret_sha': hashlib.sha256(_auth.current_secret()).hexdigest(),
+        'secret_sha': hashlib.sha256(_secret.current_secret()).hexdigest(),
         'cmdline': cmdline.decode(errors='replace'),
         'environ_has_secret_var': any(
             e.startswith(b'TRACTOR_SECRET=') for e in environ.split(b'\0')

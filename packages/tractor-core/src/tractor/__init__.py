@@ -15,7 +15,6 @@ from . import log as log
 from . import msg as msg
 from . import trionics as trionics
 from ._context import Context as Context
-from ._context import MsgStream as MsgStream
 from ._context import context as context
 from ._context import current_ipc_ctx as current_ipc_ctx
 from ._exceptions import ActorFailure as ActorFailure
@@ -30,6 +29,7 @@ from ._exceptions import StreamOverrun as StreamOverrun
 from ._exceptions import TractorError as TractorError
 from ._exceptions import TransportClosed as TransportClosed
 from ._ipc import Channel as Channel
+from ._nursery import open_nursery as open_nursery
 from ._plugins import register_plugin as register_plugin
 from ._portal import Portal as Portal
 from ._root import open_root_actor as open_root_actor
@@ -39,8 +39,8 @@ from ._state import current_actor as current_actor
 from ._state import debug_mode as debug_mode
 from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
+from ._stream import MsgStream as MsgStream
 from ._supervise import ActorNursery as ActorNursery
-from ._supervise import open_nursery as open_nursery
 
 __version__ = '0.1.0'
 
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from . import devx as devx
     from . import discovery as discovery
     from . import to_asyncio as to_asyncio
-    from ._supervisor import ChildInfo as ChildInfo
-    from ._supervisor import SupervisedPortal as SupervisedPortal
+    from ._supervised import ChildInfo as ChildInfo
+    from ._supervised import SupervisedPortal as SupervisedPortal
     from ._supervisor import Supervisor as Supervisor
     from ._supervisor import TooManyRestarts as TooManyRestarts
     from ._supervisor import open_supervisor as open_supervisor
@@ -91,8 +91,8 @@ _LAZY = {
     # supervision, loaded by the programs that use it
     'open_supervisor': ('tractor._supervisor', 'tractor-core'),
     'Supervisor': ('tractor._supervisor', 'tractor-core'),
-    'SupervisedPortal': ('tractor._supervisor', 'tractor-core'),
-    'ChildInfo': ('tractor._supervisor', 'tractor-core'),
+    'SupervisedPortal': ('tractor._supervised', 'tractor-core'),
+    'ChildInfo': ('tractor._supervised', 'tractor-core'),
     'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
     # asyncio interop (imports asyncio, which a trio-only program never needs)
     'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),

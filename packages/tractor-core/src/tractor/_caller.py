@@ -70,7 +70,7 @@ async def call(
         return await reply.receive()
     except trio.Cancelled:
         if sent and not reply.done:
-            await actor._send_safe(chan, _msg.Cancel(cid=cid))
+            await chan.send_or_drop(_msg.Cancel(cid=cid))
             if reply_on_cancel > 0:
                 with trio.CancelScope(shield=True):
                     await within_grace(actor, reply_on_cancel, reply.wait)

@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(3)
     spawn_token = None
     if args.secret_fd is not None:
-        from . import _auth
+        from . import _secret
 
-        secret, spawn_token = _auth.read_secret_fd(args.secret_fd)
-        _auth.set_secret(secret)
+        secret, spawn_token = _secret.read_secret_fd(args.secret_fd)
+        _secret.set_secret(secret)
     # Ctrl-C goes to the whole foreground process group; the root decides
     # how the tree shuts down, so children leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -28,6 +28,22 @@ class TransportClosed(TractorError, trio.BrokenResourceError):
     """The IPC connection to a peer is gone (EOF, reset or closed locally)."""
 
 
+#: what a byte stream raises when the connection under it is gone (broken,
+#: closed under the caller, or an OS-level socket error): code at the stream
+#: boundary catches these and raises :func:`transport_closed` instead
+STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def transport_closed(what: str, err: BaseException) -> TransportClosed:
+    """The :class:`TransportClosed` for ``err`` (one of :data:`STREAM_ERRORS`),
+    reading ``what: err``; raise it ``from err``.
+
+    (A function, not a context manager: the channel's send and receive
+    paths catch inline, where an ``except`` costs nothing until it fires.)
+    """
+    return TransportClosed(f'{what}: {err}')
+
+
 class AuthenticationError(TractorError):
     """A connection's peer failed the shared-secret proof (or refused ours):
     the two sides do not use the same secret. Raised on the dialing side;

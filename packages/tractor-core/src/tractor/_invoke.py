@@ -49,7 +49,7 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
             if 0 <= msg.window <= MAX_WINDOW
             else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
         )
-        await actor._send_safe(chan, pack_error(msg.cid, MsgTypeError(why), actor.uid))
+        await chan.send_or_drop(pack_error(msg.cid, MsgTypeError(why), actor.uid))
         return
     ctx: Context | CallScope = (
         Context(actor, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
@@ -61,7 +61,7 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         actor._service_tn.start_soon(invoke, actor, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
     except RuntimeError:
         actor._contexts.pop((chan, msg.cid), None)
-        await actor._send_safe(chan, pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid))
+        await chan.send_or_drop(pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid))
 
 async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     """Calls into the runtime itself (``ns='self'``), answered inline."""
@@ -71,9 +71,9 @@ async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     elif msg.func == 'ping':
         result = actor.uid
     else:
-        await actor._send_safe(chan, pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), actor.uid))
+        await chan.send_or_drop(pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), actor.uid))
         return
-    await actor._send_safe(chan, _msg.Return(cid=msg.cid, pld=result))
+    await chan.send_or_drop(_msg.Return(cid=msg.cid, pld=result))
 
 async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
     cid = msg.cid
@@ -108,7 +108,7 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
             else:
                 result = await call_user(fn, target, msg.kwargs)
         if cs.cancelled_caught:
-            await actor._send_safe(chan, pack_cancelled(
+            await chan.send_or_drop(pack_cancelled(
                 cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', ''),
             ))
             return
@@ -117,13 +117,13 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
                 _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
             await chan.send(_msg.Return(cid=cid, pld=result))
         except MsgTypeError as err:
-            await actor._send_safe(chan, pack_error(cid, err, actor.uid))
+            await chan.send_or_drop(pack_error(cid, err, actor.uid))
     except Exception as err:
         log.debug('%s.%s failed in %r', msg.ns, msg.func, actor.name, exc_info=True)
-        await actor._send_safe(chan, pack_error(cid, err, actor.uid))
+        await chan.send_or_drop(pack_error(cid, err, actor.uid))
     except BaseException:
         # the actor itself is being cancelled
-        await actor._send_safe(chan, pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
+        await chan.send_or_drop(pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
         raise
     finally:
         actor._contexts.pop((chan, cid), None)

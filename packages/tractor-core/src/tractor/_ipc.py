@@ -1,14 +1,19 @@
 """A ``Channel``: one framed, typed message connection to one peer."""
 from __future__ import annotations
 
-import os
 
 import trio
 
 from . import _settings
-from . import _auth, _msg, _sockio
-from ._auth import BATCH_END, TAG_SIZE
-from ._exceptions import MsgTypeError, NoTransportInstalled, TransportClosed
+from . import _auth, _msg, _secret, _session, _sockio
+from ._session import BATCH_END, TAG_SIZE
+from ._exceptions import (
+    STREAM_ERRORS,
+    MsgTypeError,
+    NoTransportInstalled,
+    TransportClosed,
+    transport_closed,
+)
 from ._transport import Address, wrap_address
 from .log import get_logger
 
@@ -44,6 +49,11 @@ YIELD_EVERY = 64
 CORK_FRAMES = 64
 #: ...or this many bytes
 CORK_BYTES = 64 * 1024
+
+
+#: bound on sending one control message while unwinding (see
+#: :meth:`Channel.send_or_drop`)
+CTRL_SEND_TIMEOUT = 5.0
 
 
 #: a peer must send its 40-byte preamble hello within this (much shorter
@@ -106,9 +116,9 @@ class Channel:
         self._closed = False
         self._eof = False
         self._cid_seq = 0
-        #: the authenticated session (tractor._auth) once the preamble ran:
+        #: the authenticated session (tractor._session) once the preamble ran:
         #: every batch of frames is then tagged and checked
-        self.session: _auth.Session | None = None
+        self.session: _session.Session | None = None
         #: where the unsealed batch starts in ``_wbuf``, and the length
         #: prefix of its last frame (-1: nothing to seal)
         self._bstart = 0
@@ -151,7 +161,7 @@ class Channel:
         """Return once this channel is closed (by either side's teardown)."""
         await self._ended.wait()
 
-    def start_session(self, session: _auth.Session) -> None:
+    def start_session(self, session: _session.Session) -> None:
         """From now on, tag every batch sent and check every batch received
         (called by :func:`handshake` right after the preamble)."""
         if self._wbuf or len(self._buf) > self._pos:
@@ -198,6 +208,21 @@ class Channel:
                 self._writer_wakeup.set()
                 return
         await self.flush()
+
+    async def send_or_drop(self, msg: _msg._Msg) -> None:
+        """Send a control message even while the caller unwinds: shielded,
+        bounded by :data:`CTRL_SEND_TIMEOUT`; a connection that is gone (or
+        a send that cannot finish in time) drops it, logged at debug level.
+
+        The one send-or-drop of the runtime: replies and errors the actor
+        answers with, and a context's Cancel/Stop/Credit while it unwinds.
+        """
+        with trio.move_on_after(CTRL_SEND_TIMEOUT) as cs:
+            cs.shield = True
+            try:
+                await self.send(msg)
+            except (TransportClosed, trio.ClosedResourceError):
+                log.debug('could not send %s to %r: connection gone', type(msg).__name__, self.aid)
 
     async def flush(self) -> None:
         """Write everything buffered, in order, as whole frames.
@@ -253,9 +278,9 @@ class Channel:
                 return await self._send_rest(data, sent), nbytes
             finally:
                 self._flush_lock.release()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+        except STREAM_ERRORS as err:
             self._closed = True
-            raise TransportClosed(f'cannot send to {self.aid and self.aid.name!r}: {err}') from err
+            raise transport_closed(f'cannot send to {self.aid and self.aid.name!r}', err) from err
         finally:
             if nbytes > 1 << 20:
                 self._spare = bytearray()  # don't pin a huge buffer
@@ -408,10 +433,10 @@ class Channel:
                     chunk = await _sockio.receive_some(self._sock, max(_CHUNK, need - got))
                 else:
                     chunk = await self.stream.receive_some(max(_CHUNK, need - got))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+            except STREAM_ERRORS as err:
                 self._eof = True
-                raise TransportClosed(
-                    f'connection to {self.aid and self.aid.name!r} lost: {err}'
+                raise transport_closed(
+                    f'connection to {self.aid and self.aid.name!r} lost', err
                 ) from err
             if not chunk:
                 self._eof = True
@@ -486,13 +511,13 @@ async def handshake(
             }
         session = await _auth.authenticate(
             chan.stream,
-            _auth.current_secret() if secret is None else secret,
+            _secret.current_secret() if secret is None else secret,
             initiator=chan.initiator,
             peer=str(chan.raddr) if chan.raddr is not None else None,
             **opts,
         )
         chan.start_session(session)
-        proof = _auth.spawn_proof(spawn_token, session) if spawn_token else b''
+        proof = _session.spawn_proof(spawn_token, session) if spawn_token else b''
         await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
         msg = await chan.recv()
     if not isinstance(msg, _msg.Hello):

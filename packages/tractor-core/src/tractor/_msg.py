@@ -50,7 +50,7 @@ class Hello(_Msg):
     addrs: list[tuple[str, list]] = []
     version: int = 2
     #: a spawned child's proof that it holds its parent's spawn token
-    #: (``tractor._auth.spawn_proof``), empty otherwise
+    #: (``tractor._session.spawn_proof``), empty otherwise
     spawn_proof: bytes = b''
 
 

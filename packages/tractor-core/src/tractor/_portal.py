@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import trio
 
 from . import _caller, _state
-from ._context import Context, MsgStream, is_context_fn
+from ._context import Context, is_context_fn
 from ._exceptions import TransportClosed
 from ._modules import normalize_ns
+from ._stream import MsgStream
 from .log import get_logger
 
 if TYPE_CHECKING:

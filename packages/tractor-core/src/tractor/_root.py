@@ -5,7 +5,7 @@ import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from . import _auth, _settings, _state
+from . import _secret, _settings, _state
 from ._exceptions import NoTransportInstalled
 from ._extras import require_debug
 from ._plugins import get_plugin_manager
@@ -78,7 +78,7 @@ async def open_root_actor(
     ``registry_addrs`` are where the registrar is looked for (per-transport
     defaults otherwise); ``enable_transports`` which transports this actor
     serves (default ``['tcp']``). ``secret`` is the tree's shared secret
-    that every connection must prove (see :mod:`tractor._auth`): this
+    that every connection must prove (see :mod:`tractor._secret`, :mod:`tractor._auth`): this
     argument, else ``$TRACTOR_SECRET``, else the per-user cookie file; the
     whole tree inherits it. ``tpt_bind_addrs`` are the addresses this root
     listens on (default: fresh random ones, or the registry addresses when
@@ -120,7 +120,7 @@ async def open_root_actor(
     _settings.check()  # a bad TRACTOR_* value fails the boot, naming it
     if debug_mode:
         require_debug()
-    tree_secret = _auth.resolve_secret(secret)
+    tree_secret = _secret.resolve_secret(secret)
     if loglevel or os.environ.get('TRACTOR_LOGLEVEL'):
         get_console_log(loglevel)
     get_plugin_manager()
@@ -158,7 +158,7 @@ async def open_root_actor(
     )
     actor.stack_on_sig = bool(enable_stack_on_sig)
     _state._set_actor(actor)
-    _auth.set_secret(tree_secret)
+    _secret.set_secret(tree_secret)
     try:
         actor.load_modules()
         bind = get_plugin_manager().hook.tractor_root_bind_addrs(
@@ -188,7 +188,7 @@ async def open_root_actor(
                 yield actor
     finally:
         _state._set_actor(None)
-        _auth.set_secret(None)
+        _secret.set_secret(None)
 
 
 def run_daemon(enable_modules: list[str], **root_kwargs: Any) -> None:

@@ -439,14 +439,6 @@ class Actor:
                 log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
                 self.cancel_soon(requester=None)
 
-    async def _send_safe(self, chan: Channel, msg: Any) -> None:
-        with trio.move_on_after(5) as cs:
-            cs.shield = True
-            try:
-                await chan.send(msg)
-            except (TransportClosed, trio.ClosedResourceError):
-                log.debug('could not send %s to %r: connection gone', type(msg).__name__, chan.aid)
-
     # -- calling peers (tractor._caller) ---------------------------------
     async def call(
         self,

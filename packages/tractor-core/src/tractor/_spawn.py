@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 import trio
 
 from . import _settings
-from . import _auth, _msg
+from . import _msg, _secret, _session
 from ._boxing import unpack_error
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
@@ -192,7 +192,7 @@ class SpawnWaiter:
         self.spec = spec
         #: handed to the child on its secret pipe; the spec goes only to a
         #: connection that proves it holds it (see :meth:`proves`)
-        self.token = secrets.token_bytes(_auth.SPAWN_TOKEN_SIZE)
+        self.token = secrets.token_bytes(_secret.SPAWN_TOKEN_SIZE)
         self.done = trio.Event()
         self.chan: Channel | None = None
         self.accept_addrs: list[Any] = []
@@ -201,7 +201,7 @@ class SpawnWaiter:
     def proves(self, chan: Channel) -> bool:
         """Whether the peer on ``chan`` showed it holds this spawn's token,
         i.e. is the process we started, not just a peer claiming its uid."""
-        return chan.session is not None and _auth.check_spawn_proof(
+        return chan.session is not None and _session.check_spawn_proof(
             self.token, chan.session, chan.peer_spawn_proof
         )
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import trio
 
-from . import _auth, _state
+from . import _secret, _state
 from ._plugins import hookimpl, plugin_paths_for_children
 from ._spawn import FALLBACK_START_METHOD, SpawnBackend
 
@@ -42,7 +42,7 @@ def child_env() -> dict[str, str] | None:
     """The environment a subactor (or a fork server) starts with; ``None``
     means this process's own, unchanged. ``TRACTOR_SECRET`` is dropped: the
     secret goes down the child's own pipe (see :func:`child_command`)."""
-    return _auth.child_env()
+    return _secret.child_env()
 
 
 def child_command(
@@ -52,7 +52,7 @@ def child_command(
     (``infect_asyncio``: as a trio guest on an asyncio loop, ``--asyncio``).
 
     The tree's secret goes down an inherited pipe that only this child holds
-    (``--secret-fd``), never argv or the environment (see tractor._auth): the
+    (``--secret-fd``), never argv or the environment (see tractor._secret): the
     child must authenticate to its parent before it gets its SpawnSpec. The
     same pipe carries the spawn's token (the parent's ``SpawnWaiter`` for
     ``(name, uuid)``), which the child proves to get its SpawnSpec.
@@ -60,8 +60,8 @@ def child_command(
     plugins = [arg for path in plugin_paths_for_children() for arg in ('--plugin', path)]
     actor = _state.current_actor(err_on_no_runtime=False)
     waiter = actor._spawning.get((name, uuid)) if actor is not None else None
-    token = waiter.token if waiter is not None else os.urandom(_auth.SPAWN_TOKEN_SIZE)
-    secret_fd = _auth.secret_pipe(_auth.current_secret(), token)
+    token = waiter.token if waiter is not None else os.urandom(_secret.SPAWN_TOKEN_SIZE)
+    secret_fd = _secret.secret_pipe(_secret.current_secret(), token)
     return ChildCommand(
         args=[
             '--name', name, '--uuid', uuid, '--parent', parent_addr,

@@ -16,6 +16,11 @@ A :class:`Supervisor` is built on an ordinary :class:`~tractor.ActorNursery`
 
 Portals handed out by the supervisor (:class:`SupervisedPortal`) follow their
 child across restarts.
+
+This module holds :class:`Supervisor` (starting, watching and stopping the
+children) and :func:`open_supervisor`; the policy the coordinator applies is
+:mod:`tractor._restarts`, the children's records and their portal
+:mod:`tractor._supervised`.
 """
 from __future__ import annotations
 
@@ -25,7 +30,6 @@ from collections import deque
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-import msgspec
 import trio
 
 from . import _state
@@ -36,20 +40,19 @@ from ._exceptions import (
     TractorError,
     TransportClosed,
 )
-from ._portal import Portal, _fn_address
-from ._supervise import CANCEL_GRACE, ActorNursery, open_nursery
+from ._nursery import open_nursery
+from ._portal import _fn_address
+from ._restarts import RestartPolicy, _check_args
+from ._supervise import CANCEL_GRACE, ActorNursery
+from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
 from .log import get_logger
 from .trionics import collapse_eg
 
 if TYPE_CHECKING:
-    from ._context import Context
-    from ._ipc import Channel
     from ._runtime import Actor
-    from ._supervise import _Child
 
 log = get_logger('supervisor')
 
-STRATEGIES = ('one_for_one', 'one_for_all', 'rest_for_one')
 RESTART_TYPES = ('permanent', 'transient', 'temporary')
 #: the module every supervised daemon serves for its watcher
 _LIFELINE_NS = 'tractor._lifeline'
@@ -59,7 +62,6 @@ SPAWN_OPTIONS = tuple(
     p.name for p in inspect.signature(ActorNursery.start_actor).parameters.values()
     if p.kind is p.KEYWORD_ONLY and p.name != 'enable_modules'
 )
-
 
 class TooManyRestarts(TractorError):
     """A supervisor gave up: a child failed again after ``max_restarts``
@@ -85,198 +87,6 @@ class TooManyRestarts(TractorError):
     def __reduce__(self):  # picklable like the other runtime errors
         return (type(self), (self.child, self.restarts, self.max_restarts, self.within, self.reason))
 
-
-class ChildInfo(msgspec.Struct, frozen=True):  # (a Struct: msgspec is loaded anyway)
-    """A snapshot of one supervised child (``Supervisor.children``).
-
-    ``state`` is ``'starting'`` (first spawn under way), ``'running'``,
-    ``'restarting'`` (it ended and a new incarnation is on its way),
-    ``'done'`` (ended normally, not restarted), ``'failed'`` (ended
-    abnormally and not restarted: a temporary child, or the supervisor gave
-    up) or ``'cancelled'`` (stopped by the supervisor's cancel or teardown).
-    ``restarts`` counts its restarts so far; ``last_exit`` says how its
-    previous incarnation ended.
-    """
-
-    name: str
-    restart: str
-    state: str
-    restarts: int
-    pid: int | None
-    last_exit: str | None
-    portal: SupervisedPortal
-
-
-class _Incarnation:
-    """One process of a supervised child."""
-
-    __slots__ = ('portal', 'record', 'uid', 'pid', 'born', 'stopping', 'ended', 'watched',
-                 'normal', 'reason', 'failure', 'result')
-
-    def __init__(self, portal: Portal, record: _Child | None) -> None:
-        aid = portal.channel.aid
-        assert aid is not None
-        self.portal = portal
-        #: the nursery's record of the process (None: already reaped)
-        self.record = record
-        self.uid = aid.uid
-        self.pid = aid.pid
-        self.born = trio.current_time()
-        #: the supervisor itself is stopping it (strategy, cancel, teardown)
-        self.stopping = False
-        self.ended = False
-        self.watched = trio.Event()  # its watcher is done with it
-        self.normal = False
-        self.reason = ''
-        self.failure: BaseException | None = None
-        self.result: Any = None
-
-
-class _SupChild:
-    __slots__ = ('name', 'restart', 'options', 'call', 'restarts', 'state', 'current',
-                 'streak', 'last_exit', 'settled', 'final_error', 'final_result', 'portal',
-                 'collected')
-
-    def __init__(self, name: str, restart: str, options: dict[str, Any],
-                 call: tuple[str, str, dict[str, Any]] | None) -> None:
-        self.name = name
-        self.restart = restart
-        self.options = options
-        #: a one-shot's function: (module, name, kwargs); None for a daemon
-        self.call = call
-        self.restarts = 0
-        self.state = 'starting'
-        self.current: _Incarnation | None = None
-        #: consecutive quick failures, for the backoff
-        self.streak = 0
-        self.last_exit: str | None = None
-        self.settled = trio.Event()  # ended for good
-        #: a one-shot's result was read (wait_for_result())
-        self.collected = False
-        self.final_error: BaseException | None = None
-        self.final_result: Any = None
-        self.portal: SupervisedPortal
-
-    @property
-    def alive(self) -> bool:
-        return self.current is not None and not self.current.ended
-
-    def settle(self, state: str, error: BaseException | None = None, result: Any = None) -> None:
-        if self.settled.is_set():
-            return
-        self.state = state
-        self.final_error = error
-        self.final_result = result
-        self.settled.set()
-
-
-class SupervisedPortal(Portal):
-    """A portal to a supervised child that stays valid across its restarts.
-
-    Each call goes to the child's current incarnation. A call in flight
-    when that incarnation dies raises :class:`~tractor.TransportClosed` at
-    once; a call made while the child is restarting waits (at most the
-    supervisor's ``restart_wait``) for the new incarnation and goes to it.
-    Once the child has ended for good, calls raise ``TransportClosed``.
-    """
-
-    def __init__(self, sup: Supervisor, child: _SupChild) -> None:
-        # no Portal.__init__: this portal has no channel of its own
-        self._sup = sup
-        self._child = child
-
-    @property
-    def channel(self) -> Channel:  # type: ignore[override]
-        """The current incarnation's channel (possibly a dead one)."""
-        inc = self._child.current
-        if inc is None:
-            raise RuntimeError(f'actor {self._child.name!r} has not started yet')
-        return inc.portal.channel
-
-    def __repr__(self) -> str:
-        return f'<SupervisedPortal to {self._child.name!r} ({self._child.state})>'
-
-    @property
-    def info(self) -> ChildInfo:
-        """Its child's current state and restart count (as in ``Supervisor.children``)."""
-        return self._sup._info(self._child)
-
-    async def _live(self) -> Portal:
-        child, sup = self._child, self._sup
-        inc = child.current
-        if inc is not None and not inc.ended and inc.portal.channel.connected():
-            return inc.portal  # the common case, without a cancel scope
-        with trio.move_on_after(sup.restart_wait):
-            while True:
-                changed = sup._changed
-                inc = child.current
-                if inc is not None and not inc.ended and inc.portal.channel.connected():
-                    return inc.portal
-                if child.settled.is_set() or sup._closing:
-                    raise TransportClosed(
-                        f'actor {child.name!r} has ended ({child.last_exit or child.state}) '
-                        'and will not be restarted'
-                    )
-                await changed.wait()
-        raise TransportClosed(
-            f'actor {child.name!r} is restarting and was not back within '
-            f'restart_wait={sup.restart_wait}s'
-        )
-
-    async def run(self, func: Callable, **kwargs: Any) -> Any:
-        portal = await self._live()
-        return await portal.run(func, **kwargs)
-
-    async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
-        portal = await self._live()
-        return await portal.run_from_ns(namespace_path, function_name, **kwargs)
-
-    @asynccontextmanager
-    async def open_context(self, func: Callable, **kwargs: Any) -> AsyncIterator[tuple[Context, Any]]:
-        portal = await self._live()
-        async with portal.open_context(func, **kwargs) as pair:
-            yield pair
-
-    async def cancel_actor(self, timeout: float | None = None) -> bool:
-        """Cancel the current incarnation. A ``permanent`` child is then
-        restarted; use ``Supervisor.cancel()`` to stop them all for good."""
-        inc = self._child.current
-        if inc is None or inc.ended:
-            return False
-        return await inc.portal.cancel_actor(timeout=timeout)
-
-    async def wait_for_result(self) -> Any:
-        """A ``run_in_actor`` child's result: the return value of the run
-        that ended it for good (after any restarts), or its last error."""
-        if self._child.call is None:
-            raise RuntimeError(
-                f'{self!r} has no main result: it was started with start_actor(), '
-                'use run_in_actor() for a one-shot actor with a result'
-            )
-        await self._child.settled.wait()
-        if not self._child.collected:
-            self._child.collected = True
-            self._sup._notify()  # its process may go now
-        if self._child.final_error is not None:
-            raise self._child.final_error
-        return self._child.final_result
-
-    result = wait_for_result
-
-    async def aclose(self) -> None:
-        """Nothing to close: the supervisor owns the connections."""
-
-    async def __aexit__(self, *exc: Any) -> None:
-        pass
-
-
-def backoff_delay(backoff: tuple[float, float], streak: int) -> float:
-    """The wait before a restart after ``streak`` quick ones in a row:
-    ``first``, doubling, never more than ``cap``."""
-    first, cap = backoff
-    return min(cap, first * 2 ** min(streak, 64))
-
-
 def _exit_reason(rc: int | None) -> str:
     if rc is None:
         return 'ended (exit status unknown)'
@@ -289,8 +99,7 @@ def _exit_reason(rc: int | None) -> str:
         return 'exited on its own (code 0)'
     return f'exited with code {rc}'
 
-
-class Supervisor:
+class Supervisor(RestartPolicy):
     """Starts children like an actor nursery and restarts them when they
     end, by their restart type and the supervisor's strategy.
 
@@ -491,128 +300,7 @@ class Supervisor:
                     self._pending.append((child, inc))
                     self._wake.set()
                 self._notify()
-
-    # -- the policy ----------------------------------------------------------------
-    async def _coordinate(self) -> None:
-        try:
-            with self._coord_scope:
-                while not self._closing:
-                    while not self._pending:
-                        await self._wake.wait()
-                        self._wake = trio.Event()
-                    child, inc = self._pending.pop(0)
-                    await self._on_end(child, inc)
-        finally:
-            self._coord_done.set()
-
-    async def _on_end(self, child: _SupChild, inc: _Incarnation) -> None:
-        if inc is not child.current or inc.stopping or self._closing or child.settled.is_set():
-            # stopped on purpose (a group restart, cancel, teardown), or
-            # already dealt with as part of a group: handled there
-            return
-        child.last_exit = inc.reason
-        if not self._should_restart(child, inc):
-            if inc.normal:
-                log.info('actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart)
-                # a one-shot cancelled by someone keeps that ContextCancelled
-                child.settle('done', inc.failure if child.call is not None else None, inc.result)
-            else:
-                log.warning('actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart)
-                child.settle('failed', inc.failure)
-            self._notify()
-            return
-        await self._restart(child, inc)
-
-    @staticmethod
-    def _should_restart(child: _SupChild, inc: _Incarnation) -> bool:
-        return child.restart == 'permanent' or (child.restart == 'transient' and not inc.normal)
-
-    def _group(self, child: _SupChild) -> list[_SupChild]:
-        """The children a failure of ``child`` restarts, in start order."""
-        if self.strategy == 'one_for_one':
-            return [child]
-        members = [c for c in self._children.values() if c.state in ('running', 'restarting')]
-        if self.strategy == 'rest_for_one':
-            order = list(self._children.values())
-            members = [c for c in members if order.index(c) >= order.index(child)]
-        if child not in members:
-            members.append(child)
-        return sorted(members, key=list(self._children.values()).index)
-
-    async def _restart(self, failed: _SupChild, inc: _Incarnation) -> None:
-        failure: BaseException | None = inc.failure
-        reason = inc.reason
-        while failed is not None:
-            now = trio.current_time()
-            while self._history and self._history[0] <= now - self.within:
-                self._history.popleft()
-            if len(self._history) >= self.max_restarts:
-                self._give_up(failed, failure, reason)
-                return
-            self._history.append(now)
-            group = self._group(failed)
-            # the living members are stopped first (the failed one is gone)
-            stopping = [c.current for c in group if c is not failed and c.alive]
-            for c in group:
-                if c.state == 'running':
-                    c.state = 'restarting'
-            failed.state = 'restarting'
-            self._notify()
-            if stopping:
-                for s in stopping:
-                    assert s is not None
-                    s.stopping = True
-                async with trio.open_nursery() as tn:
-                    for s in stopping:
-                        if s.record is not None:
-                            tn.start_soon(self._an._cancel_child, s.record, False)
-                for s in stopping:
-                    assert s is not None
-                    await s.watched.wait()
-            delay = self._backoff_delay(failed)
-            if delay > 0:
-                await trio.sleep(delay)
-            next_failure = None
-            for c in group:
-                last = c.current
-                if c is not failed:
-                    if c.restart == 'temporary':
-                        c.settle('cancelled', last.failure if last else None)
-                        continue
-                    if last is not None and last.ended and not last.stopping and not self._should_restart(c, last):
-                        # it ended on its own meanwhile, in a way its type does not restart
-                        c.last_exit = last.reason
-                        c.settle('done' if last.normal else 'failed', last.failure, last.result)
-                        continue
-                why = reason if c is failed else f'restarted with {failed.name!r} ({self.strategy})'
-                c.restarts += 1
-                log.warning('restarting actor %r (restart #%d; %s): %s', c.name, c.restarts,
-                            self.strategy, why)
-                try:
-                    await self._spawn(c)
-                except Exception as err:
-                    c.last_exit = f'failed to restart: {err!r}'
-                    next_failure = (c, err)
-                    break
-                c.state = 'running'
-                self._notify()
-            if next_failure is None:
-                return
-            failed, failure = next_failure
-            reason = f'failed to restart ({failure!r})'
-
-    def _backoff_delay(self, child: _SupChild) -> float:
-        """Doubling delay for a child that keeps failing quickly; a child that
-        ran for ``within`` seconds starts over."""
-        if self.backoff is None:
-            return 0.0
-        inc = child.current
-        if inc is not None and trio.current_time() - inc.born >= self.within:
-            child.streak = 0
-        delay = backoff_delay(self.backoff, child.streak)
-        child.streak += 1
-        return delay
-
+    # -- giving up (the rest of the policy is _restarts.RestartPolicy) ---------------
     def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None:
         err = TooManyRestarts(child.name, len(self._history), self.max_restarts, self.within, reason)
         err.__cause__ = failure
@@ -623,7 +311,6 @@ class Supervisor:
         self._notify()
         if self._body_scope is not None:
             self._body_scope.cancel()
-
     # -- stopping -------------------------------------------------------------------
     async def cancel(self, hard_kill: bool = False) -> None:
         """Stop every child for good, restarting none: the nursery's cancel
@@ -656,30 +343,6 @@ class Supervisor:
         """Until every child has ended for good (or the supervisor gave up)."""
         while not self._closing and not all(c.settled.is_set() for c in self._children.values()):
             await self._changed.wait()
-
-
-def _check_args(strategy: Any, max_restarts: Any, within: Any, backoff: Any, restart_wait: Any) -> tuple[float, float] | None:
-    if strategy not in STRATEGIES:
-        raise ValueError(f'strategy must be one of {list(STRATEGIES)}, got {strategy!r}')
-    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
-        raise ValueError(f'max_restarts must be an int >= 0, got {max_restarts!r}')
-    if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
-        raise ValueError(f'within must be a number of seconds > 0, got {within!r}')
-    if isinstance(restart_wait, bool) or not isinstance(restart_wait, (int, float)) or restart_wait < 0:
-        raise ValueError(f'restart_wait must be a number of seconds >= 0, got {restart_wait!r}')
-    if backoff is None:
-        return None
-    pair = (backoff, within) if isinstance(backoff, (int, float)) and not isinstance(backoff, bool) else backoff
-    if (
-        not isinstance(pair, tuple) or len(pair) != 2
-        or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0 for x in pair)
-        or pair[0] > pair[1]
-    ):
-        raise ValueError(
-            'backoff must be None, a first delay in seconds, or a (first, cap) pair '
-            f'of seconds with first <= cap, got {backoff!r}'
-        )
-    return (float(pair[0]), float(pair[1]))
 
 
 @asynccontextmanager
