@@ -150,11 +150,15 @@ def load_plugin_path(path: str) -> None:
 
 
 def installed_transports() -> dict[str, Transport]:
+    """Every installed transport by protocol key (``{'tcp': ..., 'uds': ...}``),
+    plugins loaded first; a copy, so changing it changes nothing."""
     get_plugin_manager()
     return dict(_transports)
 
 
 def get_transport(proto_key: str) -> Transport:
+    """The installed transport for ``proto_key``; ``NoTransportInstalled``
+    naming what to install when there is none."""
     get_plugin_manager()
     try:
         return _transports[proto_key]

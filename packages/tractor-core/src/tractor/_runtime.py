@@ -14,7 +14,6 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _settings
 from . import _msg, _state
 from ._call import CallScope, Reply
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
@@ -31,6 +30,7 @@ from ._exceptions import (
     type_name,
     wire_type_name,
 )
+from ._dial import HANDSHAKE_TIMEOUT, dial
 from ._ipc import Channel, handshake
 from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager, get_transport
@@ -46,8 +46,6 @@ EXPORTS = '__tractor_exports__'
 #: the RPC module of the tree's terminal lock, served by a root in debug
 #: mode (or once it spawned a child in debug mode)
 DEBUG_LOCK_MODULE = 'tractor.debug._lock'
-#: bound on the identity exchange of a new connection
-HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
 #: the largest stream window a caller may ask a callee for (its inbox)
 MAX_WINDOW = 1 << 16
 _MAIN_NAMES = ('__main__', '__mp_main__')
@@ -252,6 +250,46 @@ class Actor:
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} uuid={self.aid.uuid[:8]} pid={self.pid}>'
+
+    # -- services for plugins (see tractor.plugin) ---------------------------
+    # Small public handles on the runtime, so other distributions never
+    # reach into the private attributes behind them.
+    @property
+    def parent_channel(self) -> Channel | None:
+        """The spawn connection to the parent (``None`` in a root actor, and
+        in a child until it serves)."""
+        return self._parent_chan
+
+    @property
+    def cancel_called(self) -> bool:
+        """Whether this actor is shutting down (``cancel_soon()`` was called
+        or teardown began)."""
+        return self._cancel_called
+
+    def start_service_task(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` as a task of this actor's service nursery, where
+        its RPC tasks run: it is not cancelled with the caller's scopes, only
+        by ``cancel_soon()`` and teardown (before plugin hooks unwind).
+        ``RuntimeError`` when the actor is not serving (not yet, or no more)."""
+        self._service_nursery(fn).start_soon(fn, *args, name=name)
+
+    async def start_service(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Any:
+        """Like :meth:`start_service_task`, but wait until ``fn`` calls
+        ``task_status.started(value)`` and return ``value`` (``trio.Nursery.start``)."""
+        return await self._service_nursery(fn).start(fn, *args, name=name)
+
+    def _service_nursery(self, fn: Callable[..., Any]) -> trio.Nursery:
+        tn = self._service_tn
+        if tn is None:
+            raise RuntimeError(f'{self!r} is not serving: cannot start {fn!r} as a service task')
+        return tn
+
+    def resolve_rpc_target(self, ns: str, func: str) -> Callable[..., Any]:
+        """The function a peer's request for ``ns:func`` runs here (``ns='self'``:
+        a runtime method, see :meth:`expose`), after the same checks every
+        RPC passes: ``ModuleNotExposed`` when peers may not call it,
+        ``AttributeError`` when the module has no such function."""
+        return self._resolve(ns, func)
 
     # -- RPC allowlist ----------------------------------------------------
     def load_modules(self) -> None:
@@ -507,18 +545,8 @@ class Actor:
 
     async def connect(self, addr: Address | Any) -> Channel:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
-        from ._plugins import wrap_address
-
-        addr = wrap_address(addr)
-        tpt = get_transport(addr.proto_key)
-        stream = await tpt.connect(addr)
-        chan = Channel(stream, raddr=addr, initiator=True)
-        try:
-            await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
-        except BaseException:
-            await chan.aclose()
-            raise
-        log.transport('%s: dialed %r', addr, chan.aid and chan.aid.name)
+        chan = await dial(addr, self.aid, addrs=self._listen_addrs)
+        log.transport('%s: dialed %r', chan.raddr, chan.aid and chan.aid.name)
         ready = trio.Event()
         assert self._root_tn is not None
         self._root_tn.start_soon(self._serve_dialed, chan, ready)
@@ -551,8 +579,13 @@ class Actor:
             if not chans:
                 del self._peers[chan.uid]  # type: ignore[arg-type]
 
-    def get_peer_channels(self, name: str | None = None) -> list[Channel]:
-        """Connected channels, newest first, optionally to peers named ``name``."""
+    def get_peer_channels(
+        self, name: str | None = None, *, uid: tuple[str, str] | None = None,
+    ) -> list[Channel]:
+        """Connected channels, newest first: to every peer, to peers named
+        ``name``, or to the one actor ``uid`` (``(name, uuid)``)."""
+        if uid is not None:
+            return [c for c in reversed(self._peers.get(uid, ())) if c.connected()]
         out: list[Channel] = []
         for uid, chans in reversed(self._peers.items()):
             if name is None or uid[0] == name:
