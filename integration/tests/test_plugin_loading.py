@@ -16,7 +16,7 @@ import pytest
 TIMEOUT = 60
 
 PLUGIN = '''
-from tractor._plugins import hookimpl
+from tractor.plugin import hookimpl
 
 @hookimpl
 def tractor_rpc_modules(actor):
@@ -50,7 +50,7 @@ trio.run(main, sys.argv[1])
 MAIN_PLUGIN = '''
 import sys
 import trio, tractor
-from tractor._plugins import hookimpl
+from tractor.plugin import hookimpl
 
 class Local:
     @hookimpl

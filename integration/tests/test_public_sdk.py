@@ -152,3 +152,14 @@ def test_import_tractor_stays_lean():
         [sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True,
     )
     assert out.stdout.split() == ['True', 'True'], out.stderr
+
+
+def test_the_documented_transport_is_the_test_transport():
+    """``docs/architecture.md`` ("Writing a plugin") shows the model
+    transport; it must stay the code that the third-party tests run."""
+    doc = (ROOT / 'docs' / 'architecture.md').read_text()
+    block = doc.split('<!-- test-transport:begin -->', 1)[1].split('<!-- test-transport:end -->', 1)[0]
+    code = block.strip().removeprefix('```python').removesuffix('```').strip()
+    mod = ROOT / 'integration' / 'test-transport' / 'src' / 'tractor_testtransport' / '__init__.py'
+    assert code == mod.read_text().split('"""', 2)[2].strip()
+    assert private_uses(code) == []

@@ -38,7 +38,7 @@ async def samples(name: str, n: int, entries: int) -> dict[str, list[float]]:
     """Run in the prober: time each operation ``n`` times."""
     import httpx
 
-    from tractor._plugins import wrap_address
+    from tractor.plugin import wrap_address
     from tractor.discovery import get_registry
     from tractor_etcd._backend import EtcdRegistry
 

@@ -587,8 +587,8 @@ class Actor:
         if uid is not None:
             return [c for c in reversed(self._peers.get(uid, ())) if c.connected()]
         out: list[Channel] = []
-        for uid, chans in reversed(self._peers.items()):
-            if name is None or uid[0] == name:
+        for peer, chans in reversed(self._peers.items()):
+            if name is None or peer[0] == name:
                 out.extend(c for c in reversed(chans) if c.connected())
         return out
 
