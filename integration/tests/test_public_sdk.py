@@ -163,3 +163,39 @@ def test_the_documented_transport_is_the_test_transport():
     mod = ROOT / 'integration' / 'test-transport' / 'src' / 'tractor_testtransport' / '__init__.py'
     assert code == mod.read_text().split('"""', 2)[2].strip()
     assert private_uses(code) == []
+
+
+def test_dial_and_request_as_a_plugin_would(runtime_kwargs, tpt_proto, tmp_path):
+    """``dial`` + ``request`` talk to an actor outside its message loop (a
+    bootstrap probe's way): a runtime call answers, an error comes boxed,
+    and an address nobody listens at is an ``OSError``."""
+    import socket
+
+    import trio
+
+    import tractor
+    from tractor.plugin import dial, request
+
+    if tpt_proto == 'tcp':
+        with socket.socket() as sock:  # a port just freed: nothing listens there
+            sock.bind(('127.0.0.1', 0))
+            nobody: tuple = ('127.0.0.1', sock.getsockname()[1])
+    else:
+        nobody = (str(tmp_path), 'nobody.sock')
+
+    async def main() -> None:
+        with trio.fail_after(30):
+            async with tractor.open_root_actor(name='sdk_dialer', **runtime_kwargs):
+                actor = tractor.current_actor()
+                chan = await dial(actor.listen_addrs[0], actor.aid)
+                try:
+                    assert chan.uid == actor.uid  # the handshake ran: we know who answered
+                    assert tuple(await request(chan, 'self', 'ping')) == actor.uid
+                    with pytest.raises(tractor.RemoteActorError):
+                        await request(chan, 'self', 'no_such_method')
+                finally:
+                    await chan.aclose()
+                with pytest.raises(OSError):
+                    await dial(nobody, actor.aid, connect_timeout=5)
+
+    trio.run(main)
