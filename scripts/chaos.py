@@ -214,7 +214,7 @@ def registry_addr(transport: str) -> tuple:
         with socket.socket() as s:
             s.bind(('127.0.0.1', 0))
             return s.getsockname()
-    from tractor._paths import runtime_dir
+    from tractor.plugin import runtime_dir
 
     return (runtime_dir(), f'chaos@{uuid.uuid4().hex[:8]}.sock')
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 60
 
 PLUGIN = '''
-from tractor._plugins import hookimpl
+from tractor.plugin import hookimpl
 
 @hookimpl
 def tractor_rpc_modules(actor):
@@ -52,7 +52,7 @@ trio.run(main, sys.argv[1])
 MAIN_PLUGIN = '''
 import sys
 import trio, tractor
-from tractor._plugins import hookimpl
+from tractor.plugin import hookimpl
 
 class Local:
     @hookimpl

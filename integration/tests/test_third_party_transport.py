@@ -11,7 +11,7 @@ import pytest
 import trio
 
 import tractor
-from tractor._transport import installed_transports
+from tractor.plugin import installed_transports
 from tractor.discovery import mk_maddr, parse_maddr
 
 pytestmark = [

@@ -37,9 +37,9 @@ N_ENTRIES = 10_000
 async def samples(name: str, n: int, entries: int) -> dict[str, list[float]]:
     """Run in the prober: time each operation ``n`` times."""
     import httpx
-
     import targets
-    from tractor._transport import wrap_address
+
+    from tractor.plugin import wrap_address
     from tractor.discovery import get_registry
     from tractor_etcd._backend import EtcdRegistry
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tractor
 import trio
-from tractor._transport import wrap_address
+from tractor.plugin import wrap_address
 from tractor.discovery import (
     Registered,
     Unregistered,
@@ -39,7 +39,7 @@ TIMEOUT = 40
 ACTOR = textwrap.dedent('''
     import sys, trio, tractor
     async def main():
-        regs = [tractor._transport.wrap_address(a).unwrap() for a in sys.argv[3:]]
+        regs = [tractor.plugin.wrap_address(a).unwrap() for a in sys.argv[3:]]
         async with tractor.open_root_actor(
             name=sys.argv[1], enable_transports=[sys.argv[2]], registry_addrs=regs,
         ):
@@ -53,7 +53,7 @@ ACTOR = textwrap.dedent('''
 TREE = textwrap.dedent('''
     import sys, trio, tractor
     async def main():
-        regs = [tractor._transport.wrap_address(a).unwrap() for a in sys.argv[3:]]
+        regs = [tractor.plugin.wrap_address(a).unwrap() for a in sys.argv[3:]]
         async with tractor.open_nursery(name=sys.argv[1], registry_addrs=regs) as an:
             await an.start_actor(sys.argv[2])
             async with tractor.find_actor(sys.argv[2], only_first=False) as found:

@@ -48,7 +48,7 @@ def test_parse_address(text, endpoints, prefix):
     assert addr.endpoints == endpoints
     assert addr.prefix == prefix
     assert EtcdAddress.parse(addr.url) == addr
-    from tractor._transport import wrap_address
+    from tractor.plugin import wrap_address
 
     assert wrap_address(text) == addr
     assert wrap_address(addr.to_wire()) == addr  # how subactors get it

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tractor._transport import is_one_address, wrap_address
-from tractor._transport import LOCAL, REMOTE
+from tractor.plugin import LOCAL, REMOTE, is_one_address, wrap_address
 from tractor.discovery._client import rank_addrs
 from tractor_tcp import TCPAddress
 from tractor_tls import DEFAULT_REGISTRY, TLSAddress, TLSTransport

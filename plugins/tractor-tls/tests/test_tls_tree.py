@@ -176,6 +176,6 @@ async def test_nothing_in_the_clear(pki, tls_reg, monkeypatch):
 async def test_registry_address_forms(pki, wire):
     """The forms a user writes for the default TLS registry (a plain tuple
     would be TCP's): the same address."""
-    from tractor._transport import wrap_address
+    from tractor.plugin import wrap_address
 
     assert wrap_address(wire) == TLSAddress('127.0.0.1', 1617)

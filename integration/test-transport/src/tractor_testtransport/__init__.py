@@ -5,7 +5,11 @@ Addresses are 1-tuples ``(name,)`` (no TCP ``(host, port)`` or UDS
 An abstract socket has no file: the name vanishes with its last socket.
 
 This distribution exists to prove that a transport can live outside core
-and the built-in plugins. It is installed in the workspace, never published.
+and the built-in plugins, and is the model for writing one: it uses only
+the public plugin SDK (:mod:`tractor.plugin`), and its ``pyproject.toml``
+names this module in the ``tractor`` entry-point group, which is how the
+runtime finds it. ``docs/architecture.md`` ("Writing a plugin") walks
+through it. It is installed in the workspace, never published.
 """
 from __future__ import annotations
 
@@ -17,8 +21,7 @@ from typing import Any
 
 import trio
 
-from tractor._plugins import hookimpl
-from tractor._transport import SAME_HOST, Address, Transport
+from tractor.plugin import SAME_HOST, Address, Transport, hookimpl
 
 __all__ = ['AbstractAddress', 'AbstractTransport', 'tractor_transports']
 
@@ -26,6 +29,9 @@ _MAX_NAME = 107  # sun_path is 108 bytes; the first is the NUL
 
 
 class AbstractAddress(Address):
+    """One abstract socket name; equality, hashing, ``to_wire()`` and
+    ``str()`` (multiaddr text) come from :class:`~tractor.plugin.Address`."""
+
     proto_key = 'abstract'
     __slots__ = ('name',)
 
@@ -45,6 +51,8 @@ class AbstractAddress(Address):
 
 
 class AbstractTransport(Transport):
+    """Abstract unix sockets; one instance serves the whole process."""
+
     proto_key = 'abstract'
     maddr_protocols = ('abstract',)
 
@@ -95,6 +103,7 @@ class AbstractTransport(Transport):
         return trio.SocketStream(sock)
 
     def locality(self, addr: Address) -> int:
+        # a unix socket reaches only this host (and this network namespace)
         return SAME_HOST
 
 
@@ -103,4 +112,5 @@ _transport = AbstractTransport()
 
 @hookimpl
 def tractor_transports() -> list[Any]:
+    """The hook the runtime calls once per process to collect transports."""
     return [_transport]

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from . import debug as debug
     from . import devx as devx
     from . import discovery as discovery
+    from . import plugin as plugin
     from . import to_asyncio as to_asyncio
     from ._supervised import ChildInfo as ChildInfo
     from ._supervised import SupervisedPortal as SupervisedPortal
@@ -96,6 +97,8 @@ _LAZY = {
     'TooManyRestarts': ('tractor._supervisor', 'tractor-core'),
     # asyncio interop (imports asyncio, which a trio-only program never needs)
     'to_asyncio': ('tractor.to_asyncio', 'tractor-core'),
+    # the plugin SDK (imports pluggy, which a plain program never needs)
+    'plugin': ('tractor.plugin', 'tractor-core'),
 }
 
 
@@ -178,5 +181,5 @@ __all__ = [
     'register_plugin', 'run_daemon', 'trionics',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster', 'debug', 'devx', 'to_asyncio') and _installed(modname)
+    if name not in ('discovery', 'cluster', 'debug', 'devx', 'plugin', 'to_asyncio') and _installed(modname)
 ]

@@ -9,10 +9,11 @@ import sys
 import trio
 
 from . import _msg, _settings, _state
-from ._plugins import get_plugin_manager, load_plugin_path
-from ._transport import wrap_address
 from ._boxing import pack_error
+from ._dial import dial
+from ._plugins import get_plugin_manager, load_plugin_path
 from ._runtime import Actor
+from ._transport import wrap_address
 from .log import get_console_log, get_logger
 
 log = get_logger('child')
@@ -31,13 +32,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
     actor = Actor(name, uuid)
     _state._set_actor(actor)
     get_plugin_manager()
-    addr = wrap_address(parent)
-    stream = await addr.transport.connect(addr)
-    from ._ipc import Channel, handshake
-    from ._runtime import HANDSHAKE_TIMEOUT
-
-    chan = Channel(stream, raddr=addr, initiator=True)
-    await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, spawn_token=spawn_token)
+    chan = await dial(parent, actor.aid, spawn_token=spawn_token)
     spec = await chan.recv()
     if not isinstance(spec, _msg.SpawnSpec):
         log.error('expected a SpawnSpec from the parent, got %s', type(spec).__name__)

@@ -1,7 +1,7 @@
 """The hook specifications: what a tractor plugin may implement.
 
 Plugins mark their implementations with :data:`hookimpl`
-(``from tractor._plugins import hookimpl``) and register through the
+(``from tractor.plugin import hookimpl``) and register through the
 ``tractor`` entry-point group.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ class TractorSpec:
     def tractor_registry_stores(self) -> list[Any]:
         """External registry stores this plugin provides (``etcd://...``):
         objects with a ``scheme`` (``'etcd'``) and ``parse(text)`` returning a
-        :class:`~tractor._transport.StoreAddress` for a registry address
+        :class:`~tractor.plugin.StoreAddress` for a registry address
         written ``scheme://...``."""
 
     @hookspec

@@ -149,6 +149,18 @@ class Portal:
             yield pair
 
     @asynccontextmanager
+    async def open_context_from_ns(
+        self, namespace_path: str, function_name: str, **kwargs: Any
+    ) -> AsyncIterator[tuple[Context, Any]]:
+        """:meth:`open_context` by name, for a context function this side
+        cannot import (``'self'``: a runtime method, e.g. the registrar's
+        ``watch_registry``): the callee's ``pld_spec`` is checked there only."""
+        async with self._open_context(
+            normalize_ns(namespace_path), function_name, kwargs, None,
+        ) as pair:
+            yield pair
+
+    @asynccontextmanager
     async def open_stream_from(self, async_gen_fn: Callable, **kwargs: Any) -> AsyncIterator[MsgStream]:
         """Stream what the peer's ``async_gen_fn(**kwargs)`` (an async
         generator of a module it enabled) yields: a one-way

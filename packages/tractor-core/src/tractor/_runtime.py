@@ -9,7 +9,6 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _settings
 from . import _caller, _invoke, _modules, _msg, _state
 from ._modules import normalize_ns
 from ._call import CallScope, Reply
@@ -23,17 +22,16 @@ from ._exceptions import (
     MsgTypeError,
     TransportClosed,
 )
+from ._dial import HANDSHAKE_TIMEOUT, dial
 from ._ipc import Channel, handshake
 from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager
 from ._portal import Portal
-from ._transport import Address, get_transport, wrap_address
+from ._transport import Address, get_transport
 from .log import get_logger
 
 log = get_logger('runtime')
 
-#: bound on the identity exchange of a new connection
-HANDSHAKE_TIMEOUT = _settings.value('TRACTOR_HANDSHAKE_TIMEOUT')
 
 
 
@@ -162,6 +160,46 @@ class Actor:
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} uuid={self.aid.uuid[:8]} pid={self.pid}>'
+
+    # -- services for plugins (see tractor.plugin) ---------------------------
+    # Small public handles on the runtime, so other distributions never
+    # reach into the private attributes behind them.
+    @property
+    def parent_channel(self) -> Channel | None:
+        """The spawn connection to the parent (``None`` in a root actor, and
+        in a child until it serves)."""
+        return self._parent_chan
+
+    @property
+    def cancel_called(self) -> bool:
+        """Whether this actor is shutting down (``cancel_soon()`` was called
+        or teardown began)."""
+        return self._cancel_called
+
+    def start_service_task(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` as a task of this actor's service nursery, where
+        its RPC tasks run: it is not cancelled with the caller's scopes, only
+        by ``cancel_soon()`` and teardown (before plugin hooks unwind).
+        ``RuntimeError`` when the actor is not serving (not yet, or no more)."""
+        self._service_nursery(fn).start_soon(fn, *args, name=name)
+
+    async def start_service(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Any:
+        """Like :meth:`start_service_task`, but wait until ``fn`` calls
+        ``task_status.started(value)`` and return ``value`` (``trio.Nursery.start``)."""
+        return await self._service_nursery(fn).start(fn, *args, name=name)
+
+    def _service_nursery(self, fn: Callable[..., Any]) -> trio.Nursery:
+        tn = self._service_tn
+        if tn is None:
+            raise RuntimeError(f'{self!r} is not serving: cannot start {fn!r} as a service task')
+        return tn
+
+    def resolve_rpc_target(self, ns: str, func: str) -> Callable[..., Any]:
+        """The function a peer's request for ``ns:func`` runs here (``ns='self'``:
+        a runtime method, see :meth:`expose`), after the same checks every
+        RPC passes: ``ModuleNotExposed`` when peers may not call it,
+        ``AttributeError`` when the module has no such function."""
+        return self._resolve(ns, func)
 
     # -- RPC allowlist (tractor._modules) ------------------------------
     def load_modules(self) -> None:
@@ -342,16 +380,8 @@ class Actor:
 
     async def connect(self, addr: Address | Any) -> Channel:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
-        addr = wrap_address(addr)
-        tpt = get_transport(addr.proto_key)
-        stream = await tpt.connect(addr)
-        chan = Channel(stream, raddr=addr, initiator=True)
-        try:
-            await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
-        except BaseException:
-            await chan.aclose()
-            raise
-        log.transport('%s: dialed %r', addr, chan.aid and chan.aid.name)
+        chan = await dial(addr, self.aid, addrs=self._listen_addrs)
+        log.transport('%s: dialed %r', chan.raddr, chan.aid and chan.aid.name)
         ready = trio.Event()
         assert self._root_tn is not None
         self._root_tn.start_soon(self._serve_dialed, chan, ready)
@@ -388,11 +418,16 @@ class Actor:
                 del self._peers[uid]
             log.runtime('peer %r disconnected (%d channel(s) left)', uid[0], len(chans))
 
-    def get_peer_channels(self, name: str | None = None) -> list[Channel]:
-        """Connected channels, newest first, optionally to peers named ``name``."""
+    def get_peer_channels(
+        self, name: str | None = None, *, uid: tuple[str, str] | None = None,
+    ) -> list[Channel]:
+        """Connected channels, newest first: to every peer, to peers named
+        ``name``, or to the one actor ``uid`` (``(name, uuid)``)."""
+        if uid is not None:
+            return [c for c in reversed(self._peers.get(uid, ())) if c.connected()]
         out: list[Channel] = []
-        for uid, chans in reversed(self._peers.items()):
-            if name is None or uid[0] == name:
+        for peer, chans in reversed(self._peers.items()):
+            if name is None or peer[0] == name:
                 out.extend(c for c in reversed(chans) if c.connected())
         return out
 

@@ -152,11 +152,15 @@ KNOWN_STORES = {'etcd': 'tractor-etcd'}
 
 
 def installed_transports() -> dict[str, Transport]:
+    """Every installed transport by protocol key (``{'tcp': ..., 'uds': ...}``),
+    plugins loaded first; a copy, so changing it changes nothing."""
     _plugins.get_plugin_manager()
     return dict(_plugins._transports)
 
 
 def get_transport(proto_key: str) -> Transport:
+    """The installed transport for ``proto_key``; ``NoTransportInstalled``
+    naming what to install when there is none."""
     _plugins.get_plugin_manager()
     try:
         return _plugins._transports[proto_key]

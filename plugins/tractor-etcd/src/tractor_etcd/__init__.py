@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tractor._plugins import hookimpl
+from tractor.plugin import hookimpl
 
 from ._address import DEFAULT_PREFIX as DEFAULT_PREFIX
 from ._address import DEFAULT_TTL as DEFAULT_TTL

@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from tractor._transport import Address, StoreAddress
+from tractor.plugin import Address, StoreAddress, wrap_address
 
 if TYPE_CHECKING:
     import ssl
@@ -159,8 +159,6 @@ class EtcdAddress(StoreAddress):
     def near(self, proto_key: str) -> Address | None:
         if proto_key != 'tcp':
             return None
-        from tractor._transport import wrap_address
-
         # the TCP transport binds on this host's address routing to the
         # first member (the same address whatever member we end up using,
         # when they share a network)

@@ -21,17 +21,21 @@ from urllib.parse import quote, unquote
 
 import msgspec
 import trio
-from tractor.discovery import RegistryBackend
-from tractor.discovery._events import (
+from tractor.discovery.store import (
     DEFAULT_BUFFER,
+    Entry,
     Hub,
     Registered,
+    RegistryBackend,
     Subscription,
+    Uid,
     Unregistered,
+    WireAddr,
     check_filter,
+    check_uid,
+    check_wire,
     meta_fields,
 )
-from tractor.discovery._registry import Entry, Uid, WireAddr, check_uid, check_wire
 from tractor.log import get_logger
 
 from ._address import PASSWORD_ENV, EtcdAddress

@@ -7,8 +7,7 @@ import ipaddress
 import os
 from typing import Any
 
-from tractor._transport import wrap_address
-from tractor._transport import SAME_HOST
+from tractor.plugin import SAME_HOST, wrap_address
 
 
 def _read(path: str) -> str:

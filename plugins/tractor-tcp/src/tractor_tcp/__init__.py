@@ -8,8 +8,7 @@ from typing import Any
 
 import trio
 
-from tractor._plugins import hookimpl
-from tractor._transport import LOCAL, REMOTE, Address, Transport
+from tractor.plugin import LOCAL, REMOTE, Address, Transport, hookimpl
 
 from ._local import host_addresses
 

@@ -19,8 +19,7 @@ from typing import Any
 import trio
 from tractor_tcp import TCPAddress, TCPTransport, env_registry
 
-from tractor._plugins import hookimpl
-from tractor._transport import Address, Transport
+from tractor.plugin import Address, Transport, hookimpl
 
 from ._certs import (
     ENV_CA,

@@ -11,7 +11,6 @@ and ``receive_some`` *are* the ``SSLStream``'s: no extra layer per call.
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 import trio
 

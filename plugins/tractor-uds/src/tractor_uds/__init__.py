@@ -18,12 +18,18 @@ from typing import Any
 
 import trio
 
-from tractor import _settings
-
-from tractor._paths import runtime_dir, runtime_dir_path  # core owns the per-user dir
-from tractor._plugins import hookimpl
 from tractor.log import get_logger
-from tractor._transport import SAME_HOST, Address, Transport
+from tractor.plugin import (
+    SAME_HOST,
+    Address,
+    Transport,
+    hookimpl,
+    parse_seconds,
+    register_setting,
+    runtime_dir,  # core owns the per-user dir (the auth cookie lives there too)
+    runtime_dir_path,
+    setting_value,
+)
 
 __all__ = ['UDSAddress', 'UDSTransport', 'runtime_dir', 'tractor_transports']
 
@@ -150,11 +156,11 @@ class UDSTransport(Transport):
 
 
 #: how often a listener checks that its socket file still exists
-_settings.register(
-    'TRACTOR_UDS_REBIND_INTERVAL', _settings._seconds, 1.0, 'a number of seconds > 0',
+register_setting(
+    'TRACTOR_UDS_REBIND_INTERVAL', parse_seconds, 1.0, 'a number of seconds > 0',
     'how often an idle UDS listener checks that its socket file still exists',
 )
-REBIND_INTERVAL = _settings.value('TRACTOR_UDS_REBIND_INTERVAL')
+REBIND_INTERVAL = setting_value('TRACTOR_UDS_REBIND_INTERVAL')
 #: socket path -> inode of the socket file this process bound there
 _owned: dict[str, int] = {}
 

@@ -10,7 +10,7 @@ import trio
 import tractor
 from tractor import Portal
 # the options still accepted inside a running actor (defaults for the workers)
-from tractor._nursery import NURSERY_OPTIONS as _NURSERY_OPTIONS
+from tractor.plugin import NURSERY_OPTIONS as _NURSERY_OPTIONS
 
 
 @asynccontextmanager

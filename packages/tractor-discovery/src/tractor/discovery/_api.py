@@ -7,8 +7,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor._transport import is_one_address, wrap_address
-from tractor._transport import Address, StoreAddress
+from tractor.plugin import Address, StoreAddress, is_one_address, wrap_address
 from tractor.log import get_logger
 
 from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs

@@ -36,7 +36,7 @@ def parse_registry(text: str) -> Any:
     """A ``--registry`` value as an address: ``HOST:PORT`` or
     ``[V6]:PORT`` for TCP, multiaddr text, or a store URL (``etcd://...``)."""
     from tractor import TractorError
-    from tractor._transport import wrap_address
+    from tractor.plugin import wrap_address
 
     m = re.fullmatch(r'\[([0-9a-fA-F:.]+)\]:(\d+)|([^/:\[\]]+):(\d+)', text)
     try:
@@ -277,7 +277,7 @@ COMMANDS = {'ls': cmd_ls, 'tree': cmd_tree, 'watch': cmd_watch, 'ping': cmd_ping
 
 async def run_observer(args: argparse.Namespace) -> int:
     import tractor
-    from tractor._transport import StoreAddress
+    from tractor.plugin import StoreAddress
 
     from ._plugin import observer
 

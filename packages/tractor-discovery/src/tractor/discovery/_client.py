@@ -12,17 +12,22 @@ from tractor import (
     TractorError,
     TransportClosed,
 )
-from tractor._ipc import Channel, handshake
-from tractor._msg import Error, Return, Start
-from tractor._transport import installed_transports, wrap_address
-from tractor._transport import REMOTE, StoreAddress
 from tractor.log import get_logger
+from tractor.plugin import (
+    REMOTE,
+    Channel,
+    StoreAddress,
+    dial,
+    installed_transports,
+    request,
+    wrap_address,
+)
 
 from ._registrar import Registrar, local_registrar
 
 if TYPE_CHECKING:
     from tractor import Actor
-    from tractor._transport import Address
+    from tractor.plugin import Address
 
 log = get_logger('discovery')
 
@@ -111,29 +116,23 @@ async def probe(actor: Actor, addr: Address) -> bool:
     (a plain server, a silent one, a tractor actor that is no registrar).
     Every step is bounded by :data:`PROBE_TIMEOUT`: never a hang."""
     timeout = PROBE_TIMEOUT
+    chan: Channel | None = None
     try:
-        with trio.fail_after(timeout):
-            stream = await addr.transport.connect(addr)
-    except (OSError, trio.TooSlowError):
-        return False
-    chan = Channel(stream, raddr=addr, initiator=True)
-    greeted = False
-    try:
-        with trio.fail_after(timeout):
-            await handshake(chan, actor.aid, timeout)
-            greeted = True
-            cid = chan.next_cid()
-            await chan.send(Start(cid=cid, ns='self', func='registrar_info', kwargs={}))
-            while True:
-                msg = await chan.recv()
-                if isinstance(msg, Return) and msg.cid == cid:
-                    return True
-                if isinstance(msg, Error) and msg.cid == cid:
-                    raise RuntimeError(
-                        f'registry address {addr} is served by tractor actor '
-                        f'{msg.src_uid[0]!r}, which is not a registrar'
-                    )
+        try:
+            chan = await dial(addr, actor.aid, timeout=timeout, connect_timeout=timeout)
+        except OSError:  # nothing listens there (or not within the bound)
+            return False
+        try:
+            with trio.fail_after(timeout):
+                await request(chan, 'self', 'registrar_info')
+        except RemoteActorError as err:
+            raise RuntimeError(
+                f'registry address {addr} is served by tractor actor '
+                f'{err.src_uid[0] if err.src_uid else "?"!r}, which is not a registrar'
+            ) from None
+        return True
     except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
+        greeted = chan is not None
         if isinstance(err, trio.TooSlowError):
             what = (
                 f'tractor actor {chan.aid.name!r} did not answer a registry '
@@ -149,7 +148,8 @@ async def probe(actor: Actor, addr: Address) -> bool:
             f'tractor registrar: {what}'
         ) from None
     finally:
-        await chan.aclose()
+        if chan is not None:
+            await chan.aclose()
 
 
 def rank_addrs(actor: Actor, wire_addrs: list, usable_only: bool = True) -> list[Address]:
@@ -193,9 +193,8 @@ async def dial_entry(
     the registrar at ``reg``; ``None`` when no address works.
     """
     uid = tuple(uid)
-    for chan in actor._peers.get(uid, ()):  # type: ignore[arg-type]
-        if chan.connected():
-            return chan, False
+    for chan in actor.get_peer_channels(uid=uid):
+        return chan, False
     for addr in rank_addrs(actor, wire_addrs):
         try:
             with trio.fail_after(CONNECT_TIMEOUT):

@@ -15,6 +15,7 @@ from typing import Any
 import tractor
 import trio
 from tractor.log import get_console_log, get_logger
+from tractor.plugin import wrap_address
 
 from ._events import MAX_BUFFER, Registered, Unregistered, WatchOverflow
 from ._registrar import local_registrar
@@ -35,7 +36,7 @@ def describe(ev: Registered | Unregistered) -> str:
 
 def _maddr(wire: Any) -> str:
     try:
-        return str(tractor._transport.wrap_address(wire))
+        return str(wrap_address(wire))
     except (ValueError, TypeError, LookupError, tractor.NoTransportInstalled):
         return repr(wire)
 
@@ -63,7 +64,7 @@ async def serve(
     registry addresses) until SIGTERM or SIGINT (or until cancelled).
     ``task_status.started()`` gets the addresses it listens on; the program
     also prints them to stdout, one line, once it serves."""
-    addrs_in = [tractor._transport.wrap_address(a) for a in listen or ()]
+    addrs_in = [wrap_address(a) for a in listen or ()]
     kinds = sorted({a.proto_key for a in addrs_in})
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with tractor.open_root_actor(

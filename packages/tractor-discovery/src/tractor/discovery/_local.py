@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
+from tractor.plugin import fn_address
+
 if TYPE_CHECKING:
     from tractor import Actor
 
@@ -50,14 +52,12 @@ class LocalPortal:
         return f'<LocalPortal to {self.actor.name!r}>'
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
-        fn = self.actor._resolve(namespace_path, function_name)
+        fn = self.actor.resolve_rpc_target(namespace_path, function_name)
         result = fn(**kwargs)
         return await result if inspect.isawaitable(result) else result
 
     async def run(self, func: Callable, **kwargs: Any) -> Any:
-        from tractor._portal import _fn_address
-
-        ns, name = _fn_address(func)
+        ns, name = fn_address(func)
         return await self.run_from_ns(ns, name, **kwargs)
 
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tractor._transport import wrap_address
-from tractor._transport import Address
+from tractor.plugin import Address, wrap_address
 
 
 def mk_maddr(addr: Any) -> Address:

@@ -9,17 +9,15 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
 from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
-from tractor._plugins import hookimpl
-from tractor._transport import get_transport
-from tractor._transport import StoreAddress
 from tractor.log import get_logger
+from tractor.plugin import StoreAddress, get_transport, hookimpl
 
 from ._client import RegistrarUnreachable, client, probe
 from ._registrar import Registrar, local_registrar
 
 if TYPE_CHECKING:
     from tractor import Actor
-    from tractor._transport import Address
+    from tractor.plugin import Address
 
 log = get_logger('discovery')
 
@@ -53,7 +51,7 @@ def observer() -> Iterator[None]:
 def registration_meta(actor: Actor) -> dict[str, Any]:
     """What an entry says about its actor besides its addresses."""
     parent = getattr(actor, 'parent_uid', None) or (
-        actor._parent_chan.uid if actor._parent_chan is not None else None
+        actor.parent_channel.uid if actor.parent_channel is not None else None
     )
     return {
         'pid': os.getpid(), 'host': socket.gethostname(),
@@ -148,7 +146,7 @@ async def keep_registered(
         if chan is not None and chan.connected():
             await hold(actor, chan, booted)
             booted()
-            parent = actor._parent_chan
+            parent = actor.parent_channel
             # a registrar that was our parent: we normally go down with it
             # (and this task with us), so no warning for that
             quiet = parent is not None and chan.uid is not None and parent.uid == chan.uid
@@ -189,8 +187,8 @@ async def hold(actor: Actor, chan: Any, opened: Any = lambda: None) -> None:
     shutting down), checks the connection every :data:`WATCH_INTERVAL`
     instead, so this never spins."""
     try:
-        async with Portal(chan)._open_context(
-            'self', 'hold_registration', {'uid': list(actor.uid)}, None,
+        async with Portal(chan).open_context_from_ns(
+            'self', 'hold_registration', uid=list(actor.uid),
         ):
             opened()
             await trio.sleep_forever()
@@ -218,7 +216,6 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
     registered: set = set()
     stores = [reg for reg in actor.registry_addrs if isinstance(reg, StoreAddress)]
     regs = [reg for reg in actor.registry_addrs if not isinstance(reg, StoreAddress)]
-    assert actor._service_tn is not None
     try:
         for reg in stores:
             # the store's backend keeps the entry alive (a lease) and puts it
@@ -227,7 +224,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                 await register_at(cli, reg, actor.uid, addrs, meta)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
-            actor._service_tn.start_soon(
+            actor.start_service_task(
                 cli.store(reg).backend.keep_alive, name=f'keep registered at {reg}',
             )
     except BaseException:  # refused (bad credentials...): the boot fails, tidily
@@ -248,7 +245,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
         if registered:
             log.info('%r registered at %s', actor.name, ', '.join(map(str, registered)))
         for reg in regs:
-            await actor._service_tn.start(
+            await actor.start_service(
                 keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
             )
     if stores:

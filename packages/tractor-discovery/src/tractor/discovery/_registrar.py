@@ -9,8 +9,15 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 import trio
-from tractor import TransportClosed, _settings, context
+from tractor import TransportClosed, context
 from tractor.log import get_logger
+from tractor.plugin import (
+    current_channel,
+    parse_positive_int,
+    parse_seconds,
+    register_setting,
+    setting_value,
+)
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
 
@@ -19,18 +26,18 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = 'discovery.registrar'
 #: entries one connection may register (an actor registers itself: one)
-_settings.register(
-    'TRACTOR_REGISTRY_MAX_PER_CONNECTION', _settings._positive_int, 16384, 'a whole number >= 1',
+register_setting(
+    'TRACTOR_REGISTRY_MAX_PER_CONNECTION', parse_positive_int, 16384, 'a whole number >= 1',
     'registry entries one connection may register',
 )
-MAX_ENTRIES_PER_CONNECTION = _settings.value('TRACTOR_REGISTRY_MAX_PER_CONNECTION')
+MAX_ENTRIES_PER_CONNECTION = setting_value('TRACTOR_REGISTRY_MAX_PER_CONNECTION')
 #: how long entries outlive the connection that registered them, for their
 #: actor to register again over a new one (seconds)
-_settings.register(
-    'TRACTOR_REGISTRY_REREGISTER_GRACE', _settings._seconds, 10.0, 'a number of seconds > 0',
+register_setting(
+    'TRACTOR_REGISTRY_REREGISTER_GRACE', parse_seconds, 10.0, 'a number of seconds > 0',
     "how long entries outlive the connection that registered them, unless re-registered",
 )
-REREGISTER_GRACE = _settings.value('TRACTOR_REGISTRY_REREGISTER_GRACE')
+REREGISTER_GRACE = setting_value('TRACTOR_REGISTRY_REREGISTER_GRACE')
 log = get_logger('discovery')
 
 
@@ -98,8 +105,6 @@ class Registrar:
         within :data:`REREGISTER_GRACE`)."""
         self.served['register'] += 1
         uid = check_uid(uid)
-        from tractor._invoke import current_channel
-
         chan = current_channel.get()
         if chan is not None:
             mine = self._by_chan.get(chan)
@@ -123,8 +128,7 @@ class Registrar:
         self._owner[uid] = chan
         if chan not in self._by_chan:
             self._by_chan[chan] = set()
-            assert self.actor._service_tn is not None
-            self.actor._service_tn.start_soon(self._drop_when_gone, chan)
+            self.actor.start_service_task(self._drop_when_gone, chan)
         self._by_chan[chan].add(uid)
 
     async def _drop_when_gone(self, chan: Any) -> None:
@@ -206,11 +210,11 @@ def hold_endpoint(registrar: Registrar) -> Any:
         finally:
             # the holder cancelling it leaves the connection up (it is
             # leaving and unregisters itself); a lost connection does not
-            lost = isinstance(ctx._remote_error, TransportClosed) or not ctx.chan.connected()
-            if lost and not registrar.actor._cancel_called:
-                tn = registrar.actor._service_tn
-                if tn is not None:
-                    tn.start_soon(check_alive, registrar, uid, name=f'check {uid[0]} is alive')
+            lost = isinstance(ctx.maybe_error, TransportClosed) or not ctx.chan.connected()
+            if lost and not registrar.actor.cancel_called:
+                registrar.actor.start_service_task(
+                    check_alive, registrar, uid, name=f'check {uid[0]} is alive',
+                )
 
     return hold_registration
 

@@ -24,7 +24,7 @@ from tractor import (
     context,
     current_actor,
 )
-from tractor._transport import StoreAddress
+from tractor.plugin import StoreAddress
 from tractor.log import get_logger
 from tractor.trionics import collapse_eg
 
@@ -43,7 +43,7 @@ from ._events import (
 from ._registrar import local_registrar
 
 if TYPE_CHECKING:
-    from tractor._transport import Address
+    from tractor.plugin import Address
 
     from ._registrar import Registrar
 
@@ -107,7 +107,7 @@ async def _follow_local(backend: Any, key: Any, kw: dict, emit: Emit, up: Callab
 async def _follow_remote(actor: Any, reg: Address, kw: dict, emit: Emit, up: Callable) -> None:
     chan = await client(actor).channel(reg)
     try:
-        async with Portal(chan)._open_context('self', 'watch_registry', kw, None) as (ctx, count):
+        async with Portal(chan).open_context_from_ns('self', 'watch_registry', **kw) as (ctx, count):
             async with ctx.open_stream() as stream:
                 up()
                 await emit(reg, _Reset())
