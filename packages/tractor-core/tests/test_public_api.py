@@ -12,7 +12,7 @@ EXPECTED_ALL = {
     # runtime
     'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
     'context', 'current_actor', 'current_ipc_ctx', 'is_root_process', 'open_nursery',
-    'open_root_actor', 'register_plugin', 'run_daemon',
+    'open_root_actor', 'register_plugin', 'run_daemon', 'unregister_plugin',
     # runtime state
     'debug_mode', 'get_runtime_vars',
     # supervision

@@ -27,8 +27,7 @@ import trio
 import trio.testing
 
 import tractor
-from tractor._plugins import hookimpl, unregister_plugin
-from tractor._transport import SAME_HOST, Address, Transport
+from tractor.plugin import SAME_HOST, Address, Transport, hookimpl
 
 __all__ = [
     'PROTO_KEY', 'MemoryAddress', 'MemoryListener', 'MemoryTransport',
@@ -182,7 +181,7 @@ def installed() -> Iterator[MemoryTransport]:
     try:
         yield _transport
     finally:
-        unregister_plugin(module)
+        tractor.unregister_plugin(module)
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ from ._exceptions import TransportClosed as TransportClosed
 from ._ipc import Channel as Channel
 from ._nursery import open_nursery as open_nursery
 from ._plugins import register_plugin as register_plugin
+from ._plugins import unregister_plugin as unregister_plugin
 from ._portal import Portal as Portal
 from ._root import open_root_actor as open_root_actor
 from ._root import run_daemon as run_daemon
@@ -178,7 +179,7 @@ __all__ = [
     'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError', 'StreamOverrun',
     'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx', 'debug_mode',
     'get_runtime_vars', 'is_root_process', 'log', 'msg', 'open_nursery', 'open_root_actor',
-    'register_plugin', 'run_daemon', 'trionics',
+    'register_plugin', 'run_daemon', 'trionics', 'unregister_plugin',
 ] + [
     name for name, (modname, _dist) in _LAZY.items()
     if name not in ('discovery', 'cluster', 'debug', 'devx', 'plugin', 'to_asyncio') and _installed(modname)
