@@ -19,7 +19,7 @@ PLUGIN_NAMES = [
     'LOCAL', 'REMOTE', 'SAME_HOST', 'Address', 'StoreAddress', 'Transport',
     'get_transport', 'installed_transports', 'is_one_address', 'wrap_address',
     'runtime_dir', 'runtime_dir_path',
-    'Channel', 'current_channel', 'dial', 'fn_address', 'request',
+    'Channel', 'check_actor_name', 'current_channel', 'dial', 'fn_address', 'request',
     'SettingError', 'parse_positive_int', 'parse_seconds', 'register_setting', 'setting_value',
     'NURSERY_OPTIONS',
     'Process', 'SpawnBackend', 'SpawnFn',

@@ -42,17 +42,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         if spec.loglevel:
             get_console_log(spec.loglevel)
         sys.path[:] = spec.sys_path
-        actor.enable_modules = list(spec.enable_modules)
-        actor._module_paths = dict(spec.module_paths)
-        actor._reg_addrs = [wrap_address(a) for a in spec.reg_addrs]
-        actor.enable_transports = list(spec.enable_transports)
-        actor.loglevel = spec.loglevel
-        actor.debug_mode = spec.debug_mode
-        actor.start_method = spec.start_method
-        actor.root_uid = tuple(spec.root_uid) if spec.root_uid else None  # type: ignore[assignment]
-        actor._root_addrs = [wrap_address(a) for a in spec.root_addrs]
-        actor.stack_on_sig = spec.stack_on_sig
-        actor.parent_uid = chan.uid  # known before serving (registration says it)
+        actor._take_spawn_spec(spec, parent_uid=chan.uid)
         # plugins take what their parent side handed down before user code loads
         get_plugin_manager().hook.tractor_spawn_spec_ext_received(actor=actor, ext=spec.ext)
         actor.load_modules()
@@ -63,13 +53,11 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         return 1
     try:
         async with actor._open_runtime(binds):
-            await chan.send(_msg.Ready(accept_addrs=[a.to_wire() for a in actor._listen_addrs]))
-            actor._parent_chan = chan
-            assert actor._root_tn is not None
-            actor._root_tn.start_soon(actor._serve_dialed, chan, trio.Event())
+            await chan.send(_msg.Ready(accept_addrs=[a.to_wire() for a in actor.listen_addrs]))
+            actor._serve_parent(chan)
             await actor.wait_cancelled()
     except Exception as err:
-        if actor._parent_chan is None:  # failed before Ready: tell the parent
+        if actor.parent_channel is None:  # failed before Ready: tell the parent
             try:
                 await chan.send(pack_error(0, err, actor.uid))
             except Exception:

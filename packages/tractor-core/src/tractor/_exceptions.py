@@ -190,3 +190,11 @@ class ContextCancelled(RemoteActorError):
         who = self.canceller[0] if self.canceller else 'unknown'
         src = self.src_uid[0] if self.src_uid else 'a remote actor'
         return f'remote task in {src!r} was cancelled by {who!r}: {self.msg}'
+
+
+def check_actor_name(name: Any) -> str:
+    """``name`` if it can name an actor (a non-empty string), else a
+    ``ValueError`` saying what was given."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    return name

@@ -20,6 +20,7 @@ from ._transport import (
     wrap_address,
 )
 from .log import get_console_log, get_logger
+from ._exceptions import check_actor_name
 
 log = get_logger('root')
 
@@ -90,8 +91,7 @@ async def open_root_actor(
     """
     if _state.current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeError('an actor is already running in this process')
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    check_actor_name(name)
     if enable_transports is not None and (
         isinstance(enable_transports, str) or not enable_transports
     ):

@@ -27,7 +27,7 @@ from ._ipc import Channel, handshake
 from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager
 from ._portal import Portal
-from ._transport import Address, get_transport
+from ._transport import Address, get_transport, wrap_address
 from .log import get_logger
 
 log = get_logger('runtime')
@@ -201,6 +201,12 @@ class Actor:
         ``AttributeError`` when the module has no such function."""
         return self._resolve(ns, func)
 
+    async def call_local(self, ns: str, func: str, kwargs: dict[str, Any]) -> Any:
+        """Run ``ns:func(**kwargs)`` in this actor as a peer's plain call
+        would (the same checks as :meth:`resolve_rpc_target`; sync or async
+        targets), with no IPC: e.g. the registrar asking itself."""
+        return await _invoke.call_user(self._resolve(ns, func), None, kwargs)
+
     # -- RPC allowlist (tractor._modules) ------------------------------
     def load_modules(self) -> None:
         """Import every enabled module now, so a bad name fails the spawn;
@@ -224,6 +230,28 @@ class Actor:
 
     def _resolve(self, ns: str, func: str) -> Callable:
         return _modules.resolve(self.name, self._mods, self._runtime_methods, ns, func)
+
+    # -- a subactor's start (tractor._child) ---------------------------
+    def _take_spawn_spec(self, spec: _msg.SpawnSpec, parent_uid: tuple[str, str] | None) -> None:
+        """Adopt the start state the parent sent, before loading modules."""
+        self.enable_modules = list(spec.enable_modules)
+        self._module_paths = dict(spec.module_paths)
+        self._reg_addrs = [wrap_address(a) for a in spec.reg_addrs]
+        self.enable_transports = list(spec.enable_transports)
+        self.loglevel = spec.loglevel
+        self.debug_mode = spec.debug_mode
+        self.start_method = spec.start_method
+        self.root_uid = spec.root_uid
+        self._root_addrs = [wrap_address(a) for a in spec.root_addrs]
+        self.stack_on_sig = spec.stack_on_sig
+        self.parent_uid = parent_uid  # known before serving (registration says it)
+
+    def _serve_parent(self, chan: Channel) -> None:
+        """Serve the spawn connection (once ``Ready`` is sent): from now on,
+        losing it shuts this actor down."""
+        self._parent_chan = chan
+        assert self._root_tn is not None
+        self._root_tn.start_soon(self._serve_dialed, chan, trio.Event())
 
     # -- lifetime ---------------------------------------------------------
     @asynccontextmanager

@@ -29,6 +29,7 @@ from ._spawn import (
     spawn_spec_ext,
 )
 from .log import current_level, get_logger
+from ._exceptions import check_actor_name
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -127,8 +128,7 @@ class ActorNursery:
         call (``run_in_actor``) once it serves."""
         if self.cancel_called:
             raise RuntimeError('this actor nursery was cancelled; it spawns no more')
-        if not isinstance(name, str) or not name:
-            raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+        check_actor_name(name)
         if isinstance(enable_modules, str):
             raise TypeError(
                 f'enable_modules takes a list of module names, got {enable_modules!r}'

@@ -47,6 +47,7 @@ from ._supervise import CANCEL_GRACE, ActorNursery
 from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
 from .log import get_logger
 from .trionics import collapse_eg
+from ._exceptions import check_actor_name
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -159,8 +160,7 @@ class Supervisor(RestartPolicy):
             raise RuntimeError('this supervisor was cancelled; it starts no more children')
         if restart not in RESTART_TYPES:
             raise ValueError(f'restart must be one of {list(RESTART_TYPES)}, got {restart!r}')
-        if not isinstance(name, str) or not name:
-            raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+        check_actor_name(name)
         old = self._children.get(name)
         if old is not None and not old.settled.is_set():
             raise ValueError(

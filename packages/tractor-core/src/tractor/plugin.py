@@ -34,13 +34,14 @@ What this module offers, by the kind of plugin that needs it:
 - a **runtime plugin** (discovery-like) gets the :class:`~tractor.Actor` in
   its hooks and uses its public service methods (``start_service_task``,
   ``start_service``, ``parent_channel``, ``get_peer_channels(uid=...)``,
-  ``resolve_rpc_target``, ``expose``, ``cancel_called``, ``extensions``
+  ``resolve_rpc_target``, ``call_local``, ``expose``, ``cancel_called``, ``extensions``
   for per-actor state); :data:`current_channel` is the channel the RPC
   being served came over. :func:`dial` opens a handshaken
   :class:`Channel` to another actor outside the runtime's message loop,
   and :func:`request` makes one call on it (``Actor.connect`` dials and
   serves; ``tractor.Portal`` then calls over the served channel).
-  :func:`fn_address` is the ``(module, name)`` a function is called by.
+  :func:`fn_address` is the ``(module, name)`` a function is called by;
+  :func:`check_actor_name` is the check every API taking an actor name makes.
 - a plugin with settings declares its environment variables with
   :func:`register_setting` (parsers :func:`parse_seconds`,
   :func:`parse_positive_int`) and reads them with :func:`setting_value`;
@@ -58,6 +59,7 @@ not import it; plugins do, with ``from tractor.plugin import ...``.
 from __future__ import annotations
 
 from ._dial import dial as dial
+from ._exceptions import check_actor_name as check_actor_name
 from ._dial import request as request
 from ._hookspecs import hookimpl as hookimpl
 from ._hookspecs import hookspec as hookspec
@@ -99,7 +101,7 @@ __all__ = [
     'get_transport', 'installed_transports', 'is_one_address', 'wrap_address',
     'runtime_dir', 'runtime_dir_path',
     # talking to actors
-    'Channel', 'current_channel', 'dial', 'fn_address', 'request',
+    'Channel', 'check_actor_name', 'current_channel', 'dial', 'fn_address', 'request',
     # settings
     'SettingError', 'parse_positive_int', 'parse_seconds', 'register_setting', 'setting_value',
     # runtime options

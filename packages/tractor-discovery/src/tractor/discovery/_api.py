@@ -13,6 +13,7 @@ from tractor.log import get_logger
 from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
 from ._local import LocalPortal, StorePortal
 from ._registrar import local_registrar
+from tractor.plugin import check_actor_name
 
 log = get_logger('discovery')
 
@@ -59,8 +60,7 @@ async def find_actor(
     there is none.
     Portals dialed here are closed when the block exits.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    check_actor_name(name)
     actor = current_actor()
     if only_first:
         fast = _peer_portal(actor, name)
@@ -120,8 +120,7 @@ async def wait_for_actor(
 
     The registrar notifies the waiter when the name registers (no polling).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    check_actor_name(name)
     actor = current_actor()
     fast = _peer_portal(actor, name)
     if fast is not None:
@@ -236,8 +235,7 @@ async def query_actor(
     ``None`` on a miss; ``reg_portal`` is a portal to the registrar that
     answered (a :class:`LocalPortal` inside the registrar itself).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    check_actor_name(name)
     actor = current_actor()
     first: Portal | LocalPortal | None = None
     errors = []

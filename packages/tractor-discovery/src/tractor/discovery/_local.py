@@ -1,7 +1,6 @@
 """``LocalPortal``: the registrar talking to itself, no IPC."""
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
 from tractor.plugin import fn_address
@@ -52,9 +51,7 @@ class LocalPortal:
         return f'<LocalPortal to {self.actor.name!r}>'
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
-        fn = self.actor.resolve_rpc_target(namespace_path, function_name)
-        result = fn(**kwargs)
-        return await result if inspect.isawaitable(result) else result
+        return await self.actor.call_local(namespace_path, function_name, kwargs)
 
     async def run(self, func: Callable, **kwargs: Any) -> Any:
         ns, name = fn_address(func)

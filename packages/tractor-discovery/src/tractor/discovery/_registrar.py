@@ -20,6 +20,7 @@ from tractor.plugin import (
 )
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
+from tractor.plugin import check_actor_name
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -157,7 +158,7 @@ class Registrar:
         form of :class:`~tractor.discovery.Registered`."""
         self.served['lookup'] += 1
         if name is not None:
-            _check_name(name)
+            check_actor_name(name)
         from ._events import to_wire
 
         return [to_wire(rec) for rec in await self.backend.entries(name, bool(prefix))]
@@ -165,17 +166,17 @@ class Registrar:
     async def find_actor(self, name: str) -> tuple[Uid, list[WireAddr]] | None:
         """The newest entry named ``name`` (``None`` when there is none)."""
         self.served['lookup'] += 1
-        return await self.backend.find_newest(_check_name(name))
+        return await self.backend.find_newest(check_actor_name(name))
 
     async def find_actors(self, name: str) -> list[tuple[Uid, list[WireAddr]]]:
         """Every entry named ``name``, newest first."""
         self.served['lookup'] += 1
-        return await self.backend.find(_check_name(name))
+        return await self.backend.find(check_actor_name(name))
 
     async def wait_for_actor(self, name: str) -> tuple[Uid, list[WireAddr]]:
         """The newest entry named ``name``, once there is one."""
         self.served['wait'] += 1
-        return await self.backend.wait_for(_check_name(name))
+        return await self.backend.wait_for(check_actor_name(name))
 
     async def delete_addr(self, uid: Uid, addr: WireAddr) -> bool:
         self.served['delete'] += 1
@@ -191,10 +192,6 @@ class Registrar:
 Arbiter = Registrar
 
 
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
-    return name
 
 
 def hold_endpoint(registrar: Registrar) -> Any:
