@@ -129,10 +129,6 @@ class Actor:
         return [a.unwrap() for a in self._listen_addrs]
 
     @property
-    def accept_addr(self) -> tuple | None:
-        return self._listen_addrs[0].unwrap() if self._listen_addrs else None
-
-    @property
     def listen_addrs(self) -> list[Address]:
         return list(self._listen_addrs)
 

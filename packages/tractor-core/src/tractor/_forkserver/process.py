@@ -52,9 +52,6 @@ class ForkedProcess:
         assert self.returncode is not None
         return self.returncode
 
-    def poll(self) -> int | None:
-        return self.returncode
-
     async def _read_exit(self) -> int:
         assert self._sock is not None and self._pidfd is not None
         try:
