@@ -17,7 +17,8 @@ import trio.testing
 
 import tractor
 from tractor import _auth, _msg, _paths, _secret
-from tractor._ipc import Channel, handshake
+from tractor._ipc import Channel
+from tractor._dial import handshake
 import tractor_core_testfns as fns
 from tractor_core_testfns import hold_tree, ping
 

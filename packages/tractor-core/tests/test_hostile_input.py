@@ -372,7 +372,7 @@ async def test_fd_flood_at_a_low_limit():
     import sys
 
     from conftest import SCRIPTS
-    from tractor._runtime import HANDSHAKE_TIMEOUT
+    from tractor._dial import HANDSHAKE_TIMEOUT
 
     limits = resource.getrlimit(resource.RLIMIT_NOFILE)
     if limits[0] < 1024:  # the flood itself needs fds here

@@ -14,7 +14,8 @@ from tractor_testsupport import memory
 
 import tractor
 from tractor import _ipc, _msg
-from tractor._ipc import Channel, FrameError, handshake
+from tractor._ipc import Channel, FrameError
+from tractor._dial import handshake
 
 SECRET = b's' * 32
 

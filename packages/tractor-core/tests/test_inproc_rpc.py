@@ -19,8 +19,9 @@ from tractor_testsupport import memory
 import tractor
 from tractor import _msg
 from tractor._exceptions import type_name
-from tractor._ipc import Channel, handshake
-from tractor._runtime import HANDSHAKE_TIMEOUT
+from tractor._ipc import Channel
+from tractor._dial import handshake
+from tractor._dial import HANDSHAKE_TIMEOUT
 
 MODS = [fns.__name__]
 

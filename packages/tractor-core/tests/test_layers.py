@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     'runtime': (
         'to_asyncio', '_aio_task', '_aio_channel', '_stack', '_inbox', '_call', '_debugger', '_context', '_stream', '_caller', '_invoke', '_modules',
-        '_portal', '_gen_stream', '_dial', '_runtime', 'msg',
+        '_portal', '_gen_stream', '_dial', '_accept', '_runtime', 'msg',
     ),
     'spawning': (
         '_spawn', '_spawn_trio', '_child', '_root', '_supervise', '_nursery', '_supervisor',

@@ -367,9 +367,10 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     ``relay`` although it was meant for ``target`` (as an on-path attacker
     between the two would see it). Returns token -> 'ok' or the error's
     type name."""
-    from tractor._ipc import Channel, handshake
+    from tractor._ipc import Channel
+    from tractor._dial import handshake
     from tractor._transport import wrap_address
-    from tractor._runtime import HANDSHAKE_TIMEOUT
+    from tractor._dial import HANDSHAKE_TIMEOUT
 
     actor = tractor.current_actor()
     via = wrap_address(tuple(relay))

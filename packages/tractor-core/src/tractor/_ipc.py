@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from . import _settings
-from . import _auth, _msg, _secret, _session, _sockio
+from . import _msg, _session, _sockio
 from ._session import BATCH_END, TAG_SIZE
 from ._exceptions import (
     STREAM_ERRORS,
@@ -477,53 +477,3 @@ class Channel:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
-
-
-async def handshake(
-    chan: Channel,
-    aid: _msg.Aid,
-    timeout: float,
-    addrs: list[Address] = (),
-    secret: bytes | None = None,
-    spawn_token: bytes | None = None,
-) -> _msg.Aid:
-    """Authenticate the peer (:mod:`tractor._auth`: a proof of the shared
-    ``secret``, default this tree's, before any message is decoded, bound
-    to the address the dialer meant to reach), start the session that tags
-    every later frame, then exchange :class:`Hello` messages; returns (and
-    records) the peer's identity. An accepted channel learns its ``raddr``
-    from the peer's listen addresses (same transport preferred) and accepts
-    only dialers that meant to reach one of ``addrs`` (its own). A spawned
-    child passes the ``spawn_token`` its parent gave it, to prove it is
-    that child. The whole exchange is bounded by ``timeout``, the peer's
-    first 40 bytes by :data:`HELLO_TIMEOUT`."""
-    with trio.fail_after(timeout):
-        if chan.initiator:
-            wire = chan.raddr.to_wire() if chan.raddr is not None else None
-            opts: dict = {'binding': _auth.dial_binding(chan.stream, wire)}
-        else:
-            wires = [a.to_wire() for a in addrs]
-            if chan.laddr is not None:
-                wires.append(chan.laddr.to_wire())
-            opts = {
-                'accepts': _auth.accepting(chan.stream, wires),
-                'hello_timeout': HELLO_TIMEOUT,
-            }
-        session = await _auth.authenticate(
-            chan.stream,
-            _secret.current_secret() if secret is None else secret,
-            initiator=chan.initiator,
-            peer=str(chan.raddr) if chan.raddr is not None else None,
-            **opts,
-        )
-        chan.start_session(session)
-        proof = _session.spawn_proof(spawn_token, session) if spawn_token else b''
-        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
-        msg = await chan.recv()
-    if not isinstance(msg, _msg.Hello):
-        raise MsgTypeError(f'expected Hello as the first message, got {type(msg).__name__}')
-    chan.aid = msg.aid
-    chan.peer_spawn_proof = msg.spawn_proof
-    if chan.raddr is None and msg.addrs:
-        chan.set_raddr_from(msg.addrs)
-    return msg.aid

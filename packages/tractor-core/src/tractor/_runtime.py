@@ -9,21 +9,19 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from . import _caller, _invoke, _modules, _msg, _state
+from . import _accept, _caller, _invoke, _modules, _msg, _state
 from ._modules import normalize_ns
 from ._call import CallScope, Reply
 from ._context import Context
 from ._gen_stream import stream_from
-from ._auth import describe_peer
 from ._boxing import unpack_error
 from ._debugger import Debugger
 from ._exceptions import (
-    AuthenticationError,
     MsgTypeError,
     TransportClosed,
 )
-from ._dial import HANDSHAKE_TIMEOUT, dial
-from ._ipc import Channel, handshake
+from ._dial import dial
+from ._ipc import Channel
 from ._limits import HandshakeGate, raise_fd_limit
 from ._plugins import get_plugin_manager
 from ._portal import Portal
@@ -342,65 +340,7 @@ class Actor:
         listener, bound = await tpt.listen(addr)
         self._listen_addrs.append(bound)
         assert self._root_tn is not None
-        self._root_tn.start_soon(self._serve_listener, listener, bound)
-
-    async def _serve_listener(self, listener: trio.abc.Listener, addr: Address) -> None:
-        async with listener:
-            async with trio.open_nursery() as tn:
-                while True:
-                    try:
-                        stream = await listener.accept()
-                    except OSError as err:
-                        # e.g. EMFILE: back off instead of dying
-                        log.warning('accept() on %s failed: %s', addr, err)
-                        await trio.sleep(0.05)
-                        continue
-                    tn.start_soon(self._handle_connection, stream, addr)
-
-    async def _handle_connection(self, stream: trio.abc.Stream, laddr: Address) -> None:
-        chan = Channel(stream, laddr=laddr, raddr=None, initiator=False)
-        try:
-            try:
-                with self._handshakes.admit() as gate:
-                    aid = await handshake(chan, self.aid, HANDSHAKE_TIMEOUT, self._listen_addrs)
-                if gate.cancelled_caught:
-                    return  # dropped for a newer one (logged by the gate)
-            except TransportClosed as err:
-                # closed before saying anything: liveness probes, port scans
-                log.debug('connection on %s closed during the handshake: %s', laddr, err)
-                return
-            except (AuthenticationError, MsgTypeError, trio.TooSlowError) as err:
-                # one line, naming the peer; nothing it sent was decoded
-                # unless it passed authentication (see tractor._auth)
-                log.warning(
-                    'refused connection from %s on %s: %s', describe_peer(stream), laddr,
-                    err if not isinstance(err, trio.TooSlowError)
-                    else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
-                )
-                return
-            log.transport('%s: accepted %r (pid %d)', laddr, aid.name, aid.pid)
-            waiter = self._spawning.get(aid.uid)
-            if waiter is not None:
-                if not waiter.proves(chan):
-                    # the uuid is public (a child's argv): only the process
-                    # we started holds the token from its secret pipe
-                    log.warning(
-                        'refused connection from %s on %s: it claims to be the child %r '
-                        'being spawned but cannot prove its spawn token',
-                        describe_peer(stream), laddr, aid.name,
-                    )
-                    return
-                del self._spawning[aid.uid]
-                ok = await waiter.handoff(chan)
-                if not ok:
-                    return
-                self._child_chans.add(chan)
-            await self._serve_channel(chan)
-        except Exception:
-            log.exception('connection handler on %s failed', laddr)
-        finally:
-            self._child_chans.discard(chan)
-            await chan.aclose()
+        self._root_tn.start_soon(_accept.serve_listener, self, listener, bound)
 
     async def connect(self, addr: Address | Any) -> Channel:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
