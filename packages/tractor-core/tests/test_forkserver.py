@@ -22,7 +22,7 @@ from tractor._forkserver.owner import path_for_children
 from tractor._forkserver.process import UNKNOWN_EXIT, ForkedProcess
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
 from tractor_testsupport.polling import wait_until
-from tractor_testsupport.procs import cmdline, descendants, pids_with_env
+from tractor_testsupport.procs import children_of, cmdline, descendants, pids_with_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -319,18 +319,24 @@ async def test_startup_env_change_execs(runtime_kwargs, monkeypatch):
             await an.cancel()
 
 
-async def test_process_title(runtime_kwargs):
+async def test_server_titles(runtime_kwargs):
+    """ps shows the fork server and its spare for what they are (the
+    actors' own titles: test_spawning.test_process_title)."""
     with trio.fail_after(30):
         async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
             portal = await an.start_actor('titled', enable_modules=FNS)
-            pid = portal.channel.aid.pid
-            with open(f'/proc/{pid}/comm') as f:
-                comm = f.read().strip()
-            words = cmdline(pid).rstrip(b'\0 ').split(b'\0')
+            (server,) = fork_servers()
+            spare_title = b'tractor: fork server spare'
+            await wait_until(
+                lambda: any(cmdline(p).startswith(spare_title) for p in children_of(server)),
+                'a titled spare', poll=0.02,
+            )
+            server_words = cmdline(server).replace(b'\0', b' ').split()
+            assert portal.channel.aid.pid in children_of(server)
             await an.cancel()
-    assert comm == 'tractor:titled'
-    assert words[1:5] == [b'-m', b'tractor._child', b'--name', b'titled']
-    assert portal.channel.aid.uuid.encode() in words
+    assert server_words[:6] == [b'tractor:', b'fork', b'server', b'-m', b'tractor._forkserver',
+                                b'--listen-fd']
+    assert not [w for w in server_words if w.startswith(b'--title-room')]
 
 
 async def test_server_killed(runtime_kwargs, pids_gone):

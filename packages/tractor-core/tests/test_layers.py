@@ -19,7 +19,8 @@ SRC = pathlib.Path(tractor.__file__).parent
 #: bottom to top; every core module belongs to exactly one
 LAYERS: dict[str, tuple[str, ...]] = {
     'base': (
-        '_exceptions', '_settings', '_state', '_paths', '_limits', '_extras', 'log', 'trionics',
+        '_exceptions', '_settings', '_state', '_paths', '_proctitle', '_limits', '_extras', 'log',
+        'trionics',
     ),
     'ipc': (
         '_msg', '_hookspecs', '_plugins', '_transport', '_sockio', '_secret', '_session', '_auth',

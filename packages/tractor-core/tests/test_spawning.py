@@ -7,7 +7,9 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
+from tractor._forkserver.backend import supported as forkserver_supported
 from tractor_core_testfns import addresses, whoami
+from tractor_testsupport.procs import cmdline
 
 pytestmark = pytest.mark.slow
 
@@ -204,19 +206,35 @@ async def test_multihomed_child():
             await an.cancel()
 
 
-async def test_process_title(runtime_kwargs):
-    """ps/top show which actor a process runs."""
+@pytest.mark.parametrize('start_method', ['trio', 'forkserver'])
+async def test_process_title(start_method, runtime_kwargs):
+    """ps/top show which actor a process runs, the same whichever backend
+    spawned it: ``tractor: <name> <uuid>`` and then the command line it runs,
+    whole; the environment the kernel shows stays intact (finding processes
+    by it, as the suite's leak check does, keeps working)."""
+    if start_method == 'forkserver' and not forkserver_supported():
+        pytest.skip('the fork server needs Linux 5.3+ (pidfds)')
+    name = 'a-rather-long-actor-name'  # longer than comm's 15 bytes
     with trio.fail_after(30):
-        async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor('titled', enable_modules=FNS)
-            pid = portal.channel.aid.pid
-            with open(f'/proc/{pid}/comm') as f:
+        async with tractor.open_nursery(start_method=start_method, **runtime_kwargs) as an:
+            portal = await an.start_actor(name, enable_modules=FNS)
+            aid = portal.channel.aid
+            with open(f'/proc/{aid.pid}/comm') as f:
                 comm = f.read().strip()
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                cmdline = f.read().replace(b'\0', b' ').decode()
-            assert 'titled' in comm
-            assert 'titled' in cmdline
+            words = cmdline(aid.pid).replace(b'\0', b' ').split()
+            with open(f'/proc/{aid.pid}/environ', 'rb') as f:
+                environ = f.read().split(b'\0')
             await an.cancel()
+    assert comm == f'tractor: {name}'[:15]
+    assert words[:7] == [
+        b'tractor:', name.encode(), aid.uuid.encode(), b'-m', b'tractor._child', b'--name',
+        name.encode(),
+    ]
+    assert words[words.index(b'--uuid') + 1] == aid.uuid.encode()
+    assert words[words.index(b'--secret-fd') + 1].isdigit()  # not cut short
+    assert not [w for w in words if w.startswith(b'--title-room')]
+    token = os.environ['TRACTOR_TEST_SESSION']
+    assert f'TRACTOR_TEST_SESSION={token}'.encode() in environ
 
 
 async def test_cancel_actor_reaps(runtime_kwargs, pids_gone):

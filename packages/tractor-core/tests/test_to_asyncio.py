@@ -463,7 +463,7 @@ async def test_bad_arguments(runtime_kwargs, start_method):
 
 def _spares() -> list[int]:
     """The fork server's idle spare children below this process."""
-    return [p for p in descendants() if cmdline(p).startswith(b'tractor\0fork\0server\0spare')]
+    return [p for p in descendants() if cmdline(p).startswith(b'tractor: fork server spare')]
 
 
 def _has_asyncio(pid: int) -> bool:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import signal
 import sys
 
@@ -12,20 +11,13 @@ from . import _msg, _settings, _state
 from ._boxing import pack_error
 from ._dial import dial
 from ._plugins import get_plugin_manager, load_plugin_path
+from ._proctitle import ROOM_FLAG, actor_title, set_title
 from ._runtime import Actor
+from ._spawn_trio import CHILD_MODULE
 from ._transport import wrap_address
 from .log import get_console_log, get_logger
 
 log = get_logger('child')
-
-
-def _set_process_name(name: str) -> None:
-    """Show the actor name in ps/top (``comm``; argv carries it too)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(15, f'tractor:{name}'[:15].encode(), 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
 
 
 async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | None = None) -> int:
@@ -79,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--asyncio', action='store_true')
     # plugins the parent registered in code (tractor.register_plugin)
     parser.add_argument('--plugin', action='append', default=[])
+    # argv room for the process title (see tractor._proctitle)
+    parser.add_argument(ROOM_FLAG, default='', help=argparse.SUPPRESS)
+    if argv is None:
+        argv = sys.argv[1:]
     args = parser.parse_args(argv)
+    set_title(actor_title(args.name, args.uuid, CHILD_MODULE, argv))
     for path in args.plugin:
         try:
             load_plugin_path(path)
@@ -99,7 +96,6 @@ def main(argv: list[str] | None = None) -> None:
     # Ctrl-C goes to the whole foreground process group; the root decides
     # how the tree shuts down, so children leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _set_process_name(args.name)
     # a child shares its parent's stdout/stderr (often one pipe for a whole
     # tree): emit whole lines, as they are printed, so sibling actors' output
     # neither interleaves mid-line nor waits for the process to exit

@@ -15,6 +15,7 @@ import trio
 
 from . import _secret, _state
 from ._plugins import hookimpl, plugin_paths_for_children
+from ._proctitle import actor_room, room_arg
 from ._spawn import FALLBACK_START_METHOD, SpawnBackend
 
 #: what a subactor runs: ``python -m tractor._child <args>``
@@ -80,7 +81,8 @@ async def spawn_trio(
     cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
     try:
         return await trio.lowlevel.open_process(
-            [sys.executable, '-m', CHILD_MODULE, *cmd.args],
+            # room for the child's process title (see tractor._proctitle)
+            [sys.executable, '-m', CHILD_MODULE, *cmd.args, room_arg(actor_room(name, uuid))],
             pass_fds=cmd.pass_fds,
             env=cmd.env,
         )

@@ -9,20 +9,22 @@ import signal
 import socket
 import sys
 
-from tractor._child import _set_process_name
-from tractor._forkserver.child import preload, set_cmdline
+from tractor._forkserver.child import preload
 from tractor._forkserver.server import ForkServer
+from tractor._proctitle import ROOM_FLAG, command_title, set_title
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='tractor._forkserver')
     parser.add_argument('--listen-fd', type=int, required=True)
     parser.add_argument('--control-fd', type=int, required=True)
-    parser.add_argument('--title-room', default='', help=argparse.SUPPRESS)
+    # argv room for its children's titles (see tractor._proctitle)
+    parser.add_argument(ROOM_FLAG, default='', help=argparse.SUPPRESS)
+    if argv is None:
+        argv = sys.argv[1:]
     args = parser.parse_args(argv)
-    # keep the reserved room, show it as trailing NULs rather than spaces
-    set_cmdline([sys.executable, '-m', 'tractor._forkserver',
-                 '--listen-fd', str(args.listen_fd), '--control-fd', str(args.control_fd)])
+    # first, before any import could call setproctitle (it sets up once)
+    set_title(command_title('tractor: fork server', 'tractor._forkserver', argv))
     # Ctrl-C is the root actor's to handle; the server ends with its owner
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # an ignored SIGCHLD (inherited through exec) would reap children for us
@@ -30,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     listener = socket.socket(fileno=args.listen_fd)
     control = socket.socket(fileno=args.control_fd)
     preload()
-    _set_process_name('forkserver')
     gc.collect()
     gc.freeze()  # children do not copy pages just to scan the warm objects
     return ForkServer(listener, control).run()

@@ -5,19 +5,20 @@ start warm.
 A spare has dropped the server's state (the server does that part, it knows
 its own objects) and waits for one request on its socketpair; then it takes
 the requester's fds, signal state, environment, working directory and umask,
-shows the child's own command line, and runs ``tractor._child`` as
-``__main__`` exactly like ``python -m tractor._child <args>``.
+and runs ``tractor._child`` as ``__main__`` exactly like ``python -m
+tractor._child <args>`` (which shows its own title in the argv room the
+server reserved).
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import socket
 import sys
 from typing import Any, Callable, NoReturn
 
+from .._proctitle import set_title
 from .._spawn_trio import CHILD_MODULE
 from .protocol import MAX_FDS, ForkRequest, Frames, close_quietly, decode_request, fds_from_ancdata
 
@@ -30,7 +31,7 @@ def run_spare(sock: socket.socket, drop_server_state: Callable[[], None]) -> NoR
     code = 1
     try:
         drop_server_state()
-        set_cmdline(['tractor', 'fork', 'server', 'spare'])
+        set_title('tractor: fork server spare')
         warm_up()
         got = receive_request(sock)
         sock.close()
@@ -41,7 +42,6 @@ def run_spare(sock: socket.socket, drop_server_state: Callable[[], None]) -> NoR
             install_fds(fds, req.fds)
             reset_signals(req.sigign, req.sigmask)
             restore_process_state(req)
-            set_cmdline([sys.executable, '-m', CHILD_MODULE, *req.args])
             code = run_child(req.args)
     except BaseException:
         try:
@@ -56,8 +56,8 @@ def run_spare(sock: socket.socket, drop_server_state: Callable[[], None]) -> NoR
 
 def warm_up() -> None:
     """In a spare, before its request: throwaway runs of the first steps
-    every child takes (parsing its arguments, reading its signal state,
-    loading libc for its process name), so the page copies their first
+    every child takes (parsing its arguments, reading its signal state; the
+    spare's own title warms the title's), so the page copies their first
     touch costs after the fork (copy-on-write) are paid while idle, not on
     the spawn's critical path. Nothing here leaves a trace in the child."""
     try:
@@ -67,7 +67,6 @@ def warm_up() -> None:
             parser.add_argument(name, required=True)
         parser.add_argument('--secret-fd', type=int, default=None)
         parser.parse_args(['--name', 'n', '--uuid', 'u', '--parent', 'p', '--secret-fd', '3'])
-        ctypes.CDLL(None, use_errno=True)
     except Exception:
         pass
 
@@ -188,23 +187,6 @@ def restore_process_state(req: ForkRequest) -> None:
     rng = getattr(run_mod, '_r', None)
     if isinstance(rng, random.Random):
         rng.seed()
-
-
-def set_cmdline(words: list[str]) -> None:
-    """Show ``words`` as this process's command line (``/proc/<pid>/cmdline``,
-    ``ps``): overwrite the argv area the kernel reports, within its size
-    (the server reserved :data:`TITLE_ROOM` bytes for this)."""
-    try:
-        with open('/proc/self/stat', 'rb') as f:
-            fields = f.read().rsplit(b')', 1)[1].split()
-        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
-    except (OSError, IndexError, ValueError):
-        return
-    room = end - start
-    if start <= 0 or room <= 1:
-        return
-    data = b'\0'.join(os.fsencode(w) for w in words)[: room - 1]
-    ctypes.memmove(start, data + b'\0' * (room - len(data)), room)
 
 
 #: ``tractor._child``'s spec and code object, loaded once by the server

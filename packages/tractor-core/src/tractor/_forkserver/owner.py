@@ -18,6 +18,7 @@ import trio
 
 from .._exceptions import ActorFailure
 from .._paths import runtime_dir
+from .._proctitle import room_arg
 from .._spawn_trio import child_env
 from ..log import get_logger
 from .protocol import TITLE_ROOM
@@ -83,8 +84,8 @@ async def _start_server() -> _OwnServer:
                     sys.executable, '-m', 'tractor._forkserver',
                     '--listen-fd', str(listener.fileno()),
                     '--control-fd', str(theirs.fileno()),
-                    # room to show each child's own command line (see set_cmdline)
-                    '--title-room=' + ' ' * TITLE_ROOM,
+                    # room for each child's own title (see tractor._proctitle)
+                    room_arg(TITLE_ROOM),
                 ],
                 pass_fds=(listener.fileno(), theirs.fileno()),
                 # children get their requester's stdio; the server itself
