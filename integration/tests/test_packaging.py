@@ -6,8 +6,9 @@ install, core without a transport fails at boot naming ``tractor-tcp``, and
 the ``tractor`` meta wheel pulls in everything.
 
 This is the slow packaging test (marked ``packaging``); it runs in CI like
-every other test. Third-party packages (trio, msgspec, pluggy) come from the
-package index, normally served from uv's cache after ``uv sync``.
+every other test. Third-party packages (trio, msgspec, pluggy, setproctitle,
+ifaddr) come from the package index, normally served from uv's cache after
+``uv sync``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Where a random TCP listen address goes: next to a registry this host
 owns, on the interface routing to one it does not, or TRACTOR_TCP_BIND_HOST.
 (Across real interfaces: integration/tests/test_etcd_hosts.py.)"""
+import os
+import socket
+
 import pytest
 
 from tractor_tcp import TCPAddress, TCPTransport, source_host
@@ -29,3 +32,21 @@ def test_bind_host_env_wins(monkeypatch):
     monkeypatch.setenv('TRACTOR_TCP_BIND_HOST', '0.0.0.0')
     assert TCPTransport().random_addr('x').unwrap() == ('0.0.0.0', 0)
     assert TCPTransport().random_addr('x', near=TCPAddress('127.0.0.1', 1)).unwrap() == ('0.0.0.0', 0)
+
+
+def test_host_addresses_are_the_interfaces():
+    """Loopback in both families, and the address this host sends from
+    towards a network it has a route to (a connected UDP socket sends
+    nothing: the kernel only picks the source)."""
+    found = host_addresses()
+    assert '127.0.0.1' in found
+    if socket.has_ipv6 and os.path.exists('/proc/net/if_inet6'):
+        with open('/proc/net/if_inet6') as f:
+            if any(line.split()[0] == '0' * 31 + '1' for line in f):
+                assert '::1' in found
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(('192.0.2.1', 9))
+        except OSError:
+            pytest.skip('no IPv4 route off this host')
+        assert s.getsockname()[0] in found

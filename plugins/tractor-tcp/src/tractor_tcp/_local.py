@@ -1,45 +1,35 @@
 """Which IP addresses belong to this host (for the locality rank)."""
 from __future__ import annotations
 
-import fcntl
 import functools
 import socket
-import struct
-
-_SIOCGIFADDR = 0x8915
 
 
 @functools.cache
 def host_addresses() -> frozenset[str]:
-    """IPv4 addresses of every interface plus the host's IPv6 addresses.
+    """Every address of every interface (IPv4 and IPv6, secondary ones
+    included), plus what the host's name resolves to.
 
-    Linux-only ioctls and /proc; anything unavailable is skipped, which only
-    makes a local address look remote (a worse rank, never a wrong dial).
+    The interfaces come from the OS's own list (``getifaddrs``, through
+    ifaddr); anything unavailable is skipped, which only makes a local
+    address look remote (a worse rank, never a wrong dial).
     """
+    # imported here: ifaddr loads ctypes.util, a cost every actor would pay
+    # at plugin load while only address ranking needs it (once, cached)
+    import ifaddr
+
     found: set[str] = set()
     try:
-        names = [name for _, name in socket.if_nameindex()]
+        adapters = ifaddr.get_adapters()
     except OSError:
-        names = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for name in names:
-            try:
-                req = struct.pack('256s', name.encode()[:15])
-                res = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, req)
-                found.add(socket.inet_ntoa(res[20:24]))
-            except OSError:
-                continue
-    try:
-        with open('/proc/net/if_inet6') as f:
-            for line in f:
-                hexaddr = line.split()[0]
-                packed = bytes.fromhex(hexaddr)
-                found.add(socket.inet_ntop(socket.AF_INET6, packed))
-    except OSError:
-        pass
+        adapters = []
+    for adapter in adapters:
+        for ip in adapter.ips:
+            # an IPv6 address comes as (address, flowinfo, scope_id)
+            found.add(ip.ip[0] if isinstance(ip.ip, tuple) else ip.ip)
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(info[4][0])
+            found.add(str(info[4][0]))
     except OSError:
         pass
     return frozenset(found)
