@@ -4,6 +4,7 @@ and signal state, the requester's environment, parent-death shutdown, no
 zombies, exit statuses), one server serves a whole tree and dies with its
 owner. The first tests run over both backends, so 'trio' stays covered
 whichever is the default."""
+import glob
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import trio
 import tractor
 import tractor_core_testfns as fns
 from tractor._forkserver.backend import supported
+from tractor._paths import runtime_dir_path
 from tractor._forkserver.owner import path_for_children
 from tractor._forkserver.process import UNKNOWN_EXIT, ForkedProcess
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
@@ -388,12 +390,15 @@ async def test_sigkill_non_root_owner(runtime_kwargs, pids_gone):
             await an.cancel()
 
 
-async def _run_root(tpt_proto, reg_addr, mode: str, token: str):
+async def _run_root(tpt_proto, reg_addr, mode: str, token: str, own_group: bool = False):
+    """Start forkserver_root.py (``own_group``: in a process group of its
+    own, as a shell runs a program); its process and the pids it printed."""
     script = os.path.join(HERE, 'scripts', 'forkserver_root.py')
     proc = await trio.lowlevel.open_process(
         [sys.executable, script, tpt_proto, json.dumps(reg_addr), mode],
         stdout=subprocess.PIPE,
         env={**os.environ, 'FORKSERVER_TEST_TOKEN': token},
+        start_new_session=own_group,
     )
     buf = b''
     while b'\n' not in buf:
@@ -434,6 +439,30 @@ async def test_sigkill_root_leaves_nothing(tpt_proto, reg_addr, mode, alive):
             await proc.stdout.aclose()
 
 
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP])
+async def test_signal_to_the_group_leaves_nothing(tpt_proto, reg_addr, sig):
+    """SIGTERM or SIGHUP to a program's process group (its root, fork server
+    and every actor get it, as from a terminal closing or a service manager
+    stopping it): no process is left, and the server removes its socket."""
+    token = uuid.uuid4().hex
+    with trio.fail_after(45):
+        proc, pids = await _run_root(tpt_proto, reg_addr, 'tree', token, own_group=True)
+        try:
+            assert len(pids['servers']) == 1
+            sockets = os.path.join(runtime_dir_path(), f'forkserver-{pids["root"]}-*.sock')
+            assert len(glob.glob(sockets)) == 1
+            os.killpg(proc.pid, sig)  # the group is the one we just made
+            assert await proc.wait() == -sig
+            await _wait_unmarked(token)
+            assert glob.glob(sockets) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+            await proc.stdout.aclose()
+
+
 async def test_default_is_forkserver(runtime_kwargs, monkeypatch):
     monkeypatch.delenv('TRACTOR_START_METHOD', raising=False)
     with trio.fail_after(30):
@@ -456,6 +485,27 @@ async def test_import_tractor_loads_no_backend():
             capture_stdout=True,
         )
     assert result.stdout.decode().strip() == '[]'
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP])
+async def test_stop_signal_to_the_server(runtime_kwargs, sig, pids_gone):
+    """SIGTERM or SIGHUP to the fork server alone: it stops as when its owner
+    goes (no new children, its socket file removed, its spare dismissed, an
+    exit once its children are reaped); the next spawn starts a new one."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
+            first = await an.start_actor('first', enable_modules=FNS)
+            path = path_for_children(tractor.current_actor())
+            (server,) = fork_servers()
+            await first.cancel_actor()
+            kids = children_of(server)  # the spare, and first while it exits
+            os.kill(server, sig)  # ours: this root started it
+            assert await pids_gone([server, *kids]) == []
+            assert not os.path.exists(path)
+            second = await an.start_actor('second', enable_modules=FNS)
+            assert (await second.run(whoami))['name'] == 'second'
+            assert path_for_children(tractor.current_actor()) != path
+            await an.cancel()
 
 
 async def test_pending_requests_bounded(runtime_kwargs, monkeypatch):

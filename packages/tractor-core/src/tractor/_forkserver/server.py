@@ -18,6 +18,10 @@ threads, so forking is safe at any point):
   only ever reaches end-of-file: the owner exited or was killed. The server
   then stops accepting and exits as soon as every child it forked is reaped
   (they exit on their own once their actor parent is gone);
+- a *wakeup* socket that SIGTERM and SIGHUP write to (``signal.set_wakeup_fd``):
+  either signal (to the server, or to the tree's process group, which
+  includes it) ends the server exactly as the control connection's end does,
+  so it never leaves its socket file behind;
 - one *pidfd* per child: readable when the child exits; the server reaps it
   and reports the exit status on that request's connection.
 
@@ -55,6 +59,14 @@ ORPHAN_GRACE = _settings.value('TRACTOR_ORPHAN_GRACE')
 MAX_PENDING = _settings.value('TRACTOR_FORKSERVER_MAX_PENDING')
 PENDING_TIMEOUT = _settings.value('TRACTOR_FORKSERVER_PENDING_TIMEOUT')
 _PEERCRED = struct.Struct('3i')
+#: signals that stop the server as its owner's end does (the default action
+#: would kill it on the spot, leaving its socket file in the runtime dir)
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """Nothing here: the wakeup socket tells the loop (which may be in the
+    middle of anything when the handler runs)."""
 
 
 def _kill(pidfd: int) -> None:
@@ -119,6 +131,10 @@ class ForkServer:
         self.uid = os.geteuid()
         #: once the owner is gone: when the children still running are killed
         self.orphan_deadline: float | None = None
+        #: the read end of the signal wakeup socket (see _catch_stop_signals)
+        self.wakeup: socket.socket | None = None
+        #: the signal mask the server started with, for its children
+        self.sigmask: set[int] = set()
 
     # the loop ------------------------------------------------------------
     def run(self) -> int:
@@ -127,6 +143,7 @@ class ForkServer:
             sock.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         self.sel.register(self.control, selectors.EVENT_READ, self._control_readable)
+        self._catch_stop_signals()
         try:
             self._make_spare()
         except OSError as err:  # forks on demand then
@@ -156,6 +173,28 @@ class ForkServer:
                         self._drop(pending)
         self.sel.close()
         return 0
+
+    def _catch_stop_signals(self) -> None:
+        """SIGTERM and SIGHUP reach the loop through a wakeup socket."""
+        self.sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.wakeup, write_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for sock in (self.wakeup, write_end):
+            sock.setblocking(False)
+        # the C-level handler writes each signal's number to write_end
+        signal.set_wakeup_fd(write_end.detach(), warn_on_full_buffer=False)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _on_stop_signal)
+        self.sel.register(self.wakeup, selectors.EVENT_READ, self._signalled)
+
+    def _signalled(self, key: selectors.SelectorKey) -> None:
+        assert self.wakeup is not None
+        try:
+            got = self.wakeup.recv(256)
+        except (BlockingIOError, InterruptedError):
+            return
+        # silent: after a SIGHUP the terminal behind stderr may be gone
+        if STOP_SIGNALS.intersection(got):
+            self._stop_serving()
 
     def _accept(self, key: selectors.SelectorKey) -> None:
         if self.listener is None:  # closed earlier in this batch of events
@@ -260,15 +299,20 @@ class ForkServer:
     def _make_spare(self) -> None:
         """Fork the child that will serve the next request."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # held back over the fork: a stop signal that hit the new child
+        # before it dropped our handler would write to our wakeup socket
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask)
             ours.close()
             theirs.close()
             raise
         if pid == 0:
             ours.close()
             self._spare_main(theirs)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask)  # a pending one runs now
         theirs.close()
         try:
             pidfd = os.pidfd_open(pid)  # ours until reaped: the pid cannot be reused yet
@@ -366,15 +410,22 @@ class ForkServer:
             return
         except OSError:
             pass
-        # the owner is gone: no new requests; finish reaping, then exit.
-        # Children still running a moment later are killed: their own actor
-        # parents (also our children) would have stopped them by now unless
-        # they are stuck, stopped or ignoring their cancel, and nobody else
-        # is left to (the owner, the tree's root, is gone or done)
+        self._stop_serving()
+
+    def _stop_serving(self) -> None:
+        """The owner is gone (or a stop signal came): no new requests;
+        finish reaping, then exit. Children still running a moment later
+        are killed: their own actor parents (also our children) would have
+        stopped them by now unless they are stuck, stopped or ignoring their
+        cancel, and nobody else is left to (the owner, the tree's root, is
+        gone or done)."""
+        if self.control is None:
+            return  # stopped already
         self.orphan_deadline = time.monotonic() + ORPHAN_GRACE
-        self.sel.unregister(self.control)
-        self.control.close()
-        self.control = None
+        if self.control is not None:
+            self.sel.unregister(self.control)
+            self.control.close()
+            self.control = None
         if self.listener is not None:
             self.sel.unregister(self.listener)
             self.listener.close()
@@ -408,12 +459,19 @@ class ForkServer:
     def _drop_state(self) -> None:
         """(in a spare) Close the server's objects here (the server keeps its
         own copies): left to the garbage collector they would close fds by
-        number, long after those numbers were reused by the actor."""
+        number, long after those numbers were reused by the actor. A stop
+        signal is the spare's own again (its default: exit)."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        wakeup_write = signal.set_wakeup_fd(-1)
+        if wakeup_write != -1:
+            close_quietly(wakeup_write)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask)
         self.sel.close()
         socks = [*self.pending, *(k.sock for k in self.kids.values()), self.handing]
         if self.spare is not None:
             socks.append(self.spare.sock)
-        for other in (self.listener, self.control, *socks):
+        for other in (self.listener, self.control, self.wakeup, *socks):
             if other is not None:
                 other.close()
         self.kids.clear()
