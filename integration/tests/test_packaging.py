@@ -264,6 +264,32 @@ def test_all_wheels_build(wheels):
         assert f'Requires-Dist: {dist}{extra}==0.1.0' in meta
 
 
+#: every third-party requirement of the lean install (core + one transport),
+#: with the extra that asks for it: a new one is a decision, taken here
+LEAN_REQUIREMENTS = {
+    'tractor-core': {
+        ('trio', ''), ('msgspec', ''), ('pluggy', ''), ('setproctitle', ''), ('greenback', 'debug'),
+    },
+    'tractor-tcp': {('ifaddr', '')},
+    'tractor-uds': set(),
+}
+
+
+@pytest.mark.parametrize('dist', sorted(LEAN_REQUIREMENTS))
+def test_lean_requirements_stay_few(wheels, dist):
+    from packaging.requirements import Requirement
+
+    found = set()
+    for line in _metadata(_wheel(wheels, dist)).splitlines():
+        if line.startswith('Requires-Dist: '):
+            req = Requirement(line.removeprefix('Requires-Dist: '))
+            if not req.name.startswith('tractor'):
+                marker = str(req.marker or '')
+                extra = marker.split('==')[1].strip(' "\'') if 'extra' in marker else ''
+                found.add((req.name, extra))
+    assert found == LEAN_REQUIREMENTS[dist]
+
+
 TEST_ONLY = ['tractor-testsupport', 'tractor-testtransport']
 #: published, but not pulled in by the meta package
 ADD_ONS = ['tractor-etcd', 'tractor-tls']

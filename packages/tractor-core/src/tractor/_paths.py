@@ -6,6 +6,13 @@ cookie live.
 real directory (not a symlink) owned by this user, and is tightened to 0700
 if it is more open. Core owns this so the UDS transport and the cookie agree
 on one place.
+
+Not platformdirs: its ``user_runtime_dir`` agrees with us only when
+``$XDG_RUNTIME_DIR`` is set; without it, it picks ``/run/user/<uid>`` or
+``runtime-<uid>`` in the temp dir (moving where programs of one user meet,
+the default registry socket and the cookie included) and warns once per
+process, which every program run from cron or a container would print. What
+it would replace is the few lookups below; the checks stay ours either way.
 """
 from __future__ import annotations
 
