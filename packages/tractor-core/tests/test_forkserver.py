@@ -19,9 +19,9 @@ import trio
 import tractor
 import tractor_core_testfns as fns
 from tractor._forkserver.backend import supported
-from tractor._paths import runtime_dir_path
 from tractor._forkserver.owner import path_for_children
 from tractor._forkserver.process import UNKNOWN_EXIT, ForkedProcess
+from tractor._paths import runtime_dir_path
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import children_of, cmdline, descendants, pids_with_env
