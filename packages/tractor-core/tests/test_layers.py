@@ -7,6 +7,7 @@ cycle only hides it until that function runs. Imports under
 picture in ``docs/architecture.md``; a module may import its own layer and
 the ones below it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,20 +20,59 @@ SRC = pathlib.Path(tractor.__file__).parent
 #: bottom to top; every core module belongs to exactly one
 LAYERS: dict[str, tuple[str, ...]] = {
     'base': (
-        '_exceptions', '_settings', '_state', '_paths', '_proctitle', '_limits', '_extras', 'log',
+        '_exceptions',
+        '_settings',
+        '_state',
+        '_paths',
+        '_proctitle',
+        '_limits',
+        '_extras',
+        'log',
         'trionics',
     ),
     'ipc': (
-        '_msg', '_hookspecs', '_plugins', '_transport', '_sockio', '_secret', '_session', '_auth',
-        '_ipc', '_boxing',
+        '_msg',
+        '_hookspecs',
+        '_plugins',
+        '_transport',
+        '_sockio',
+        '_secret',
+        '_session',
+        '_auth',
+        '_ipc',
+        '_boxing',
     ),
     'runtime': (
-        'to_asyncio', '_aio_task', '_aio_channel', '_stack', '_inbox', '_call', '_debugger', '_context', '_stream', '_caller', '_invoke', '_modules',
-        '_portal', '_gen_stream', '_dial', '_accept', '_runtime', 'msg',
+        'to_asyncio',
+        '_aio_task',
+        '_aio_channel',
+        '_stack',
+        '_inbox',
+        '_call',
+        '_debugger',
+        '_context',
+        '_stream',
+        '_caller',
+        '_invoke',
+        '_modules',
+        '_portal',
+        '_gen_stream',
+        '_dial',
+        '_accept',
+        '_runtime',
+        'msg',
     ),
     'spawning': (
-        '_spawn', '_spawn_trio', '_child', '_root', '_supervise', '_nursery', '_supervisor',
-        '_supervised', '_restarts', '_lifeline',
+        '_spawn',
+        '_spawn_trio',
+        '_child',
+        '_root',
+        '_supervise',
+        '_nursery',
+        '_supervisor',
+        '_supervised',
+        '_restarts',
+        '_lifeline',
     ),
     # wings: each a plugin of the hooks, or a public library over the runtime
     'wings': ('debug', 'devx', '_forkserver', '_spawn_forkserver', 'plugin'),
@@ -80,13 +120,16 @@ def _edges() -> dict[str, set[tuple[str, int]]]:
                 elif isinstance(child, ast.ImportFrom):
                     if child.level:
                         base = pkg[: len(pkg) - (child.level - 1)]
-                        name = '.'.join(['tractor', *base, *([child.module] if child.module else [])])
+                        name = '.'.join(
+                            ['tractor', *base, *([child.module] if child.module else [])]
+                        )
                     else:
                         name = child.module or ''
                     # `from pkg import x`: the submodule pkg.x if there is
                     # one, else the name x of pkg itself
                     targets = [
-                        f'{name}.{a.name}' if f'{name}.{a.name}'[len('tractor.'):] in mods
+                        f'{name}.{a.name}'
+                        if f'{name}.{a.name}'[len('tractor.') :] in mods
                         else name
                         for a in child.names
                     ]
@@ -96,7 +139,7 @@ def _edges() -> dict[str, set[tuple[str, int]]]:
                             target = 'tractor.__init__'
                         if not target.startswith('tractor.'):
                             continue
-                        target = target[len('tractor.'):]
+                        target = target[len('tractor.') :]
                         while target and target not in mods:
                             target = target.rpartition('.')[0]
                         if target and target != mod:

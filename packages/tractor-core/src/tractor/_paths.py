@@ -14,6 +14,7 @@ the default registry socket and the cookie included) and warns once per
 process, which every program run from cron or a container would print. What
 it would replace is the few lookups below; the checks stay ours either way.
 """
+
 from __future__ import annotations
 
 import errno
@@ -51,8 +52,7 @@ def runtime_dir() -> str:
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise PermissionError(
-            errno.EPERM,
-            f'tractor runtime dir {path!r} is not a plain directory (a symlink?)',
+            errno.EPERM, f'tractor runtime dir {path!r} is not a plain directory (a symlink?)'
         )
     if st.st_uid != os.getuid():
         raise PermissionError(

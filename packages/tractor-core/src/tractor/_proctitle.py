@@ -14,6 +14,7 @@ by their environment (debugging tools, our own tests' leak check) would go
 blind. We keep it to the argv area (``SPT_NOENV``), so whoever starts a
 titled process reserves room for the title with :func:`room_arg`.
 """
+
 from __future__ import annotations
 
 import os

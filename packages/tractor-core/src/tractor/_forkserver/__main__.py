@@ -1,6 +1,7 @@
 """``python -m tractor._forkserver --listen-fd N --control-fd M``: run a fork
 server (see ``tractor._forkserver.server``); its owner, the spawn backend,
 starts it with an inherited listener and control connection."""
+
 from __future__ import annotations
 
 import argparse

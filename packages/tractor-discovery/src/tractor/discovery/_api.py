@@ -1,19 +1,20 @@
 """The lookup APIs: async context managers delivering portals by name."""
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor.plugin import Address, StoreAddress, is_one_address, wrap_address
 from tractor.log import get_logger
+from tractor.plugin import Address, StoreAddress, check_actor_name, is_one_address, wrap_address
 
 from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
 from ._local import LocalPortal, StorePortal
 from ._registrar import local_registrar
-from tractor.plugin import check_actor_name
 
 log = get_logger('discovery')
 
@@ -112,9 +113,7 @@ async def find_actor(
 
 @asynccontextmanager
 async def wait_for_actor(
-    name: str,
-    registry_addr: Any = None,
-    registry_addrs: list[Any] | None = None,
+    name: str, registry_addr: Any = None, registry_addrs: list[Any] | None = None
 ) -> AsyncIterator[Portal]:
     """Block until an actor registers as ``name``, then deliver a portal to it.
 
@@ -131,6 +130,7 @@ async def wait_for_actor(
     while True:
         found: list[tuple[Address, list]] = []
         async with trio.open_nursery() as tn:
+
             async def wait_one(reg: Address) -> None:
                 try:
                     entry = await cli.call(reg, 'wait_for_actor', name=name)
@@ -144,8 +144,7 @@ async def wait_for_actor(
                 tn.start_soon(wait_one, reg)
         if not found:
             raise RegistrarUnreachable(
-                f'cannot wait for {name!r}: no registrar answers at '
-                f'{", ".join(map(str, regs))}'
+                f'cannot wait for {name!r}: no registrar answers at {", ".join(map(str, regs))}'
             )
         reg, (uid, addrs) = found[0]
         dialed = await dial_entry(actor, reg, uid, addrs)
@@ -192,9 +191,7 @@ async def _open_registry(
 
 @asynccontextmanager
 async def get_registry(
-    addrs: Any = None,
-    *,
-    addr: Any = None,
+    addrs: Any = None, *, addr: Any = None
 ) -> AsyncIterator[Portal | LocalPortal]:
     """Deliver a portal to the registrar (one address or a list of them,
     the first that answers wins; default: this tree's registrar).
@@ -224,9 +221,7 @@ async def get_registry(
 
 @asynccontextmanager
 async def query_actor(
-    name: str,
-    regaddr: Any = None,
-    registry_addrs: list[Any] | None = None,
+    name: str, regaddr: Any = None, registry_addrs: list[Any] | None = None
 ) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal]]:
     """Ask the registrar(s) where ``name`` lives, without dialing it.
 
