@@ -2,7 +2,7 @@
 
 A plain call needs none of a :class:`~tractor.Context`'s machinery (no
 stream, no inbox, no credit), so each side keeps a small handle in
-``Actor._contexts`` instead, which the channel's message loop feeds:
+``Actor._routes`` instead, which the channel's message loop feeds:
 
 - the caller a :class:`Reply`, which hands the ``Return``/``Error`` straight
   to the waiting task (woken directly, no memory channel in between);

@@ -4,7 +4,7 @@
 on a :class:`~tractor._call.Reply` slot; :func:`open_context`
 (``Portal.open_context``, ``kind='ctx'``) keeps a
 :class:`~tractor.Context` for the exchange. Both register their handle in
-``actor._contexts`` under ``(channel, cid)`` for the channel's message loop
+``actor._routes`` under ``(channel, cid)`` for the channel's message loop
 to feed, and both ask the callee to cancel when the caller is cancelled.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ async def call(
     """
     cid = chan.next_cid()
     reply = Reply(chan, cid)
-    actor._contexts[(chan, cid)] = reply
+    actor._routes[(chan, cid)] = reply
     sent = False
     try:
         if always_start:
@@ -83,7 +83,7 @@ async def call(
             raise err
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
 
 
 @asynccontextmanager
@@ -99,14 +99,14 @@ async def open_context(
         actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
         pld_dec=pld_dec,
     )
-    actor._contexts[(chan, cid)] = ctx
+    actor._routes[(chan, cid)] = ctx
     try:
         # raises MsgTypeError before anything is sent for bad kwargs
         await chan.send(_msg.Start(
             cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW,
         ))
     except BaseException:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
         raise
     try:
         msg = await ctx._next_msg()
@@ -160,4 +160,4 @@ async def open_context(
         await ctx._cancel_and_wait()
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)

@@ -41,7 +41,7 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
         await _runtime_call(actor, chan, msg)
         return
-    if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._contexts:
+    if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._routes:
         # a bad stream window, or a call id still in use: refuse this
         # request with a typed error, keep serving the connection
         why = (
@@ -55,12 +55,12 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         Context(actor, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
         if msg.kind == 'ctx' else CallScope(chan, msg.cid)  # a plain call: no stream
     )
-    actor._contexts[(chan, msg.cid)] = ctx
+    actor._routes[(chan, msg.cid)] = ctx
     try:
         assert actor._service_tn is not None
         actor._service_tn.start_soon(invoke, actor, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
     except RuntimeError:
-        actor._contexts.pop((chan, msg.cid), None)
+        actor._routes.pop((chan, msg.cid), None)
         await chan.send_or_drop(pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid))
 
 async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
@@ -126,7 +126,7 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
         await chan.send_or_drop(pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
 
 
 async def call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:
