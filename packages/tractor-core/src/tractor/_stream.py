@@ -181,7 +181,7 @@ class MsgStream(trio.abc.Channel[Any]):
         self._eoc = False
         self._closed = False
         # reused by send(), which puts each value in (a plain value, not Raw)
-        self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)  # type: ignore[arg-type]  # empty
+        self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)  # type: ignore[arg-type]  # a template
         self._unyielded = 0
         #: whether this side found nothing to receive since its last send:
         #: traffic is then interactive (request/reply, echo) and the next

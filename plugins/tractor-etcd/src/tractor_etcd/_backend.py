@@ -360,7 +360,7 @@ class EtcdRegistry(RegistryBackend):
                     continue
                 if kind == 'DELETE':
                     reason = leaving.pop(uid, 'expired')
-                    hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # a str; not checked
+                    hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # the base types it str
                     continue
                 try:
                     reg = _dec.decode(kv.value)

@@ -67,8 +67,8 @@ class TLSStream(trio.abc.Stream):
 
     def _fast(self) -> None:
         # from now on the SSLStream's own methods answer directly
-        self.send_all = self.ssl_stream.send_all  # type: ignore[method-assign]  # on purpose
-        self.receive_some = self.ssl_stream.receive_some  # type: ignore[method-assign]  # on purpose
+        self.send_all = self.ssl_stream.send_all  # type: ignore[method-assign]  # the SSLStream's, once confirmed
+        self.receive_some = self.ssl_stream.receive_some  # type: ignore[method-assign]  # the SSLStream's, once confirmed
 
     async def do_handshake(self) -> None:
         """Run the handshake (once); a failure is a

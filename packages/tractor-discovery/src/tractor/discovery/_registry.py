@@ -178,7 +178,7 @@ class MemoryRegistry(RegistryBackend):
         self._meta.pop(uid, None)
         if not entries:
             del self._by_name[uid[0]]
-        self.hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # a str; not checked
+        self.hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # the base types it str
         return True
 
     def _record(self, uid: Uid, addrs: list[WireAddr]) -> Registered:
