@@ -56,9 +56,9 @@ class Reply:
             log.debug('call %s: dropping a second reply (%s)', self.cid, kind.__name__)
             return
         if kind is _msg.Return:
-            self.msg = msg  # type: ignore[assignment]
+            self.msg = msg  # type: ignore[assignment]  # dispatch on a saved type(msg)
         elif kind is _msg.Error:
-            self.error = unpack_error(msg)  # type: ignore[arg-type]
+            self.error = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
         else:
             self.error = MsgTypeError(
                 f'unexpected {kind.__name__} in reply to call {self.cid}'

@@ -148,7 +148,7 @@ Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return
 
 #: fields that decode to arbitrary values, besides Start.kwargs and the
 #: payloads (bounded where they are decoded, see decode_pld)
-_ANY_FIELDS = {
+_ANY_FIELDS: dict[type[_Msg], tuple[str, ...]] = {
     Hello: ('addrs',), SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
     Ready: ('accept_addrs',),
 }
@@ -197,7 +197,7 @@ def check_pld(value: Any, decoder: msgspec.msgpack.Decoder) -> None:
 
 
 def _spec_name(spec: Any) -> str:
-    return getattr(spec, '__name__', None) if isinstance(spec, type) else str(spec)
+    return spec.__name__ if isinstance(spec, type) else str(spec)
 
 
 def decode(data: bytes | memoryview) -> _Msg:

@@ -119,7 +119,7 @@ async def open_nursery(
     ``debug_mode`` (defaults for the children) are accepted, the others are
     a ``TypeError``.
     """
-    root_only = {
+    root_only: dict[str, Any] = {
         k: v for k, v in (
             ('registry_addrs', registry_addrs), ('name', name),
             ('ensure_registry', ensure_registry), ('enable_transports', enable_transports),
@@ -127,7 +127,7 @@ async def open_nursery(
             ('tpt_bind_addrs', tpt_bind_addrs), ('enable_stack_on_sig', enable_stack_on_sig),
         ) if v is not None and v is not False
     }
-    child_defaults = {
+    child_defaults: dict[str, Any] = {
         k: v for k, v in (
             ('start_method', start_method), ('loglevel', loglevel), ('debug_mode', debug_mode),
         ) if v is not None

@@ -39,7 +39,9 @@ def host_addresses() -> frozenset[str]:
         pass
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(info[4][0])
+            host = info[4][0]
+            if isinstance(host, str):  # always, for the IP families getaddrinfo answers
+                found.add(host)
     except OSError:
         pass
     return frozenset(found)

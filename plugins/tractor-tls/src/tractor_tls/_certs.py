@@ -109,7 +109,8 @@ def current_files() -> Files:
             )
         paths.append(value)
     verify = os.environ.get(ENV_VERIFY_HOST, '').strip().lower() not in _FALSE
-    return Files(*paths, verify_host=verify)
+    ca, cert, key = paths
+    return Files(ca, cert, key, verify_host=verify)
 
 
 def _stamp(path: str, var: str, what: str) -> tuple:
@@ -219,7 +220,7 @@ _OLD_TLS = {'UNSUPPORTED_PROTOCOL', 'TLSV1_ALERT_PROTOCOL_VERSION', 'NO_PROTOCOL
 
 def ssl_cause(err: BaseException) -> BaseException | None:
     """The ``ssl`` (or OS) error under trio's ``BrokenResourceError``."""
-    seen = err
+    seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, (ssl.SSLError, ssl.CertificateError, OSError)):
             return seen

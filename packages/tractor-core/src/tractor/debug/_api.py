@@ -7,7 +7,7 @@ import sys
 from contextlib import contextmanager
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Literal
 
 import trio
 
@@ -235,7 +235,7 @@ class maybe_open_crash_handler:
     def __enter__(self) -> maybe_open_crash_handler:
         return self
 
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         crash = self._crash(exc)
         if crash is None:
             return False
