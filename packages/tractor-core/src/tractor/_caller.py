@@ -143,10 +143,10 @@ async def open_context(
             if ctx._cancel_called:
                 # our own ctx.cancel(): wait for the callee to confirm
                 await ctx._cancel_and_wait()
-                err = ctx._remote_error
-                if err is None or ctx._is_own_cancel(err):
+                remote = ctx._remote_error
+                if remote is None or ctx._is_own_cancel(remote):
                     return
-                raise err
+                raise remote
             if ctx._remote_error is not None:
                 raise ctx._remote_error
         try:

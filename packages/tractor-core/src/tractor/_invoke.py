@@ -91,16 +91,17 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
                 f'{msg.ns}.{msg.func} is a @tractor.context function: '
                 'open it with Portal.open_context(), not Portal.run()'
             )
-        if ctx_fn and getattr(fn, '_tractor_pld_spec', None) is not None:
+        # the kind checks above: a context function's call made a Context
+        target: Context | None = ctx if ctx_fn else None  # type: ignore[assignment]  # see above
+        if target is not None and getattr(fn, '_tractor_pld_spec', None) is not None:
             import msgspec
 
-            ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
+            target._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]  # a mark
         # (this task's own: it runs only this call; a plain call has none,
         # whatever the task that started the channel's loop had)
-        _current_ctx.set(ctx if ctx_fn else None)
+        _current_ctx.set(target)
         with trio.CancelScope() as cs:
             ctx._scope = cs
-            target = ctx if ctx_fn else None
             if actor.debugger is not None:
                 # e.g. debug mode: a crash opens the debugger, and
                 # breakpoint() works in the task
@@ -113,8 +114,8 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
             ))
             return
         try:
-            if ctx_fn and ctx._pld_dec is not None:  # type: ignore[union-attr]
-                _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
+            if target is not None and target._pld_dec is not None:
+                _msg.check_pld(result, target._pld_dec)
             await chan.send(_msg.Return(cid=cid, pld=result))
         except MsgTypeError as err:
             await chan.send_or_drop(pack_error(cid, err, actor.uid))

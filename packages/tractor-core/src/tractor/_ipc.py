@@ -1,7 +1,6 @@
 """A ``Channel``: one framed, typed message connection to one peer."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import trio
 

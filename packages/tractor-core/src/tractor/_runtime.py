@@ -408,13 +408,13 @@ class Actor:
                 msg = await chan.recv()
                 kind = type(msg)
                 if kind is _msg.Start:
-                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]
+                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
                 elif kind in _CTX_MSGS:
-                    ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]
+                    ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
                     if ctx is not None:
                         ctx._deliver(msg)
-                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]
-                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]
+                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]  # dispatch on a saved type(msg)
                     else:
                         log.debug('no context %s for %s from %r', getattr(msg, 'cid', '?'), kind.__name__, chan.aid)
                 else:
