@@ -4,6 +4,7 @@ Every process started during the session (actors, example programs) inherits
 ``TRACTOR_TEST_SESSION``; after each test, and once more at the end, no
 process carrying that token may remain.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import tempfile
 import uuid
 
 import pytest
+
 from tractor_testsupport.polling import ConditionTimeout, wait_until_sync
 from tractor_testsupport.procs import pids_with_env
 
@@ -43,8 +45,10 @@ def wait_no_leftovers(timeout: float = LEAK_WAIT) -> list[int]:
     """The session's processes still running after a bounded wait."""
     try:
         wait_until_sync(
-            lambda: not session_pids(), 'no process of this session left',
-            timeout=timeout, poll=0.05,
+            lambda: not session_pids(),
+            'no process of this session left',
+            timeout=timeout,
+            poll=0.05,
         )
     except ConditionTimeout:
         return session_pids()

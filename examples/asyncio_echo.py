@@ -9,6 +9,7 @@ client, bridged to the parent's stream by a ``@tractor.context``.
 
     python examples/asyncio_echo.py
 """
+
 import asyncio
 
 import trio
@@ -18,6 +19,7 @@ from tractor import to_asyncio
 
 # -- asyncio code, as any asyncio library would have it ----------------------
 
+
 async def aio_nap(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return f'slept {seconds}s in {type(asyncio.get_running_loop()).__name__}'
@@ -26,6 +28,7 @@ async def aio_nap(seconds: float) -> str:
 async def aio_shout_server(chan: to_asyncio.LinkedTaskChannel) -> None:
     """Serve upper-cased echoes; hand the trio side the port, then serve
     until cancelled (when the trio side leaves its block)."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             writer.write(line.upper())
@@ -53,6 +56,7 @@ async def aio_client(chan: to_asyncio.LinkedTaskChannel, port: int) -> None:
 
 # -- trio code in the infected child: what the parent calls ------------------
 
+
 async def nap(seconds: float) -> str:
     return await to_asyncio.run_task(aio_nap, seconds=seconds)
 
@@ -72,11 +76,10 @@ async def shout(ctx: tractor.Context) -> None:
 
 # -- the parent: a plain trio program ----------------------------------------
 
+
 async def main() -> None:
     async with tractor.open_nursery() as an:
-        portal = await an.start_actor(
-            'shouter', enable_modules=[__name__], infect_asyncio=True,
-        )
+        portal = await an.start_actor('shouter', enable_modules=[__name__], infect_asyncio=True)
         print('asyncio says:', await portal.run(nap, seconds=0.1))
         async with portal.open_context(shout) as (ctx, hello):
             print('shouter:', hello)

@@ -5,6 +5,7 @@ registers a service there and finds it by name.
 The registry address is the TCP default (``127.0.0.1:1616``, or
 ``TRACTOR_TCP_REGISTRY=host:port``), for the daemon and the app alike.
 """
+
 import os
 import signal
 import socket
@@ -22,7 +23,9 @@ def registry_addr() -> tuple[str, int]:
     return host, int(port)
 
 
-def wait_until_listening(addr: tuple[str, int], daemon: subprocess.Popen, timeout: float = 15) -> None:
+def wait_until_listening(
+    addr: tuple[str, int], daemon: subprocess.Popen, timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
@@ -50,8 +53,11 @@ async def app() -> None:
 
 def main() -> None:
     daemon = subprocess.Popen(
-        [sys.executable, '-c',
-         "import tractor; tractor.run_daemon([], enable_transports=['tcp'], name='registrar')"],
+        [
+            sys.executable,
+            '-c',
+            "import tractor; tractor.run_daemon([], enable_transports=['tcp'], name='registrar')",
+        ],
         stderr=subprocess.DEVNULL,  # its Ctrl-C traceback at the end is expected
     )
     try:

@@ -1,4 +1,4 @@
-'''
+"""
 A price feed three ways, with the names users of the established project
 reach for:
 
@@ -10,7 +10,8 @@ reach for:
   every task that asks for it.
 
 Run it: ``python examples/feeds.py``
-'''
+"""
+
 from contextlib import asynccontextmanager
 
 import trio
@@ -19,7 +20,7 @@ import tractor
 
 
 async def ticks(symbol: str, count: int):
-    '''An async generator in the feed actor: ``count`` fake prices.'''
+    """An async generator in the feed actor: ``count`` fake prices."""
     for i in range(count):
         yield {'sym': symbol, 'px': 100 + i}
         await trio.sleep(0)
@@ -42,7 +43,7 @@ async def session(ctx: tractor.Context) -> None:
 
 @asynccontextmanager
 async def feed_connection(portal: tractor.Portal):
-    '''What tasks would share: one open session with the feed.'''
+    """What tasks would share: one open session with the feed."""
     async with portal.open_context(session) as (ctx, who):
         yield who
         await ctx.cancel()  # the last user left: end the session quietly
@@ -77,7 +78,7 @@ async def main() -> None:
         # 3. one shared connection for every task that asks
         async def user(i: int) -> None:
             async with tractor.trionics.maybe_open_context(
-                feed_connection, kwargs={'portal': feed}, key='feed',
+                feed_connection, kwargs={'portal': feed}, key='feed'
             ) as (cache_hit, who):
                 print(f'user {i}: connected to {who} ({"shared" if cache_hit else "opened"})')
                 await trio.sleep(0.1)

@@ -10,28 +10,20 @@ async def sleepy_jane() -> None:
 
 
 async def main():
-    '''
+    """
     Spawn a flat actor cluster, with one process per detected core.
 
-    '''
+    """
     portal_map: dict[str, tractor.Portal]
 
     # look at this hip new syntax!
     async with (
-
-        tractor.open_actor_cluster(
-            modules=[__name__]
-        ) as portal_map,
-
+        tractor.open_actor_cluster(modules=[__name__]) as portal_map,
         tractor.trionics.collapse_eg(),
         trio.open_nursery() as tn,
     ):
-
         for portal in portal_map.values():
-            tn.start_soon(
-                portal.run,
-                sleepy_jane,
-            )
+            tn.start_soon(portal.run, sleepy_jane)
 
         await trio.sleep(0.5)
 

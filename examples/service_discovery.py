@@ -2,7 +2,7 @@ import trio
 
 import tractor
 
-tractor.log.get_console_log("INFO")
+tractor.log.get_console_log('INFO')
 
 
 async def main(service_name):
@@ -11,10 +11,10 @@ async def main(service_name):
         await an.start_actor(service_name)
 
         async with tractor.get_registry() as portal:
-            print(f"Registrar is listening on {portal.channel}")
+            print(f'Registrar is listening on {portal.channel}')
 
         async with tractor.wait_for_actor(service_name) as sockaddr:
-            print(f"my_service is found at {sockaddr}")
+            print(f'my_service is found at {sockaddr}')
 
         await an.cancel()
 

@@ -8,6 +8,7 @@ Run it from the repository root::
 
     python examples/streaming_context.py
 """
+
 import trio
 
 import tractor
@@ -45,6 +46,7 @@ async def main() -> None:
                 # stream's credit window keeps the feeder at most 256
                 # messages ahead of the reader
                 async with trio.open_nursery() as tn:
+
                     async def feed() -> None:
                         for x in range(5, 1000):
                             await stream.send(x)

@@ -4,6 +4,7 @@ give up with TooManyRestarts, after stopping everyone else.
 
     python examples/supervision.py
 """
+
 import os
 
 import trio
@@ -32,8 +33,10 @@ async def main():
         except tractor.TransportClosed:
             print('the call in flight when the worker died raised TransportClosed')
         second = await worker.run(whoami)  # waits for the new incarnation
-        print(f'worker restarted: pid {first} -> {second}, '
-              f'restarts: {sup.children["worker"].restarts}')
+        print(
+            f'worker restarted: pid {first} -> {second}, '
+            f'restarts: {sup.children["worker"].restarts}'
+        )
         await sup.cancel()  # stop every child for good; the block then exits
 
     try:
@@ -42,8 +45,10 @@ async def main():
             await sup.run_in_actor(always_crash, name='doomed')
             await trio.sleep_forever()  # cancelled when the supervisor gives up
     except tractor.TooManyRestarts as err:
-        print(f'gave up on {err.child!r} after {err.restarts} restarts '
-              f'(last failure: {err.__cause__})')
+        print(
+            f'gave up on {err.child!r} after {err.restarts} restarts '
+            f'(last failure: {err.__cause__})'
+        )
         print(f'bystander: {sup.children["bystander"].state}')
 
 

@@ -4,6 +4,7 @@
 another type is refused where it is sent (``MsgTypeError``, nothing goes
 out), and received payloads arrive decoded as ``Point`` instances.
 """
+
 import msgspec
 import trio
 
@@ -31,10 +32,7 @@ async def mirror(ctx: tractor.Context) -> None:
 async def main() -> None:
     async with tractor.open_nursery() as an:
         portal = await an.start_actor('mirror', enable_modules=[__name__])
-        async with (
-            portal.open_context(mirror) as (ctx, origin),
-            ctx.open_stream() as stream,
-        ):
+        async with portal.open_context(mirror) as (ctx, origin), ctx.open_stream() as stream:
             print('caller: started with', origin, flush=True)
             for i in range(1, 4):
                 await stream.send(Point(i, 2 * i))

@@ -28,6 +28,7 @@ them inherit) must be gone.
 The report goes to stdout (and as JSON to ``--json``); the exit status is
 non-zero if any call was lost or untyped, or any process was left behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,7 @@ TOKEN_VAR = 'TRACTOR_CHAOS_RUN'
 
 # -- what the workers serve ---------------------------------------------------
 
+
 async def square(x: int) -> int:
     await trio.sleep(random.random() * 0.01)
     return x * x
@@ -82,6 +84,7 @@ async def relay(target: str, x: int) -> int | None:
 
 
 # -- the run ----------------------------------------------------------------------
+
 
 class Book:
     """Per-call outcome bookkeeping."""
@@ -162,7 +165,9 @@ async def caller(book: Book, workers: dict, rng: random.Random, stop: trio.Event
         await one_call(book, workers, rng)
 
 
-async def chaos_loop(an, workers: dict, pids: set, rng: random.Random, stop: trio.Event, stats: Counter) -> None:
+async def chaos_loop(
+    an, workers: dict, pids: set, rng: random.Random, stop: trio.Event, stats: Counter
+) -> None:
     while not stop.is_set():
         await trio.sleep(rng.uniform(0.2, 0.8))
         if stop.is_set():
@@ -229,21 +234,26 @@ async def run(args) -> dict:
     opener = (
         # a restart budget no kill rate of this loop exhausts: the point is healing
         partial(tractor.open_supervisor, max_restarts=100_000, within=60.0)
-        if args.supervised else tractor.open_nursery
+        if args.supervised
+        else tractor.open_nursery
     )
     async with opener(
-        registry_addrs=[registry_addr(args.transport)],
-        enable_transports=[args.transport],
+        registry_addrs=[registry_addr(args.transport)], enable_transports=[args.transport]
     ) as an:
         start_method = tractor.current_actor().start_method
         async with trio.open_nursery() as tn:
             for i in range(args.workers):
+
                 async def spawn(name: str) -> None:
                     workers[name] = await an.start_actor(name, enable_modules=[__name__])
                     pids.add(workers[name].channel.aid.pid)
+
                 tn.start_soon(spawn, f'worker_{i}')
-        print(f'{len(workers)} workers up in {time.monotonic() - started:.1f}s; '
-              f'chaos for {args.seconds}s', file=sys.stderr)
+        print(
+            f'{len(workers)} workers up in {time.monotonic() - started:.1f}s; '
+            f'chaos for {args.seconds}s',
+            file=sys.stderr,
+        )
         stop = trio.Event()
         async with trio.open_nursery() as callers_tn:
             for _ in range(args.callers):
@@ -263,7 +273,11 @@ async def run(args) -> dict:
             stats['spawned'] = len(workers) + stats['respawns']
         await an.cancel()
     return {
-        'book': book, 'stats': stats, 'lost': lost, 'pids': pids, 'start_method': start_method,
+        'book': book,
+        'stats': stats,
+        'lost': lost,
+        'pids': pids,
+        'start_method': start_method,
         'seconds': round(time.monotonic() - started, 1),
     }
 
@@ -276,8 +290,11 @@ def main() -> int:
     parser.add_argument('--transport', choices=['tcp', 'uds'], default='tcp')
     parser.add_argument('--seed', type=int, default=None)
     parser.add_argument('--json', default=None, help='also write the report here')
-    parser.add_argument('--supervised', action='store_true',
-                        help='workers under a supervisor that restarts them (no manual respawn)')
+    parser.add_argument(
+        '--supervised',
+        action='store_true',
+        help='workers under a supervisor that restarts them (no manual respawn)',
+    )
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.randrange(2**32)
@@ -327,13 +344,21 @@ def main() -> int:
 
 def print_report(r: dict) -> None:
     rows = [
-        ('duration', f"{r['seconds']} s ({r['transport']}, {r['start_method']} spawning, seed {r['seed']})"),
-        ('workers', f"{r['workers']}{' (supervised)' if r['supervised'] else ''}"),
-        ('workers SIGKILLed / ' + ('restarted' if r['supervised'] else 'respawned'),
-         f"{r['kills']} / {r['respawns']}"
-         + (f" ({r['respawn_failures']} respawns failed)" if r['respawn_failures'] else '')),
+        (
+            'duration',
+            f'{r["seconds"]} s ({r["transport"]}, {r["start_method"]} spawning, seed {r["seed"]})',
+        ),
+        ('workers', f'{r["workers"]}{" (supervised)" if r["supervised"] else ""}'),
+        (
+            'workers SIGKILLed / ' + ('restarted' if r['supervised'] else 'respawned'),
+            f'{r["kills"]} / {r["respawns"]}'
+            + (f' ({r["respawn_failures"]} respawns failed)' if r['respawn_failures'] else ''),
+        ),
         ('processes spawned', r['processes_spawned']),
-        ('calls made', f"{r['calls_made']} ({', '.join(f'{k} {v}' for k, v in sorted(r['made_by_kind'].items()))})"),
+        (
+            'calls made',
+            f'{r["calls_made"]} ({", ".join(f"{k} {v}" for k, v in sorted(r["made_by_kind"].items()))})',
+        ),
         ('calls returned', r['calls_ok']),
         ('calls failed with a typed error', r['calls_failed_typed']),
         ('calls failed untyped', r['calls_failed_untyped']),

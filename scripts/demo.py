@@ -6,6 +6,7 @@ long-lived ``tally`` service, fans a text out to a cluster of workers that
 find the service *by name* and report into it, then streams the top words
 back out of the service through a context, and tears everything down.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,19 +60,21 @@ async def count_chunk(words: list[str]) -> int:
 async def main(workers: int = 3) -> None:
     async with tractor.open_nursery() as an:
         actor = tractor.current_actor()
-        print(f'root {actor.uid[0]!r} serves on {actor.accept_addrs}, registrar: {actor.is_registrar}')
+        print(
+            f'root {actor.uid[0]!r} serves on {actor.accept_addrs}, registrar: {actor.is_registrar}'
+        )
         tally = await an.start_actor('tally', enable_modules=[__name__])
 
         chunk = -(-len(TEXT) // workers)
         async with tractor.open_actor_cluster(
-            modules=[__name__],
-            count=workers,
-            names=[f'counter_{i}' for i in range(workers)],
+            modules=[__name__], count=workers, names=[f'counter_{i}' for i in range(workers)]
         ) as pool:
             print(f'cluster up: {sorted(pool)}')
             async with trio.open_nursery() as tn:
                 for i, portal in enumerate(pool.values()):
-                    tn.start_soon(partial(portal.run, count_chunk, words=TEXT[i * chunk:(i + 1) * chunk]))
+                    tn.start_soon(
+                        partial(portal.run, count_chunk, words=TEXT[i * chunk : (i + 1) * chunk])
+                    )
 
         async with tally.open_context(top_words, n=5) as (ctx, distinct):
             print(f'top 5 of {distinct} distinct words:')

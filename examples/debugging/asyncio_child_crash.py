@@ -1,6 +1,7 @@
 """An asyncio task in an infected child crashes: the debugger opens in the
 child's process at the asyncio line that raised, and continuing lets the
 error reach the root as a RemoteActorError, exactly as in a trio child."""
+
 import asyncio
 
 import trio

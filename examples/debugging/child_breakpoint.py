@@ -1,6 +1,7 @@
 """The builtin ``breakpoint()`` in a child (debug mode) opens a session
 through the tree's terminal lock, from sync code too; the hook is restored
 once the tree is gone."""
+
 import sys
 
 import trio

@@ -1,6 +1,7 @@
 """A one-shot child crashes: the debugger opens in the child's process, at
 the line that raised; when the developer continues or quits, the child's
 error reaches the root as a RemoteActorError, as it would without debug mode."""
+
 import trio
 
 import tractor

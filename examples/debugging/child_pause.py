@@ -1,6 +1,7 @@
 """``await tractor.pause()`` in a child opens a live session there; after
 ``continue`` the child carries on and the program exits normally (or, with
 ``--then-wait``, idles until Ctrl-C cancels the tree as usual)."""
+
 import sys
 
 import trio

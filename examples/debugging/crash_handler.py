@@ -7,6 +7,7 @@ that leaves the block, after which the error goes on as usual.
 because the tree runs in debug mode. ``python crash_handler.py root-sync``:
 ``with`` in synchronous code the root's main task calls, in debug mode.
 """
+
 import sys
 
 import trio

@@ -1,5 +1,6 @@
 """A crash two levels down: the grandchild's own process opens the debugger;
 the middle actor and the root only relay its error afterwards."""
+
 import trio
 
 import tractor

@@ -1,6 +1,7 @@
 """``debug_mode`` for one child only: the root runs without it, the child
 that gets ``debug_mode=True`` opens a session on its crash (the root still
 keeps the tree's terminal lock)."""
+
 import trio
 
 import tractor
@@ -9,7 +10,7 @@ import tractor
 async def checked_sqrt(x: float) -> float:
     if x < 0:
         raise ValueError(f'cannot take the square root of {x}')
-    return x ** 0.5
+    return x**0.5
 
 
 async def main() -> None:

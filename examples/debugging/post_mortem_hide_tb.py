@@ -2,6 +2,7 @@
 of the runtime (tractor, trio) out of the traceback it prints and of the
 stack ``where`` walks, so what you see is your code and the code it called;
 ``--all-frames`` passes ``hide_tb=False`` and shows every frame."""
+
 import sys
 
 import trio

@@ -1,5 +1,6 @@
 """``await tractor.post_mortem()`` in an ``except`` block: inspect an error
 the code handles, then carry on (here the child falls back to a default)."""
+
 import trio
 
 import tractor

@@ -1,5 +1,6 @@
 """The root crashes while a child is up: the debugger opens in the root,
 at the line that raised, before the child is cancelled."""
+
 import trio
 
 import tractor

@@ -5,6 +5,7 @@ tears the tree down as usual.
 The root fails when it gets SIGUSR1, a stand-in for any failure that
 happens while a developer is at a child's prompt.
 """
+
 import signal
 from functools import partial
 

@@ -6,6 +6,7 @@ To crash "at once" both children first meet at a rendezvous served by the
 root (a child already at a prompt cannot answer its sibling: its event loop
 stands still during the session).
 """
+
 import trio
 
 import tractor

@@ -3,15 +3,16 @@
 Test modules are also loaded inside subactors, so shared helpers live here
 as fixtures rather than in an importable module.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import trio
@@ -81,8 +82,12 @@ def run_program(tmp_path):
 
     @asynccontextmanager
     async def run(
-        script: str, *args: str, ready: str | None = 'READY', expect_rc: int | None = 0,
-        env: dict | None = None, prefix: list[str] | None = None,
+        script: str,
+        *args: str,
+        ready: str | None = 'READY',
+        expect_rc: int | None = 0,
+        env: dict | None = None,
+        prefix: list[str] | None = None,
     ) -> AsyncIterator[Program]:
         nonlocal count
         count += 1

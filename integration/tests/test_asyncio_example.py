@@ -1,5 +1,6 @@
 """``examples/asyncio_echo.py`` (the README's "Using asyncio libraries"
 example), run unchanged as a program."""
+
 from __future__ import annotations
 
 import socket
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
@@ -22,7 +24,7 @@ def test_asyncio_echo_example(monkeypatch) -> None:
     monkeypatch.setenv('TRACTOR_TCP_REGISTRY', f'127.0.0.1:{port}')
     monkeypatch.setenv('PYTHONUNBUFFERED', '1')
     code, out, err = run_program(
-        [sys.executable, str(ROOT / 'examples' / 'asyncio_echo.py')], cwd=ROOT, timeout=TIMEOUT,
+        [sys.executable, str(ROOT / 'examples' / 'asyncio_echo.py')], cwd=ROOT, timeout=TIMEOUT
     )
     assert code == 0, f'{out}\n{err}'
     lines = out.splitlines()

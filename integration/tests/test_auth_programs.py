@@ -2,6 +2,7 @@
 zero-config joining through the per-user cookie, explicit secrets shared
 by two roots (as across hosts), and mismatched secrets failing with
 ``tractor.AuthenticationError``."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,15 @@ def tree(reg: tuple, tpt_proto: str, *services: str) -> list[str]:
 
 def join(reg: tuple, tpt_proto: str, find: str) -> list[str]:
     return [
-        'join', '--registry', str(mk_maddr(reg)), '--transport', tpt_proto,
-        '--find', find, '--call', '__main__:whoami',
+        'join',
+        '--registry',
+        str(mk_maddr(reg)),
+        '--transport',
+        tpt_proto,
+        '--find',
+        find,
+        '--call',
+        '__main__:whoami',
     ]
 
 
@@ -59,13 +67,15 @@ async def test_zero_config_join_with_a_fresh_cookie(run_program, tmp_path, tpt_p
     rundir = tmp_path / 'run'
     reg = fresh_addr(tpt_proto, str(rundir))
     env = env_for(rundir)
-    async with run_program('discovery_tree.py', *tree(reg, tpt_proto, 'data_feed'), env=env) as prog:
+    async with run_program(
+        'discovery_tree.py', *tree(reg, tpt_proto, 'data_feed'), env=env
+    ) as prog:
         cookie = rundir / _secret.COOKIE_NAME
         assert oct(os.stat(cookie).st_mode & 0o777) == oct(0o600)
         assert oct(os.stat(rundir).st_mode & 0o777) == oct(0o700)
         feed = prog.info['services']['data_feed']
         async with run_program(
-            'discovery_tree.py', *join(reg, tpt_proto, 'data_feed'), ready='RESULT', env=env,
+            'discovery_tree.py', *join(reg, tpt_proto, 'data_feed'), ready='RESULT', env=env
         ) as joiner:
             assert joiner.info['found']['uid'] == feed['uid']
             assert joiner.info['called']['uid'] == feed['uid']
@@ -80,7 +90,7 @@ async def test_cookie_created_once_by_racing_programs(tmp_path):
 
     async def one() -> None:
         res = await trio.run_process(
-            [sys.executable, '-c', code], capture_stdout=True, env=env_for(rundir),
+            [sys.executable, '-c', code], capture_stdout=True, env=env_for(rundir)
         )
         outputs.append(res.stdout.strip())
 
@@ -99,21 +109,27 @@ async def test_explicit_secret_across_two_roots(run_program, tmp_path, tpt_proto
     and the tree logs one refusal per attempt."""
     reg = fresh_addr(tpt_proto, str(tmp_path / 'a'))
     async with run_program(
-        'discovery_tree.py', *tree(reg, tpt_proto, 'data_feed'),
+        'discovery_tree.py',
+        *tree(reg, tpt_proto, 'data_feed'),
         env=env_for(tmp_path / 'a', secret='alpha'),
     ) as prog:
         feed = prog.info['services']['data_feed']
         # the same secret in another "host"'s environment: joins
         async with run_program(
-            'discovery_tree.py', *join(reg, tpt_proto, 'data_feed'), ready='RESULT',
+            'discovery_tree.py',
+            *join(reg, tpt_proto, 'data_feed'),
+            ready='RESULT',
             env=env_for(tmp_path / 'b', secret='alpha'),
         ) as ok:
             assert ok.info['found']['uid'] == feed['uid']
         # another secret, or none (its own fresh cookie): refused at boot
         for secret, rundir in (('beta', tmp_path / 'b'), (None, tmp_path / 'c')):
             async with run_program(
-                'discovery_tree.py', *join(reg, tpt_proto, 'data_feed'), ready='AUTHFAIL',
-                env=env_for(rundir, secret=secret), expect_rc=3,
+                'discovery_tree.py',
+                *join(reg, tpt_proto, 'data_feed'),
+                ready='AUTHFAIL',
+                env=env_for(rundir, secret=secret),
+                expect_rc=3,
             ) as bad:
                 assert 'authentication failed' in bad.info['error']
         # this process as a root: the argument wins over the environment
@@ -121,7 +137,7 @@ async def test_explicit_secret_across_two_roots(run_program, tmp_path, tpt_proto
         with trio.fail_after(30):
             async with (
                 tractor.open_root_actor(
-                    secret=b'alpha', registry_addrs=[reg], enable_transports=[tpt_proto],
+                    secret=b'alpha', registry_addrs=[reg], enable_transports=[tpt_proto]
                 ),
                 tractor.find_actor('data_feed') as portal,
             ):
@@ -129,7 +145,7 @@ async def test_explicit_secret_across_two_roots(run_program, tmp_path, tpt_proto
                 assert list(portal.channel.uid) == feed['uid']
             with pytest.raises(tractor.AuthenticationError, match='authentication failed'):
                 async with tractor.open_root_actor(
-                    registry_addrs=[reg], enable_transports=[tpt_proto],
+                    registry_addrs=[reg], enable_transports=[tpt_proto]
                 ):
                     pass
     # one warning line per refused root on the tree's side, naming the peer

@@ -3,6 +3,7 @@
 It checks that every figure is produced and positive, never how fast it is:
 timings on a shared CI machine prove nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
@@ -20,10 +22,20 @@ TIMEOUT = 240
 
 #: every figure a quick run reports (a full run adds clusters of 8 and 16)
 QUICK_KEYS = [
-    'import.tractor_ms', 'floor.import_trio_msgspec_ms',
-    'spawn.p50_ms', 'spawn.p90_ms', 'teardown.p50_ms', 'teardown.p90_ms', 'spawn.child_cpu_ms',
-    'floor.fork_waitpid.p50_ms', 'floor.python_c_pass.p50_ms',
-    *(f'cluster.{n}.{what}' for n in (2, 4) for what in ('ready_ms', 'teardown_ms', 'cpu_per_worker_ms')),
+    'import.tractor_ms',
+    'floor.import_trio_msgspec_ms',
+    'spawn.p50_ms',
+    'spawn.p90_ms',
+    'teardown.p50_ms',
+    'teardown.p90_ms',
+    'spawn.child_cpu_ms',
+    'floor.fork_waitpid.p50_ms',
+    'floor.python_c_pass.p50_ms',
+    *(
+        f'cluster.{n}.{what}'
+        for n in (2, 4)
+        for what in ('ready_ms', 'teardown_ms', 'cpu_per_worker_ms')
+    ),
     *(
         f'{prefix}.{tpt}.{case}.{stat}'
         for prefix in ('rpc', 'floor.raw_pingpong')
@@ -31,21 +43,30 @@ QUICK_KEYS = [
         for case in ('noop', '10k')
         for stat in ('p50_us', 'p99_us', 'per_s')
     ),
-    'stream.tcp.oneway_per_s', 'floor.raw_oneway_batched.tcp.per_s',
-    'stream.tcp.echo.p50_us', 'floor.raw_pingpong.tcp.yield.p50_us',
-    'discovery.find_actor.p50_us', 'discovery.query_actor.p50_us',
+    'stream.tcp.oneway_per_s',
+    'floor.raw_oneway_batched.tcp.per_s',
+    'stream.tcp.echo.p50_us',
+    'floor.raw_pingpong.tcp.yield.p50_us',
+    'discovery.find_actor.p50_us',
+    'discovery.query_actor.p50_us',
     'discovery.wait_for_actor.p50_us',
-    *(f'aio.{what}.{stat}' for what in ('portal_run', 'trio_portal_run', 'run_task')
-      for stat in ('p50_us', 'p99_us', 'per_s')),
-    'floor.aio_guest_hop.p50_us', 'floor.aio_guest_hop.p99_us',
+    *(
+        f'aio.{what}.{stat}'
+        for what in ('portal_run', 'trio_portal_run', 'run_task')
+        for stat in ('p50_us', 'p99_us', 'per_s')
+    ),
+    'floor.aio_guest_hop.p50_us',
+    'floor.aio_guest_hop.p99_us',
     *(
         f'{prefix}.tls.{case}.{stat}'
         for prefix in ('rpc', 'floor.raw_pingpong')
         for case in ('noop', '10k')
         for stat in ('p50_us', 'p99_us', 'per_s')
     ),
-    'stream.tls.oneway_per_s', 'floor.raw_oneway_batched.tls.per_s',
-    'stream.tls.echo.p50_us', 'floor.raw_pingpong.tls.yield.p50_us',
+    'stream.tls.oneway_per_s',
+    'floor.raw_oneway_batched.tls.per_s',
+    'stream.tls.echo.p50_us',
+    'floor.raw_pingpong.tls.yield.p50_us',
 ]
 
 
@@ -66,7 +87,8 @@ def test_bench_quick(tmp_path: Path) -> None:
     missing = [k for k in QUICK_KEYS if k not in figures]
     assert not missing, f'figures missing from the report: {missing}'
     bad = {
-        k: figures[k] for k in QUICK_KEYS
+        k: figures[k]
+        for k in QUICK_KEYS
         if not (isinstance(figures[k], (int, float)) and figures[k] > 0)
     }
     assert not bad, f'figures that are not positive numbers: {bad}'

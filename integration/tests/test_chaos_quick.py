@@ -1,6 +1,7 @@
 """The chaos run (``scripts/chaos.py``) in a short bounded form: workers
 SIGKILLed and respawned under RPC and streaming load; every call returns
 or raises a typed error, none is lost, no process is left behind."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
@@ -19,7 +21,8 @@ TIMEOUT = 180
 
 
 @pytest.mark.parametrize(
-    'transport, supervised', [('tcp', False), ('uds', False), ('tcp', True)],
+    'transport, supervised',
+    [('tcp', False), ('uds', False), ('tcp', True)],
     ids=['tcp', 'uds', 'tcp-supervised'],
 )
 def test_chaos_quick(transport: str, supervised: bool) -> None:
@@ -32,7 +35,7 @@ def test_chaos_quick(transport: str, supervised: bool) -> None:
     returncode, stdout, stderr = run_program(cmd, cwd=ROOT, timeout=TIMEOUT)
     lines = [line for line in stdout.splitlines() if line.startswith('CHAOS ')]
     assert lines, f'no report (exit {returncode})\n{stdout}\n{stderr[-4000:]}'
-    report = json.loads(lines[-1][len('CHAOS '):])
+    report = json.loads(lines[-1][len('CHAOS ') :])
     assert report['calls_lost'] == 0, report
     assert report['leftover_processes'] == 0, report
     assert report['calls_failed_untyped'] == 0, report
@@ -43,6 +46,8 @@ def test_chaos_quick(transport: str, supervised: bool) -> None:
     assert report['supervised'] is supervised
     assert report['calls_ok'] > 0 and report['calls_failed_typed'] > 0
     assert report['calls_made'] == (
-        report['calls_ok'] + report['calls_failed_typed'] + report['calls_failed_untyped']
+        report['calls_ok']
+        + report['calls_failed_typed']
+        + report['calls_failed_untyped']
         + report['calls_lost']
     )

@@ -4,6 +4,7 @@ payloads and of a dedicated registrar (``run_daemon``) show, run unchanged.
 Each run gets a private TCP registry address (``TRACTOR_TCP_REGISTRY``) so
 it never meets another tree.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,9 @@ def run_example(name: str) -> tuple[int, str, str]:
         port = s.getsockname()[1]
     os.environ['TRACTOR_TCP_REGISTRY'] = f'127.0.0.1:{port}'
     try:
-        return run_program([sys.executable, str(EXAMPLES / name)], cwd=EXAMPLES.parent, timeout=TIMEOUT)
+        return run_program(
+            [sys.executable, str(EXAMPLES / name)], cwd=EXAMPLES.parent, timeout=TIMEOUT
+        )
     finally:
         del os.environ['TRACTOR_TCP_REGISTRY']
 

@@ -5,6 +5,7 @@ test reads the prompts and types pdb commands.
 Every program must end (exit status checked), and the suite's leak check
 proves no actor process is left behind in any case.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,14 +53,14 @@ class Session:
 
     def __init__(self, script: str, *args: str, env: dict | None = None) -> None:
         self.child = pexpect.spawn(
-            sys.executable, [str(EXAMPLES / script), *args],
-            cwd=str(EXAMPLES), encoding='utf-8', codec_errors='replace',
-            timeout=TIMEOUT, dimensions=(50, 250),
-            env={
-                **os.environ,
-                'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{_free_port()}',
-                **(env or {}),
-            },
+            sys.executable,
+            [str(EXAMPLES / script), *args],
+            cwd=str(EXAMPLES),
+            encoding='utf-8',
+            codec_errors='replace',
+            timeout=TIMEOUT,
+            dimensions=(50, 250),
+            env={**os.environ, 'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{_free_port()}', **(env or {})},
         )
         self.transcript: list[str] = []
 
@@ -141,7 +142,9 @@ def test_crash_in_child_then_continue(session):
     assert f"actor 'divider' (pid {pid}) crashed: ZeroDivisionError: division by zero" in header
     assert '-> return total / count' in header
     crashed = header.split('crashed:', 1)[1]
-    assert '_invoke.py' not in crashed and '_runtime.py' not in crashed  # the runtime's frames are trimmed
+    assert (
+        '_invoke.py' not in crashed and '_runtime.py' not in crashed
+    )  # the runtime's frames are trimmed
     assert '(6, 0)' in s.do('p total, count')
     where = s.do('w')  # the stack is the user's code, not the runtime running it
     frames = [ln for ln in where.splitlines() if ln.startswith(('> ', '  ')) and '(' in ln]
@@ -187,7 +190,7 @@ def test_two_children_crash_at_once(session):
     s.send('c')
     second, _ = s.prompt()
     assert {first, second} == {'alpha', 'beta'}
-    assert f"actor {second!r}" in s.transcript[-2]
+    assert f'actor {second!r}' in s.transcript[-2]
     # several cancel graces pass while the developer reads the prompt
     assert s.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=1.5) == 1
     assert repr(second) in s.do('p tag')
@@ -267,7 +270,10 @@ def test_no_terminal_no_session():
     input that cannot come: it says so and the error propagates at once."""
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / 'child_crash.py')],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
         env={**os.environ, 'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{_free_port()}'},
     )
     assert proc.returncode == 1

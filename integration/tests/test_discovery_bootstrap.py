@@ -2,6 +2,7 @@
 and UDS): held by a registrar (ensure_registry), by a tractor actor that is
 no registrar, by a plain server, or by nothing but a leftover socket file.
 Each case ends in a clear outcome within a bound, never a hang."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ BEHAVIOURS = {
 }
 
 
-async def _impostor(tpt_proto: str, addr: tuple, behaviour: str, task_status=trio.TASK_STATUS_IGNORED):
+async def _impostor(
+    tpt_proto: str, addr: tuple, behaviour: str, task_status=trio.TASK_STATUS_IGNORED
+):
     listener = await _listen(tpt_proto, addr)
 
     async def handle(stream):
@@ -64,7 +67,9 @@ async def _impostor(tpt_proto: str, addr: tuple, behaviour: str, task_status=tri
 
 
 @pytest.mark.parametrize('behaviour', sorted(BEHAVIOURS))
-async def test_registry_addr_held_by_a_non_registrar_is_a_clear_error(tpt_proto, behaviour, monkeypatch):
+async def test_registry_addr_held_by_a_non_registrar_is_a_clear_error(
+    tpt_proto, behaviour, monkeypatch
+):
     """Something that is not tractor holds the registry address: boot fails
     with a RuntimeError saying so (the silent case within the probe bound)."""
     monkeypatch.setattr(_client, 'PROBE_TIMEOUT', 1.0)
@@ -74,7 +79,7 @@ async def test_registry_addr_held_by_a_non_registrar_is_a_clear_error(tpt_proto,
             await tn.start(_impostor, tpt_proto, addr, behaviour)
             with pytest.raises(RuntimeError) as info:
                 async with tractor.open_root_actor(
-                    registry_addrs=[addr], enable_transports=[tpt_proto],
+                    registry_addrs=[addr], enable_transports=[tpt_proto]
                 ):
                     pytest.fail('booted on an address held by a non-registrar')
             tn.cancel_scope.cancel()
@@ -92,9 +97,11 @@ async def test_registry_addr_held_by_a_tractor_actor_that_is_not_registrar(run_p
     async with run_program('discovery_tree.py', *args) as prog:
         bob_addr = tuple(prog.info['services']['bob']['accept_addrs'][0])
         with trio.fail_after(30):
-            with pytest.raises(RuntimeError, match=r"tractor actor 'bob', which is not a registrar"):
+            with pytest.raises(
+                RuntimeError, match=r"tractor actor 'bob', which is not a registrar"
+            ):
                 async with tractor.open_root_actor(
-                    registry_addrs=[bob_addr], enable_transports=[tpt_proto],
+                    registry_addrs=[bob_addr], enable_transports=[tpt_proto]
                 ):
                     pytest.fail('booted against a non-registrar actor')
 
@@ -109,11 +116,11 @@ async def test_ensure_registry_conflict_raises_runtime_error(run_program, tpt_pr
         with trio.fail_after(30):
             with pytest.raises(RuntimeError, match='ensure_registry=True'):
                 async with tractor.open_root_actor(
-                    registry_addrs=[reg], enable_transports=[tpt_proto], ensure_registry=True,
+                    registry_addrs=[reg], enable_transports=[tpt_proto], ensure_registry=True
                 ):
                     pytest.fail('booted as a second registrar')
             async with tractor.open_root_actor(
-                registry_addrs=[reg], enable_transports=[tpt_proto],
+                registry_addrs=[reg], enable_transports=[tpt_proto]
             ) as root:
                 assert not root.is_registrar
 
@@ -129,6 +136,6 @@ async def test_nobody_answering_at_registry_addr_becomes_registrar(tpt_proto):
         assert os.path.exists(os.path.join(*addr))
     with trio.fail_after(30):
         async with tractor.open_root_actor(
-            registry_addrs=[addr], enable_transports=[tpt_proto], ensure_registry=True,
+            registry_addrs=[addr], enable_transports=[tpt_proto], ensure_registry=True
         ) as root:
             assert root.is_registrar and root.accept_addrs[0] == addr

@@ -6,6 +6,7 @@ gets its own default: ``TRACTOR_TCP_REGISTRY`` moves the TCP plugin's
 default registry address to a free port, ``TRACTOR_RUNTIME_DIR`` (set
 for the session by the root conftest) keeps UDS files private.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,11 @@ def run_example(name: str) -> tuple[subprocess.CompletedProcess, int]:
     }
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / name)],
-        cwd=EXAMPLES.parent, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=EXAMPLES.parent,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -66,7 +70,7 @@ def test_service_discovery_example():
     # cancel ladder, the exit
     trace = [line.split('] ', 1)[-1] for line in res.stderr.splitlines() if '] tractor.' in line]
     wanted = [
-        "tractor.discovery: nobody serves the registry at",
+        'tractor.discovery: nobody serves the registry at',
         "tractor.discovery: 'some_actor_name' registered at",
         "tractor.supervise: spawned 'some_actor_name'",
         "tractor.supervise: cancelling 'some_actor_name'",

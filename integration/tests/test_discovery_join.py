@@ -1,6 +1,7 @@
 """Discovery across separate programs (over TCP and UDS): joining a live
 tree from outside, the same code standing alone, and lookups that span two
 registrars. The other program is ``programs/discovery_tree.py``."""
+
 from __future__ import annotations
 
 import os
@@ -45,7 +46,8 @@ async def find_bobs(regs: list, remote_uid: list) -> dict:
     async with tractor.find_actor('bob', registry_addrs=regs, only_first=False) as portals:
         out['all'] = [list(p.channel.uid) for p in portals]
         out['answers'] = [
-            await p.run_from_ns('__main__', 'whoami') if list(p.channel.uid) == remote_uid
+            await p.run_from_ns('__main__', 'whoami')
+            if list(p.channel.uid) == remote_uid
             else await p.run(whoami)
             for p in portals
         ]
@@ -57,7 +59,7 @@ async def find_bobs(regs: list, remote_uid: list) -> dict:
 
 
 async def test_find_actor_only_first_false_across_two_registrars(
-    run_program, runtime_kwargs, reg_addr, tpt_proto,
+    run_program, runtime_kwargs, reg_addr, tpt_proto
 ):
     """This tree (registrar A) and another program's tree (registrar B)
     each run a 'bob'; a lookup naming both registrars delivers both bobs
@@ -68,10 +70,12 @@ async def test_find_actor_only_first_false_across_two_registrars(
         assert prog.info['root']['is_registrar']
         with trio.fail_after(30):
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                local_bob = list((await an.start_actor('bob', enable_modules=[__name__])).channel.uid)
+                local_bob = list(
+                    (await an.start_actor('bob', enable_modules=[__name__])).channel.uid
+                )
                 looker = await an.start_actor('looker', enable_modules=[__name__])
                 out = await looker.run(
-                    find_bobs, regs=[list(reg_addr), list(other_reg)], remote_uid=remote_bob,
+                    find_bobs, regs=[list(reg_addr), list(other_reg)], remote_uid=remote_bob
                 )
                 assert sorted(out['all']) == sorted([local_bob, remote_bob])
                 assert sorted(a['uid'] for a in out['answers']) == sorted([local_bob, remote_bob])
@@ -85,12 +89,14 @@ async def test_join_existing_tree_from_outside(run_program, reg_addr, tpt_proto)
     it joins as a plain root (random addresses of the same transport),
     registers there, finds and calls the tree's service, and unregisters
     when it exits."""
-    async with run_program('discovery_tree.py', *tree_args(reg_addr, tpt_proto, 'data_feed')) as prog:
+    async with run_program(
+        'discovery_tree.py', *tree_args(reg_addr, tpt_proto, 'data_feed')
+    ) as prog:
         feed = prog.info['services']['data_feed']
         with trio.fail_after(30):
             async with (
                 tractor.open_root_actor(
-                    name='joiner', registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                    name='joiner', registry_addrs=[reg_addr], enable_transports=[tpt_proto]
                 ) as me,
                 tractor.find_actor('data_feed') as portal,
             ):
@@ -107,7 +113,7 @@ async def test_join_existing_tree_from_outside(run_program, reg_addr, tpt_proto)
                 joiner_uid = list(me.uid)
             # gone from the tree's registry once it exited
             async with tractor.open_root_actor(
-                name='checker', registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                name='checker', registry_addrs=[reg_addr], enable_transports=[tpt_proto]
             ):
                 async with tractor.get_registry() as reg:
                     entries = await reg.run_from_ns('self', 'get_registry')
@@ -122,7 +128,7 @@ async def test_join_code_becomes_registrar_when_none_reachable(tpt_proto):
     with trio.fail_after(30):
         async with (
             tractor.open_root_actor(
-                name='joiner', registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                name='joiner', registry_addrs=[reg_addr], enable_transports=[tpt_proto]
             ) as me,
             tractor.find_actor('data_feed') as portal,
         ):
@@ -139,8 +145,16 @@ async def test_separate_program_joins_this_tree(run_program, runtime_kwargs, reg
         async with tractor.open_nursery(**runtime_kwargs) as an:
             feed = await an.start_actor('data_feed', enable_modules=[__name__])
             async with run_program(
-                'discovery_tree.py', 'join', '--registry', str(mk_maddr(reg_addr)),
-                '--transport', tpt_proto, '--find', 'data_feed', '--call', f'{__name__}:whoami',
+                'discovery_tree.py',
+                'join',
+                '--registry',
+                str(mk_maddr(reg_addr)),
+                '--transport',
+                tpt_proto,
+                '--find',
+                'data_feed',
+                '--call',
+                f'{__name__}:whoami',
                 ready='RESULT',
             ) as prog:
                 result = prog.info
@@ -163,11 +177,19 @@ async def test_tcp_only_program_reaches_multihomed_actor_over_uds(run_program):
     with trio.fail_after(60):
         async with tractor.open_nursery(**kw) as an:
             multi = await an.start_actor(
-                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__],
+                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__]
             )
             async with run_program(
-                'discovery_tree.py', 'join', '--registry', str(mk_maddr(reg_addr)),
-                '--transport', 'tcp', '--find', 'multi', '--call', f'{__name__}:whoami',
+                'discovery_tree.py',
+                'join',
+                '--registry',
+                str(mk_maddr(reg_addr)),
+                '--transport',
+                'tcp',
+                '--find',
+                'multi',
+                '--call',
+                f'{__name__}:whoami',
                 ready='RESULT',
             ) as prog:
                 result = prog.info
@@ -177,15 +199,15 @@ async def test_tcp_only_program_reaches_multihomed_actor_over_uds(run_program):
 
 
 @pytest.mark.parametrize('with_ensure', [False, True])
-async def test_second_program_on_a_served_registry_addr(run_program, runtime_kwargs, reg_addr, tpt_proto, with_ensure):
+async def test_second_program_on_a_served_registry_addr(
+    run_program, runtime_kwargs, reg_addr, tpt_proto, with_ensure
+):
     """Another program booting on this tree's registry address joins it,
     or, with ensure_registry=True, fails with RuntimeError."""
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs):
             args = tree_args(reg_addr, tpt_proto) + (['--ensure-registry'] if with_ensure else [])
-            async with run_program(
-                'discovery_tree.py', *args, ready=None, expect_rc=None,
-            ) as prog:
+            async with run_program('discovery_tree.py', *args, ready=None, expect_rc=None) as prog:
                 tagged = await prog.read_tagged()
                 if with_ensure:
                     assert tagged is None  # it never got READY

@@ -1,5 +1,6 @@
 """The lookup APIs inside one actor tree (over TCP and UDS): find_actor,
 wait_for_actor, query_actor, get_registry, and the connected-peer fast path."""
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,9 @@ async def registry_from_child(reg_addr: list) -> dict:
         out['is_portal'] = isinstance(reg, tractor.Portal)
         out['peer'] = list(reg.channel.uid)
         out['text'] = str(reg.channel)
-        out['entries'] = [[list(u), a] for u, a in (await reg.run_from_ns('self', 'get_registry')).items()]
+        out['entries'] = [
+            [list(u), a] for u, a in (await reg.run_from_ns('self', 'get_registry')).items()
+        ]
     async with tractor.get_registry(tuple(reg_addr)) as reg:  # one positional address
         out['positional_peer'] = list(reg.channel.uid)
     return out
@@ -123,7 +126,7 @@ async def test_find_actor_only_first_false_deduplicates_across_registrars(runtim
         async with tractor.open_nursery(**runtime_kwargs) as an:
             await an.start_actor('dup', enable_modules=[__name__])
             async with tractor.find_actor(
-                'dup', registry_addrs=[reg_addr, reg_addr], only_first=False,
+                'dup', registry_addrs=[reg_addr, reg_addr], only_first=False
             ) as portals:
                 assert [p.channel.aid.name for p in portals] == ['dup']
             await an.cancel()
@@ -210,7 +213,8 @@ async def test_fast_path_works_with_the_registrar_unreachable(runtime_kwargs, tp
             await an.start_actor('svc', enable_modules=[__name__])
             client = await an.start_actor('client', enable_modules=[__name__])
             out = await client.run(
-                fast_path_with_registrar_unreachable, name='svc',
+                fast_path_with_registrar_unreachable,
+                name='svc',
                 dead_reg=list(_dead_addr(tpt_proto)),
             )
             assert out['same'] and out['same_wait']
@@ -272,7 +276,7 @@ async def test_query_actor_does_not_dial_the_target(runtime_kwargs, tpt_proto):
         async with tractor.open_root_actor(**runtime_kwargs):
             async with tractor.get_registry() as reg:
                 await reg.run_from_ns(
-                    'self', 'register_actor', uid=ghost_uid, addrs=[mk_maddr(dead).to_wire()],
+                    'self', 'register_actor', uid=ghost_uid, addrs=[mk_maddr(dead).to_wire()]
                 )
             async with tractor.query_actor('ghost') as (addr, reg_portal):
                 assert addr == dead and type(addr) is tuple

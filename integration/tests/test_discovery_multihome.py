@@ -2,6 +2,7 @@
 addresses; each caller dials the best one its installed transports can
 reach (UDS on the same host, whatever the caller itself serves); an
 unreachable best address falls back down the list. The tree's registry runs over each transport in turn."""
+
 from __future__ import annotations
 
 import os
@@ -41,10 +42,13 @@ async def test_multihomed_actor_registers_all_addresses(runtime_kwargs):
     with trio.fail_after(30):
         async with tractor.open_nursery(**kw) as an:
             multi = await an.start_actor(
-                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__],
+                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__]
             )
             served = await multi.run(whoami)
-            assert sorted(mk_maddr(tuple(a)).proto_key for a in served['accept_addrs']) == ['tcp', 'uds']
+            assert sorted(mk_maddr(tuple(a)).proto_key for a in served['accept_addrs']) == [
+                'tcp',
+                'uds',
+            ]
             async with tractor.get_registry() as reg:
                 _uid, addrs = await reg.run_from_ns('self', 'find_actor', name='multi')
             assert sorted(map(str, map(mk_maddr, addrs))) == sorted(
@@ -57,9 +61,11 @@ async def test_multihomed_actor_reached_over_uds_from_the_same_host(runtime_kwar
     kw = {**runtime_kwargs, 'enable_transports': ['tcp', 'uds']}
     with trio.fail_after(30):
         async with tractor.open_nursery(**kw) as an:
-            await an.start_actor('multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__])
+            await an.start_actor(
+                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__]
+            )
             caller = await an.start_actor(
-                'caller', enable_transports=['tcp', 'uds'], enable_modules=[__name__],
+                'caller', enable_transports=['tcp', 'uds'], enable_modules=[__name__]
             )
             out = await caller.run(lookup, name='multi')
             assert out['proto'] == 'uds' and out['query'] == 'uds'
@@ -74,9 +80,11 @@ async def test_tcp_only_caller_dials_the_multihomed_actor_over_uds(runtime_kwarg
     kw = {**runtime_kwargs, 'enable_transports': ['tcp', 'uds']}
     with trio.fail_after(30):
         async with tractor.open_nursery(**kw) as an:
-            await an.start_actor('multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__])
+            await an.start_actor(
+                'multi', enable_transports=['uds', 'tcp'], enable_modules=[__name__]
+            )
             caller = await an.start_actor(
-                'tcp_caller', enable_transports=['tcp'], enable_modules=[__name__],
+                'tcp_caller', enable_transports=['tcp'], enable_modules=[__name__]
             )
             out = await caller.run(lookup, name='multi')
             assert out['proto'] == 'uds' and out['query'] == 'uds'
@@ -91,7 +99,7 @@ async def test_tcp_is_dialed_when_the_entry_has_only_tcp(runtime_kwargs):
         async with tractor.open_nursery(**kw) as an:
             await an.start_actor('tcp_only', enable_transports=['tcp'], enable_modules=[__name__])
             caller = await an.start_actor(
-                'uds_caller', enable_transports=['uds'], enable_modules=[__name__],
+                'uds_caller', enable_transports=['uds'], enable_modules=[__name__]
             )
             out = await caller.run(lookup, name='tcp_only')
             assert out['proto'] == 'tcp' and out['query'] == 'tcp'
@@ -108,14 +116,16 @@ async def test_unreachable_best_address_falls_back_down_the_list(runtime_kwargs)
         async with tractor.open_nursery(**kw) as an:
             reg = local_registrar(tractor.current_actor())
             multi = await an.start_actor(
-                'multi', enable_transports=['tcp'], enable_modules=[__name__],
+                'multi', enable_transports=['tcp'], enable_modules=[__name__]
             )
             uid = multi.channel.uid
-            [(_, tcp_addrs)] = [(u, a) for u, a in (await reg.backend.snapshot()).items() if u == uid]
+            [(_, tcp_addrs)] = [
+                (u, a) for u, a in (await reg.backend.snapshot()).items() if u == uid
+            ]
             # the registrar now believes 'multi' also serves a (dead) UDS socket
             await reg.register_actor(list(uid), [*tcp_addrs, dead_uds.to_wire()])
             caller = await an.start_actor(
-                'caller', enable_transports=['uds', 'tcp'], enable_modules=[__name__],
+                'caller', enable_transports=['uds', 'tcp'], enable_modules=[__name__]
             )
             out = await caller.run(lookup, name='multi')
             assert out['proto'] == 'tcp' and out['uid'] == list(uid)

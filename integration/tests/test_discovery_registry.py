@@ -1,6 +1,7 @@
 """The registry and its bootstrap, inside one actor tree (over TCP and UDS):
 who the registrar is, who registers when, what names resolve to, and how
 boot treats the registry addresses."""
+
 from __future__ import annotations
 
 import os
@@ -73,7 +74,8 @@ async def test_root_is_registrar_by_default(tpt_proto, monkeypatch):
     port = free_tcp_port()
     monkeypatch.setenv('TRACTOR_TCP_REGISTRY', f'127.0.0.1:{port}')
     expected = (
-        ('127.0.0.1', port) if tpt_proto == 'tcp'
+        ('127.0.0.1', port)
+        if tpt_proto == 'tcp'
         else (os.environ['TRACTOR_RUNTIME_DIR'], 'registry@1616.sock')
     )
     with trio.fail_after(30):
@@ -194,9 +196,7 @@ async def test_duplicate_names_resolve_to_last_registered(runtime_kwargs):
             # from an actor connected to neither bob
             looker = await an.start_actor('looker', enable_modules=[__name__])
             assert await looker.run(find_uid, name='bob') == newest
-            assert await looker.run(find_all_uids, name='bob') == [
-                newest, list(bob1.channel.uid),
-            ]
+            assert await looker.run(find_all_uids, name='bob') == [newest, list(bob1.channel.uid)]
             async with tractor.find_actor('bob', only_first=False) as portals:
                 assert {p.channel.uid for p in portals} == {bob1.channel.uid, bob2.channel.uid}
             await an.cancel()
@@ -215,9 +215,7 @@ async def test_registry_addr_protocol_not_enabled_is_value_error(tpt_proto):
     bad = _other_proto_addr(tpt_proto)
     with trio.fail_after(30):
         with pytest.raises(ValueError) as info:
-            async with tractor.open_root_actor(
-                enable_transports=[tpt_proto], registry_addrs=[bad],
-            ):
+            async with tractor.open_root_actor(enable_transports=[tpt_proto], registry_addrs=[bad]):
                 pytest.fail('booted with a registry address of a disabled transport')
     assert repr(bad) in str(info.value) and mk_maddr(bad).proto_key in str(info.value)
     with pytest.raises(tractor.NoRuntime):
@@ -230,7 +228,7 @@ async def test_registrar_binds_registry_addrs_and_random_for_the_rest(reg_addr, 
     other = 'uds' if tpt_proto == 'tcp' else 'tcp'
     with trio.fail_after(30):
         async with tractor.open_root_actor(
-            enable_transports=[tpt_proto, other], registry_addrs=[reg_addr],
+            enable_transports=[tpt_proto, other], registry_addrs=[reg_addr]
         ) as root:
             assert root.is_registrar
             assert root.accept_addrs[0] == reg_addr

@@ -3,6 +3,7 @@
 lightweight: register_actor requests with made-up identities and addresses,
 sent by one subactor (not 10,000 processes). That lookups do not get slower
 with the table's size is checked structurally in the backend's unit tests."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,6 +29,7 @@ async def load_registry(entries: int, lookups: int) -> dict:
     ``lookups`` of them (and as many missing names) all at once."""
     errors: list[str] = []
     async with tractor.get_registry() as reg:
+
         async def write(start: int) -> None:
             for i in range(start, entries, WRITERS):
                 uid, addrs = fake(i)

@@ -2,6 +2,7 @@
 accepts connections, or that now belongs to another actor, is deleted from
 the registrar's table by the lookup that finds it so, and the lookup goes
 on (a miss here) instead of hanging or raising a transport error."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,10 @@ import pytest
 import trio
 
 import tractor
-from tractor_testsupport.polling import wait_until
-from tractor_testsupport.procs import pid_alive
 from tractor.discovery import mk_maddr
 from tractor.discovery._registrar import local_registrar
+from tractor_testsupport.polling import wait_until
+from tractor_testsupport.procs import pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,9 @@ async def test_stale_newest_entry_falls_back_to_an_older_live_one(runtime_kwargs
             await an.cancel()
 
 
-async def _impostor(tpt_proto: str, addr: tuple, reply: bytes | None, task_status=trio.TASK_STATUS_IGNORED):
+async def _impostor(
+    tpt_proto: str, addr: tuple, reply: bytes | None, task_status=trio.TASK_STATUS_IGNORED
+):
     """A non-tractor server: answers every connection with ``reply`` (or
     nothing at all) and keeps it open."""
     import socket
@@ -142,8 +145,12 @@ async def _impostor(tpt_proto: str, addr: tuple, reply: bytes | None, task_statu
             os.unlink(os.path.join(*addr))
 
 
-@pytest.mark.parametrize('reply', [b'HTTP/1.1 400 Bad Request\r\n\r\n', None], ids=['garbage', 'silent'])
-async def test_registered_address_held_by_a_non_tractor_server(runtime_kwargs, tpt_proto, reply, monkeypatch):
+@pytest.mark.parametrize(
+    'reply', [b'HTTP/1.1 400 Bad Request\r\n\r\n', None], ids=['garbage', 'silent']
+)
+async def test_registered_address_held_by_a_non_tractor_server(
+    runtime_kwargs, tpt_proto, reply, monkeypatch
+):
     """An entry whose address is now held by something that is not tractor:
     the lookup neither hangs nor raises; a server that speaks garbage is
     plainly not the actor (entry deleted), a silent one is given up on

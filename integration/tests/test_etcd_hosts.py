@@ -7,6 +7,7 @@ Needs root, iproute2 and etcd (Debian: ``etcd-server``); without them these
 tests skip, saying what is missing (the single-host etcd tests in
 plugins/tractor-etcd still run).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,7 @@ def etcd_members(net):
 
 
 def url(
-    members: list[EtcdMember], prefix: str, order: list[int] | None = None, ttl: int = TTL,
+    members: list[EtcdMember], prefix: str, order: list[int] | None = None, ttl: int = TTL
 ) -> str:
     picked = [members[i] for i in (order or range(len(members)))]
     return f'etcd://{",".join(m.endpoint for m in picked)}/{prefix}?ttl={ttl}'
@@ -61,13 +62,23 @@ def prefix() -> str:
 
 
 async def join(
-    run_program, host: netns.Host, registry: str, find: str, transports: tuple = ('tcp',),
+    run_program, host: netns.Host, registry: str, find: str, transports: tuple = ('tcp',)
 ) -> dict:
     tpts = [arg for key in transports for arg in ('--transport', key)]
     async with run_program(
-        'discovery_tree.py', 'join', '--registry', registry, '--find', find,
-        '--call', '__main__:whoami', '--name', f'caller-{host.name}', *tpts,
-        ready='RESULT', prefix=host.run,
+        'discovery_tree.py',
+        'join',
+        '--registry',
+        registry,
+        '--find',
+        find,
+        '--call',
+        '__main__:whoami',
+        '--name',
+        f'caller-{host.name}',
+        *tpts,
+        ready='RESULT',
+        prefix=host.run,
     ) as prog:
         return prog.info
 
@@ -79,7 +90,7 @@ async def test_cross_host_call_through_etcd(net, etcd_members, prefix, run_progr
     reg = url(etcd_members, prefix)
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run,
+            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run
         ) as tree:
             svc = tree.info['services']['svc']
             assert not tree.info['root']['is_registrar']
@@ -93,7 +104,7 @@ async def test_cross_host_call_through_etcd(net, etcd_members, prefix, run_progr
 
 
 async def test_ranking_uds_on_the_same_host_tcp_from_another(
-    net, etcd_members, prefix, run_program,
+    net, etcd_members, prefix, run_program
 ):
     """A multihomed UDS+TCP actor on A is reached over UDS from A and over
     TCP from B. B has UDS too and shares A's file system (namespaces of one
@@ -102,7 +113,12 @@ async def test_ranking_uds_on_the_same_host_tcp_from_another(
     reg = url(etcd_members, prefix)
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'multi:uds,tcp',
+            'discovery_tree.py',
+            'tree',
+            '--registry',
+            reg,
+            '--service',
+            'multi:uds,tcp',
             prefix=a.run,
         ) as tree:
             svc = tree.info['services']['multi']
@@ -121,7 +137,7 @@ async def test_joining_an_embedded_registrar_on_another_host(net, run_program):
     reg = f'/ip4/{a.ip}/tcp/1616'
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run,
+            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run
         ) as tree:
             assert tree.info['root']['is_registrar']
             got = await join(run_program, b, reg, 'svc')
@@ -130,9 +146,7 @@ async def test_joining_an_embedded_registrar_on_another_host(net, run_program):
             assert got['called']['pid'] == tree.info['services']['svc']['pid']
 
 
-async def test_sigkill_expires_and_etcd_restart_reregisters(
-    net, etcd_members, prefix, run_program,
-):
+async def test_sigkill_expires_and_etcd_restart_reregisters(net, etcd_members, prefix, run_program):
     """SIGKILL on A: the entry is gone after the TTL, with nobody looking it
     up. etcd stopped and restarted empty: every live actor registers again."""
     a, b = net.hosts
@@ -140,8 +154,15 @@ async def test_sigkill_expires_and_etcd_restart_reregisters(
     reg = url(etcd_members, prefix)
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg,
-            '--service', 'doomed', '--service', 'keeper', prefix=a.run,
+            'discovery_tree.py',
+            'tree',
+            '--registry',
+            reg,
+            '--service',
+            'doomed',
+            '--service',
+            'keeper',
+            prefix=a.run,
         ) as tree:
             seen = await until_stored(member.endpoint, prefix, lambda e: len(e) == 3)
             assert names_in(seen) == ['doomed', 'keeper', 'root']
@@ -166,7 +187,7 @@ async def test_one_of_three_members_down(net, etcd_members, prefix, run_program)
     reg = url(etcd_members, prefix, ttl=ttl)  # m0 (on A) first
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run,
+            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'svc', prefix=a.run
         ) as tree:
             await until_stored(etcd_members[1].endpoint, prefix, lambda e: len(e) == 2)
             await trio.to_thread.run_sync(etcd_members[0].stop)
@@ -183,12 +204,14 @@ async def test_one_of_three_members_down(net, etcd_members, prefix, run_program)
             got = await join(run_program, b, reg, 'svc')  # registers itself too
             assert got['called']['pid'] == tree.info['services']['svc']['pid']
             assert names_in(await until_stored(live, prefix, lambda e: len(e) == 2)) == [
-                'root', 'svc']
+                'root',
+                'svc',
+            ]
 
 
 @pytest.mark.parametrize('net', [3], indirect=True)
 async def test_partitioned_host_entries_expire_then_come_back(
-    net, etcd_members, prefix, run_program,
+    net, etcd_members, prefix, run_program
 ):
     """Host C cut off: its entries expire within the TTL on the majority
     side; healed, C's actors register again by themselves."""
@@ -197,7 +220,7 @@ async def test_partitioned_host_entries_expire_then_come_back(
     majority = etcd_members[0].endpoint
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'onc', prefix=c.run,
+            'discovery_tree.py', 'tree', '--registry', reg, '--service', 'onc', prefix=c.run
         ):
             await until_stored(majority, prefix, lambda e: names_in(e) == ['onc', 'root'])
             net.partition(c)

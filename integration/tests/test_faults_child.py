@@ -7,6 +7,7 @@ The root SIGKILLed is covered by ``packages/tractor-core/tests/
 test_cancellation.py::test_sigkill_root_leaves_no_process`` (every
 descendant exits) and a middle actor by ``test_sigkill_middle_actor``.
 """
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ the registrar dead:
   re-registered (each watches its registrar connection and re-dials with
   a capped backoff), so lookups from a new program work again.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -46,11 +47,13 @@ def registrar_args(reg: tuple, tpt_proto: str) -> list[str]:
 
 
 async def test_registrar_killed_then_restarted(run_program, reg_addr, tpt_proto):
-    async with run_program('discovery_tree.py', *registrar_args(reg_addr, tpt_proto), expect_rc=None) as first:
+    async with run_program(
+        'discovery_tree.py', *registrar_args(reg_addr, tpt_proto), expect_rc=None
+    ) as first:
         assert first.info['root']['is_registrar']
         with trio.fail_after(BOUND):
             async with tractor.open_nursery(
-                registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                registry_addrs=[reg_addr], enable_transports=[tpt_proto]
             ) as an:
                 assert not tractor.current_actor().is_registrar
                 svc = await an.start_actor('svc', enable_modules=[__name__])
@@ -78,22 +81,34 @@ async def test_registrar_killed_then_restarted(run_program, reg_addr, tpt_proto)
                     assert await svc.run(ping) == 'pong'
                     await stream.send(None)
                     assert await stream.receive() == 'pong'
-                    async with tractor.find_actor('svc') as portal:  # a live peer: no registrar needed
+                    async with tractor.find_actor(
+                        'svc'
+                    ) as portal:  # a live peer: no registrar needed
                         assert portal.channel.uid == svc.channel.uid
 
                     # a registrar back at the same address: everyone re-registers
                     async with run_program(
-                        'discovery_tree.py', *registrar_args(reg_addr, tpt_proto),
+                        'discovery_tree.py', *registrar_args(reg_addr, tpt_proto)
                     ) as second:
                         assert second.info['root']['is_registrar']
                         async with tractor.get_registry(reg_addr) as reg:
                             for name in ('svc', 'client', tractor.current_actor().name):
-                                uid, _addrs = await reg.run_from_ns('self', 'wait_for_actor', name=name)
+                                uid, _addrs = await reg.run_from_ns(
+                                    'self', 'wait_for_actor', name=name
+                                )
                                 assert uid[0] == name
                         # and a program that knows only the registry finds svc
                         async with run_program(
-                            'discovery_tree.py', 'join', '--registry', str(mk_maddr(reg_addr)),
-                            '--transport', tpt_proto, '--find', 'svc', '--call', f'{__name__}:ping',
+                            'discovery_tree.py',
+                            'join',
+                            '--registry',
+                            str(mk_maddr(reg_addr)),
+                            '--transport',
+                            tpt_proto,
+                            '--find',
+                            'svc',
+                            '--call',
+                            f'{__name__}:ping',
                             ready='RESULT',
                         ) as joiner:
                             assert joiner.info['found']['uid'] == list(svc.channel.uid)
@@ -103,14 +118,16 @@ async def test_registrar_killed_then_restarted(run_program, reg_addr, tpt_proto)
                 await an.cancel()
 
 
-async def test_root_exits_cleanly_after_its_registrar_was_cancelled(run_program, reg_addr, tpt_proto):
+async def test_root_exits_cleanly_after_its_registrar_was_cancelled(
+    run_program, reg_addr, tpt_proto
+):
     """A joining root whose registrar (another tree) exited gracefully
     first still leaves its own block cleanly: unregistering from a gone
     registrar is not an error, nor is cancelling a child it had."""
     async with run_program('discovery_tree.py', *registrar_args(reg_addr, tpt_proto)) as reg:
         with trio.fail_after(BOUND):
             async with tractor.open_nursery(
-                registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                registry_addrs=[reg_addr], enable_transports=[tpt_proto]
             ) as an:
                 assert not tractor.current_actor().is_registrar
                 await an.start_actor('svc', enable_modules=[__name__])

@@ -4,6 +4,7 @@ whole-frame sends hold at most a window), and once a frame has been stuck
 for ``TRACTOR_SEND_STALL_TIMEOUT`` (set low here; 30 s by default) the
 sender drops that peer: its stream raises ``TransportClosed`` and it
 serves everyone else as before."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ between found no file and dropped that address from the registry as stale,
 like any dead address. A file that another process put at the path is
 never taken over, nor deleted when the actor exits.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ This is the slow packaging test (marked ``packaging``); it runs in CI like
 every other test. Third-party packages (trio, msgspec, pluggy) come from the
 package index, normally served from uv's cache after ``uv sync``.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.packaging]
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTS = [
-    'tractor', 'tractor-core', 'tractor-tcp', 'tractor-uds',
-    'tractor-discovery', 'tractor-cluster',
+    'tractor',
+    'tractor-core',
+    'tractor-tcp',
+    'tractor-uds',
+    'tractor-discovery',
+    'tractor-cluster',
 ]
 #: generous bounds for one uv/python invocation; they only stop hangs
 CMD_TIMEOUT = 120
@@ -57,8 +62,13 @@ def _run(cmd: list[str], *, cwd: Path, timeout: float = CMD_TIMEOUT) -> subproce
     """Run ``cmd`` in its own process group; on timeout kill that group
     (it holds only what ``cmd`` started) and fail."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=_env(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        cmd,
+        cwd=cwd,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -118,8 +128,16 @@ def _make_venv(tmp_path_factory, wheels: Path, name: str, dists: list[str]) -> V
     # tractor wheels by path (never a same-named project from the index);
     # their third-party dependencies from the index or uv's cache
     _check(
-        [uv, 'pip', 'install', '--python', str(venv.python), '--find-links', str(wheels),
-         *(str(_wheel(wheels, d)) for d in dists)],
+        [
+            uv,
+            'pip',
+            'install',
+            '--python',
+            str(venv.python),
+            '--find-links',
+            str(wheels),
+            *(str(_wheel(wheels, d)) for d in dists),
+        ],
         cwd=path,
     )
     return venv
@@ -287,7 +305,11 @@ def test_wheel_metadata_is_complete(wheels, dist):
     assert 'Author: The tractor developers' in meta
     assert 'Keywords: ' in meta
     assert 'Requires-Python: >=3.11' in meta
-    for classifier in ('Framework :: Trio', 'Typing :: Typed', 'Programming Language :: Python :: 3.11'):
+    for classifier in (
+        'Framework :: Trio',
+        'Typing :: Typed',
+        'Programming Language :: Python :: 3.11',
+    ):
         assert f'Classifier: {classifier}' in meta, classifier
     assert ('Classifier: Private :: Do Not Upload' in meta) == (dist in TEST_ONLY)
     if dist != 'tractor':  # the meta wheel ships no code
@@ -324,7 +346,7 @@ def test_debug_mode_on_a_lean_install_names_the_extra(lean):
     pulls it in): without it, debug mode says what to install."""
     out = lean.check(DEBUG_PROG)
     assert out.startswith('refused: '), out
-    assert "tractor-core[debug]" in out, out
+    assert 'tractor-core[debug]' in out, out
 
 
 def test_lean_install_runs_a_tree(lean):
@@ -362,8 +384,14 @@ def test_core_without_transport_fails_at_boot(bare):
 
 def test_meta_install_resolves_everything(full):
     assert _installed(full) == set(DISTS)
-    names = ['discovery', 'find_actor', 'wait_for_actor', 'Registrar', 'cluster',
-             'open_actor_cluster']
+    names = [
+        'discovery',
+        'find_actor',
+        'wait_for_actor',
+        'Registrar',
+        'cluster',
+        'open_actor_cluster',
+    ]
     out = full.check(MISSING_PROG, *names)
     assert out.splitlines() == [f'{n}: resolved' for n in names], out
     for proto in ('tcp', 'uds'):
@@ -371,11 +399,11 @@ def test_meta_install_resolves_everything(full):
 
 
 def test_lean_install_star_import_lists_only_what_is_installed(lean):
-    out = lean.check('''
+    out = lean.check("""
         from tractor import *  # noqa: F403
         import tractor
         print(sorted(tractor.__all__))
-    ''')
+    """)
     assert "'open_nursery'" in out
     assert 'find_actor' not in out and 'open_actor_cluster' not in out, out
 
@@ -419,7 +447,9 @@ def test_lean_install_fails_helpfully(uds_only):
     out = uds_only.check(HINTS_PROG)
     lines = out.splitlines()
     assert lines[0] == 'hasattr False False', out
-    assert "import tractor.discovery: tractor.discovery is provided by the 'tractor-discovery'" in out
+    assert (
+        "import tractor.discovery: tractor.discovery is provided by the 'tractor-discovery'" in out
+    )
     assert "import tractor.cluster: tractor.cluster is provided by the 'tractor-cluster'" in out
     # the seed's join program, as written, needs TCP and says so
     join = next(line for line in lines if line.startswith('join: '))
@@ -429,7 +459,6 @@ def test_lean_install_fails_helpfully(uds_only):
     assert 'TCP address' in join_uds and 'pip install tractor-tcp' in join_uds, out
     default = next(line for line in lines if line.startswith('default: '))
     assert "default transport 'tcp' is not installed" in default and "['uds']" in default, out
-
 
 
 TLS_MISSING_PROG = """
@@ -457,9 +486,11 @@ def test_tls_is_one_distribution_away(full, tmp_path_factory, wheels, tmp_path, 
     assert out.startswith('NoTransportInstalled') and 'tractor-tls' in out, out
     ca = trustme.CA()
     leaf = ca.issue_cert('127.0.0.1', 'localhost')
-    for var, name, pem in (('TRACTOR_TLS_CA', 'ca.pem', ca.cert_pem),
-                           ('TRACTOR_TLS_CERT', 'cert.pem', leaf.cert_chain_pems[0]),
-                           ('TRACTOR_TLS_KEY', 'key.pem', leaf.private_key_pem)):
+    for var, name, pem in (
+        ('TRACTOR_TLS_CA', 'ca.pem', ca.cert_pem),
+        ('TRACTOR_TLS_CERT', 'cert.pem', leaf.cert_chain_pems[0]),
+        ('TRACTOR_TLS_KEY', 'key.pem', leaf.private_key_pem),
+    ):
         pem.write_to_path(str(tmp_path / name))
         monkeypatch.setenv(var, str(tmp_path / name))
     with_tls = _make_venv(tmp_path_factory, wheels, 'tls', ['tractor', 'tractor-tls'])

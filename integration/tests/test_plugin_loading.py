@@ -2,6 +2,7 @@
 one that cannot be passed on fails the spawn saying why, and an installed
 plugin whose import fails is skipped with one warning while everything
 else keeps working."""
+
 from __future__ import annotations
 
 import os
@@ -17,22 +18,22 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT = 60
 
-PLUGIN = '''
+PLUGIN = """
 from tractor.plugin import hookimpl
 
 @hookimpl
 def tractor_rpc_modules(actor):
     # every actor that loaded this plugin also serves this module
     return [__name__ + '_served']
-'''
-SERVED = '''
+"""
+SERVED = """
 import os
 
 def hello() -> str:
     return f'served by pid {os.getpid()}'
-'''
+"""
 
-PROGRAM = '''
+PROGRAM = """
 import sys
 import trio, tractor
 import {plugin}
@@ -47,9 +48,9 @@ async def main(method):
 
 tractor.register_plugin({plugin})
 trio.run(main, sys.argv[1])
-'''
+"""
 
-MAIN_PLUGIN = '''
+MAIN_PLUGIN = """
 import sys
 import trio, tractor
 from tractor.plugin import hookimpl
@@ -68,7 +69,7 @@ async def main():
 
 tractor.register_plugin(Local())
 trio.run(main)
-'''
+"""
 
 
 def _port() -> int:
@@ -79,12 +80,18 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _run(tmp_path: Path, code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _run(
+    tmp_path: Path, code: str, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     script = tmp_path / f'prog_{uuid.uuid4().hex[:6]}.py'
     script.write_text(textwrap.dedent(code))
     return subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True,
-        timeout=TIMEOUT, env={**os.environ, **(env or {})}, cwd=tmp_path,
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, **(env or {})},
+        cwd=tmp_path,
     )
 
 
@@ -94,7 +101,10 @@ def test_plugin_registered_in_code_reaches_children(tmp_path, start_method):
     (tmp_path / f'{name}.py').write_text(PLUGIN)
     (tmp_path / f'{name}_served.py').write_text(SERVED)
     res = _run(
-        tmp_path, PROGRAM.format(plugin=name), start_method, str(_port()),
+        tmp_path,
+        PROGRAM.format(plugin=name),
+        start_method,
+        str(_port()),
         env={'PYTHONPATH': str(tmp_path)},
     )
     assert res.returncode == 0, res.stderr
@@ -118,7 +128,7 @@ def test_broken_installed_plugin_is_skipped_with_one_warning(tmp_path):
     (dist / 'METADATA').write_text('Metadata-Version: 2.1\nName: brokenplug\nVersion: 1.0\n')
     (dist / 'entry_points.txt').write_text('[tractor]\nbroken = brokenplug_mod\n')
     (site / 'brokenplug_mod.py').write_text('raise RuntimeError("this plugin is broken")\n')
-    code = '''
+    code = """
         import sys
         import trio, tractor
 
@@ -130,7 +140,7 @@ def test_broken_installed_plugin_is_skipped_with_one_warning(tmp_path):
                 await an.cancel()
 
         trio.run(main)
-    '''
+    """
     res = _run(tmp_path, code, str(_port()), env={'PYTHONPATH': str(site)})
     assert res.returncode == 0, res.stderr
     assert 'found True' in res.stdout

@@ -1,6 +1,7 @@
 """The public plugin SDK: its names are pinned, and no distribution other
 than core reaches into core's private modules (nor into another
 distribution's)."""
+
 from __future__ import annotations
 
 import ast
@@ -15,20 +16,53 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: what ``tractor.plugin`` offers; a change here is a change of the SDK
 PLUGIN_NAMES = [
-    'ENTRY_POINT_GROUP', 'hookimpl', 'hookspec',
-    'LOCAL', 'REMOTE', 'SAME_HOST', 'Address', 'StoreAddress', 'Transport',
-    'get_transport', 'installed_transports', 'is_one_address', 'wrap_address',
-    'runtime_dir', 'runtime_dir_path',
-    'Channel', 'check_actor_name', 'current_channel', 'dial', 'fn_address', 'request',
-    'SettingError', 'parse_positive_int', 'parse_seconds', 'register_setting', 'setting_value',
+    'ENTRY_POINT_GROUP',
+    'hookimpl',
+    'hookspec',
+    'LOCAL',
+    'REMOTE',
+    'SAME_HOST',
+    'Address',
+    'StoreAddress',
+    'Transport',
+    'get_transport',
+    'installed_transports',
+    'is_one_address',
+    'wrap_address',
+    'runtime_dir',
+    'runtime_dir_path',
+    'Channel',
+    'check_actor_name',
+    'current_channel',
+    'dial',
+    'fn_address',
+    'request',
+    'SettingError',
+    'parse_positive_int',
+    'parse_seconds',
+    'register_setting',
+    'setting_value',
     'NURSERY_OPTIONS',
-    'Process', 'SpawnBackend', 'SpawnFn',
+    'Process',
+    'SpawnBackend',
+    'SpawnFn',
 ]
 #: what ``tractor.discovery.store`` offers a registry store's author
 STORE_NAMES = [
-    'DEFAULT_BUFFER', 'Entry', 'Hub', 'MemoryRegistry', 'Registered', 'RegistryBackend',
-    'Subscription', 'Uid', 'Unregistered', 'WireAddr', 'check_filter', 'check_uid',
-    'check_wire', 'meta_fields',
+    'DEFAULT_BUFFER',
+    'Entry',
+    'Hub',
+    'MemoryRegistry',
+    'Registered',
+    'RegistryBackend',
+    'Subscription',
+    'Uid',
+    'Unregistered',
+    'WireAddr',
+    'check_filter',
+    'check_uid',
+    'check_wire',
+    'meta_fields',
 ]
 
 #: a private module of ``tractor`` or of one of its sub-packages used as an
@@ -49,7 +83,11 @@ def _distributions() -> list[tuple[Path, str | None]]:
             src = dist / 'src'
             if not src.is_dir():
                 continue  # the meta distribution: no code
-            own = [p.name for p in (src / 'tractor').iterdir() if p.is_dir()] if (src / 'tractor').is_dir() else []
+            own = (
+                [p.name for p in (src / 'tractor').iterdir() if p.is_dir()]
+                if (src / 'tractor').is_dir()
+                else []
+            )
             out.append((src, own[0] if len(own) == 1 else None))
     return out
 
@@ -73,9 +111,8 @@ def private_uses(text: str, own: str | None = None) -> list[tuple[int, str]]:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if any(_is_private(f'{node.module}.{a.name}', own) for a in node.names):
                 hit.add(node.lineno)
-        elif isinstance(node, ast.Import):
-            if any(_is_private(a.name, own) for a in node.names):
-                hit.add(node.lineno)
+        elif isinstance(node, ast.Import) and any(_is_private(a.name, own) for a in node.names):
+            hit.add(node.lineno)
     for lineno, line in enumerate(lines, 1):
         for m in _PRIVATE_ATTR.finditer(line):
             if _is_private(m.group(0)[:-1] + '_', own):
@@ -116,8 +153,14 @@ def test_no_distribution_imports_private_tractor_modules():
     names = {src.parent.name for src, _ in dists}
     # the scan covers what it claims to (a moved tree must not drop out)
     assert {
-        'tractor-discovery', 'tractor-cluster', 'tractor-tcp', 'tractor-uds', 'tractor-etcd',
-        'tractor-tls', 'test-transport', 'test-support',
+        'tractor-discovery',
+        'tractor-cluster',
+        'tractor-tcp',
+        'tractor-uds',
+        'tractor-etcd',
+        'tractor-tls',
+        'test-transport',
+        'test-support',
     } <= names
     found = []
     for src, own in dists:
@@ -127,10 +170,9 @@ def test_no_distribution_imports_private_tractor_modules():
     assert not found, 'private tractor modules used outside core:\n' + '\n'.join(found)
 
 
-@pytest.mark.parametrize('modname, names', [
-    ('tractor.plugin', PLUGIN_NAMES),
-    ('tractor.discovery.store', STORE_NAMES),
-])
+@pytest.mark.parametrize(
+    'modname, names', [('tractor.plugin', PLUGIN_NAMES), ('tractor.discovery.store', STORE_NAMES)]
+)
 def test_public_names_are_pinned(modname, names):
     import importlib
 
@@ -150,7 +192,7 @@ def test_import_tractor_stays_lean():
         'print(lean, tractor.plugin.hookimpl is hookimpl)'
     )
     out = subprocess.run(
-        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ['True', 'True'], out.stderr
 
@@ -159,7 +201,9 @@ def test_the_documented_transport_is_the_test_transport():
     """``docs/architecture.md`` ("Writing a plugin") shows the model
     transport; it must stay the code that the third-party tests run."""
     doc = (ROOT / 'docs' / 'architecture.md').read_text()
-    block = doc.split('<!-- test-transport:begin -->', 1)[1].split('<!-- test-transport:end -->', 1)[0]
+    block = doc.split('<!-- test-transport:begin -->', 1)[1].split(
+        '<!-- test-transport:end -->', 1
+    )[0]
     code = block.strip().removeprefix('```python').removesuffix('```').strip()
     mod = ROOT / 'integration' / 'test-transport' / 'src' / 'tractor_testtransport' / '__init__.py'
     assert code == mod.read_text().split('"""', 2)[2].strip()

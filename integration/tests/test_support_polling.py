@@ -1,9 +1,11 @@
 """The shared polling helper: returns the condition's value, bounded, and
 names the condition when it times out."""
+
 from __future__ import annotations
 
 import pytest
 import trio
+
 from tractor_testsupport.polling import ConditionTimeout, wait_until, wait_until_sync
 
 
@@ -25,7 +27,10 @@ async def test_wait_until_returns_the_value_sync_or_async():
 
 async def test_wait_until_names_the_condition_on_timeout():
     with trio.fail_after(5):
-        with pytest.raises(ConditionTimeout, match=r"the thing is ready: still not true after 0\.05s \(last value: 0\)"):
+        with pytest.raises(
+            ConditionTimeout,
+            match=r'the thing is ready: still not true after 0\.05s \(last value: 0\)',
+        ):
             await wait_until(lambda: 0, 'the thing is ready', timeout=0.05, poll=0.01)
 
 

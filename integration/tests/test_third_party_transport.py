@@ -1,6 +1,7 @@
 """An actor tree over a transport that neither core nor the built-in plugins
 know: ``tractor-testtransport`` (Linux abstract unix sockets), found only
 through the ``tractor`` entry-point group."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ import pytest
 import trio
 
 import tractor
-from tractor.plugin import installed_transports
 from tractor.discovery import mk_maddr, parse_maddr
+from tractor.plugin import installed_transports
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,9 +77,7 @@ def test_plugin_is_found_through_the_entry_point():
 async def test_actor_tree_over_abstract_sockets():
     reg = (f'trt-registry-{uuid.uuid4().hex[:12]}',)
     with trio.fail_after(30):
-        async with tractor.open_nursery(
-            enable_transports=['abstract'], registry_addrs=[reg]
-        ) as an:
+        async with tractor.open_nursery(enable_transports=['abstract'], registry_addrs=[reg]) as an:
             root = tractor.current_actor()
             assert [tuple(a) for a in root.reg_addrs] == [reg]
             assert root.is_registrar and reg in root.accept_addrs

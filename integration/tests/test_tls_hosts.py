@@ -6,6 +6,7 @@ joins over TLS, finds 'svc' and calls it over TLS (encrypted first among
 remote addresses); a program on B with a certificate from another CA is
 refused. Needs root and iproute2 (skips otherwise).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,11 @@ def cert_env(ca: trustme.CA, ca_path: Path, tmp_path: Path, name: str, *identiti
     cert, key = tmp_path / f'{name}.pem', tmp_path / f'{name}.key'
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
-    return {'TRACTOR_TLS_CA': str(ca_path), 'TRACTOR_TLS_CERT': str(cert), 'TRACTOR_TLS_KEY': str(key)}
+    return {
+        'TRACTOR_TLS_CA': str(ca_path),
+        'TRACTOR_TLS_CERT': str(cert),
+        'TRACTOR_TLS_KEY': str(key),
+    }
 
 
 async def test_tls_across_hosts(net, run_program, tmp_path):
@@ -38,8 +43,16 @@ async def test_tls_across_hosts(net, run_program, tmp_path):
     reg = f'/ip4/{a.ip}/tcp/1617/tls'
     with trio.fail_after(TIMEOUT):
         async with run_program(
-            'discovery_tree.py', 'tree', '--registry', reg, '--transport', 'tls',
-            '--service', 'svc:tls,tcp', prefix=a.run, env=env_a,
+            'discovery_tree.py',
+            'tree',
+            '--registry',
+            reg,
+            '--transport',
+            'tls',
+            '--service',
+            'svc:tls,tcp',
+            prefix=a.run,
+            env=env_a,
         ) as tree:
             assert tree.info['root']['is_registrar']
             svc = tree.info['services']['svc']
@@ -47,9 +60,21 @@ async def test_tls_across_hosts(net, run_program, tmp_path):
             assert sorted(svc['transports']) == ['tcp', 'tls']
             assert {tuple(x)[0] for x in svc['accept_addrs']} == {a.ip}
             async with run_program(
-                'discovery_tree.py', 'join', '--registry', reg, '--find', 'svc',
-                '--call', '__main__:whoami', '--name', 'caller', '--transport', 'tls',
-                ready='RESULT', prefix=b.run, env=env_b,
+                'discovery_tree.py',
+                'join',
+                '--registry',
+                reg,
+                '--find',
+                'svc',
+                '--call',
+                '__main__:whoami',
+                '--name',
+                'caller',
+                '--transport',
+                'tls',
+                ready='RESULT',
+                prefix=b.run,
+                env=env_b,
             ) as joiner:
                 got = joiner.info
             assert got['found']['uid'] == svc['uid']
@@ -64,9 +89,20 @@ async def test_tls_across_hosts(net, run_program, tmp_path):
             stranger = trustme.CA(organization_name='someone else')
             env_x = cert_env(stranger, ca_path, tmp_path, 'stranger', b.ip)
             async with run_program(
-                'discovery_tree.py', 'join', '--registry', reg, '--find', 'svc',
-                '--name', 'stranger', '--transport', 'tls',
-                ready=None, expect_rc=None, prefix=b.run, env=env_x,
+                'discovery_tree.py',
+                'join',
+                '--registry',
+                reg,
+                '--find',
+                'svc',
+                '--name',
+                'stranger',
+                '--transport',
+                'tls',
+                ready=None,
+                expect_rc=None,
+                prefix=b.run,
+                env=env_x,
             ) as bad:
                 with trio.fail_after(TIMEOUT):
                     await bad.proc.wait()

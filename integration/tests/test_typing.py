@@ -1,5 +1,6 @@
 """What a user's type checker sees: the seed APIs, the lazily resolved
 names included, carry their real signatures (mypy on a small program)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,10 +22,24 @@ def _mypy(program: str) -> subprocess.CompletedProcess:
     # --config-file '': as a user runs it, without the workspace's own mypy
     # settings (mypy would find the root pyproject.toml above the program)
     return subprocess.run(
-        [sys.executable, '-m', 'mypy', '--config-file', '', '--follow-imports=silent',
-         '--python-version', '3.11',
-         '--no-incremental', '--no-error-summary', '--show-error-codes', str(HERE / program)],
-        capture_output=True, text=True, timeout=TIMEOUT, cwd=HERE,
+        [
+            sys.executable,
+            '-m',
+            'mypy',
+            '--config-file',
+            '',
+            '--follow-imports=silent',
+            '--python-version',
+            '3.11',
+            '--no-incremental',
+            '--no-error-summary',
+            '--show-error-codes',
+            str(HERE / program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=HERE,
     )
 
 

@@ -11,6 +11,7 @@ trio task, a guest of a fresh asyncio loop, has the host loop set a
 ``trio.Event`` it waits on (``loop.call_soon(event.set)``), so every sample is
 one trio -> asyncio -> trio round, idle wake-up of the guest included.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,7 @@ async def _measure(n: int) -> dict[str, list[float]]:
     runs: dict[str, list[float]] = {'infected': [], 'trio': []}
     async with tractor.open_nursery(registry_addrs=tcp_registry(), enable_transports=['tcp']) as an:
         infected = await an.start_actor(
-            'aio_bench', enable_modules=['targets', 'aio_targets'], infect_asyncio=True,
+            'aio_bench', enable_modules=['targets', 'aio_targets'], infect_asyncio=True
         )
         plain = await an.start_actor('trio_bench', enable_modules=['targets'])
         for portal in (infected, plain):
@@ -70,10 +71,15 @@ def run(quick: bool) -> dict[str, float]:
     n = 200 if quick else 4000
     floor = _bare_hops(n)
     runs = trio.run(_measure, n)
-    figures = {'floor.aio_guest_hop.p50_us': pct(floor, 0.5) * 1e6,
-               'floor.aio_guest_hop.p99_us': pct(floor, 0.99) * 1e6}
-    for key, prefix in (('infected', 'aio.portal_run'), ('trio', 'aio.trio_portal_run'),
-                        ('run_task', 'aio.run_task')):
+    figures = {
+        'floor.aio_guest_hop.p50_us': pct(floor, 0.5) * 1e6,
+        'floor.aio_guest_hop.p99_us': pct(floor, 0.99) * 1e6,
+    }
+    for key, prefix in (
+        ('infected', 'aio.portal_run'),
+        ('trio', 'aio.trio_portal_run'),
+        ('run_task', 'aio.run_task'),
+    ):
         samples = runs[key]
         figures[f'{prefix}.p50_us'] = pct(samples, 0.5) * 1e6
         figures[f'{prefix}.p99_us'] = pct(samples, 0.99) * 1e6

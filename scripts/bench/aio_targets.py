@@ -1,5 +1,6 @@
 """Functions the infected benchmark actor serves (``enable_modules=['aio_targets']``);
 a module of their own so that no other benchmarked actor imports asyncio."""
+
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
 """cluster: ``open_actor_cluster(count=N)`` until every worker answered one
 call, and its teardown (block exit until every worker is reaped); also the
 CPU time each worker used until it answered."""
+
 from __future__ import annotations
 
 import trio

@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark families: statistics, the machine
 description, free ports, and tractor's framing for the raw-socket floors."""
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,11 @@ def _cpu_model() -> str:
 def _git_rev() -> str | None:
     try:
         out = subprocess.run(
-            ['git', 'rev-parse', '--short', 'HEAD'], cwd=HERE, capture_output=True,
-            text=True, timeout=5,
+            ['git', 'rev-parse', '--short', 'HEAD'],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -126,10 +130,10 @@ class FrameReader:
         while True:
             data, pos = self.data, self.pos
             if len(data) - pos >= 4:
-                end = pos + 4 + int.from_bytes(data[pos:pos + 4], 'big')
+                end = pos + 4 + int.from_bytes(data[pos : pos + 4], 'big')
                 if len(data) >= end:
                     self.pos = end
-                    return memoryview(data)[pos + 4:end]
+                    return memoryview(data)[pos + 4 : end]
             chunk = await self.stream.receive_some(256 * 1024)
             if not chunk:
                 raise EOFError('peer closed the connection')

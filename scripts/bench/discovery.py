@@ -7,6 +7,7 @@ target (``find_actor`` closes the one it dials when its block exits, and
 ``targets.lookup_samples`` checks before each round), so the fast path for
 already-connected peers never applies. The registrar is the root actor.
 """
+
 from __future__ import annotations
 
 import trio

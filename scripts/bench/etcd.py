@@ -18,6 +18,7 @@ and dials). Figures, p50 over TCP:
   entries (lightweight: registered by the prober, not 10,000 processes)
   are in the store.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,10 @@ N_ENTRIES = 10_000
 async def samples(name: str, n: int, entries: int) -> dict[str, list[float]]:
     """Run in the prober: time each operation ``n`` times."""
     import httpx
-    import targets
 
-    from tractor.plugin import wrap_address
+    import targets
     from tractor.discovery import get_registry
+    from tractor.plugin import wrap_address
     from tractor_etcd._backend import EtcdRegistry
 
     actor = tractor.current_actor()
@@ -71,6 +72,7 @@ async def samples(name: str, n: int, entries: int) -> dict[str, list[float]]:
                     conn.append(t2 - t1)
                     regs.append(t4 - t3)
         out.update({'raw_range': raw, 'connect': conn, 'register': regs})
+
         # the store grows: lightweight entries, 50 puts in flight at a time
         async def put_many(start: int) -> None:
             for j in range(start, entries, 50):
@@ -123,7 +125,8 @@ def run(quick: bool) -> dict[str, float]:
     res = {f'etcd.{k}.p50_us': pct(v, 0.5) * 1e6 for k, v in s.items() if k != 'fill_s'}
     res['etcd.fill_s'] = s['fill_s'][0]
     res['etcd.find_actor_over_floor'] = res['etcd.find_actor.p50_us'] / (
-        res['etcd.raw_range.p50_us'] + res['etcd.connect.p50_us'])
+        res['etcd.raw_range.p50_us'] + res['etcd.connect.p50_us']
+    )
     return res
 
 

@@ -1,5 +1,6 @@
 """import: ``import tractor`` in a fresh interpreter vs ``import trio,
 msgspec`` (the import statement alone, timed inside the child; median)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,7 +15,11 @@ CASES = {'tractor': 'tractor', 'trio_msgspec': 'trio, msgspec'}
 def _time_import(what: str, cwd: str) -> float:
     out = subprocess.run(
         [sys.executable, '-c', PROG.format(what)],
-        cwd=cwd, capture_output=True, text=True, check=True, timeout=60,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return float(out.stdout)
 

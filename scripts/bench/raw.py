@@ -1,6 +1,7 @@
 """The client side of the raw-socket floors (the server is ``rawpeer.py``,
 a separate process): ping-pong and batched one-way throughput of the very
 frames the runtime sends, over the same socket type."""
+
 from __future__ import annotations
 
 import os

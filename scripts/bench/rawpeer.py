@@ -12,6 +12,7 @@ connection opens with one frame ``[mode, n]``:
 - ``'sink'``: decode ``n`` frames, then answer one ``b'k'`` byte;
 - ``'quit'``: stop serving and exit.
 """
+
 from __future__ import annotations
 
 import socket

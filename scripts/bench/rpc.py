@@ -2,6 +2,7 @@
 UDS (and TLS, from the tls family), without and with a 10 KiB argument. Floor: a raw trio ping-pong of the
 same ``Start``/``Return`` frames over the same socket type. Rounds of the
 two alternate so that background load hits both alike."""
+
 from __future__ import annotations
 
 import trio
@@ -44,9 +45,11 @@ async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
             await pingpong(connect, start, max(10, n // 20))
             for _ in range(ROUNDS):
                 runs.setdefault(('tractor', case), []).extend(
-                    await _calls(portal, kwargs, n // ROUNDS))
+                    await _calls(portal, kwargs, n // ROUNDS)
+                )
                 runs.setdefault(('raw', case), []).extend(
-                    await pingpong(connect, start, n // ROUNDS))
+                    await pingpong(connect, start, n // ROUNDS)
+                )
         await portal.cancel_actor()
     figures = {}
     for (who, case), samples in runs.items():

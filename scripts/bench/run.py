@@ -8,6 +8,7 @@ speed issue's target) and optionally writes everything as JSON. ``--quick``
 runs few iterations and small clusters (a smoke run: it asserts nothing
 about timings). Each family lives in its own module next to this one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,23 +84,50 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('spawn: CPU time of the actor until it answered', 'spawn.child_cpu_ms', None, None),
     ]
     for n in (2, 4, 8, 16):
-        rows.append((f'cluster of {n} ready', f'cluster.{n}.ready_ms', None,
-                     ('abs<=', 300) if n == 16 else None))
+        rows.append(
+            (
+                f'cluster of {n} ready',
+                f'cluster.{n}.ready_ms',
+                None,
+                ('abs<=', 300) if n == 16 else None,
+            )
+        )
         rows.append((f'cluster of {n} teardown', f'cluster.{n}.teardown_ms', None, None))
-        rows.append((f'cluster of {n}: CPU time per worker until ready', f'cluster.{n}.cpu_per_worker_ms', None, None))
+        rows.append(
+            (
+                f'cluster of {n}: CPU time per worker until ready',
+                f'cluster.{n}.cpu_per_worker_ms',
+                None,
+                None,
+            )
+        )
     for key in ('tcp', 'uds'):
         for case in ('noop', '10k'):
             what = 'portal.run(noop)' if case == 'noop' else 'portal.run(noop, 10 KiB)'
             rpc_key, floor = f'rpc.{key}.{case}', f'floor.raw_pingpong.{key}.{case}'
             rows += [
-                (f'{what} {key} p50', f'{rpc_key}.p50_us', f'{floor}.p50_us',
-                 ('<=', 2) if case == 'noop' else None),
+                (
+                    f'{what} {key} p50',
+                    f'{rpc_key}.p50_us',
+                    f'{floor}.p50_us',
+                    ('<=', 2) if case == 'noop' else None,
+                ),
                 (f'{what} {key} p99', f'{rpc_key}.p99_us', f'{floor}.p99_us', None),
                 (f'{what} {key} calls/s', f'{rpc_key}.per_s', f'{floor}.per_s', None),
             ]
     rows += [
-        ('stream one-way tcp', 'stream.tcp.oneway_per_s', 'floor.raw_oneway_batched.tcp.per_s', ('>=', 0.15)),
-        ('stream echo tcp p50', 'stream.tcp.echo.p50_us', 'floor.raw_pingpong.tcp.yield.p50_us', ('<=', 1.5)),
+        (
+            'stream one-way tcp',
+            'stream.tcp.oneway_per_s',
+            'floor.raw_oneway_batched.tcp.per_s',
+            ('>=', 0.15),
+        ),
+        (
+            'stream echo tcp p50',
+            'stream.tcp.echo.p50_us',
+            'floor.raw_pingpong.tcp.yield.p50_us',
+            ('<=', 1.5),
+        ),
         ('find_actor (not connected) p50', 'discovery.find_actor.p50_us', PINGPONG_TCP, ('<=', 10)),
         ('query_actor p50', 'discovery.query_actor.p50_us', PINGPONG_TCP, None),
         ('wait_for_actor (registered) p50', 'discovery.wait_for_actor.p50_us', PINGPONG_TCP, None),
@@ -114,25 +142,79 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
             (f'{what} tls calls/s', f'{rpc_key}.per_s', f'{floor}.per_s', None),
         ]
     rows += [
-        ('stream one-way tls', 'stream.tls.oneway_per_s', 'floor.raw_oneway_batched.tls.per_s', None),
-        ('stream echo tls p50', 'stream.tls.echo.p50_us', 'floor.raw_pingpong.tls.yield.p50_us', ('<=', 1.5)),
+        (
+            'stream one-way tls',
+            'stream.tls.oneway_per_s',
+            'floor.raw_oneway_batched.tls.per_s',
+            None,
+        ),
+        (
+            'stream echo tls p50',
+            'stream.tls.echo.p50_us',
+            'floor.raw_pingpong.tls.yield.p50_us',
+            ('<=', 1.5),
+        ),
         # the cost of TLS: the same figure over plain TCP as the "floor"
-        ('TLS cost: portal.run(noop) tls vs tcp p50', 'rpc.tls.noop.p50_us', 'rpc.tcp.noop.p50_us', None),
-        ('TLS cost: portal.run(noop) tls vs tcp calls/s', 'rpc.tls.noop.per_s', 'rpc.tcp.noop.per_s', None),
-        ('TLS cost: stream one-way tls vs tcp', 'stream.tls.oneway_per_s', 'stream.tcp.oneway_per_s', None),
-        ('TLS cost: stream echo tls vs tcp p50', 'stream.tls.echo.p50_us', 'stream.tcp.echo.p50_us', None),
-        ('portal.run(noop) into an infected actor tcp p50', 'aio.portal_run.p50_us',
-         'aio.trio_portal_run.p50_us', ('<=', 1.5)),
-        ('portal.run(noop) into an infected actor tcp p99', 'aio.portal_run.p99_us',
-         'aio.trio_portal_run.p99_us', None),
-        ('portal.run(noop) into an infected actor tcp calls/s', 'aio.portal_run.per_s',
-         'aio.trio_portal_run.per_s', None),
-        ('portal.run(noop) into an infected actor vs the bare hop', 'aio.portal_run.p50_us',
-         'floor.aio_guest_hop.p50_us', None),
-        ('to_asyncio.run_task(noop) round trip p50', 'aio.run_task.p50_us',
-         'floor.aio_guest_hop.p50_us', None),
-        ('to_asyncio.run_task(noop) round trip p99', 'aio.run_task.p99_us',
-         'floor.aio_guest_hop.p99_us', None),
+        (
+            'TLS cost: portal.run(noop) tls vs tcp p50',
+            'rpc.tls.noop.p50_us',
+            'rpc.tcp.noop.p50_us',
+            None,
+        ),
+        (
+            'TLS cost: portal.run(noop) tls vs tcp calls/s',
+            'rpc.tls.noop.per_s',
+            'rpc.tcp.noop.per_s',
+            None,
+        ),
+        (
+            'TLS cost: stream one-way tls vs tcp',
+            'stream.tls.oneway_per_s',
+            'stream.tcp.oneway_per_s',
+            None,
+        ),
+        (
+            'TLS cost: stream echo tls vs tcp p50',
+            'stream.tls.echo.p50_us',
+            'stream.tcp.echo.p50_us',
+            None,
+        ),
+        (
+            'portal.run(noop) into an infected actor tcp p50',
+            'aio.portal_run.p50_us',
+            'aio.trio_portal_run.p50_us',
+            ('<=', 1.5),
+        ),
+        (
+            'portal.run(noop) into an infected actor tcp p99',
+            'aio.portal_run.p99_us',
+            'aio.trio_portal_run.p99_us',
+            None,
+        ),
+        (
+            'portal.run(noop) into an infected actor tcp calls/s',
+            'aio.portal_run.per_s',
+            'aio.trio_portal_run.per_s',
+            None,
+        ),
+        (
+            'portal.run(noop) into an infected actor vs the bare hop',
+            'aio.portal_run.p50_us',
+            'floor.aio_guest_hop.p50_us',
+            None,
+        ),
+        (
+            'to_asyncio.run_task(noop) round trip p50',
+            'aio.run_task.p50_us',
+            'floor.aio_guest_hop.p50_us',
+            None,
+        ),
+        (
+            'to_asyncio.run_task(noop) round trip p99',
+            'aio.run_task.p99_us',
+            'floor.aio_guest_hop.p99_us',
+            None,
+        ),
     ]
     return rows
 
@@ -161,13 +243,22 @@ def build_rows(figures: dict[str, float]) -> list[dict]:
             elif ratio is not None:
                 target_text = f'{"≤" if op == "<=" else "≥"} {bound}×'
                 met = ratio <= bound if op == '<=' else ratio >= bound
-        out.append({
-            'figure': label, 'key': key, 'value': value, 'value_text': _fmt(key, value),
-            'floor_key': floor_key, 'floor': floor,
-            'floor_text': f'{_fmt(floor_key, floor)} ({floor_name(floor_key)})'
-            if floor is not None else '',
-            'ratio': ratio, 'target': target_text, 'met': met,
-        })
+        out.append(
+            {
+                'figure': label,
+                'key': key,
+                'value': value,
+                'value_text': _fmt(key, value),
+                'floor_key': floor_key,
+                'floor': floor,
+                'floor_text': f'{_fmt(floor_key, floor)} ({floor_name(floor_key)})'
+                if floor is not None
+                else '',
+                'ratio': ratio,
+                'target': target_text,
+                'met': met,
+            }
+        )
     return out
 
 
@@ -198,11 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='few iterations, small clusters')
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
-    parser.add_argument('--only', metavar='FAMILIES',
-                        help=f'comma-separated subset of: {",".join(FAMILIES)}')
-    parser.add_argument('--start-method', metavar='METHOD',
-                        help='spawn backend of every tree (sets TRACTOR_START_METHOD; '
-                             'default: the runtime\'s default)')
+    parser.add_argument(
+        '--only', metavar='FAMILIES', help=f'comma-separated subset of: {",".join(FAMILIES)}'
+    )
+    parser.add_argument(
+        '--start-method',
+        metavar='METHOD',
+        help='spawn backend of every tree (sets TRACTOR_START_METHOD; '
+        "default: the runtime's default)",
+    )
     args = parser.parse_args(argv)
     if args.start_method:
         from tractor._spawn import resolve_start_method
@@ -244,19 +339,28 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmpdir, ignore_errors=True)
     mach['loadavg_end'] = list(os.getloadavg())
     rows = build_rows(figures)
-    print(f'\n## tractor benchmarks ({"quick" if args.quick else "full"} run, '
-          f'{time.perf_counter() - started:.1f} s)\n')
+    print(
+        f'\n## tractor benchmarks ({"quick" if args.quick else "full"} run, '
+        f'{time.perf_counter() - started:.1f} s)\n'
+    )
     print(describe(mach) + '\n')
     print(table(rows))
     if errors:
         print(f'\nfailed families: {", ".join(errors)}')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump({
-                'mode': 'quick' if args.quick else 'full', 'machine': mach,
-                'figures': figures, 'rows': rows, 'family_seconds': timings,
-                'errors': errors,
-            }, f, indent=2)
+            json.dump(
+                {
+                    'mode': 'quick' if args.quick else 'full',
+                    'machine': mach,
+                    'figures': figures,
+                    'rows': rows,
+                    'family_seconds': timings,
+                    'errors': errors,
+                },
+                f,
+                indent=2,
+            )
     return 1 if errors else 0
 
 

@@ -10,6 +10,7 @@ per message (one-way, corked 32-byte ``Yield`` frames) and per round trip
 No actor, no scheduler of another process: what is left is the cost of
 sealing, scanning and checking the batches.
 """
+
 from __future__ import annotations
 
 import socket
@@ -65,6 +66,7 @@ async def pingpong(session: bool, size: int) -> float:
     start = _msg.Start(cid=2, ns='m', func='noop', kwargs={'data': b'x' * size} if size else {})
     ret = _msg.Return(cid=2, pld=msgspec.Raw(b'\xc0'))
     async with trio.open_nursery() as tn:
+
         async def echo() -> None:
             while True:
                 await rx.recv()
@@ -99,7 +101,9 @@ async def main() -> None:
     for name in CASES:
         plain = statistics.median(got[(name, False)])
         sess = statistics.median(got[(name, True)])
-        print(f'| {name} | {plain:.2f} | {sess:.2f} | {sess - plain:+.2f} ({(sess / plain - 1) * 100:+.0f}%) |')
+        print(
+            f'| {name} | {plain:.2f} | {sess:.2f} | {sess - plain:+.2f} ({(sess / plain - 1) * 100:+.0f}%) |'
+        )
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """spawn: ``start_actor`` until the first ``portal.run`` returns, and
 teardown (``cancel_actor`` until the process is reaped), sequentially.
 Floors: a bare interpreter start and an ``os.fork()`` + ``waitpid()``."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """stream: one-way messages/s through a context stream and the echo round
 trip, over TCP (and TLS, from the tls family). Floors: the same ``Yield`` frames sent one way in batches of
 up to 64 per write to a receiver that decodes each, and ping-ponged."""
+
 from __future__ import annotations
 
 import trio

@@ -1,4 +1,5 @@
 """Functions the benchmarked actors serve (``enable_modules=['targets']``)."""
+
 from __future__ import annotations
 
 import time

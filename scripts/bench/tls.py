@@ -7,6 +7,7 @@ The certificates are made for the run with ``trustme`` (a CA and one
 loopback certificate, in the run's temporary directory) and handed to
 every process through ``TRACTOR_TLS_*``.
 """
+
 from __future__ import annotations
 
 import os

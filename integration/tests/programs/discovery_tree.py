@@ -17,6 +17,7 @@ Two modes; every address on the command line is multiaddr text:
 Either mode prints ``AUTHFAIL {"error": ...}`` and exits 3 when it meets a
 tree with another secret (``TRACTOR_SECRET``, else the cookie).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,9 +76,7 @@ async def tree(args) -> None:
         for spec in args.service:
             name, _, tpts = spec.partition(':')
             portal = await an.start_actor(
-                name,
-                enable_modules=[__name__],
-                enable_transports=tpts.split(',') if tpts else None,
+                name, enable_modules=[__name__], enable_transports=tpts.split(',') if tpts else None
             )
             services[name] = await portal.run(whoami)
         emit('READY', {'root': _facts(), 'services': services})
@@ -88,9 +87,7 @@ async def tree(args) -> None:
 
 async def join(args) -> None:
     async with tractor.open_root_actor(
-        name=args.name,
-        registry_addrs=_registries(args),
-        enable_transports=args.transport or None,
+        name=args.name, registry_addrs=_registries(args), enable_transports=args.transport or None
     ):
         result: dict = {'me': _facts(), 'found': None}
         async with tractor.find_actor(args.find) as portal:
@@ -111,8 +108,12 @@ def main() -> None:
     parser.add_argument('mode', choices=['tree', 'join'])
     parser.add_argument('--registry', action='append', default=[])
     parser.add_argument('--transport', action='append', default=[])
-    parser.add_argument('--service', action='append', default=[],
-                        help='NAME or NAME:tpt1,tpt2 (its enable_transports)')
+    parser.add_argument(
+        '--service',
+        action='append',
+        default=[],
+        help='NAME or NAME:tpt1,tpt2 (its enable_transports)',
+    )
     parser.add_argument('--ensure-registry', action='store_true')
     parser.add_argument('--name', default='joiner')
     parser.add_argument('--find', default='data_feed')

@@ -1,4 +1,5 @@
 """Calls a type checker must refuse: each line marked `# error` is wrong."""
+
 import tractor
 
 

@@ -4,6 +4,7 @@ Test modules are also loaded inside worker processes (they serve their own
 functions over RPC), so they must not import each other: shared helpers
 live here, as fixtures.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from tractor._plugins import get_plugin_manager, hookimpl
 from tractor_testsupport.polling import wait_until as poll_until
 from tractor_testsupport.procs import pid_alive
@@ -36,8 +38,10 @@ def wait_until():
     """``await wait_until(predicate)``: poll a (sync) condition until it holds
     (:func:`tractor_testsupport.polling.wait_until`; callers usually bound it
     tighter with their own ``trio.fail_after``)."""
+
     async def wait(predicate, poll: float = 0.02) -> None:
         await poll_until(predicate, poll=poll)
+
     return wait
 
 

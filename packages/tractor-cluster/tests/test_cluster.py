@@ -4,6 +4,7 @@ concurrent spawning, composition styles and discovery of the workers.
 Teardown, errors and cancellation are in ``test_cluster_teardown.py``; the
 seed's example program in ``test_quick_cluster_example.py``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -58,7 +59,7 @@ async def cluster_with_root_options(registry_addrs: list) -> str:
     """Try a root-only option from inside a running (non-root) actor."""
     try:
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=1, registry_addrs=registry_addrs,
+            modules=[__name__], count=1, registry_addrs=registry_addrs
         ):
             pass
     except TypeError as err:
@@ -122,7 +123,13 @@ def test_signature_matches_seed():
     # the seed's parameters, in its order; then the supervision options
     # (issue #14), keyword-only, which change nothing when left out
     assert list(params) == [
-        'modules', 'count', 'names', 'hard_kill', 'strategy', 'max_restarts', 'within',
+        'modules',
+        'count',
+        'names',
+        'hard_kill',
+        'strategy',
+        'max_restarts',
+        'within',
         'runtime_kwargs',
     ]
     for name in ('strategy', 'max_restarts', 'within'):
@@ -138,7 +145,7 @@ def test_signature_matches_seed():
 async def test_yields_dict_of_portals(runtime_kwargs):
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, **runtime_kwargs,
+            modules=[__name__], count=2, **runtime_kwargs
         ) as portal_map:
             assert type(portal_map) is dict
             assert all(isinstance(k, str) for k in portal_map)
@@ -152,9 +159,7 @@ async def test_yields_dict_of_portals(runtime_kwargs):
 
 async def test_default_count_is_cpu_count(runtime_kwargs):
     with trio.fail_after(90):
-        async with tractor.open_actor_cluster(
-            modules=[__name__], **runtime_kwargs,
-        ) as portal_map:
+        async with tractor.open_actor_cluster(modules=[__name__], **runtime_kwargs) as portal_map:
             assert len(portal_map) == cpu_count()
             infos = [await p.run(whoami) for p in portal_map.values()]
             assert len({i['pid'] for i in infos}) == cpu_count()
@@ -166,7 +171,7 @@ async def test_worker_actor_is_named_by_its_key(runtime_kwargs):
     keys = ['root.worker_0', 'root.worker_1', 'root.worker_2']
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=3, **runtime_kwargs,
+            modules=[__name__], count=3, **runtime_kwargs
         ) as portal_map:
             assert list(portal_map) == keys
             infos = [await p.run(whoami) for p in portal_map.values()]
@@ -178,7 +183,7 @@ async def test_worker_actor_is_named_by_its_key(runtime_kwargs):
 async def test_keys_prefixed_with_root_name(runtime_kwargs):
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, **runtime_kwargs,
+            modules=[__name__], count=2, **runtime_kwargs
         ) as portal_map:
             assert tractor.current_actor().name == 'root'
             assert list(portal_map) == ['root.worker_0', 'root.worker_1']
@@ -189,7 +194,7 @@ async def test_keys_prefixed_with_custom_root_name(runtime_kwargs):
     the root, and the keys (the workers' names) follow."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, name='boss', **runtime_kwargs,
+            modules=[__name__], count=2, name='boss', **runtime_kwargs
         ) as portal_map:
             assert list(portal_map) == ['boss.worker_0', 'boss.worker_1']
             seen = [(await p.run(whoami))['name'] for p in portal_map.values()]
@@ -206,14 +211,17 @@ async def test_nested_spawner_names_its_workers_after_itself(runtime_kwargs):
             await portal.cancel_actor()
     assert out['spawner'] == 'spawner'
     assert out['keys'] == ['spawner.worker_0', 'spawner.worker_1']
-    assert out['seen'] == {'spawner.worker_0': 'spawner.worker_0', 'spawner.worker_1': 'spawner.worker_1'}
+    assert out['seen'] == {
+        'spawner.worker_0': 'spawner.worker_0',
+        'spawner.worker_1': 'spawner.worker_1',
+    }
 
 
 async def test_custom_names_are_keys_and_actor_names_under_the_spawner(runtime_kwargs):
     names = ['scout', 'miner', 'smelter', 'smith']
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=4, names=names, **runtime_kwargs,
+            modules=[__name__], count=4, names=names, **runtime_kwargs
         ) as portal_map:
             assert list(portal_map) == [f'root.{n}' for n in names]
             seen = [(await p.run(whoami))['name'] for p in portal_map.values()]
@@ -252,13 +260,16 @@ async def test_seed_sizing_sample_runs(tmp_path, monkeypatch):
             modules=['mylib.workers'],
             count=4,
             names=['scout', 'miner', 'smelter', 'smith'],
-            debug_mode=True,    # whole-fleet crash-to-REPL
+            debug_mode=True,  # whole-fleet crash-to-REPL
         ) as portal_map:
             # -- end of the sample --
             assert list(portal_map) == ['root.scout', 'root.miner', 'root.smelter', 'root.smith']
             reports = [await p.run_from_ns('mylib.workers', 'report') for p in portal_map.values()]
     assert reports == [
-        ['root.scout', True], ['root.miner', True], ['root.smelter', True], ['root.smith', True],
+        ['root.scout', True],
+        ['root.miner', True],
+        ['root.smelter', True],
+        ['root.smith', True],
     ]
 
 
@@ -266,7 +277,7 @@ async def test_modules_is_the_rpc_allowlist(runtime_kwargs):
     """Workers run functions from ``modules`` and nothing else."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=1, **runtime_kwargs,
+            modules=[__name__], count=1, **runtime_kwargs
         ) as portal_map:
             (portal,) = portal_map.values()
             assert await portal.run(square, x=7) == ['root.worker_0', 49]
@@ -316,12 +327,13 @@ def rejected_before_spawning(request, spawn_spy, runtime_kwargs):
     """``await rejected_before_spawning(**cluster_kwargs)``: opening the
     cluster raises ValueError, with no runtime booted and no process
     started; tried both with no runtime and inside a running root actor."""
+
     async def check(**kwargs) -> ValueError:
         with trio.fail_after(30):
             if request.param == 'no-runtime':
                 with pytest.raises(ValueError) as err:
                     async with tractor.open_actor_cluster(
-                        modules=[__name__], **kwargs, **runtime_kwargs,
+                        modules=[__name__], **kwargs, **runtime_kwargs
                     ):
                         pytest.fail('the cluster opened')
                 assert tractor.current_actor(err_on_no_runtime=False) is None
@@ -334,14 +346,19 @@ def rejected_before_spawning(request, spawn_spy, runtime_kwargs):
                     assert child_pids() == before
         assert spawn_spy == []
         return err.value
+
     return check
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(count=2, names=['a', 'b', 'c']),
-    dict(count=3, names=['a', 'b']),
-    dict(names=[f'n{i}' for i in range(cpu_count() + 1)]),  # count defaults to cpu_count()
-], ids=['longer', 'shorter', 'default-count'])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(count=2, names=['a', 'b', 'c']),
+        dict(count=3, names=['a', 'b']),
+        dict(names=[f'n{i}' for i in range(cpu_count() + 1)]),  # count defaults to cpu_count()
+    ],
+    ids=['longer', 'shorter', 'default-count'],
+)
 async def test_mismatched_names_raise_value_error_before_spawning(kwargs, rejected_before_spawning):
     err = await rejected_before_spawning(**kwargs)
     assert f'{len(kwargs["names"])} names for count=' in str(err)
@@ -373,7 +390,7 @@ def test_modules_must_be_a_list(modules):
 
 
 async def test_runtime_kwargs_forwarded_to_open_root_actor(
-    runtime_kwargs, tpt_proto, reg_addr, recording_spawner, restore_tractor_loglevel,
+    runtime_kwargs, tpt_proto, reg_addr, recording_spawner, restore_tractor_loglevel
 ):
     """Fleet-wide options reach open_root_actor() verbatim, so the root and
     every worker run with them."""
@@ -408,7 +425,7 @@ async def test_unknown_runtime_kwarg_reaches_open_root_actor(spawn_spy, runtime_
             match=r'open_(root_actor|nursery)\(\) got an unexpected keyword argument .bogus_option.',
         ):
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=1, bogus_option=True, **runtime_kwargs,
+                modules=[__name__], count=1, bogus_option=True, **runtime_kwargs
             ):
                 pytest.fail('the cluster opened')
     assert spawn_spy == []
@@ -420,7 +437,7 @@ async def test_inside_running_actor_uses_existing_runtime(runtime_kwargs, restor
     with trio.fail_after(60):
         async with tractor.open_root_actor(name='host', **runtime_kwargs) as root:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, loglevel='error', debug_mode=True,
+                modules=[__name__], count=2, loglevel='error', debug_mode=True
             ) as portal_map:
                 assert tractor.current_actor() is root
                 assert list(portal_map) == ['host.worker_0', 'host.worker_1']
@@ -433,7 +450,9 @@ async def test_inside_running_actor_uses_existing_runtime(runtime_kwargs, restor
             assert tractor.current_actor() is root
 
 
-@pytest.mark.parametrize('option', ['registry_addrs', 'enable_transports', 'name', 'ensure_registry'])
+@pytest.mark.parametrize(
+    'option', ['registry_addrs', 'enable_transports', 'name', 'ensure_registry']
+)
 async def test_root_only_kwargs_rejected_inside_running_actor(option, runtime_kwargs, spawn_spy):
     values = {
         'registry_addrs': runtime_kwargs['registry_addrs'],
@@ -445,7 +464,7 @@ async def test_root_only_kwargs_rejected_inside_running_actor(option, runtime_kw
         async with tractor.open_root_actor(**runtime_kwargs):
             with pytest.raises(TypeError) as err:
                 async with tractor.open_actor_cluster(
-                    modules=[__name__], count=1, **{option: values[option]},
+                    modules=[__name__], count=1, **{option: values[option]}
                 ):
                     pytest.fail('the cluster opened')
     msg = str(err.value)
@@ -469,7 +488,7 @@ async def test_debug_mode_reaches_every_worker(runtime_kwargs):
     through a terminal in integration/tests/test_debugger.py.)"""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, debug_mode=True, **runtime_kwargs,
+            modules=[__name__], count=2, debug_mode=True, **runtime_kwargs
         ) as portal_map:
             assert tractor.current_actor().debug_mode is True
             for portal in portal_map.values():
@@ -509,7 +528,7 @@ async def test_workers_spawn_concurrently(runtime_kwargs, monkeypatch):
             port = listeners[0].socket.getsockname()[1]
             monkeypatch.setenv(BARRIER_ENV, f'127.0.0.1:{port}')
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=count, **runtime_kwargs,
+                modules=[__name__], count=count, **runtime_kwargs
             ) as portal_map:
                 assert len(portal_map) == count
                 names = [(await p.run(whoami))['name'] for p in portal_map.values()]
@@ -547,14 +566,17 @@ async def test_gather_contexts_streaming_to_every_worker(runtime_kwargs):
     ``trionics.gather_contexts``, each with a bidirectional stream."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=3, **runtime_kwargs,
+            modules=[__name__], count=3, **runtime_kwargs
         ) as portal_map:
             portals = list(portal_map.values())
             async with tractor.trionics.gather_contexts(
                 [p.open_context(doubler, offset=i) for i, p in enumerate(portals)]
             ) as opened:
                 assert [first for _, first in opened] == [
-                    'root.worker_0', 'root.worker_1', 'root.worker_2']
+                    'root.worker_0',
+                    'root.worker_1',
+                    'root.worker_2',
+                ]
                 async with tractor.trionics.gather_contexts(
                     [ctx.open_stream() for ctx, _ in opened]
                 ) as streams:
@@ -570,9 +592,7 @@ async def test_gather_contexts_streaming_to_every_worker(runtime_kwargs):
                         for stream in streams:
                             tn.start_soon(talk, stream)
                 results = [await ctx.wait_for_result() for ctx, _ in opened]
-    assert replies == {
-        f'root.worker_{i}': [2 * n + i for n in range(5)] for i in range(3)
-    }
+    assert replies == {f'root.worker_{i}': [2 * n + i for n in range(5)] for i in range(3)}
     assert results == ['root.worker_0 done', 'root.worker_1 done', 'root.worker_2 done']
 
 
@@ -585,7 +605,7 @@ async def test_find_actor_by_key_reaches_that_worker(runtime_kwargs):
     worker name is not registered."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=3, **runtime_kwargs,
+            modules=[__name__], count=3, **runtime_kwargs
         ) as portal_map:
             want = list(portal_map['root.worker_1'].channel.aid.uid)
             async with tractor.find_actor('root.worker_1') as portal:
@@ -607,7 +627,7 @@ async def test_find_actor_by_custom_name_key(runtime_kwargs):
     sibling."""
     with trio.fail_after(60):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, names=['scout', 'miner'], **runtime_kwargs,
+            modules=[__name__], count=2, names=['scout', 'miner'], **runtime_kwargs
         ) as portal_map:
             scout = list(portal_map['root.scout'].channel.aid.uid)
             async with tractor.find_actor('root.scout') as portal:
@@ -625,12 +645,15 @@ async def hold_cluster(ctx: tractor.Context, count: int) -> None:
     lookup by key finds."""
     async with tractor.open_actor_cluster(modules=[__name__], count=count) as portal_map:
         first = portal_map[f'{tractor.current_actor().name}.worker_0']
-        await ctx.started({
-            'uids': {key: list(p.channel.aid.uid) for key, p in portal_map.items()},
-            'via_sibling': {
-                key: (await first.run(find_sibling, name=key))['uid'] for key in list(portal_map)[1:]
-            },
-        })
+        await ctx.started(
+            {
+                'uids': {key: list(p.channel.aid.uid) for key, p in portal_map.items()},
+                'via_sibling': {
+                    key: (await first.run(find_sibling, name=key))['uid']
+                    for key in list(portal_map)[1:]
+                },
+            }
+        )
         await trio.sleep_forever()
 
 

@@ -1,4 +1,5 @@
 """A cluster program as its user runs it: output while it runs, Ctrl-C."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import trio
 
 pytestmark = pytest.mark.slow
 
-PROGRAM = '''
+PROGRAM = """
 import trio
 import tractor
 
@@ -36,7 +37,7 @@ if __name__ == '__main__':
         trio.run(main)
     except KeyboardInterrupt:
         print('stopped by Ctrl-C')
-'''
+"""
 
 
 def free_tcp_port() -> int:
@@ -54,7 +55,7 @@ async def test_worker_output_while_running_and_ctrl_c(tmp_path):
     env = {**os.environ, 'TRACTOR_TCP_REGISTRY': f'127.0.0.1:{free_tcp_port()}'}
     env.pop('PYTHONUNBUFFERED', None)  # stdout is a pipe: block-buffered by default
     proc = await trio.lowlevel.open_process(
-        [sys.executable, str(script)], stdout=-1, stderr=-1, env=env, cwd=str(tmp_path),
+        [sys.executable, str(script)], stdout=-1, stderr=-1, env=env, cwd=str(tmp_path)
     )
     out = b''
     err = b''
@@ -66,10 +67,12 @@ async def test_worker_output_while_running_and_ctrl_c(tmp_path):
                 out += chunk
             proc.send_signal(signal.SIGINT)
             async with trio.open_nursery() as tn:
+
                 async def drain_err() -> None:
                     nonlocal err
                     while chunk := await proc.stderr.receive_some(4096):
                         err += chunk
+
                 tn.start_soon(drain_err)
                 while chunk := await proc.stdout.receive_some(4096):
                     out += chunk
@@ -81,6 +84,8 @@ async def test_worker_output_while_running_and_ctrl_c(tmp_path):
                 await proc.wait()
     lines = out.decode().splitlines()
     assert sorted(line for line in lines if line.startswith('worker up')) == [
-        'worker up: root.worker_0', 'worker up: root.worker_1']
+        'worker up: root.worker_0',
+        'worker up: root.worker_1',
+    ]
     assert lines[-1] == 'stopped by Ctrl-C', (out, err)
     assert proc.returncode == 0, err.decode()

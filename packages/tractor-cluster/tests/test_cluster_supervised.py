@@ -1,6 +1,7 @@
 """open_actor_cluster(strategy=..., max_restarts=..., within=...): a
 self-healing worker pool over a supervisor; without those arguments the
 cluster is exactly the plain one."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,11 @@ async def test_pool_heals_under_a_kill_loop(runtime_kwargs):
     kills = 6
     with trio.fail_after(BOUND):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=3, strategy='one_for_one', max_restarts=kills, within=60,
+            modules=[__name__],
+            count=3,
+            strategy='one_for_one',
+            max_restarts=kills,
+            within=60,
             **runtime_kwargs,
         ) as portal_map:
             portals = list(portal_map.values())
@@ -92,7 +97,9 @@ async def test_unsupervised_cluster_is_unchanged(runtime_kwargs):
     """No supervision arguments: plain portals, and a killed worker stays
     dead (its portal raises TransportClosed)."""
     with trio.fail_after(BOUND):
-        async with tractor.open_actor_cluster(modules=[__name__], count=1, **runtime_kwargs) as portal_map:
+        async with tractor.open_actor_cluster(
+            modules=[__name__], count=1, **runtime_kwargs
+        ) as portal_map:
             (portal,) = portal_map.values()
             assert type(portal) is Portal
             kill(await portal.run(pid))
@@ -105,7 +112,7 @@ async def test_too_many_restarts_escapes_the_cluster(runtime_kwargs):
     with trio.fail_after(BOUND):
         with pytest.raises(tractor.TooManyRestarts) as info:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, max_restarts=0, **runtime_kwargs,
+                modules=[__name__], count=2, max_restarts=0, **runtime_kwargs
             ) as portal_map:
                 victim = portal_map['root.worker_1']
                 name = victim.channel.aid.name

@@ -2,6 +2,7 @@
 by kill with ``hard_kill=True``; worker errors and KeyboardInterrupt
 propagate. Every test checks that no worker process outlives its block.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,7 +88,7 @@ def leaves(group: BaseException) -> list[BaseException]:
 
 
 async def test_block_exit_cancels_fleet_gracefully(
-    runtime_kwargs, tmp_path, recording_spawner, alive, wait_until,
+    runtime_kwargs, tmp_path, recording_spawner, alive, wait_until
 ):
     """By default the fleet is cancelled through the graceful ladder: each
     worker's running task unwinds and the processes exit cleanly, all before
@@ -103,7 +104,7 @@ async def test_block_exit_cancels_fleet_gracefully(
     with trio.fail_after(60):
         async with tractor.open_root_actor(**runtime_kwargs), trio.open_nursery() as tn:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=3, start_method=recording_spawner.key,
+                modules=[__name__], count=3, start_method=recording_spawner.key
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 for key, portal in portal_map.items():
@@ -115,15 +116,18 @@ async def test_block_exit_cancels_fleet_gracefully(
     assert markers(tmp_path, 'unwound') == workers
     assert recording_spawner.returncodes() == {w: 0 for w in workers}
     # the callers learn their calls ended with the workers
-    assert all(isinstance(e, (tractor.RemoteActorError, tractor.TransportClosed))
-               for e in outcomes.values()), outcomes
+    assert all(
+        isinstance(e, (tractor.RemoteActorError, tractor.TransportClosed))
+        for e in outcomes.values()
+    ), outcomes
 
 
 async def test_stubborn_worker_killed_after_grace(
-    runtime_kwargs, tmp_path, recording_spawner, sigkill, alive, wait_until,
+    runtime_kwargs, tmp_path, recording_spawner, sigkill, alive, wait_until
 ):
     """A worker ignoring the graceful cancel (shielded sleep) is still gone
     when the block exits: the ladder ends with a kill."""
+
     async def call(portal: Portal, shielded: bool) -> None:
         try:
             await portal.run(nap, marker_dir=str(tmp_path), shielded=shielded)
@@ -133,7 +137,7 @@ async def test_stubborn_worker_killed_after_grace(
     with trio.fail_after(60):
         async with tractor.open_root_actor(**runtime_kwargs), trio.open_nursery() as tn:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, start_method=recording_spawner.key,
+                modules=[__name__], count=2, start_method=recording_spawner.key
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 tn.start_soon(call, portal_map['root.worker_0'], True)
@@ -146,13 +150,14 @@ async def test_stubborn_worker_killed_after_grace(
 
 @pytest.mark.parametrize('shielded', [False, True], ids=['cooperative', 'stubborn'])
 async def test_hard_kill_kills_workers_outright(
-    shielded, runtime_kwargs, tmp_path, recording_spawner, sigkill, alive, wait_until,
+    shielded, runtime_kwargs, tmp_path, recording_spawner, sigkill, alive, wait_until
 ):
     """``hard_kill=True`` skips the graceful ladder: no worker task gets to
     unwind (cooperative or not), every worker exits by SIGKILL and none is
     left when the block returns."""
     with trio.fail_after(60):
         async with tractor.open_root_actor(**runtime_kwargs), trio.open_nursery() as tn:
+
             async def call(portal: Portal) -> None:
                 try:
                     await portal.run(nap, marker_dir=str(tmp_path), shielded=shielded)
@@ -160,8 +165,7 @@ async def test_hard_kill_kills_workers_outright(
                     pass
 
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=3, hard_kill=True,
-                start_method=recording_spawner.key,
+                modules=[__name__], count=3, hard_kill=True, start_method=recording_spawner.key
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 for portal in portal_map.values():
@@ -177,8 +181,11 @@ async def test_hard_kill_on_error_exit(runtime_kwargs, recording_spawner, sigkil
     with trio.fail_after(60):
         with pytest.raises(RuntimeError, match='body failed'):
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, hard_kill=True,
-                start_method=recording_spawner.key, **runtime_kwargs,
+                modules=[__name__],
+                count=2,
+                hard_kill=True,
+                start_method=recording_spawner.key,
+                **runtime_kwargs,
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 raise RuntimeError('body failed')
@@ -196,7 +203,7 @@ async def test_one_failing_worker_cancels_all(runtime_kwargs, tmp_path, alive, w
         with pytest.raises(tractor.RemoteActorError) as err:
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=3, **runtime_kwargs,
+                    modules=[__name__], count=3, **runtime_kwargs
                 ) as portal_map,
                 tractor.trionics.collapse_eg(),
                 trio.open_nursery() as tn,
@@ -221,7 +228,7 @@ async def test_one_failing_worker_without_collapse_is_grouped(runtime_kwargs, al
         with pytest.raises(BaseExceptionGroup) as err:
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=2, **runtime_kwargs,
+                    modules=[__name__], count=2, **runtime_kwargs
                 ) as portal_map,
                 trio.open_nursery() as tn,
             ):
@@ -236,6 +243,7 @@ async def test_one_failing_worker_without_collapse_is_grouped(runtime_kwargs, al
 async def test_several_failing_workers_in_exception_group(runtime_kwargs, alive):
     """Where several workers fail, their errors arrive together in an
     ExceptionGroup (which collapse_eg() leaves intact)."""
+
     async def verdict(portal: Portal) -> None:
         # shielded so each call waits for its own worker's verdict instead of
         # being cancelled by whichever sibling fails first
@@ -246,7 +254,7 @@ async def test_several_failing_workers_in_exception_group(runtime_kwargs, alive)
         with pytest.raises(BaseExceptionGroup) as err:
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=3, **runtime_kwargs,
+                    modules=[__name__], count=3, **runtime_kwargs
                 ) as portal_map,
                 tractor.trionics.collapse_eg(),
                 trio.open_nursery() as tn,
@@ -257,7 +265,11 @@ async def test_several_failing_workers_in_exception_group(runtime_kwargs, alive)
     found = leaves(err.value)
     assert all(isinstance(e, tractor.RemoteActorError) for e in found), found
     assert all(e.boxed_type is ValueError for e in found)
-    assert sorted(e.src_uid[0] for e in found) == ['root.worker_0', 'root.worker_1', 'root.worker_2']
+    assert sorted(e.src_uid[0] for e in found) == [
+        'root.worker_0',
+        'root.worker_1',
+        'root.worker_2',
+    ]
     assert not any(alive(p) for p in pids)
 
 
@@ -268,7 +280,7 @@ async def test_failing_worker_in_gather_contexts(runtime_kwargs, tmp_path, alive
         with pytest.raises(tractor.RemoteActorError) as err:
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=3, **runtime_kwargs,
+                    modules=[__name__], count=3, **runtime_kwargs
                 ) as portal_map,
                 tractor.trionics.collapse_eg(),
             ):
@@ -278,7 +290,10 @@ async def test_failing_worker_in_gather_contexts(runtime_kwargs, tmp_path, alive
                     [p.open_context(hold, marker_dir=str(tmp_path)) for p in portals]
                 ) as opened:
                     assert sorted(first for _, first in opened) == [
-                        'root.worker_0', 'root.worker_1', 'root.worker_2']
+                        'root.worker_0',
+                        'root.worker_1',
+                        'root.worker_2',
+                    ]
                     await portals[1].run(fail, msg='ctx-boom')
     assert err.value.boxed_type is ValueError
     assert markers(tmp_path, 'unwound') == ['root.worker_0', 'root.worker_1', 'root.worker_2']
@@ -292,16 +307,14 @@ async def test_worker_boot_failure_surfaces_and_reaps(runtime_kwargs, monkeypatc
     monkeypatch.setenv(FAIL_BOOT_ENV, 'root.worker_1')
     with trio.fail_after(60):
         with pytest.raises(tractor.RemoteActorError) as err:
-            async with tractor.open_actor_cluster(
-                modules=[__name__], count=3, **runtime_kwargs,
-            ):
+            async with tractor.open_actor_cluster(modules=[__name__], count=3, **runtime_kwargs):
                 pytest.fail('the cluster opened')
     assert err.value.boxed_type is RuntimeError
     assert 'root.worker_1 refuses to boot' in str(err.value)
 
 
 async def test_boot_failure_with_hard_kill_kills_the_rest(
-    runtime_kwargs, monkeypatch, recording_spawner, sigkill,
+    runtime_kwargs, monkeypatch, recording_spawner, sigkill
 ):
     """``hard_kill`` also governs the teardown after a failed boot: the
     workers that did not fail are killed, not cancelled."""
@@ -309,13 +322,18 @@ async def test_boot_failure_with_hard_kill_kills_the_rest(
     with trio.fail_after(60):
         with pytest.raises(tractor.RemoteActorError):
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=3, hard_kill=True,
-                start_method=recording_spawner.key, **runtime_kwargs,
+                modules=[__name__],
+                count=3,
+                hard_kill=True,
+                start_method=recording_spawner.key,
+                **runtime_kwargs,
             ):
                 pytest.fail('the cluster opened')
     codes = recording_spawner.returncodes()
     assert {name: codes[name] for name in ('root.worker_1', 'root.worker_2')} == {
-        'root.worker_1': sigkill, 'root.worker_2': sigkill}
+        'root.worker_1': sigkill,
+        'root.worker_2': sigkill,
+    }
     assert codes['root.worker_0'] is not None
 
 
@@ -325,7 +343,7 @@ async def test_boot_failure_with_several_workers_failing(runtime_kwargs):
     with trio.fail_after(60):
         with pytest.raises((tractor.RemoteActorError, BaseExceptionGroup)) as err:
             async with tractor.open_actor_cluster(
-                modules=['tractor_cluster_tests_no_such_module'], count=2, **runtime_kwargs,
+                modules=['tractor_cluster_tests_no_such_module'], count=2, **runtime_kwargs
             ):
                 pytest.fail('the cluster opened')
     found = leaves(err.value)
@@ -336,14 +354,16 @@ async def test_boot_failure_with_several_workers_failing(runtime_kwargs):
 # -- KeyboardInterrupt -----------------------------------------------------------------
 
 
-async def test_keyboard_interrupt_tears_down_and_propagates(runtime_kwargs, tmp_path, alive, wait_until):
+async def test_keyboard_interrupt_tears_down_and_propagates(
+    runtime_kwargs, tmp_path, alive, wait_until
+):
     """A KeyboardInterrupt raised in the body (the seed's demo) tears the
     fleet down and comes out as itself through collapse_eg()."""
     with trio.fail_after(60):
         with pytest.raises(KeyboardInterrupt):
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=3, **runtime_kwargs,
+                    modules=[__name__], count=3, **runtime_kwargs
                 ) as portal_map,
                 tractor.trionics.collapse_eg(),
                 trio.open_nursery() as tn,
@@ -362,8 +382,11 @@ async def test_keyboard_interrupt_with_hard_kill(runtime_kwargs, recording_spawn
         with pytest.raises(KeyboardInterrupt):
             async with (
                 tractor.open_actor_cluster(
-                    modules=[__name__], count=2, hard_kill=True,
-                    start_method=recording_spawner.key, **runtime_kwargs,
+                    modules=[__name__],
+                    count=2,
+                    hard_kill=True,
+                    start_method=recording_spawner.key,
+                    **runtime_kwargs,
                 ) as portal_map,
                 tractor.trionics.collapse_eg(),
             ):
@@ -379,7 +402,7 @@ async def test_outer_cancellation_tears_down(runtime_kwargs, alive):
     with trio.fail_after(60):
         with trio.CancelScope() as cs:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, **runtime_kwargs,
+                modules=[__name__], count=2, **runtime_kwargs
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 cs.cancel()
@@ -395,7 +418,7 @@ async def test_debug_mode_error_still_propagates(runtime_kwargs, alive):
     with trio.fail_after(60):
         with pytest.raises(tractor.RemoteActorError) as err:
             async with tractor.open_actor_cluster(
-                modules=[__name__], count=2, debug_mode=True, **runtime_kwargs,
+                modules=[__name__], count=2, debug_mode=True, **runtime_kwargs
             ) as portal_map:
                 pids = await worker_pids(portal_map)
                 await portal_map['root.worker_1'].run(fail, msg='dbg')

@@ -1,4 +1,5 @@
 """The seed's example, examples/quick_cluster.py, run unchanged as a program."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,8 @@ async def test_quick_cluster_example_runs_unchanged(examples_dir, unbuffered):
     # each worker's uid names it by its key in the portal map: 'root.worker_0', ...
     uids = re.findall(r"^Yo i am actor \('([\w.]+)', '([0-9a-f-]{36})'\)$", out, re.M)
     assert sorted(name for name, _ in uids) == sorted(
-        f'root.worker_{i}' for i in range(cpu_count())), out
+        f'root.worker_{i}' for i in range(cpu_count())
+    ), out
     assert len({uuid for _, uuid in uids}) == cpu_count()
     assert lines[-1] == 'trio cancelled by KBI'
     assert lines.count('trio cancelled by KBI') == 1

@@ -1,4 +1,5 @@
 """Helpers shared by the core runtime tests, as fixtures."""
+
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from tractor_testsupport.polling import ConditionTimeout, wait_until
 from tractor_testsupport.procs import pid_alive
 
@@ -24,8 +26,10 @@ async def wait_pids_gone(pids, timeout: float = 15.0) -> list[int]:
     deadline (so an assertion can name them)."""
     try:
         await wait_until(
-            lambda: not any(pid_alive(p) for p in pids), f'pids {pids} gone',
-            timeout=timeout, poll=0.05,
+            lambda: not any(pid_alive(p) for p in pids),
+            f'pids {pids} gone',
+            timeout=timeout,
+            poll=0.05,
         )
     except ConditionTimeout:
         pass
@@ -47,6 +51,7 @@ def alive():
 def run_script():
     """Run ``tests/scripts/<name>`` with this venv's interpreter; returns the
     completed process (stdout/stderr as text). Bounded by ``timeout``."""
+
     async def run(name: str, *args: str, timeout: float = 60.0, env: dict | None = None):
         full_env = {**os.environ, **(env or {})}
         with trio.fail_after(timeout):
@@ -57,4 +62,5 @@ def run_script():
                 check=False,
                 env=full_env,
             )
+
     return run

@@ -3,6 +3,7 @@ record through ``SpawnSpec.ext`` and every child keeps what it received, for
 a test to read back (``received``). A child named ``refuse`` fails its boot
 in the child-side hook. Registered in code by ``scripts/spawn_ext_root.py``,
 so children load it by its import path."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ _received: dict = {}
 
 @hookimpl
 def tractor_spawn_spec_ext(actor, child_uid, start_method) -> dict:
-    return {KEY: {'parent': actor.name, 'parent_pid': os.getpid(), 'child': child_uid[0],
-                  'start_method': start_method}}
+    return {
+        KEY: {
+            'parent': actor.name,
+            'parent_pid': os.getpid(),
+            'child': child_uid[0],
+            'start_method': start_method,
+        }
+    }
 
 
 @hookimpl

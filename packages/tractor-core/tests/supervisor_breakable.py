@@ -1,5 +1,6 @@
 """A module that fails to import once the file named by
 ``$SUP_TEST_BREAK_IMPORT`` exists: makes a supervised child's restart fail."""
+
 import os
 
 _flag = os.environ.get('SUP_TEST_BREAK_IMPORT')

@@ -1,5 +1,6 @@
 """Functions the supervisor tests run inside subactors (kept apart from the
 test module so a child imports only this, not pytest)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Wrong arguments fail early and say what is wrong."""
+
 import pytest
 import trio
 
@@ -155,7 +156,10 @@ def test_bad_setting_fails_the_boot_not_the_import(tmp_path):
         '    print(type(err).__name__, err)\n'
     )
     res = subprocess.run(
-        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**__import__('os').environ, 'TRACTOR_CANCEL_GRACE': '3s'},
     )
     assert res.returncode == 0, res.stderr

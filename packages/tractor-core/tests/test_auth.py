@@ -4,6 +4,7 @@ before anything it sends is decoded (``tractor._auth``).
 Cross-program cases (two roots, zero-config joining, mismatched secrets)
 live in ``integration/tests/test_auth_programs.py``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,10 +17,10 @@ import trio
 import trio.testing
 
 import tractor
-from tractor import _auth, _msg, _paths, _secret
-from tractor._ipc import Channel
-from tractor._dial import handshake
 import tractor_core_testfns as fns
+from tractor import _auth, _msg, _paths, _secret
+from tractor._dial import handshake
+from tractor._ipc import Channel
 from tractor_core_testfns import hold_tree, ping
 
 pytestmark = pytest.mark.slow
@@ -65,13 +66,16 @@ def valid_start_frames(path: str) -> bytes:
 
 def refusals(caplog) -> list[logging.LogRecord]:
     return [
-        r for r in caplog.records
-        if r.name.startswith('tractor') and r.levelno == logging.WARNING
+        r
+        for r in caplog.records
+        if r.name.startswith('tractor')
+        and r.levelno == logging.WARNING
         and 'refused connection from' in r.getMessage()
     ]
 
 
 # -- the secret and where it lives -----------------------------------------
+
 
 def test_cookie_created_private_and_stable(tmp_path, monkeypatch):
     rundir = tmp_path / 'run'
@@ -153,6 +157,7 @@ async def test_bad_secret_argument_fails_before_boot(runtime_kwargs):
 
 # -- the preamble on its own -----------------------------------------------
 
+
 @pytest.mark.parametrize('listener_secret', [b'same', b'different'])
 async def test_preamble_pair(listener_secret):
     """Both sides succeed with one secret; with two, the dialer gets
@@ -204,8 +209,11 @@ async def test_reflected_proof_fails():
 
 # -- a live actor refuses strangers before decoding anything ----------------
 
+
 @pytest.mark.parametrize('target', ['child', 'root'])
-async def test_stranger_refused_before_decoding(target, tpt_proto, runtime_kwargs, tmp_path, caplog):
+async def test_stranger_refused_before_decoding(
+    target, tpt_proto, runtime_kwargs, tmp_path, caplog
+):
     """Wrong secret, no preamble at all (an unauthenticated tractor frame),
     and garbage: each is refused with one warning naming the peer, and the
     valid ``Start`` that followed is never run. A peer with the secret
@@ -215,7 +223,8 @@ async def test_stranger_refused_before_decoding(target, tpt_proto, runtime_kwarg
         async with tractor.open_nursery(enable_modules=FNS, **runtime_kwargs) as an:
             portal = await an.start_actor('guarded', enable_modules=FNS)
             addr = (
-                portal.channel.raddr.unwrap() if target == 'child'
+                portal.channel.raddr.unwrap()
+                if target == 'child'
                 else tractor.current_actor().accept_addrs[0]
             )
             marks = {}
@@ -246,16 +255,17 @@ async def test_stranger_refused_before_decoding(target, tpt_proto, runtime_kwarg
                     return await read_all(stream)
 
             before = len(refusals(caplog))
-            got = {kind: await attempt(kind) for kind in (
-                'wrong-secret', 'no-preamble', 'garbage', 'bad-version',
-            )}
+            got = {
+                kind: await attempt(kind)
+                for kind in ('wrong-secret', 'no-preamble', 'garbage', 'bad-version')
+            }
             # the actor said its hello, then at most "refused", then hung up
             # (a TCP reset over our unread bytes may swallow the tail)
             assert got['wrong-secret'][:4] == _auth.MAGIC
-            verdict = got['wrong-secret'][_auth.HELLO_SIZE:]
+            verdict = got['wrong-secret'][_auth.HELLO_SIZE :]
             assert (b'\x00' + bytes(_auth.PROOF_SIZE)).startswith(verdict)
             for kind in ('no-preamble', 'garbage', 'bad-version'):
-                assert _auth._hello(got[kind][8:])[:len(got[kind])] == got[kind], kind
+                assert _auth._hello(got[kind][8:])[: len(got[kind])] == got[kind], kind
                 assert len(got[kind]) <= _auth.HELLO_SIZE, kind
             # nothing that followed a failed preamble was run
             assert not any(os.path.exists(p) for p in marks.values()), marks
@@ -289,7 +299,9 @@ async def test_connector_gets_authentication_error(tpt_proto, runtime_kwargs, ca
             stream = await addr.transport.connect(addr)
             chan = Channel(stream, raddr=addr, initiator=True)
             try:
-                with pytest.raises(tractor.AuthenticationError, match='authentication failed') as info:
+                with pytest.raises(
+                    tractor.AuthenticationError, match='authentication failed'
+                ) as info:
                     await handshake(chan, actor.aid, 5, secret=b'some other secret')
                 assert str(addr) in str(info.value)
             finally:
@@ -307,6 +319,7 @@ async def test_connector_gets_authentication_error(tpt_proto, runtime_kwargs, ca
 
 
 # -- children get the secret without showing it ------------------------------
+
 
 @pytest.mark.parametrize('how', ['argument', 'environment'])
 async def test_children_inherit_secret_invisibly(how, runtime_kwargs, monkeypatch, pids_gone):
@@ -339,7 +352,9 @@ async def test_children_inherit_secret_invisibly(how, runtime_kwargs, monkeypatc
                     fd = args[args.index(b'--secret-fd') + 1].decode()
                     assert fd not in os.listdir(f'/proc/{pid}/fd'), pid
                 info = await middle.run(fns.secret_seen)
-                assert info['secret_sha'] == __import__('hashlib').sha256(secret.encode()).hexdigest()
+                assert (
+                    info['secret_sha'] == __import__('hashlib').sha256(secret.encode()).hexdigest()
+                )
                 tn.cancel_scope.cancel()
             await an.cancel()
     assert await pids_gone(pids) == []
@@ -376,8 +391,8 @@ async def test_spawnspec_only_to_the_spawned_child(start_method, runtime_kwargs,
                 portal = await an.start_actor('kid', enable_modules=FNS, start_method=start_method)
             assert 'msg' not in got, got  # no SpawnSpec (nor anything else)
             assert 'closed' in got
-            assert any(
-                'cannot prove its spawn token' in r.getMessage() for r in caplog.records
-            ), [r.getMessage() for r in caplog.records]
+            assert any('cannot prove its spawn token' in r.getMessage() for r in caplog.records), [
+                r.getMessage() for r in caplog.records
+            ]
             assert await portal.run(ping) == 'pong'
             await an.cancel()

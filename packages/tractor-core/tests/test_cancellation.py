@@ -1,4 +1,5 @@
 """Cancellation: graceful, hard, ignored, scoped, and actors that vanish."""
+
 import functools
 import json
 import os
@@ -10,10 +11,10 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
+from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.procs import children_of, cmdline
 from tractor_testsupport.programs import tree_program
-from tractor_core_testfns import get_state, hold_tree, ignore_cancel, long_sleep, payload_len
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +24,7 @@ FNS = [fns.__name__]
 async def poll_remote(portal: tractor.Portal, key: str, want=None):
     """Ask ``portal``'s actor for ``STATE[key]`` until it is set (or equals
     ``want``); callers bound the wait."""
+
     async def matched() -> tuple | None:
         value = await portal.run(get_state, key=key)
         return (value,) if value is not None and (want is None or value == want) else None
@@ -63,10 +65,7 @@ async def test_graceful_cancel(runtime_kwargs, pids_gone, alive):
 async def test_hard_kill(runtime_kwargs, alive):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portals = [
-                await an.start_actor(f'doomed-{i}', enable_modules=FNS)
-                for i in range(2)
-            ]
+            portals = [await an.start_actor(f'doomed-{i}', enable_modules=FNS) for i in range(2)]
             pids = [p.channel.aid.pid for p in portals]
             errors = []
 
@@ -197,7 +196,6 @@ async def test_sigkill_root_leaves_no_process(tpt_proto, reg_addr, pids_gone, al
             assert await pids_gone(descendants) == []
 
 
-
 async def test_cancel_during_large_send(runtime_kwargs):
     """Cancelling a call while its (large) request is being written never
     leaves a torn frame on the connection: later calls still work."""
@@ -237,9 +235,9 @@ async def test_cancel_during_spawn(runtime_kwargs, pids_gone):
             before = _actor_pids()
             with trio.CancelScope() as cs:
                 async with trio.open_nursery() as tn:
-                    tn.start_soon(functools.partial(
-                        an.start_actor, 'interrupted', enable_modules=FNS
-                    ))
+                    tn.start_soon(
+                        functools.partial(an.start_actor, 'interrupted', enable_modules=FNS)
+                    )
                     while not (new := _actor_pids() - before):
                         await trio.sleep(0.005)
                     cs.cancel()  # the process exists but is not serving yet

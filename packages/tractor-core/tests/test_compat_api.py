@@ -5,6 +5,7 @@ keyword, address attributes and the logging adapter.
 Behaviour that crosses actors runs across real processes: subactors, and a
 ``run_daemon()`` program for the registrar another program joins.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ from tractor.msg import NamespacePath
 
 pytestmark = pytest.mark.slow
 
-SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPTS = Path(__file__).parent / 'scripts'
 
 TIMEOUT = 45
 
@@ -60,10 +61,22 @@ async def wait_accepting(tpt_proto: str, addr: tuple) -> None:
 
 # -- logging -------------------------------------------------------------------
 
+
 def test_log_levels_carry_the_known_numbers():
-    assert (tractor.log.TRANSPORT, tractor.log.RUNTIME, tractor.log.DEVX,
-            tractor.log.CANCEL, tractor.log.PDB) == (5, 15, 17, 22, 500)
-    for name, num in [('TRANSPORT', 5), ('RUNTIME', 15), ('DEVX', 17), ('CANCEL', 22), ('PDB', 500)]:
+    assert (
+        tractor.log.TRANSPORT,
+        tractor.log.RUNTIME,
+        tractor.log.DEVX,
+        tractor.log.CANCEL,
+        tractor.log.PDB,
+    ) == (5, 15, 17, 22, 500)
+    for name, num in [
+        ('TRANSPORT', 5),
+        ('RUNTIME', 15),
+        ('DEVX', 17),
+        ('CANCEL', 22),
+        ('PDB', 500),
+    ]:
         assert logging.getLevelName(num) == name
         assert tractor.log.level_from(name.lower()) == num
 
@@ -85,9 +98,14 @@ def test_get_logger_adapter(caplog):
         getattr(log, method)('%s line %d', method, 7)
     got = [(r.levelname, r.getMessage(), r.filename) for r in caplog.records if r.name == log.name]
     assert [g[:2] for g in got] == [
-        ('TRANSPORT', 'transport line 7'), ('RUNTIME', 'runtime line 7'),
-        ('DEVX', 'devx line 7'), ('CANCEL', 'cancel line 7'), ('PDB', 'pdb line 7'),
-        ('DEBUG', 'debug line 7'), ('INFO', 'info line 7'), ('WARNING', 'warning line 7'),
+        ('TRANSPORT', 'transport line 7'),
+        ('RUNTIME', 'runtime line 7'),
+        ('DEVX', 'devx line 7'),
+        ('CANCEL', 'cancel line 7'),
+        ('PDB', 'pdb line 7'),
+        ('DEBUG', 'debug line 7'),
+        ('INFO', 'info line 7'),
+        ('WARNING', 'warning line 7'),
     ]
     # records name the caller's file, not the adapter's
     assert {g[2] for g in got} == {os.path.basename(__file__)}
@@ -115,6 +133,7 @@ def test_disabled_level_formats_nothing(caplog):
 
 # -- runtime helpers -----------------------------------------------------------
 
+
 async def test_runtime_vars_and_debug_mode(runtime_kwargs, reg_addr):
     assert tractor.debug_mode() is False
     assert tractor.get_runtime_vars()['_is_root'] is False
@@ -131,7 +150,7 @@ async def test_runtime_vars_and_debug_mode(runtime_kwargs, reg_addr):
 
             plain = await an.start_actor('plain', enable_modules=[fns.__name__])
             debugging = await an.start_actor(
-                'debugging', enable_modules=[fns.__name__], debug_mode=True,
+                'debugging', enable_modules=[fns.__name__], debug_mode=True
             )
             for portal, debug in ((plain, False), (debugging, True)):
                 child = await portal.run(fns.runtime_vars)
@@ -168,15 +187,20 @@ async def test_run_daemon_serves_joiners(tpt_proto, reg_addr, tmp_path):
     errfile = tmp_path / 'daemon.stderr'
     with trio.fail_after(TIMEOUT), open(errfile, 'wb') as errf:
         async with trio.open_nursery() as tn:
-            proc = await tn.start(partial(
-                trio.run_process,
-                [sys.executable, str(SCRIPTS / 'daemon.py'), tpt_proto, json.dumps(reg_addr)],
-                stderr=errf, check=False,
-            ))
+            proc = await tn.start(
+                partial(
+                    trio.run_process,
+                    [sys.executable, str(SCRIPTS / 'daemon.py'), tpt_proto, json.dumps(reg_addr)],
+                    stderr=errf,
+                    check=False,
+                )
+            )
             try:
                 await wait_accepting(tpt_proto, reg_addr)
                 async with tractor.open_root_actor(
-                    name='joiner', enable_transports=[tpt_proto], registry_addrs=[reg_addr],
+                    name='joiner',
+                    enable_transports=[tpt_proto],
+                    registry_addrs=[reg_addr],
                     tpt_bind_addrs=[own],
                 ) as me:
                     assert not me.is_registrar
@@ -209,13 +233,14 @@ async def test_run_daemon_serves_joiners(tpt_proto, reg_addr, tmp_path):
 
 # -- bind addresses ----------------------------------------------------------
 
+
 async def test_tpt_bind_addrs_of_a_registrar(tpt_proto, reg_addr):
     """A root that becomes the registrar listens on ``tpt_bind_addrs`` and,
     still, on the registry addresses (the tree finds it there)."""
     own = fresh_addr(tpt_proto, reg_addr)
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(
-            enable_transports=[tpt_proto], registry_addrs=[reg_addr], tpt_bind_addrs=[own],
+            enable_transports=[tpt_proto], registry_addrs=[reg_addr], tpt_bind_addrs=[own]
         ) as an:
             me = tractor.current_actor()
             assert me.is_registrar
@@ -235,13 +260,16 @@ async def test_tpt_bind_addrs_bad_input(runtime_kwargs, reg_addr):
     other = 'uds' if runtime_kwargs['enable_transports'] == ['tcp'] else 'tcp'
     with pytest.raises(ValueError, match='not among enable_transports'):
         async with tractor.open_root_actor(
-            tpt_bind_addrs=[fresh_addr(other, (reg_addr[0], 'x.sock') if other == 'uds' else reg_addr)],
+            tpt_bind_addrs=[
+                fresh_addr(other, (reg_addr[0], 'x.sock') if other == 'uds' else reg_addr)
+            ],
             **runtime_kwargs,
         ):
             pass
 
 
 # -- address attributes ------------------------------------------------------
+
 
 async def test_address_attributes(runtime_kwargs, tpt_proto):
     with trio.fail_after(TIMEOUT):
@@ -262,6 +290,7 @@ async def test_address_attributes(runtime_kwargs, tpt_proto):
 
 
 # -- messages ----------------------------------------------------------------
+
 
 def test_namespace_path():
     nsp = NamespacePath.from_ref(fns.double)
@@ -358,6 +387,7 @@ async def test_started_unencodable_reaches_caller_as_type_error(runtime_kwargs):
 
 # -- devx ----------------------------------------------------------------------
 
+
 def test_crash_handler_without_a_terminal():
     """No terminal on stdin (the suite's stdin is /dev/null): the error
     propagates unchanged, and ``.value`` holds it."""
@@ -413,14 +443,16 @@ async def test_stack_dump_on_sigusr1(runtime_kwargs, capfd):
                     assert first == 'stacky'
                     os.kill(os.getpid(), signal.SIGUSR1)
                     text = await wait_for(
-                        "task tree of actor 'root'", 'parked_in_the_root',
-                        "task tree of actor 'stacky'", 'park_here_for_the_stack_dump',
+                        "task tree of actor 'root'",
+                        'parked_in_the_root',
+                        "task tree of actor 'stacky'",
+                        'park_here_for_the_stack_dump',
                     )
                     assert "task 'parked-task'" in text
                     err.clear()
                     os.kill(portal.channel.aid.pid, signal.SIGUSR1)
                     text = await wait_for(
-                        "task tree of actor 'stacky'", 'park_here_for_the_stack_dump',
+                        "task tree of actor 'stacky'", 'park_here_for_the_stack_dump'
                     )
                     assert "actor 'root'" not in text
                     await ctx.cancel()
@@ -459,7 +491,9 @@ def test_no_stack_dump_by_default(tpt_proto, reg_addr):
     )
     proc = subprocess.run(
         [sys.executable, '-c', code, tpt_proto, json.dumps(reg_addr)],
-        capture_output=True, text=True, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ['True', 'False', 'True']

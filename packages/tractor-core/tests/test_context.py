@@ -4,6 +4,7 @@ Callee functions record what happened to them in the module-level ``EVENTS``
 list of the actor they run in; ``get_events`` (a plain RPC) reads it back,
 so a test can check that a callee really was cancelled.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -25,6 +26,7 @@ async def get_events() -> list[str]:
 
 
 # -- callees -------------------------------------------------------------------
+
 
 @tractor.context
 async def echo_started(ctx: tractor.Context, value, result=None):
@@ -189,10 +191,7 @@ async def relay(ctx: tractor.Context, n: int):
         portal = await an.start_actor('B', enable_modules=[__name__])
         async with portal.open_context(source, n=n) as (bctx, bname):
             await ctx.started({'name': bname, 'pid': portal.channel.aid.pid})
-            async with (
-                bctx.open_stream() as bstream,
-                ctx.open_stream() as stream,
-            ):
+            async with bctx.open_stream() as bstream, ctx.open_stream() as stream:
                 async for x in bstream:
                     await stream.send(x * 10)
             bresult = await bctx.wait_for_result()
@@ -212,11 +211,13 @@ async def whoami(ctx: tractor.Context, greeting: str):
 
 # -- tests ---------------------------------------------------------------------
 
+
 async def test_context_decorator_misuse(runtime_kwargs):
     with pytest.raises(TypeError, match='async'):
         tractor.context(lambda ctx: None)
 
     with pytest.raises(TypeError, match='ctx'):
+
         @tractor.context
         async def no_ctx_param(x):
             pass
@@ -245,7 +246,7 @@ async def test_started_value_and_result(runtime_kwargs):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor('callee', enable_modules=[__name__])
             async with portal.open_context(
-                echo_started, value={'a': [1, 2]}, result=('done', 3),
+                echo_started, value={'a': [1, 2]}, result=('done', 3)
             ) as (ctx, first):
                 assert first == {'a': [1, 2]}
                 assert ctx.side == 'caller'
@@ -286,7 +287,7 @@ async def test_callee_error_mid_stream(runtime_kwargs):
             await an.cancel()
     # the error cancels the caller's block at once, like an error in a trio
     # task cancels its siblings: values still in flight may be dropped
-    assert got == [0, 1, 2][:len(got)]
+    assert got == [0, 1, 2][: len(got)]
 
 
 async def test_callee_error_cancels_a_busy_caller(runtime_kwargs):
@@ -360,7 +361,7 @@ async def test_callee_cancels_itself(runtime_kwargs):
             # the actor itself is fine
             assert await portal.run(not_a_context, x=1) == 1
             await an.cancel()
-    assert got == [0, 1, 2][:len(got)]  # values in flight may be dropped
+    assert got == [0, 1, 2][: len(got)]  # values in flight may be dropped
 
 
 async def test_caller_scope_cancel_cancels_callee(runtime_kwargs):
@@ -543,7 +544,9 @@ async def test_gather_contexts_plain():
     with trio.fail_after(TIMEOUT):
         async with tractor.trionics.gather_contexts([cm(i, 5 - i) for i in range(5)]) as vals:
             assert vals == (0, 10, 20, 30, 40)
-        assert sorted(log) == sorted([f'enter {i}' for i in range(5)] + [f'exit {i}' for i in range(5)])
+        assert sorted(log) == sorted(
+            [f'enter {i}' for i in range(5)] + [f'exit {i}' for i in range(5)]
+        )
 
         with pytest.raises(ValueError):
             async with tractor.trionics.gather_contexts([]):

@@ -2,6 +2,7 @@
 who waits, what a holder's death does, and Ctrl-C while it is held. (The
 sessions themselves are driven through a pseudo-terminal in
 integration/tests/test_debugger.py.)"""
+
 from __future__ import annotations
 
 import bdb
@@ -13,10 +14,9 @@ import pytest
 import trio
 
 import tractor
+import tractor_core_testfns as fns
 from tractor.debug import _api
 from tractor.debug._lock import tree_lock
-
-import tractor_core_testfns as fns
 
 pytestmark = pytest.mark.slow
 

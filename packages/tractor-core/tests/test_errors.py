@@ -1,4 +1,5 @@
 """Errors crossing actors: boxing, one-cancels-all, groups of failures."""
+
 import pytest
 import trio
 
@@ -66,7 +67,8 @@ async def test_two_failures_group(runtime_kwargs, tmp_path):
     group = info.value
     assert all(isinstance(e, tractor.RemoteActorError) for e in group.exceptions)
     assert sorted((e.src_uid[0], e.boxed_type.__name__) for e in group.exceptions) == [
-        ('first', 'ValueError'), ('second', 'KeyError'),
+        ('first', 'ValueError'),
+        ('second', 'KeyError'),
     ]
 
 
@@ -85,6 +87,7 @@ async def test_cancelled_one_shot_result(runtime_kwargs):
 async def test_collapse_eg(runtime_kwargs):
     """trionics.collapse_eg() unwraps a lone error, keeps groups of several."""
     with trio.fail_after(30):
+
         async def run_tree() -> None:
             async with tractor.open_nursery(**runtime_kwargs) as an:
                 await an.run_in_actor(raise_value_error, name='lone')
@@ -139,6 +142,7 @@ async def test_unknown_remote_error_type_is_named_not_guessed(runtime_kwargs, tm
         'async def fail() -> None:\n    raise PrivateError("hidden")\n'
     )
     import sys
+
     sys.path.append(str(tmp_path))  # children inherit the path; we never import it
     try:
         with trio.fail_after(30):

@@ -2,6 +2,7 @@
 they know them: overrunnable streams, the current IPC context, a context's
 side/chan/maybe_error, streams from async generators, broadcast
 subscriptions and the string form of Portal.run."""
+
 import pytest
 import trio
 
@@ -63,7 +64,11 @@ async def test_current_ipc_ctx_on_both_sides(runtime_kwargs):
                 assert tractor.current_ipc_ctx() is ctx
                 assert ctx.side == 'caller' and ctx.chan is portal.channel
                 assert first == [True, 'callee']
-            assert await ctx.wait_for_result() == [True, 'callee', list(tractor.current_actor().uid)]
+            assert await ctx.wait_for_result() == [
+                True,
+                'callee',
+                list(tractor.current_actor().uid),
+            ]
             assert ctx.maybe_error is None
             # a plain call has no Context: a clear error
             assert 'plain Portal.run()' in await portal.run(ipc_ctx_in_plain_call)

@@ -4,6 +4,7 @@ and signal state, the requester's environment, parent-death shutdown, no
 zombies, exit statuses), one server serves a whole tree and dies with its
 owner. The first tests run over both backends, so 'trio' stays covered
 whichever is the default."""
+
 import json
 import os
 import random
@@ -34,6 +35,7 @@ HERE = os.path.dirname(__file__)
 
 
 # -- helpers ------------------------------------------------------------------
+
 
 def proc_state() -> dict:
     """What a child inherited from its spawner, and its random state."""
@@ -94,15 +96,13 @@ def signal_state(pid: int) -> dict[str, int]:
         }
 
 
-
-
-
 def child_proc(an: tractor.ActorNursery, portal: tractor.Portal):
     """The process object the nursery supervises ``portal``'s actor with."""
     return an._children[portal.channel.aid.uid].proc
 
 
 # -- both backends ------------------------------------------------------------
+
 
 @pytest.fixture(params=['trio', 'forkserver'])
 def start_method(request) -> str:
@@ -128,7 +128,9 @@ async def test_spawn_run_cancel(runtime_kwargs, tpt_proto, start_method, pids_go
         assert await pids_gone([info['pid']]) == []
         assert fork_servers() == set()  # the owner shut its server down
         runtime_dir = os.environ['TRACTOR_RUNTIME_DIR']
-        assert [f for f in os.listdir(runtime_dir) if f.startswith(f'forkserver-{os.getpid()}-')] == []
+        assert [
+            f for f in os.listdir(runtime_dir) if f.startswith(f'forkserver-{os.getpid()}-')
+        ] == []
 
 
 async def test_nested_tree(runtime_kwargs, start_method, pids_gone):
@@ -185,6 +187,7 @@ async def test_sigkill_middle(runtime_kwargs, start_method, pids_gone):
 
 # -- forkserver specifics -----------------------------------------------------
 
+
 async def test_exit_codes(runtime_kwargs):
     """The server reports each child's exit status: a code, a kill, a
     clean exit."""
@@ -206,7 +209,9 @@ async def test_exit_codes(runtime_kwargs):
             procs['killed'].kill()
             procs['killed'].terminate()
     assert {n: p.returncode for n, p in procs.items()} == {
-        'dies': 3, 'killed': -signal.SIGKILL, 'clean': 0,
+        'dies': 3,
+        'killed': -signal.SIGKILL,
+        'clean': 0,
     }
 
 
@@ -224,9 +229,11 @@ async def test_child_fds_clean(runtime_kwargs):
     own runtime opened: nothing of the server's (listener, control
     connection, other requests, pidfds); the same kinds of fds as a child
     started from a fresh interpreter."""
+
     def kinds(table: dict[int, str]) -> list[str]:
-        return sorted(v.split('[')[0] if v.startswith(('socket:', 'pipe:')) else v
-                      for v in table.values())
+        return sorted(
+            v.split('[')[0] if v.startswith(('socket:', 'pipe:')) else v for v in table.values()
+        )
 
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
@@ -257,7 +264,9 @@ async def test_signal_state_like_exec(runtime_kwargs):
     try:
         with trio.fail_after(30):
             async with tractor.open_nursery(**runtime_kwargs) as an:
-                forked = await an.start_actor('forked', enable_modules=FNS, start_method='forkserver')
+                forked = await an.start_actor(
+                    'forked', enable_modules=FNS, start_method='forkserver'
+                )
                 execd = await an.start_actor('execd', enable_modules=FNS, start_method='trio')
                 fstate = signal_state(forked.channel.aid.pid)
                 tstate = signal_state(execd.channel.aid.pid)
@@ -400,7 +409,8 @@ async def _run_root(tpt_proto, reg_addr, mode: str, token: str):
 async def _wait_unmarked(token: str) -> None:
     await wait_until(
         lambda: not pids_with_env('FORKSERVER_TEST_TOKEN', token),
-        f'no process marked {token!r} left', poll=0.05,
+        f'no process marked {token!r} left',
+        poll=0.05,
     )
 
 
@@ -445,8 +455,13 @@ async def test_import_tractor_loads_no_backend():
     its own module already imported by the package (runpy warns then)."""
     with trio.fail_after(30):
         result = await trio.run_process(
-            [sys.executable, '-W', 'error', '-c',
-             'import sys, tractor; print(sorted(m for m in sys.modules if "forkserver" in m))'],
+            [
+                sys.executable,
+                '-W',
+                'error',
+                '-c',
+                'import sys, tractor; print(sorted(m for m in sys.modules if "forkserver" in m))',
+            ],
             capture_stdout=True,
         )
     assert result.stdout.decode().strip() == '[]'

@@ -22,6 +22,7 @@ answers a ping). After every example a well-behaved peer, on a connection
 held throughout and on a fresh one, still gets answers; and the target's
 resident memory grows by less than a generous bound over the run.
 """
+
 from __future__ import annotations
 
 import errno
@@ -63,6 +64,7 @@ FUZZ_SETTINGS = dict(
 
 # -- the target --------------------------------------------------------------
 
+
 class Target:
     def __init__(self, proc: subprocess.Popen, proto: str, info: dict) -> None:
         self.proc = proc
@@ -96,8 +98,14 @@ def reg_addr(tpt_proto, reg_addr, tmp_path, monkeypatch):
 
     ca = trustme.CA()
     leaf = ca.issue_cert('127.0.0.1', 'localhost')
-    paths = {var: tmp_path / name for var, name in (
-        ('TRACTOR_TLS_CA', 'ca.pem'), ('TRACTOR_TLS_CERT', 'cert.pem'), ('TRACTOR_TLS_KEY', 'key.pem'))}
+    paths = {
+        var: tmp_path / name
+        for var, name in (
+            ('TRACTOR_TLS_CA', 'ca.pem'),
+            ('TRACTOR_TLS_CERT', 'cert.pem'),
+            ('TRACTOR_TLS_KEY', 'key.pem'),
+        )
+    }
     ca.cert_pem.write_to_path(str(paths['TRACTOR_TLS_CA']))
     leaf.cert_chain_pems[0].write_to_path(str(paths['TRACTOR_TLS_CERT']))
     leaf.private_key_pem.write_to_path(str(paths['TRACTOR_TLS_KEY']))
@@ -112,7 +120,8 @@ def reg_addr(tpt_proto, reg_addr, tmp_path, monkeypatch):
 def target(tpt_proto, reg_addr):
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), tpt_proto, json.dumps(reg_addr)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], BOOT_TIMEOUT)
@@ -132,6 +141,7 @@ def target(tpt_proto, reg_addr):
 
 
 # -- a blocking client -----------------------------------------------------
+
 
 def dial(t: Target) -> socket.socket:
     if t.proto == 'tls':
@@ -248,9 +258,11 @@ class Peer:
 
     def call(self, ns: str, func: str, **kwargs):
         self.cid += 2
-        self.sock.sendall(self.session.seal_frames(
-            [frame(_msg.Start(cid=self.cid, ns=ns, func=func, kwargs=kwargs))]
-        ))
+        self.sock.sendall(
+            self.session.seal_frames(
+                [frame(_msg.Start(cid=self.cid, ns=ns, func=func, kwargs=kwargs))]
+            )
+        )
         while True:
             msg = self.next()
             assert msg is not None, 'the actor hung up on a well-behaved peer'
@@ -278,9 +290,15 @@ def check_serving(t: Target, secret: bytes, held: Peer) -> None:
 # -- strategies --------------------------------------------------------------
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats()
-    | st.text(max_size=16) | st.binary(max_size=16),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=16)
+    | st.binary(max_size=16),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 raws = values.map(lambda v: msgspec.Raw(msgspec.msgpack.encode(v)))
@@ -292,30 +310,80 @@ wire_addrs = st.lists(
 )
 hellos = st.builds(
     _msg.Hello,
-    aid=st.builds(_msg.Aid, name=st.text(max_size=8), uuid=st.text(max_size=8),
-                  pid=st.integers(-2**31, 2**31)),
+    aid=st.builds(
+        _msg.Aid,
+        name=st.text(max_size=8),
+        uuid=st.text(max_size=8),
+        pid=st.integers(-(2**31), 2**31),
+    ),
     addrs=wire_addrs,
 )
 
 #: modules the target does not enable, path tricks, and its one module
 NAMESPACES = [
-    'os', 'sys', 'subprocess', 'builtins', 'importlib', 'pickle', 'tractor',
-    'tractor._runtime', 'tractor_core_testfns', '', '.', '..', '../..', '../__main__',
-    '__main__.os', '__builtins__', MAIN, '__mp_main__', 'self',
+    'os',
+    'sys',
+    'subprocess',
+    'builtins',
+    'importlib',
+    'pickle',
+    'tractor',
+    'tractor._runtime',
+    'tractor_core_testfns',
+    '',
+    '.',
+    '..',
+    '../..',
+    '../__main__',
+    '__main__.os',
+    '__builtins__',
+    MAIN,
+    '__mp_main__',
+    'self',
 ]
 #: dunders, dotted and ``..`` paths, attribute walks, the real functions
 FUNCS = [
-    'ping', 'echo', '__init__', '__class__', '__dict__', '__globals__', '__import__',
-    '__builtins__', '__loader__', '__spec__', '..', '../ping', './ping', 'ping/..',
-    'os.system', 'system', 'getattr', 'exec', 'eval', 'ping.__globals__',
-    'echo.__code__', 'MARKS', 'json', 'trio', 'tractor', 'sys', 'main', '',
-    'registrar_info', 'find_actor', 'find_actors', 'get_registry',
+    'ping',
+    'echo',
+    '__init__',
+    '__class__',
+    '__dict__',
+    '__globals__',
+    '__import__',
+    '__builtins__',
+    '__loader__',
+    '__spec__',
+    '..',
+    '../ping',
+    './ping',
+    'ping/..',
+    'os.system',
+    'system',
+    'getattr',
+    'exec',
+    'eval',
+    'ping.__globals__',
+    'echo.__code__',
+    'MARKS',
+    'json',
+    'trio',
+    'tractor',
+    'sys',
+    'main',
+    '',
+    'registrar_info',
+    'find_actor',
+    'find_actors',
+    'get_registry',
 ]
 #: runtime methods a fuzzer must not call: they are authorized actions
 #: (shut the target down, edit its registry), not hostile input
 _OFF_LIMITS = {
-    ('self', 'cancel'), ('self', 'register_actor'), ('self', 'unregister_actor'),
-    ('self', 'delete_addr'), ('self', 'wait_for_actor'),
+    ('self', 'cancel'),
+    ('self', 'register_actor'),
+    ('self', 'unregister_actor'),
+    ('self', 'delete_addr'),
+    ('self', 'wait_for_actor'),
 }
 #: what the target really serves (a request for these may succeed)
 _SAFE = {(MAIN, 'ping'), (MAIN, 'echo'), (MAIN, 'mark'), (MAIN, 'marks')}
@@ -327,7 +395,7 @@ starts = st.builds(
     func=st.sampled_from(FUNCS) | st.text(max_size=24),
     kwargs=st.dictionaries(st.text(max_size=8), values, max_size=3),
     kind=st.sampled_from(['fn', 'ctx']) | st.text(max_size=4),
-    window=st.integers(-2**63, 2**63 - 1),
+    window=st.integers(-(2**63), 2**63 - 1),
 ).filter(lambda m: (m.ns, m.func) not in _OFF_LIMITS)
 
 any_msg = st.one_of(
@@ -338,7 +406,8 @@ any_msg = st.one_of(
         enable_modules=st.lists(st.text(max_size=8), max_size=3),
         module_paths=st.dictionaries(st.text(max_size=6), st.text(max_size=12), max_size=2),
         sys_path=st.lists(st.text(max_size=12), max_size=2),
-        reg_addrs=wire_addrs, bind_addrs=wire_addrs,
+        reg_addrs=wire_addrs,
+        bind_addrs=wire_addrs,
         enable_transports=st.lists(st.text(max_size=5), max_size=2),
     ),
     st.builds(_msg.Ready, accept_addrs=wire_addrs),
@@ -346,14 +415,20 @@ any_msg = st.one_of(
     st.builds(_msg.Yield, cid=cids, pld=raws),
     st.builds(_msg.Return, cid=cids, pld=raws),
     st.builds(_msg.Stop, cid=cids),
-    st.builds(_msg.Credit, cid=cids, n=st.integers(-2**63, 2**63 - 1)),
+    st.builds(_msg.Credit, cid=cids, n=st.integers(-(2**63), 2**63 - 1)),
     st.builds(_msg.Cancel, cid=cids),
     st.builds(
-        _msg.Error, cid=cids,
-        type_str=st.sampled_from(['builtins:SystemExit', 'os:system', 'tractor._exceptions:ContextCancelled'])
+        _msg.Error,
+        cid=cids,
+        type_str=st.sampled_from(
+            ['builtins:SystemExit', 'os:system', 'tractor._exceptions:ContextCancelled']
+        )
         | st.text(max_size=20),
-        message=st.text(max_size=20), tb_str=st.text(max_size=20), src_uid=uids,
-        relay_uid=st.none() | uids, canceller=st.none() | uids,
+        message=st.text(max_size=20),
+        tb_str=st.text(max_size=20),
+        src_uid=uids,
+        relay_uid=st.none() | uids,
+        canceller=st.none() | uids,
     ),
 )
 
@@ -368,12 +443,14 @@ def nested(draw) -> bytes:
 @st.composite
 def truncated(draw) -> bytes:
     data = frame(draw(any_msg))
-    return data[:draw(st.integers(0, len(data) - 1))]
+    return data[: draw(st.integers(0, len(data) - 1))]
 
 
 @st.composite
 def length_prefix(draw) -> bytes:
-    size = draw(st.integers(0, 2**32 - 1) | st.sampled_from([2**32 - 1, 2**31, 64 * 2**20 + 1, 64 * 2**20]))
+    size = draw(
+        st.integers(0, 2**32 - 1) | st.sampled_from([2**32 - 1, 2**31, 64 * 2**20 + 1, 64 * 2**20])
+    )
     return size.to_bytes(4, 'big') + draw(st.binary(max_size=64))
 
 
@@ -383,20 +460,23 @@ def length_prefix(draw) -> bytes:
 byte_cases = st.tuples(
     st.just('bytes'),
     st.booleans(),
-    st.tuples(st.booleans(),
-    st.one_of(
-        st.binary(max_size=2048),
-        truncated(),
-        length_prefix(),
-        nested().map(lambda body: len(body).to_bytes(4, 'big') + body),
-        nested(),
-    )),
+    st.tuples(
+        st.booleans(),
+        st.one_of(
+            st.binary(max_size=2048),
+            truncated(),
+            length_prefix(),
+            nested().map(lambda body: len(body).to_bytes(4, 'big') + body),
+            nested(),
+        ),
+    ),
 )
 #: well-framed messages in any order, then a ping: ('order', after_hello, msgs)
 order_cases = st.tuples(st.just('order'), st.booleans(), st.lists(any_msg, min_size=1, max_size=6))
 #: RPC requests: ('rpc', True, starts) with distinct call ids
 rpc_cases = st.tuples(
-    st.just('rpc'), st.just(True),
+    st.just('rpc'),
+    st.just(True),
     st.lists(starts, min_size=1, max_size=5, unique_by=lambda m: m.cid),
 )
 
@@ -424,10 +504,14 @@ def run_authenticated_case(t: Target, secret: bytes, case) -> None:
             reader.feed(read_to_eof(sock))
         elif kind == 'order':
             ping_cid = 2**64 - 2  # distinct from every drawn call id but one
-            send_quietly(sock, session.seal_frames(
-                hello + [frame(m) for m in payload]
-                + [frame(_msg.Start(cid=ping_cid, ns=MAIN, func='ping', kwargs={}))]
-            ))
+            send_quietly(
+                sock,
+                session.seal_frames(
+                    hello
+                    + [frame(m) for m in payload]
+                    + [frame(_msg.Start(cid=ping_cid, ns=MAIN, func='ping', kwargs={}))]
+                ),
+            )
             # closed, or still sane: it answers the ping that came last
             while True:
                 try:
@@ -500,22 +584,28 @@ def unauthenticated(draw) -> tuple[bytes, str]:
     ``mark(token)``: the token must never be marked."""
     token = os.urandom(6).hex()
     nonce = draw(st.binary(min_size=_auth.NONCE_SIZE, max_size=_auth.NONCE_SIZE))
-    head = draw(st.one_of(
-        st.binary(max_size=512),
-        st.binary(max_size=64).map(lambda b: _auth.MAGIC + b),
-        st.integers(0, 255).filter(lambda v: v != _auth.VERSION).map(
-            lambda v: _auth.MAGIC + bytes([v, 0, 0, 0]) + nonce),
-        # a valid hello, then a proof that is not one (with an empty
-        # binding, or random bytes where it goes)
-        st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
-            lambda proof: _auth._hello(nonce) + b'\0\0' + proof),
-        st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
-            lambda proof: _auth._hello(nonce) + proof),
-        st.just(b''),  # no preamble at all: straight to tractor frames
-    ))
+    head = draw(
+        st.one_of(
+            st.binary(max_size=512),
+            st.binary(max_size=64).map(lambda b: _auth.MAGIC + b),
+            st.integers(0, 255)
+            .filter(lambda v: v != _auth.VERSION)
+            .map(lambda v: _auth.MAGIC + bytes([v, 0, 0, 0]) + nonce),
+            # a valid hello, then a proof that is not one (with an empty
+            # binding, or random bytes where it goes)
+            st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
+                lambda proof: _auth._hello(nonce) + b'\0\0' + proof
+            ),
+            st.binary(min_size=_auth.PROOF_SIZE, max_size=_auth.PROOF_SIZE).map(
+                lambda proof: _auth._hello(nonce) + proof
+            ),
+            st.just(b''),  # no preamble at all: straight to tractor frames
+        )
+    )
     aid = _msg.Aid(name='intruder', uuid=token, pid=1)
     request = frame(_msg.Hello(aid=aid)) + frame(
-        _msg.Start(cid=2, ns=MAIN, func='mark', kwargs={'token': token}))
+        _msg.Start(cid=2, ns=MAIN, func='mark', kwargs={'token': token})
+    )
     return head + request, token
 
 
@@ -546,8 +636,11 @@ def test_fuzz_unauthenticated(target):
             finally:
                 sock.close()
             assert len(got) <= _auth.HELLO_SIZE + _auth.VERDICT_SIZE, got
-            assert got[:_auth.HELLO_SIZE] == _auth._hello(got[8:_auth.HELLO_SIZE])[:len(got)]
-            assert got[_auth.HELLO_SIZE:] == (b'\x00' + bytes(_auth.PROOF_SIZE))[:len(got) - _auth.HELLO_SIZE]
+            assert got[: _auth.HELLO_SIZE] == _auth._hello(got[8 : _auth.HELLO_SIZE])[: len(got)]
+            assert (
+                got[_auth.HELLO_SIZE :]
+                == (b'\x00' + bytes(_auth.PROOF_SIZE))[: len(got) - _auth.HELLO_SIZE]
+            )
             check_serving(target, secret, held)
 
         fuzz()

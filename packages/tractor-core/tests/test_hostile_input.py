@@ -1,5 +1,6 @@
 """Garbage on an actor's listening socket closes that one connection; the
 actor keeps serving everyone else."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ import pytest
 import trio
 
 import tractor
-from tractor import _auth, _msg, _secret, _session
 import tractor_core_testfns as fns
+from tractor import _auth, _msg, _secret, _session
 from tractor_core_testfns import call_back, ping
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ async def raw_connect(addr: tuple, proto: str, auth: bool = True) -> RawPeer:
 
         binding = _auth.dial_binding(stream, wrap_address(addr).to_wire())
         session = await _auth.authenticate(
-            stream, _secret.current_secret(), initiator=True, binding=binding,
+            stream, _secret.current_secret(), initiator=True, binding=binding
         )
     return RawPeer(stream, session)
 
@@ -136,18 +137,31 @@ ATTACKS = {
     'nested-past-the-bound': ((frame(b'\x91' * (_msg.MAX_DEPTH + 1) + b'\xc0'),), True),
     'not-hello-first': ((start('os', 'system', command='true'),), True),
     'hello-bad-pid': (
-        (frame(msgspec.msgpack.encode(['Hello', ['x', 'y', 'not-a-pid'], [], 1])),), True,
+        (frame(msgspec.msgpack.encode(['Hello', ['x', 'y', 'not-a-pid'], [], 1])),),
+        True,
     ),
     'hello-then-garbage': ((hello(), frame(_rng.randbytes(512))), True),
     'hello-then-truncated': ((hello(), (50).to_bytes(4, 'big') + b'\x95'), False),
     'hello-then-ready': (
-        (hello(), frame(msgspec.msgpack.encode(_msg.Ready(accept_addrs=[])))), True,
+        (hello(), frame(msgspec.msgpack.encode(_msg.Ready(accept_addrs=[])))),
+        True,
     ),
     'hello-then-spawnspec': (
-        (hello(), frame(msgspec.msgpack.encode(_msg.SpawnSpec(
-            enable_modules=['os'], module_paths={}, sys_path=[], reg_addrs=[],
-            bind_addrs=[], enable_transports=[],
-        )))),
+        (
+            hello(),
+            frame(
+                msgspec.msgpack.encode(
+                    _msg.SpawnSpec(
+                        enable_modules=['os'],
+                        module_paths={},
+                        sys_path=[],
+                        reg_addrs=[],
+                        bind_addrs=[],
+                        enable_transports=[],
+                    )
+                )
+            ),
+        ),
         True,
     ),
 }
@@ -166,8 +180,10 @@ async def check_serving(portal, child_addr, root_addr, attack: str) -> None:
 
 def _dropped_logs(caplog) -> int:
     return sum(
-        1 for r in caplog.records
-        if r.name.startswith('tractor') and r.levelname == 'WARNING'
+        1
+        for r in caplog.records
+        if r.name.startswith('tractor')
+        and r.levelname == 'WARNING'
         and ('dropping connection' in r.getMessage() or 'refused connection' in r.getMessage())
     )
 
@@ -212,15 +228,19 @@ async def test_peer_gets_errors_not_hangups(tpt_proto, runtime_kwargs):
             stream = await raw_connect(addr, tpt_proto)
             try:
                 # a Hello claiming addresses on transports nobody has
-                body = msgspec.msgpack.encode(_msg.Hello(
-                    aid=_msg.Aid(name='odd', uuid='u', pid=1),
-                    addrs=[('carrier-pigeon', ['coop', 7]), ('tcp', ['x'])],
-                ))
+                body = msgspec.msgpack.encode(
+                    _msg.Hello(
+                        aid=_msg.Aid(name='odd', uuid='u', pid=1),
+                        addrs=[('carrier-pigeon', ['coop', 7]), ('tcp', ['x'])],
+                    )
+                )
                 await stream.send_all(stream.seal(frame(body)))
                 await stream.send_all(stream.seal(start('os', 'system', cid=2, command='true')))
-                await stream.send_all(stream.seal(
-                    start(fns.__name__, 'no_such_fn', cid=4), start(fns.__name__, 'ping', cid=6),
-                ))
+                await stream.send_all(
+                    stream.seal(
+                        start(fns.__name__, 'no_such_fn', cid=4), start(fns.__name__, 'ping', cid=6)
+                    )
+                )
                 replies = {}
                 while len(replies) < 3:
                     chunk = await stream.receive_some()
@@ -291,13 +311,17 @@ def nested(depth: int) -> msgspec.Raw:
 DIALED_ATTACKS = {
     # RecursionError in the decoder (skipping a payload, decoding kwargs)
     'deep-payload': frame(msgspec.msgpack.encode(_msg.Yield(cid=3, pld=nested(100_000)))),
-    'deep-kwargs': frame(msgspec.msgpack.encode(
-        _msg.Start(cid=3, ns=fns.__name__, func='ping', kwargs={'x': nested(5_000)})
-    )),
+    'deep-kwargs': frame(
+        msgspec.msgpack.encode(
+            _msg.Start(cid=3, ns=fns.__name__, func='ping', kwargs={'x': nested(5_000)})
+        )
+    ),
     # decodable, but past the structural bound
-    'past-the-depth-bound': frame(msgspec.msgpack.encode(
-        _msg.Start(cid=3, ns=fns.__name__, func='ping', kwargs={'x': nested(_msg.MAX_DEPTH)})
-    )),
+    'past-the-depth-bound': frame(
+        msgspec.msgpack.encode(
+            _msg.Start(cid=3, ns=fns.__name__, func='ping', kwargs={'x': nested(_msg.MAX_DEPTH)})
+        )
+    ),
     'huge-array-header': frame(b'\xdd\xff\xff\xff\xff'),
     'wrong-struct': frame(msgspec.msgpack.encode(['Start', 'cid', 2])),
 }
@@ -383,7 +407,8 @@ async def test_fd_flood_at_a_low_limit():
     with trio.fail_after(60):
         proc = await trio.lowlevel.open_process(
             [sys.executable, str(SCRIPTS / 'flood_target.py'), '256', json.dumps(reg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         flood: list[trio.SocketStream] = []
         try:
@@ -455,7 +480,9 @@ async def test_partial_frames_share_one_budget(tpt_proto, runtime_kwargs, monkey
                     await peer.send_all(peer.seal(hello()) + big.to_bytes(4, 'big') + b'\0' * 1000)
                     peers.append(peer)
                 with trio.fail_after(10):
-                    while not any('partially received frames' in r.getMessage() for r in caplog.records):
+                    while not any(
+                        'partially received frames' in r.getMessage() for r in caplog.records
+                    ):
                         await trio.sleep(0.02)
                 # the third was dropped: it sees EOF; the first two are held
                 assert await read_frames_until_eof(peers[2]) == []

@@ -1,6 +1,7 @@
 """The lean hot path's building blocks, in one process: a context's
 ``Inbox``, a plain call's ``Reply``, and a channel's direct socket writes
 (cancellation still lands, order is kept, a send that has to wait yields)."""
+
 import pytest
 import trio
 import trio.testing

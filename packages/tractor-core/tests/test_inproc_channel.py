@@ -2,6 +2,7 @@
 TLS and the memory transport take. Framing, the authenticated session,
 corking, the bounds on a frame and on a peer that stops reading.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,12 +11,12 @@ import uuid
 import pytest
 import trio
 import trio.testing
-from tractor_testsupport import memory
 
 import tractor
 from tractor import _ipc, _msg
-from tractor._ipc import Channel, FrameError
 from tractor._dial import handshake
+from tractor._ipc import Channel, FrameError
+from tractor_testsupport import memory
 
 SECRET = b's' * 32
 

@@ -3,6 +3,7 @@ transport (a root actor calling itself over its own channel; no process
 spawned). Callees report what happened to them in ``fns.SEEN`` and signal
 ``fns.event(...)``, so each test waits on a condition, never on time.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -10,10 +11,10 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
-import tractor_core_inproc_fns as fns
-from tractor_testsupport import memory
 
 import tractor
+import tractor_core_inproc_fns as fns
+from tractor_testsupport import memory
 
 MODS = [fns.__name__]
 

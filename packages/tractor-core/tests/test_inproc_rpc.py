@@ -6,6 +6,7 @@ a channel it dialed to its own listener, so every request and reply crosses
 a real ``Channel`` (framing, authentication, routing) on its generic
 trio-stream path.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,15 +14,14 @@ import uuid
 
 import pytest
 import trio
-import tractor_core_inproc_fns as fns
-from tractor_testsupport import memory
 
 import tractor
+import tractor_core_inproc_fns as fns
 from tractor import _msg
+from tractor._dial import HANDSHAKE_TIMEOUT, handshake
 from tractor._exceptions import type_name
 from tractor._ipc import Channel
-from tractor._dial import handshake
-from tractor._dial import HANDSHAKE_TIMEOUT
+from tractor_testsupport import memory
 
 MODS = [fns.__name__]
 
@@ -44,7 +44,8 @@ async def test_both_ends_take_the_generic_stream_path():
             assert fns.describe(chan) == {'direct': False, 'stream': 'StapledStream'}
             assert chan.session is not None  # authenticated, batches checked
             assert await portal.run(fns.channel_path) == {
-                'direct': False, 'stream': 'StapledStream',
+                'direct': False,
+                'stream': 'StapledStream',
             }
     assert not memory._listeners  # the listener went with the runtime
 
@@ -95,12 +96,15 @@ async def test_errors_are_boxed_with_origin_and_traceback():
             assert await portal.run(fns.add, x=1, y=2) == 3
 
 
-@pytest.mark.parametrize('ns, func, match', [
-    ('os', 'getcwd', 'not enabled'),
-    (fns.__name__, '_private', 'private'),
-    (fns.__name__, 'getcwd', 'is defined in'),
-    (fns.__name__, '__init__', 'not a function name'),
-])
+@pytest.mark.parametrize(
+    'ns, func, match',
+    [
+        ('os', 'getcwd', 'not enabled'),
+        (fns.__name__, '_private', 'private'),
+        (fns.__name__, 'getcwd', 'is defined in'),
+        (fns.__name__, '__init__', 'not a function name'),
+    ],
+)
 async def test_the_allowlist_refuses_with_a_typed_error(ns, func, match):
     with trio.fail_after(10):
         async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
@@ -127,6 +131,7 @@ async def test_runtime_methods_ping():
 
 # -- the router, driven by hand over a raw channel --------------------------------
 
+
 async def _raw_channel(actor) -> Channel:
     """A channel to ``actor``'s memory listener that this test drives by
     hand (the handshake done, nobody routing its messages)."""
@@ -142,19 +147,25 @@ async def test_router_refuses_bad_requests_and_keeps_serving():
         async with memory.open_loopback(enable_modules=MODS) as (actor, _portal):
             async with await _raw_channel(actor) as chan:
                 # a stream window out of range: a typed refusal for that cid
-                await chan.send(_msg.Start(
-                    cid=7, ns=fns.__name__, func='add', kwargs={'x': 1, 'y': 1},
-                    kind='ctx', window=1 << 20,
-                ))
+                await chan.send(
+                    _msg.Start(
+                        cid=7,
+                        ns=fns.__name__,
+                        func='add',
+                        kwargs={'x': 1, 'y': 1},
+                        kind='ctx',
+                        window=1 << 20,
+                    )
+                )
                 reply = await chan.recv()
                 assert isinstance(reply, _msg.Error) and reply.cid == 7
                 assert reply.type_str == type_name(tractor.MsgTypeError)
                 assert 'window' in reply.message
 
                 # a call id still in use: refused, the first call unharmed
-                await chan.send(_msg.Start(
-                    cid=9, ns=fns.__name__, func='wait_forever', kwargs={'key': 'k'},
-                ))
+                await chan.send(
+                    _msg.Start(cid=9, ns=fns.__name__, func='wait_forever', kwargs={'key': 'k'})
+                )
                 await fns.event('k:running').wait()
                 await chan.send(_msg.Start(cid=9, ns=fns.__name__, func='add', kwargs={}))
                 reply = await chan.recv()

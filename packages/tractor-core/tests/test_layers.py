@@ -7,6 +7,7 @@ cycle only hides it until that function runs. Imports under
 picture in ``docs/architecture.md``; a module may import its own layer and
 the ones below it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,19 +20,58 @@ SRC = pathlib.Path(tractor.__file__).parent
 #: bottom to top; every core module belongs to exactly one
 LAYERS: dict[str, tuple[str, ...]] = {
     'base': (
-        '_exceptions', '_settings', '_state', '_paths', '_limits', '_extras', 'log', 'trionics',
+        '_exceptions',
+        '_settings',
+        '_state',
+        '_paths',
+        '_limits',
+        '_extras',
+        'log',
+        'trionics',
     ),
     'ipc': (
-        '_msg', '_hookspecs', '_plugins', '_transport', '_sockio', '_secret', '_session', '_auth',
-        '_ipc', '_boxing',
+        '_msg',
+        '_hookspecs',
+        '_plugins',
+        '_transport',
+        '_sockio',
+        '_secret',
+        '_session',
+        '_auth',
+        '_ipc',
+        '_boxing',
     ),
     'runtime': (
-        'to_asyncio', '_aio_task', '_aio_channel', '_stack', '_inbox', '_call', '_debugger', '_context', '_stream', '_caller', '_invoke', '_modules',
-        '_portal', '_gen_stream', '_dial', '_accept', '_runtime', 'msg',
+        'to_asyncio',
+        '_aio_task',
+        '_aio_channel',
+        '_stack',
+        '_inbox',
+        '_call',
+        '_debugger',
+        '_context',
+        '_stream',
+        '_caller',
+        '_invoke',
+        '_modules',
+        '_portal',
+        '_gen_stream',
+        '_dial',
+        '_accept',
+        '_runtime',
+        'msg',
     ),
     'spawning': (
-        '_spawn', '_spawn_trio', '_child', '_root', '_supervise', '_nursery', '_supervisor',
-        '_supervised', '_restarts', '_lifeline',
+        '_spawn',
+        '_spawn_trio',
+        '_child',
+        '_root',
+        '_supervise',
+        '_nursery',
+        '_supervisor',
+        '_supervised',
+        '_restarts',
+        '_lifeline',
     ),
     # wings: each a plugin of the hooks, or a public library over the runtime
     'wings': ('debug', 'devx', '_forkserver', '_spawn_forkserver', 'plugin'),
@@ -58,53 +98,52 @@ def _layer_of(mod: str) -> int:
     raise AssertionError(f'tractor.{mod} is in no layer of {__name__}.LAYERS: add it')
 
 
+def _imports(mod: str, path: pathlib.Path, mods: dict) -> set[tuple[str, int]]:
+    """The core modules ``mod`` imports, with the line of each import."""
+    here = mod.split('.') if mod != '__init__' else []
+    pkg = here if path.name == '__init__.py' else here[:-1]
+    edges: set[tuple[str, int]] = set()
+    todo: list[tuple[ast.AST, bool]] = [(ast.parse(path.read_text()), False)]
+    while todo:
+        node, typing_only = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            tc = typing_only or (
+                isinstance(child, ast.If) and 'TYPE_CHECKING' in ast.unparse(child.test)
+            )
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = pkg[: len(pkg) - (child.level - 1)]
+                    name = '.'.join(['tractor', *base, *([child.module] if child.module else [])])
+                else:
+                    name = child.module or ''
+                # `from pkg import x`: the submodule pkg.x if there is one,
+                # else the name x of pkg itself
+                targets = [
+                    f'{name}.{a.name}' if f'{name}.{a.name}'[len('tractor.') :] in mods else name
+                    for a in child.names
+                ]
+            if not tc:
+                for target in targets:
+                    if target == 'tractor':
+                        target = 'tractor.__init__'
+                    if not target.startswith('tractor.'):
+                        continue
+                    target = target[len('tractor.') :]
+                    while target and target not in mods:
+                        target = target.rpartition('.')[0]
+                    if target and target != mod:
+                        edges.add((target, child.lineno))
+            todo.append((child, tc))
+    return edges
+
+
 def _edges() -> dict[str, set[tuple[str, int]]]:
     """``{module: {(imported core module, line)}}``, function-level included."""
     mods = _modules()
-    out: dict[str, set[tuple[str, int]]] = {}
-    for mod, path in mods.items():
-        is_pkg = path.name == '__init__.py'
-        here = mod.split('.') if mod != '__init__' else []
-        pkg = here if is_pkg else here[:-1]
-        edges: set[tuple[str, int]] = set()
-
-        def visit(node: ast.AST, typing_only: bool) -> None:
-            for child in ast.iter_child_nodes(node):
-                tc = typing_only or (
-                    isinstance(child, ast.If) and 'TYPE_CHECKING' in ast.unparse(child.test)
-                )
-                targets: list[str] = []
-                if isinstance(child, ast.Import):
-                    targets = [a.name for a in child.names]
-                elif isinstance(child, ast.ImportFrom):
-                    if child.level:
-                        base = pkg[: len(pkg) - (child.level - 1)]
-                        name = '.'.join(['tractor', *base, *([child.module] if child.module else [])])
-                    else:
-                        name = child.module or ''
-                    # `from pkg import x`: the submodule pkg.x if there is
-                    # one, else the name x of pkg itself
-                    targets = [
-                        f'{name}.{a.name}' if f'{name}.{a.name}'[len('tractor.'):] in mods
-                        else name
-                        for a in child.names
-                    ]
-                if not tc:
-                    for target in targets:
-                        if target == 'tractor':
-                            target = 'tractor.__init__'
-                        if not target.startswith('tractor.'):
-                            continue
-                        target = target[len('tractor.'):]
-                        while target and target not in mods:
-                            target = target.rpartition('.')[0]
-                        if target and target != mod:
-                            edges.add((target, child.lineno))
-                visit(child, tc)
-
-        visit(ast.parse(path.read_text()), False)
-        out[mod] = edges
-    return out
+    return {mod: _imports(mod, path, mods) for mod, path in mods.items()}
 
 
 def test_core_import_graph_has_no_cycles():

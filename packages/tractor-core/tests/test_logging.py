@@ -1,4 +1,5 @@
 """Logging: records name their actor and task; levels reach the whole tree."""
+
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ async def test_records_carry_actor_and_task(runtime_kwargs, caplog):
     log.info('outside')
     with trio.fail_after(30):
         async with tractor.open_root_actor(name='logger-root', **runtime_kwargs):
+
             async def named_task() -> None:
                 log.info('inside')
 
@@ -67,7 +69,11 @@ async def test_loglevel_reaches_children(how, tpt_proto, reg_addr, run_script):
 
 async def test_default_level_hides_info(tpt_proto, reg_addr, run_script):
     proc = await run_script(
-        'log_tree.py', tpt_proto, json.dumps(reg_addr), '-', timeout=45,
+        'log_tree.py',
+        tpt_proto,
+        json.dumps(reg_addr),
+        '-',
+        timeout=45,
         env={'TRACTOR_LOGLEVEL': ''},
     )
     assert proc.returncode == 0, proc.stderr.decode()

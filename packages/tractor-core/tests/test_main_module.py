@@ -1,4 +1,5 @@
 """Functions defined in the user's main script are servable by subactors."""
+
 import json
 import sys
 
@@ -24,7 +25,10 @@ async def test_main_script_functions(how, tpt_proto, reg_addr, run_script, tmp_p
         with trio.fail_after(45):
             proc = await trio.run_process(
                 [sys.executable, '-m', SCRIPT.removesuffix('.py'), *args],
-                cwd=scripts, capture_stdout=True, capture_stderr=True, check=False,
+                cwd=scripts,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
             )
     out = proc.stdout.decode()
     assert proc.returncode == 0, f'{out}\n{proc.stderr.decode()}'

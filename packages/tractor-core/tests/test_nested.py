@@ -1,4 +1,5 @@
 """Trees deeper than one level: children spawning their own children."""
+
 import os
 
 import pytest

@@ -1,6 +1,7 @@
 """What an actor nursery promises its block: ``an.cancel()`` leaves the
 block running, failures are raised once each and all of them, a one-shot
 child serves until it is reaped, and a KeyboardInterrupt never hangs."""
+
 import json
 import os
 import signal
@@ -11,8 +12,8 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
-from tractor_testsupport.programs import tree_program
 from tractor_core_testfns import get_state, raise_value_error, serve_forever, sibling_asks
+from tractor_testsupport.programs import tree_program
 
 pytestmark = pytest.mark.slow
 
@@ -75,12 +76,14 @@ async def test_an_cancel_under_collapse_eg_and_nested_nurseries(runtime_kwargs):
 
             async def inner() -> None:
                 async with trio.open_nursery() as tn:
+
                     async def hold() -> None:
                         try:
                             async with portal.open_context(serve_forever):
                                 await trio.sleep_forever()
                         except (tractor.ContextCancelled, tractor.TransportClosed):
                             done.set()
+
                     tn.start_soon(hold)
                     await trio.sleep_forever()
 
@@ -210,10 +213,12 @@ async def test_child_failure_cancels_nested_trio_nurseries_in_the_body(runtime_k
         with pytest.raises(tractor.RemoteActorError) as info:
             async with tractor.open_nursery(**runtime_kwargs) as an:
                 async with trio.open_nursery() as outer:
+
                     async def sleeper() -> None:
                         async with trio.open_nursery() as inner:
                             inner.start_soon(trio.sleep_forever)
                             inner.start_soon(trio.sleep_forever)
+
                     outer.start_soon(sleeper)
                     outer.start_soon(sleeper)
                     await an.run_in_actor(raise_value_error, name='failer', msg='deep')
@@ -294,7 +299,9 @@ async def test_handled_error_then_cut_short_is_raised(runtime_kwargs):
     assert reached == []
 
 
-async def test_graceful_cancel_of_a_stuck_one_shot_stays_within_one_grace(runtime_kwargs, pids_gone):
+async def test_graceful_cancel_of_a_stuck_one_shot_stays_within_one_grace(
+    runtime_kwargs, pids_gone
+):
     """A one-shot child that ignores the cancel is killed one cancel grace
     after ``an.cancel()``, not two."""
     grace = float(os.environ.get('TRACTOR_CANCEL_GRACE', 3.0))

@@ -12,6 +12,7 @@ Not covered yet: ``start_method='trio'``, where a grandchild is the OS
 child of its actor parent and is reparented to init when that parent is
 killed (see docs/reliability.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,10 @@ import pytest
 import trio
 
 import tractor
-from tractor_testsupport.polling import wait_until
-from tractor_testsupport.programs import tree_program
 import tractor_core_testfns as fns
 from tractor._supervise import CANCEL_GRACE
+from tractor_testsupport.polling import wait_until
+from tractor_testsupport.programs import tree_program
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ MARGIN = 3.0
 
 async def leaf_of(mid: tractor.Portal) -> int:
     return await wait_until(
-        lambda: mid.run(fns.get_state, key='leaf_pid'), "the middle actor's leaf_pid set",
+        lambda: mid.run(fns.get_state, key='leaf_pid'), "the middle actor's leaf_pid set"
     )
 
 

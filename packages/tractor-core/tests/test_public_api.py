@@ -1,5 +1,6 @@
 """The public surface of ``tractor`` is exactly this: renaming, dropping or
 leaking a name must fail here first, not in a user's program."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,25 +11,59 @@ import tractor
 
 EXPECTED_ALL = {
     # runtime
-    'Actor', 'ActorNursery', 'Channel', 'Context', 'MsgStream', 'Portal',
-    'context', 'current_actor', 'current_ipc_ctx', 'is_root_process', 'open_nursery',
-    'open_root_actor', 'register_plugin', 'run_daemon', 'unregister_plugin',
+    'Actor',
+    'ActorNursery',
+    'Channel',
+    'Context',
+    'MsgStream',
+    'Portal',
+    'context',
+    'current_actor',
+    'current_ipc_ctx',
+    'is_root_process',
+    'open_nursery',
+    'open_root_actor',
+    'register_plugin',
+    'run_daemon',
+    'unregister_plugin',
     # runtime state
-    'debug_mode', 'get_runtime_vars',
+    'debug_mode',
+    'get_runtime_vars',
     # supervision
-    'ChildInfo', 'SupervisedPortal', 'Supervisor', 'TooManyRestarts', 'open_supervisor',
+    'ChildInfo',
+    'SupervisedPortal',
+    'Supervisor',
+    'TooManyRestarts',
+    'open_supervisor',
     # debugging
-    'pause', 'pause_from_sync', 'post_mortem',
+    'pause',
+    'pause_from_sync',
+    'post_mortem',
     # errors
-    'ActorFailure', 'AuthenticationError', 'ContextCancelled', 'MissingDistribution',
-    'ModuleNotExposed', 'MsgTypeError',
-    'NoRuntime', 'NoTransportInstalled', 'RemoteActorError', 'StreamOverrun', 'TractorError',
+    'ActorFailure',
+    'AuthenticationError',
+    'ContextCancelled',
+    'MissingDistribution',
+    'ModuleNotExposed',
+    'MsgTypeError',
+    'NoRuntime',
+    'NoTransportInstalled',
+    'RemoteActorError',
+    'StreamOverrun',
+    'TractorError',
     'TransportClosed',
     # public submodules
-    'log', 'msg', 'trionics',
+    'log',
+    'msg',
+    'trionics',
     # provided by tractor-discovery
-    'Arbiter', 'LocalPortal', 'Registrar', 'find_actor', 'get_registry',
-    'query_actor', 'wait_for_actor',
+    'Arbiter',
+    'LocalPortal',
+    'Registrar',
+    'find_actor',
+    'get_registry',
+    'query_actor',
+    'wait_for_actor',
     # provided by tractor-cluster
     'open_actor_cluster',
 }
@@ -77,15 +112,25 @@ def test_public_subpackages_resolve(modname):
 
 def test_submodule_surfaces():
     assert set(tractor.trionics.__all__) == {
-        'BroadcastReceiver', 'Lagged', 'broadcast_receiver', 'collapse_eg', 'gather_contexts',
-        'is_multi_cancelled', 'maybe_open_context', 'maybe_open_nursery',
+        'BroadcastReceiver',
+        'Lagged',
+        'broadcast_receiver',
+        'collapse_eg',
+        'gather_contexts',
+        'is_multi_cancelled',
+        'maybe_open_context',
+        'maybe_open_nursery',
         'maybe_raise_from_masking_exc',
     }
     for name in ('get_logger', 'get_console_log'):
         assert callable(getattr(tractor.log, name))
     assert set(tractor.msg.__all__) == {'MsgTypeError', 'NamespacePath', 'context'}
     assert set(tractor.devx.__all__) == {
-        'dump_task_tree', 'maybe_open_crash_handler', 'pause', 'pause_from_sync', 'post_mortem',
+        'dump_task_tree',
+        'maybe_open_crash_handler',
+        'pause',
+        'pause_from_sync',
+        'post_mortem',
     }
     # the devx names are the debugger's own objects, not copies
     for name in ('pause', 'post_mortem', 'pause_from_sync', 'maybe_open_crash_handler'):

@@ -12,6 +12,7 @@ relay) can neither inject, replay nor reorder frames.
 The relay is a real process (``scripts/relay.py``) with an empty runtime
 directory and no ``TRACTOR_SECRET``: it holds no secret.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,8 @@ async def start_relay(nursery, proto: str, mode: str, target, path: str) -> Rela
         try:
             proc = await trio.lowlevel.open_process(
                 [sys.executable, str(RELAY), proto, mode, json.dumps(list(target)), path],
-                stdout=-1, env=env,
+                stdout=-1,
+                env=env,
             )
             try:
                 line = b''
@@ -73,7 +75,8 @@ async def start_relay(nursery, proto: str, mode: str, target, path: str) -> Rela
 
 def integrity_drops(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records
+        r.getMessage()
+        for r in caplog.records
         if r.levelno == logging.WARNING and 'failed its integrity check' in r.getMessage()
     ]
 
@@ -97,7 +100,8 @@ async def test_relayed_handshake_refused(tpt_proto, runtime_kwargs, tmp_path, ca
                     await member.run(call_back, addr=relay.addr)
                 assert info.value.boxed_type is tractor.AuthenticationError
                 refused = [
-                    r.getMessage() for r in caplog.records
+                    r.getMessage()
+                    for r in caplog.records
                     if 'refused connection' in r.getMessage() and 'meant to reach' in r.getMessage()
                 ]
                 assert len(refused) == 1, refused
@@ -124,7 +128,7 @@ async def test_relay_can_only_forward(mode, tpt_proto, runtime_kwargs, tmp_path,
             async with trio.open_nursery() as tn:
                 relay = await start_relay(tn, tpt_proto, mode, root, str(path))
                 got = await member.run(
-                    call_via, relay=relay.addr, target=list(root), path=str(path), tokens=tokens,
+                    call_via, relay=relay.addr, target=list(root), path=str(path), tokens=tokens
                 )
                 if mode == 'forward':
                     assert got == {'legit': 'ok'}

@@ -1,4 +1,5 @@
 """Calling functions in other actors: run, run_from_ns, run_in_actor."""
+
 import os
 
 import pytest
@@ -131,6 +132,7 @@ async def test_start_actor_portal_has_no_result(runtime_kwargs):
 def _not_module_level():
     def inner():
         return 1
+
     return inner
 
 
@@ -190,7 +192,7 @@ async def test_allowlist_means_defined_and_public(runtime_kwargs):
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
             portal = await an.start_actor(
-                'strict', enable_modules=[allow.__name__, exports.__name__],
+                'strict', enable_modules=[allow.__name__, exports.__name__]
             )
             assert await portal.run_from_ns(allow.__name__, 'public') == 'public'
             refused = {

@@ -2,6 +2,7 @@
 how preferred they are (which picks the default), the plain ``{name:
 async_fn}`` form still works, and a plugin's ``SpawnSpec.ext`` entries
 reach every child it spawns, with either built-in backend."""
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,9 @@ def test_default_is_the_preferred_available_backend():
         raise AssertionError('never spawned')
 
     never = SpawnBackend(fn, available=lambda: False, priority=100)
-    assert default_start_method({'a': SpawnBackend(fn, priority=5), 'trio': SpawnBackend(fn)}) == 'a'
+    assert (
+        default_start_method({'a': SpawnBackend(fn, priority=5), 'trio': SpawnBackend(fn)}) == 'a'
+    )
     assert default_start_method({'never': never, 'trio': SpawnBackend(fn)}) == 'trio'
     # a tie goes to core's fallback, wherever it comes in the order
     assert default_start_method({'other': SpawnBackend(fn), 'trio': SpawnBackend(fn)}) == 'trio'
@@ -79,11 +82,15 @@ def test_default_is_the_preferred_available_backend():
 
 
 async def test_unavailable_backend_is_not_the_default_and_naming_it_says_so(
-    register, runtime_kwargs, monkeypatch,
+    register, runtime_kwargs, monkeypatch
 ):
     monkeypatch.delenv('TRACTOR_START_METHOD', raising=False)
     before = default_start_method()
-    register(Recording('nowhere', available=lambda: False, priority=1000, needs='a test machine of dreams'))
+    register(
+        Recording(
+            'nowhere', available=lambda: False, priority=1000, needs='a test machine of dreams'
+        )
+    )
     assert 'nowhere' in spawn_backends()
     assert default_start_method() == before
     needs = r"'nowhere' is not available here \(it needs a test machine of dreams\)"
@@ -137,15 +144,22 @@ async def test_spawn_spec_ext_reaches_children(run_script, tpt_proto, reg_addr, 
     if start_method not in spawn_backends() or not spawn_backends()[start_method].available():
         pytest.skip(f'{start_method!r} cannot run here')
     res = await run_script(
-        'spawn_ext_root.py', tpt_proto, json.dumps(reg_addr), start_method,
+        'spawn_ext_root.py',
+        tpt_proto,
+        json.dumps(reg_addr),
+        start_method,
         env={'PYTHONPATH': os.pathsep.join([str(HERE), os.environ.get('PYTHONPATH', '')])},
         timeout=90,
     )
     assert res.returncode == 0, res.stderr.decode()
     out = json.loads(res.stdout.decode().strip().splitlines()[-1])
     child, grandchild = out['child'], out['grandchild']
-    assert child['ours'] == {'parent': out['root'][0], 'parent_pid': out['root'][1],
-                             'child': 'child', 'start_method': start_method}
+    assert child['ours'] == {
+        'parent': out['root'][0],
+        'parent_pid': out['root'][1],
+        'child': 'child',
+        'start_method': start_method,
+    }
     assert grandchild['ours']['parent'] == 'child' and grandchild['ours']['child'] == 'grandchild'
     assert grandchild['ours']['parent_pid'] not in (0, out['root'][1])
     # the wing's own entry: present exactly when the tree has a fork server

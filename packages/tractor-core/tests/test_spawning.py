@@ -1,4 +1,5 @@
 """Spawning actors, their identities, addresses and process titles."""
+
 import os
 import socket
 
@@ -100,6 +101,7 @@ async def test_spawn_many_concurrently(runtime_kwargs, pids_gone):
     portals: dict[str, tractor.Portal] = {}
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs) as an:
+
             async def spawn(name: str) -> None:
                 portals[name] = await an.start_actor(name, enable_modules=FNS)
 
@@ -142,9 +144,7 @@ async def test_same_name_twice(runtime_kwargs):
 async def test_run_in_actor_many(runtime_kwargs):
     with trio.fail_after(60):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portals = [
-                await an.run_in_actor(whoami, name=f'oneshot-{i}') for i in range(3)
-            ]
+            portals = [await an.run_in_actor(whoami, name=f'oneshot-{i}') for i in range(3)]
             infos = [await p.wait_for_result() for p in portals]
         assert [i['name'] for i in infos] == [f'oneshot-{i}' for i in range(3)]
         # results stay available after the nursery closed, via the alias too
@@ -159,9 +159,7 @@ async def test_bind_addrs(tpt_proto, runtime_kwargs, reg_addr):
         want = (reg_addr[0], f'bound-{os.getpid()}.sock')
     with trio.fail_after(30):
         async with tractor.open_nursery(**runtime_kwargs) as an:
-            portal = await an.start_actor(
-                'bound', enable_modules=FNS, bind_addrs=[want]
-            )
+            portal = await an.start_actor('bound', enable_modules=FNS, bind_addrs=[want])
             addrs = await portal.run(addresses)
             assert _tuples(addrs['accept_addrs']) == [want]
             assert portal.channel.raddr.unwrap() == want
@@ -182,16 +180,14 @@ async def test_multihomed_child():
     uds = (runtime_dir, f'multi-{os.getpid()}.sock')
     with trio.fail_after(30):
         async with tractor.open_nursery(
-            enable_transports=['tcp', 'uds'],
-            registry_addrs=[('127.0.0.1', free_tcp_port())],
+            enable_transports=['tcp', 'uds'], registry_addrs=[('127.0.0.1', free_tcp_port())]
         ) as an:
             root = tractor.current_actor()
             assert {tractor._transport.wrap_address(a).proto_key for a in root.accept_addrs} == {
-                'tcp', 'uds'
+                'tcp',
+                'uds',
             }
-            portal = await an.start_actor(
-                'multi', enable_modules=FNS, bind_addrs=[tcp, uds]
-            )
+            portal = await an.start_actor('multi', enable_modules=FNS, bind_addrs=[tcp, uds])
             addrs = await portal.run(addresses)
             assert _tuples(addrs['accept_addrs']) == [tcp, uds]
             for addr in (tcp, uds):

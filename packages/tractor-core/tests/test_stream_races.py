@@ -1,6 +1,7 @@
 """Streams end cleanly when their ends race each other: a send that races
 the peer's close, a cancel before a stream, a stream opened again, and a
 callee's own cancel, each looped so a race shows."""
+
 import pytest
 import trio
 
@@ -73,9 +74,7 @@ async def test_stream_can_be_opened_again(runtime_kwargs):
                             for i in range(3):
                                 await stream.send(f'{phase}{i}')
                                 assert await stream.receive() == f'{phase}{i}'
-                    assert await ctx.wait_for_result() == [
-                        ['a0', 'a1', 'a2'], ['b0', 'b1', 'b2'],
-                    ]
+                    assert await ctx.wait_for_result() == [['a0', 'a1', 'a2'], ['b0', 'b1', 'b2']]
             await portal.cancel_actor()
 
 

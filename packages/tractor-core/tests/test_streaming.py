@@ -1,4 +1,5 @@
 """Streams inside contexts: both directions, order, close, flow control."""
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ async def get_sent() -> int:
 
 
 # -- callees -------------------------------------------------------------------
+
 
 @tractor.context
 async def count_to(ctx: tractor.Context, n: int):
@@ -98,6 +100,7 @@ async def stream_before_started(ctx: tractor.Context):
 
 
 # -- tests ---------------------------------------------------------------------
+
 
 async def test_stream_callee_to_caller(runtime_kwargs):
     with trio.fail_after(TIMEOUT):
@@ -301,7 +304,11 @@ async def test_streaming_example_runs():
     with trio.fail_after(60):
         proc = await trio.run_process(
             [sys.executable, str(script.relative_to(REPO_ROOT))],
-            cwd=REPO_ROOT, env=env, capture_stdout=True, capture_stderr=True, check=False,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
         )
     out = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode()

@@ -2,6 +2,7 @@
 strategy with children SIGKILLed, exiting and raising; each restart type;
 restart intensity; portals and lookups across restarts; cancellation from
 outside, Ctrl-C and nesting."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,11 @@ from functools import partial
 import pytest
 import trio
 
+import supervisor_testfns as sfns
 import tractor
+from tractor import TooManyRestarts
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.programs import tree_program
-import supervisor_testfns as sfns
-from tractor import TooManyRestarts
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +45,10 @@ def restarted(sup, name: str, n: int = 1):
 
 def restart_lines(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records
-        if r.name == 'tractor.supervisor' and r.levelno == logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name == 'tractor.supervisor'
+        and r.levelno == logging.WARNING
         and r.getMessage().startswith('restarting')
     ]
 
@@ -57,11 +60,7 @@ def kill(pid: int) -> None:
 # -- strategies --------------------------------------------------------------
 
 #: which children a failure of 'b' (started second of a, b, c) restarts
-RESTARTED = {
-    'one_for_one': ['b'],
-    'one_for_all': ['a', 'b', 'c'],
-    'rest_for_one': ['b', 'c'],
-}
+RESTARTED = {'one_for_one': ['b'], 'one_for_all': ['a', 'b', 'c'], 'rest_for_one': ['b', 'c']}
 REASON = {
     'sigkill': 'was killed by SIGKILL',
     'exit': 'exited with code 3',
@@ -81,7 +80,7 @@ async def test_strategy(runtime_kwargs, strategy, how, caplog, pids_gone, tmp_pa
             portals = {'a': await sup.start_actor('a', enable_modules=FNS)}
             if how == 'raise':
                 portals['b'] = await sup.run_in_actor(
-                    sfns.fail_on_cue_once, name='b', cue=str(cue), done=str(done),
+                    sfns.fail_on_cue_once, name='b', cue=str(cue), done=str(done)
                 )
             else:
                 portals['b'] = await sup.start_actor('b', enable_modules=FNS)
@@ -114,6 +113,7 @@ async def test_strategy(runtime_kwargs, strategy, how, caplog, pids_gone, tmp_pa
 
 
 # -- restart types -------------------------------------------------------------
+
 
 async def test_permanent_is_restarted_even_after_a_cancel(runtime_kwargs):
     with trio.fail_after(BOUND):
@@ -227,6 +227,7 @@ async def test_bad_restart_type_and_duplicate_names(runtime_kwargs):
 
 # -- intensity -----------------------------------------------------------------
 
+
 async def test_too_many_restarts(runtime_kwargs, pids_gone):
     """The third failure within the window, with max_restarts=2: every
     other child is cancelled, the block raises TooManyRestarts naming the
@@ -253,7 +254,7 @@ async def test_restarts_spaced_beyond_the_window_never_add_up(runtime_kwargs, tm
     empty: max_restarts=1 never trips, however many failures come."""
     with trio.fail_after(BOUND):
         async with tractor.open_supervisor(
-            max_restarts=1, within=0.2, backoff=(0.3, 0.3), **runtime_kwargs,
+            max_restarts=1, within=0.2, backoff=(0.3, 0.3), **runtime_kwargs
         ) as sup:
             portal = await sup.run_in_actor(sfns.flaky, path=str(tmp_path / 'runs'), failures=3)
             assert await portal.wait_for_result() == 3
@@ -277,7 +278,7 @@ async def test_calls_wait_at_most_restart_wait(runtime_kwargs):
     the supervisor cuts the backoff short."""
     with trio.fail_after(BOUND):
         async with tractor.open_supervisor(
-            backoff=(3600, 3600), restart_wait=0.2, **runtime_kwargs,
+            backoff=(3600, 3600), restart_wait=0.2, **runtime_kwargs
         ) as sup:
             portal = await sup.start_actor('slow', enable_modules=FNS)
             kill(await portal.run(sfns.pid))
@@ -306,6 +307,7 @@ async def test_nested_supervisor_escalates(runtime_kwargs):
 
 # -- portals and lookups across restarts ----------------------------------------
 
+
 @pytest.mark.parametrize('tpt_proto', ['tcp', 'uds'])
 async def test_portal_follows_restarts(runtime_kwargs):
     """A call in flight when the child dies raises TransportClosed at once;
@@ -318,9 +320,11 @@ async def test_portal_follows_restarts(runtime_kwargs):
             assert isinstance(portal, tractor.Portal)
             assert portal.channel.aid.pid == first
             async with trio.open_nursery() as tn:
+
                 async def in_flight():
                     with pytest.raises(tractor.TransportClosed):
                         await portal.run(sfns.sleep_marked)
+
                 tn.start_soon(in_flight)
                 while not await portal.run(sfns.get_state, key='sleeping'):
                     await trio.sleep(0.01)  # until the call runs in the child
@@ -364,6 +368,7 @@ async def test_find_actor_reaches_the_new_incarnation(runtime_kwargs):
 
 
 # -- cancellation from outside, Ctrl-C ----------------------------------------------
+
 
 async def test_outside_cancel_restarts_nothing(runtime_kwargs, caplog, pids_gone):
     """A cancel of a scope around the supervisor stops every child (the
@@ -412,7 +417,9 @@ async def test_a_failed_restart_counts_as_a_failure(runtime_kwargs, tmp_path, mo
     with trio.fail_after(BOUND):
         with pytest.raises(TooManyRestarts) as info:
             async with tractor.open_supervisor(max_restarts=2, within=60, **runtime_kwargs) as sup:
-                portal = await sup.start_actor('fragile', enable_modules=[*FNS, 'supervisor_breakable'])
+                portal = await sup.start_actor(
+                    'fragile', enable_modules=[*FNS, 'supervisor_breakable']
+                )
                 flag.touch()
                 kill(await portal.run(sfns.pid))
                 await trio.sleep_forever()

@@ -1,5 +1,6 @@
 """examples/supervision.py (the README's Supervision example) runs as a
 program and prints what the README says."""
+
 from __future__ import annotations
 
 import socket
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tractor_testsupport.programs import run_program
 
 pytestmark = pytest.mark.slow

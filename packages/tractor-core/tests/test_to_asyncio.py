@@ -1,6 +1,7 @@
 """Infected asyncio actors (``infect_asyncio=True``) and ``tractor.to_asyncio``,
 over real processes: asyncio libraries in a child, the trio <-> asyncio
 bridges, errors and cancellation crossing both ways, both spawn backends."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,16 +16,14 @@ from tractor import to_asyncio
 from tractor.trionics import collapse_eg
 from tractor_testsupport.procs import cmdline, descendants
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.parametrize('start_method', ['forkserver', 'trio']),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize('start_method', ['forkserver', 'trio'])]
 
 
 @pytest.fixture
 def tpt_proto() -> str:
     """The transport plays no part in asyncio interop: TCP only."""
     return 'tcp'
+
 
 TIMEOUT = 40
 #: what asyncio prints for a task garbage-collected while pending, and for
@@ -34,9 +33,11 @@ ASYNCIO_WARNINGS = ('Task was destroyed but it is pending', 'exception was never
 
 # -- asyncio code the children run ------------------------------------------
 
+
 async def aio_echo_server_roundtrip(payloads: list[str]) -> dict:
     """An asyncio "library": a start_server echo on a random loopback port
     and an open_connection client talking to it."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             writer.write(line)
@@ -100,6 +101,7 @@ async def bridge(ctx: tractor.Context, count: int) -> int:
 
 
 # errors and cancellation
+
 
 async def aio_raise(after: float) -> None:
     await asyncio.sleep(after)
@@ -239,6 +241,7 @@ async def worker_info(x: int) -> dict:
 
 # -- tests ------------------------------------------------------------------
 
+
 def _no_asyncio_warnings(text: str) -> None:
     for w in ASYNCIO_WARNINGS:
         assert w not in text, text
@@ -261,7 +264,7 @@ async def test_run_in_actor_infected(runtime_kwargs, start_method):
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(**runtime_kwargs, start_method=start_method) as an:
             portal = await an.run_in_actor(
-                echo_via_asyncio, payloads=['one-shot'], infect_asyncio=True,
+                echo_via_asyncio, payloads=['one-shot'], infect_asyncio=True
             )
             out = await portal.wait_for_result()
     assert out['echoed'] == ['one-shot'] and out['infected'] is True
@@ -328,7 +331,8 @@ async def test_trio_cancel_cancels_asyncio_task(runtime_kwargs, start_method):
         async with tractor.open_nursery(**runtime_kwargs, start_method=start_method) as an:
             portal = await an.start_actor('cancel', enable_modules=[__name__], infect_asyncio=True)
             assert await portal.run(trio_cancel_cancels_asyncio) == [
-                'scoped started', 'scoped cancelled',
+                'scoped started',
+                'scoped cancelled',
             ]
             # the parent cancels its call: the child's asyncio task is cancelled
             scope = trio.CancelScope()
@@ -390,7 +394,9 @@ async def test_asyncio_task_ignoring_cancel_is_killed(runtime_kwargs, start_meth
     grace, before the actor's own, longer, asyncio grace runs out."""
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(**runtime_kwargs, start_method=start_method) as an:
-            portal = await an.start_actor('stubborn', enable_modules=[__name__], infect_asyncio=True)
+            portal = await an.start_actor(
+                'stubborn', enable_modules=[__name__], infect_asyncio=True
+            )
             child_pid = await portal.run(pid)
             # the process object the nursery supervises the child with
             proc = an._children[portal.channel.aid.uid].proc
@@ -426,8 +432,11 @@ async def test_cluster_of_infected_workers(runtime_kwargs, start_method):
     with trio.fail_after(TIMEOUT):
         async with (
             tractor.open_actor_cluster(
-                modules=[__name__], count=3, infect_asyncio=True,
-                start_method=start_method, **runtime_kwargs,
+                modules=[__name__],
+                count=3,
+                infect_asyncio=True,
+                start_method=start_method,
+                **runtime_kwargs,
             ) as portals,
             collapse_eg(),
             trio.open_nursery() as tn,
@@ -535,4 +544,3 @@ async def misuse() -> list[str]:
 async def _enter(cm) -> None:
     async with cm:
         pass
-

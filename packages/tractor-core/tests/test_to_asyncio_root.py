@@ -1,5 +1,6 @@
 """An infected root: ``tractor.to_asyncio.run_as_asyncio_guest(main)``, its
 result, and Ctrl-C (SIGINT) taking the tree down as in a trio root."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,6 +34,7 @@ async def aio_add(a: int, b: int) -> int:
 
 def test_run_as_asyncio_guest_returns_and_raises(runtime_kwargs):
     """A synchronous test: the root's trio runs as a guest of a fresh loop."""
+
     async def main(x: int) -> dict:
         with trio.fail_after(30):
             async with tractor.open_root_actor(**runtime_kwargs):
@@ -68,7 +70,8 @@ async def test_ctrl_c_in_infected_root(reg_addr, pids_gone, start_method):
     with trio.fail_after(45):
         proc = await trio.lowlevel.open_process(
             [sys.executable, SCRIPT, json.dumps(reg_addr), start_method],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             buf = b''
@@ -80,9 +83,11 @@ async def test_ctrl_c_in_infected_root(reg_addr, pids_gone, start_method):
             proc.send_signal(signal.SIGINT)
             stdout = buf
             async with trio.open_nursery() as tn:
+
                 async def drain(stream, into: list) -> None:
                     while chunk := await stream.receive_some():
                         into.append(chunk)
+
                 out_chunks: list[bytes] = []
                 err_chunks: list[bytes] = []
                 tn.start_soon(drain, proc.stdout, out_chunks)
@@ -143,10 +148,13 @@ def test_task_ignoring_cancel_without_parent(monkeypatch, caplog):
     gc.collect()
     messages = [r.getMessage() for r in caplog.records]
     assert 'ignored a cancel' in ignored  # it really was cancelled, and ignored it
-    assert any("'aio_stubborn' ignored its cancellation for 0.3s: the trio side stops" in m
-               for m in messages), messages
-    assert any("'aio_stubborn' ignored its cancellation for 0.3s: abandoned at exit" in m
-               for m in messages), messages
+    assert any(
+        "'aio_stubborn' ignored its cancellation for 0.3s: the trio side stops" in m
+        for m in messages
+    ), messages
+    assert any(
+        "'aio_stubborn' ignored its cancellation for 0.3s: abandoned at exit" in m for m in messages
+    ), messages
     assert not any('Task was destroyed' in m for m in messages), messages
 
 
@@ -183,14 +191,18 @@ def test_channel_block_exit_with_task_ignoring_cancel(monkeypatch, caplog):
 
     async def main() -> str:
         with trio.fail_after(20):
-            async with to_asyncio.open_channel_from(aio_stubborn_channel, log=ignored) as (first, _):
+            async with to_asyncio.open_channel_from(aio_stubborn_channel, log=ignored) as (
+                first,
+                _,
+            ):
                 assert first == 'up'
         return 'exited'
 
     assert to_asyncio.run_as_asyncio_guest(main) == 'exited'
     assert 'ignored a cancel' in ignored
-    assert any("'aio_stubborn_channel' ignored its cancellation" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "'aio_stubborn_channel' ignored its cancellation" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_public_names():
@@ -198,8 +210,14 @@ def test_public_names():
     a trio-only program never imports asyncio through tractor)."""
     assert tractor.to_asyncio is to_asyncio
     assert set(to_asyncio.__all__) == {
-        'AIO_CANCEL_GRACE', 'AsyncioCancelled', 'LinkedTaskChannel', 'NotInfectedError',
-        'is_infected', 'open_channel_from', 'run_as_asyncio_guest', 'run_task',
+        'AIO_CANCEL_GRACE',
+        'AsyncioCancelled',
+        'LinkedTaskChannel',
+        'NotInfectedError',
+        'is_infected',
+        'open_channel_from',
+        'run_as_asyncio_guest',
+        'run_task',
     }
     assert issubclass(to_asyncio.NotInfectedError, RuntimeError)
     assert issubclass(to_asyncio.NotInfectedError, tractor.TractorError)

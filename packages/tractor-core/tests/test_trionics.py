@@ -1,5 +1,6 @@
 """tractor.trionics beyond gather_contexts: broadcast receivers, the shared
 context-manager cache, and the small helpers."""
+
 from contextlib import asynccontextmanager
 
 import pytest
@@ -15,8 +16,8 @@ from tractor.trionics import (
     maybe_raise_from_masking_exc,
 )
 
-
 # -- broadcast_receiver -----------------------------------------------------------
+
 
 async def test_broadcast_every_subscriber_gets_every_value():
     send, recv = trio.open_memory_channel(0)
@@ -93,7 +94,10 @@ async def test_maybe_open_context_shares_one_instance(reg_addr, tpt_proto):
     OPENED.clear()
     hits = []
     with trio.fail_after(20):
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+        async with tractor.open_root_actor(
+            registry_addrs=[reg_addr], enable_transports=[tpt_proto]
+        ):
+
             async def user(hold: trio.Event) -> None:
                 async with maybe_open_context(resource, kwargs={'name': 'a'}) as (hit, value):
                     hits.append((hit, value))
@@ -122,7 +126,9 @@ async def test_maybe_open_context_survives_fast_cancels(reg_addr, tpt_proto):
     nothing: later users still get one working instance."""
     OPENED.clear()
     with trio.fail_after(20):
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+        async with tractor.open_root_actor(
+            registry_addrs=[reg_addr], enable_transports=[tpt_proto]
+        ):
             for delay in (0, 0.001, 0.005, 0.02):
                 with trio.move_on_after(delay):
                     async with maybe_open_context(resource, kwargs={'name': 'b'}, key='b'):
@@ -140,6 +146,7 @@ async def test_maybe_open_context_needs_a_runtime():
 
 
 # -- helpers -----------------------------------------------------------------------------
+
 
 async def test_maybe_open_nursery():
     async with trio.open_nursery() as given:
@@ -191,7 +198,9 @@ async def never_opens():
 
 async def test_maybe_open_context_cancelled_while_entering_does_not_hang(reg_addr, tpt_proto):
     with trio.fail_after(20):
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+        async with tractor.open_root_actor(
+            registry_addrs=[reg_addr], enable_transports=[tpt_proto]
+        ):
             with trio.move_on_after(0.05) as cs:
                 async with maybe_open_context(never_opens, key='never'):
                     pytest.fail('it opened')
@@ -201,16 +210,20 @@ async def test_maybe_open_context_cancelled_while_entering_does_not_hang(reg_add
 @asynccontextmanager
 async def fails_while_used():
     async with trio.open_nursery() as tn:
+
         async def boom() -> None:
             await trio.sleep(0.05)
             raise OSError('the resource broke')
+
         tn.start_soon(boom)
         yield 'fragile'
 
 
 async def test_maybe_open_context_that_broke_is_not_handed_out_again(reg_addr, tpt_proto):
     with trio.fail_after(20):
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], enable_transports=[tpt_proto]):
+        async with tractor.open_root_actor(
+            registry_addrs=[reg_addr], enable_transports=[tpt_proto]
+        ):
             for _ in range(2):
                 # the broken one is gone after the first round: a new user
                 # opens a fresh one (hit is False again)

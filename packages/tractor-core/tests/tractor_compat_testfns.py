@@ -1,5 +1,6 @@
 """Functions ``test_compat_api.py`` runs inside subactors (and the daemon
 script serves): kept apart from the tests so subactors import no pytest."""
+
 from __future__ import annotations
 
 import trio

@@ -6,6 +6,7 @@ in :data:`SEEN` and signals through :func:`event`, and a test waits on
 those conditions instead of guessing with a sleep. :func:`reset` starts each
 test afresh (events belong to one trio run).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,8 @@ from typing import Any
 import trio
 
 import tractor
-from tractor._ipc import Channel
 from tractor._invoke import current_channel
+from tractor._ipc import Channel
 
 #: what callees report, by key
 SEEN: dict[str, Any] = {}
@@ -40,6 +41,7 @@ def describe(chan: Channel) -> dict:
 
 
 # -- plain calls --------------------------------------------------------------
+
 
 async def add(x: int, y: int) -> int:
     return x + y
@@ -93,8 +95,8 @@ def _private() -> None:
 
 from os import getcwd  # noqa: E402,F401  (imported, so not callable remotely)
 
-
 # -- contexts -------------------------------------------------------------------
+
 
 @tractor.context
 async def started_then_return(ctx: tractor.Context, value: Any) -> dict:

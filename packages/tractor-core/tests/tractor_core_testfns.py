@@ -7,6 +7,7 @@ this directory on ``sys.path``, and subactors inherit the parent's path.
 Module-level dicts hold per-process state that a test reads back through a
 second RPC (e.g. to see from the child's side that a task was cancelled).
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,6 +26,7 @@ def get_state(key: str):
 
 
 # -- identity and addresses -----------------------------------------------
+
 
 async def whoami() -> dict:
     actor = tractor.current_actor()
@@ -48,9 +50,7 @@ async def addresses() -> dict:
     return {
         'accept_addrs': actor.accept_addrs,
         'reg_addrs': actor.reg_addrs,
-        'all_tuples': all(
-            type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]
-        ),
+        'all_tuples': all(type(a) is tuple for a in [*actor.accept_addrs, *actor.reg_addrs]),
     }
 
 
@@ -72,6 +72,7 @@ def log_level() -> str:
 
 
 # -- results and errors ----------------------------------------------------
+
 
 async def add(x: int, y: int) -> int:
     await trio.sleep(0)
@@ -124,6 +125,7 @@ async def fail_when_cancelled() -> None:
 
 # -- cancellation ------------------------------------------------------------
 
+
 async def long_sleep(key: str = 'sleep') -> None:
     STATE[key] = 'sleeping'
     try:
@@ -141,6 +143,7 @@ async def ignore_cancel() -> None:
 
 # -- trees -------------------------------------------------------------------
 
+
 async def hold_tree() -> None:
     """Spawn a leaf, note its pid, keep the nursery open (a tree's middle)."""
     async with tractor.open_nursery() as an:
@@ -155,9 +158,7 @@ async def spawn_grandchildren(n: int) -> dict:
     me = await whoami()
     async with tractor.open_nursery() as an:
         daemon = await an.start_actor('gc-daemon', enable_modules=[__name__])
-        oneshots = [
-            await an.run_in_actor(whoami, name=f'gc-{i}') for i in range(n - 1)
-        ]
+        oneshots = [await an.run_in_actor(whoami, name=f'gc-{i}') for i in range(n - 1)]
         kids = [await daemon.run(whoami)]
         kids += [await p.wait_for_result() for p in oneshots]
         await daemon.cancel_actor()
@@ -186,6 +187,7 @@ def die(code: int = 3) -> None:
 
 
 # -- side effects a test can check for --------------------------------------
+
 
 def touch(path: str) -> str:
     """Create ``path``: proof that a request was decoded and run."""
@@ -217,6 +219,7 @@ async def secret_seen() -> dict:
 
 # -- debugging -----------------------------------------------------------------
 
+
 @tractor.context
 async def hold_terminal(ctx: tractor.Context) -> None:
     """Take the tree's terminal lock as a debugger session does, report our
@@ -233,6 +236,7 @@ async def hold_terminal(ctx: tractor.Context) -> None:
 
 # -- nursery semantics ---------------------------------------------------------
 
+
 @tractor.context
 async def serve_forever(ctx: tractor.Context) -> None:
     await ctx.started('up')
@@ -246,6 +250,7 @@ async def sibling_asks(name: str) -> str:
 
 
 # -- streams under races -------------------------------------------------------
+
 
 @tractor.context
 async def pong_server(ctx: tractor.Context, data: int) -> None:
@@ -290,6 +295,7 @@ async def cancel_myself(ctx: tractor.Context) -> None:
 
 
 # -- the established project's names -------------------------------------------
+
 
 async def count_up(n: int, fail_at: int | None = None):
     """An async generator for Portal.open_stream_from()."""
@@ -367,10 +373,9 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     ``relay`` although it was meant for ``target`` (as an on-path attacker
     between the two would see it). Returns token -> 'ok' or the error's
     type name."""
+    from tractor._dial import HANDSHAKE_TIMEOUT, handshake
     from tractor._ipc import Channel
-    from tractor._dial import handshake
     from tractor._transport import wrap_address
-    from tractor._dial import HANDSHAKE_TIMEOUT
 
     actor = tractor.current_actor()
     via = wrap_address(tuple(relay))
@@ -385,7 +390,9 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
 
     async def one(token: str) -> None:
         try:
-            out[token] = 'ok' if await portal.run(record, path=path, token=token) == token else 'wrong'
+            out[token] = (
+                'ok' if await portal.run(record, path=path, token=token) == token else 'wrong'
+            )
         except Exception as err:
             out[token] = type(err).__name__
 
@@ -399,6 +406,7 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
 
 
 # -- stuck processes ---------------------------------------------------------
+
 
 def spin() -> None:
     """Hold the GIL forever: the actor's event loop never runs again."""

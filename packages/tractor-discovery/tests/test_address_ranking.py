@@ -2,6 +2,7 @@
 (loopback or this host's own interface addresses), then remote TCP; within
 a tier the most recently registered (later in the entry) wins; addresses of
 transports the caller has not enabled are not dialed."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,9 @@ def test_within_a_tier_the_most_recently_registered_wins():
     caller = _Caller('uds', 'tcp')
     assert _ranked(caller, [UDS_A, UDS_B]) == [_w(UDS_B), _w(UDS_A)]
     assert _ranked(caller, [LOOPBACK, REMOTE, LOOPBACK_2]) == [
-        _w(LOOPBACK_2), _w(LOOPBACK), _w(REMOTE),
+        _w(LOOPBACK_2),
+        _w(LOOPBACK),
+        _w(REMOTE),
     ]
     assert _ranked(caller, [REMOTE, REMOTE_2]) == [_w(REMOTE_2), _w(REMOTE)]
 

@@ -1,6 +1,7 @@
 """The registry backend seam: the ``RegistryBackend`` contract, checked
 against the embedded ``MemoryRegistry`` and against a minimal third-party
 style implementation, plus the registrar's RPC face over any backend."""
+
 from __future__ import annotations
 
 import pytest
@@ -222,15 +223,18 @@ async def test_memory_registry_counts_entries():
     assert await reg.snapshot() == {('a', '1'): [UDS]}
 
 
-@pytest.mark.parametrize('uid, addrs', [
-    ('bob', [TCP]),
-    (('bob',), [TCP]),
-    (('bob', 7), [TCP]),
-    (('', 'u'), [TCP]),
-    (('bob', 'u'), ['tcp']),
-    (('bob', 'u'), [('tcp', '127.0.0.1:1616')]),
-    (('bob', 'u'), [(None, ['x'])]),
-])
+@pytest.mark.parametrize(
+    'uid, addrs',
+    [
+        ('bob', [TCP]),
+        (('bob',), [TCP]),
+        (('bob', 7), [TCP]),
+        (('', 'u'), [TCP]),
+        (('bob', 'u'), ['tcp']),
+        (('bob', 'u'), [('tcp', '127.0.0.1:1616')]),
+        (('bob', 'u'), [(None, ['x'])]),
+    ],
+)
 async def test_memory_registry_rejects_malformed_entries(uid, addrs):
     reg = MemoryRegistry()
     with pytest.raises(ValueError):
@@ -274,7 +278,13 @@ async def test_registrar_serves_any_backend(backend):
     assert info['uid'] == ['reg', 'uuid-reg']
     assert info['backend'] == type(backend).__name__
     assert info['served'] == {
-        'register': 2, 'unregister': 1, 'lookup': 4, 'wait': 1, 'delete': 1, 'watch': 0, 'hold': 0,
+        'register': 2,
+        'unregister': 1,
+        'lookup': 4,
+        'wait': 1,
+        'delete': 1,
+        'watch': 0,
+        'hold': 0,
     }
 
 

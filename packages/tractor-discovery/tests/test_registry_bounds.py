@@ -1,5 +1,6 @@
 """What one connection can do to the registry: a bounded number of
 entries, which go when that connection ends for good (issue #21)."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ async def register_fakes(names: list[str]) -> dict:
         for name in names:
             try:
                 await reg.run_from_ns(
-                    'self', 'register_actor', uid=[name, f'{name}-uuid'],
+                    'self',
+                    'register_actor',
+                    uid=[name, f'{name}-uuid'],
                     addrs=[['tcp', ['10.9.0.1', 1000 + done]]],
                 )
             except tractor.RemoteActorError as err:
@@ -39,7 +42,9 @@ async def register_and_hold(names: list[str]) -> None:
         async with tractor.get_registry() as reg:
             for name in names:
                 await reg.run_from_ns(
-                    'self', 'register_actor', uid=[name, f'{name}-uuid'],
+                    'self',
+                    'register_actor',
+                    uid=[name, f'{name}-uuid'],
                     addrs=[['tcp', ['10.9.0.1', 1000]]],
                 )
             done.set()
@@ -81,6 +86,7 @@ async def test_entries_go_with_their_connection(runtime_kwargs, monkeypatch):
             second = await an.start_actor('second', enable_modules=[__name__])
             await second.run(register_and_hold, names=['kept'])
             async with tractor.get_registry() as reg:
+
                 async def names() -> set[str]:
                     return names_in(await reg.run_from_ns('self', 'get_registry'))
 

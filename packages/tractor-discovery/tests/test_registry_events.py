@@ -1,19 +1,15 @@
 """Registry events in one process: what MemoryRegistry emits, the bounded
 per-subscriber queue, metadata, backward compatibility of register, and
 the ``tractor`` command's argument parsing."""
+
 from __future__ import annotations
 
 import argparse
 
 import pytest
 import trio
-from tractor.discovery import (
-    MemoryRegistry,
-    Registered,
-    Registrar,
-    Unregistered,
-    WatchOverflow,
-)
+
+from tractor.discovery import MemoryRegistry, Registered, Registrar, Unregistered, WatchOverflow
 from tractor.discovery._cli import build_parser, parse_registry
 from tractor.discovery._events import Hub, from_wire, meta_fields, to_wire
 
@@ -45,7 +41,12 @@ async def test_memory_registry_emits_every_change():
         await reg.unregister(('b', 'u2'))
         evs = drain(sub)
     assert [type(e).__name__ for e in evs] == [
-        'Registered', 'Registered', 'Registered', 'Unregistered', 'Registered', 'Unregistered',
+        'Registered',
+        'Registered',
+        'Registered',
+        'Unregistered',
+        'Registered',
+        'Unregistered',
     ]
     first = evs[0]
     assert (first.pid, first.host, first.parent) == (42, 'h', ('p', 'u'))
@@ -118,12 +119,15 @@ async def test_registrar_over_a_backend_without_metadata():
     assert set(listed) == {'a', 'b'} and listed['a']['pid'] is None
 
 
-@pytest.mark.parametrize('text, proto', [
-    ('127.0.0.1:1616', 'tcp'),
-    ('[::1]:1616', 'tcp'),
-    ('/ip4/127.0.0.1/tcp/1616', 'tcp'),
-    ('/unix/tmp/registry.sock', 'uds'),
-])
+@pytest.mark.parametrize(
+    'text, proto',
+    [
+        ('127.0.0.1:1616', 'tcp'),
+        ('[::1]:1616', 'tcp'),
+        ('/ip4/127.0.0.1/tcp/1616', 'tcp'),
+        ('/unix/tmp/registry.sock', 'uds'),
+    ],
+)
 def test_registry_option_parses_addresses(text, proto):
     assert parse_registry(text).proto_key == proto
 
@@ -152,17 +156,29 @@ async def test_watch_merges_sources():
     x = Registered(uid=('x', '1'), addrs=[TCP])
     y = Registered(uid=('y', '2'), addrs=[TCP2])
     feed = [
-        ('a', _Reset()), ('a', x), ('a', _Synced()),
-        ('b', _Reset()), ('b', x), ('b', y), ('b', _Synced()),
-        ('a', Unregistered(uid=x.uid)),            # b still has x: not yet
+        ('a', _Reset()),
+        ('a', x),
+        ('a', _Synced()),
+        ('b', _Reset()),
+        ('b', x),
+        ('b', y),
+        ('b', _Synced()),
+        ('a', Unregistered(uid=x.uid)),  # b still has x: not yet
         ('b', Unregistered(uid=x.uid, reason='graceful')),  # now it is gone
-        ('a', _Lost()), ('a', _Reset()), ('a', _Synced()),  # a back, empty: b has y
-        ('b', _Lost()), ('b', _Reset()), ('b', _Synced()),  # b back without y
+        ('a', _Lost()),
+        ('a', _Reset()),
+        ('a', _Synced()),  # a back, empty: b has y
+        ('b', _Lost()),
+        ('b', _Reset()),
+        ('b', _Synced()),  # b back without y
     ]
     for item in feed:
         send.send_nowait(item)
     send.close()
     got = [ev async for ev in w]
     assert got == [
-        x, y, Unregistered(uid=x.uid, reason='graceful'), Unregistered(uid=y.uid, reason=None),
+        x,
+        y,
+        Unregistered(uid=x.uid, reason='graceful'),
+        Unregistered(uid=y.uid, reason=None),
     ]

@@ -2,6 +2,7 @@
 (TCP and UDS; registering, exiting and SIGKILLed actors; a slow watcher),
 the standalone registrar daemon, failover across two registrars, and the
 ``tractor`` command run as a subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import tractor
 import trio
-from tractor.plugin import wrap_address
+
+import tractor
 from tractor.discovery import (
     Registered,
     Unregistered,
@@ -29,6 +30,7 @@ from tractor.discovery import (
     watch,
 )
 from tractor.discovery._client import client
+from tractor.plugin import wrap_address
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +38,7 @@ TIMEOUT = 40
 
 #: a root actor registering as argv[1] at the registry argv[3] over argv[2];
 #: it exits gracefully when its stdin closes
-ACTOR = textwrap.dedent('''
+ACTOR = textwrap.dedent("""
     import sys, trio, tractor
     async def main():
         regs = [tractor.plugin.wrap_address(a).unwrap() for a in sys.argv[3:]]
@@ -47,10 +49,10 @@ ACTOR = textwrap.dedent('''
             await trio.to_thread.run_sync(sys.stdin.read)
     if __name__ == '__main__':
         trio.run(main)
-''')
+""")
 
 #: a tree: root argv[1] with child argv[2]; exits gracefully on stdin close
-TREE = textwrap.dedent('''
+TREE = textwrap.dedent("""
     import sys, trio, tractor
     async def main():
         regs = [tractor.plugin.wrap_address(a).unwrap() for a in sys.argv[3:]]
@@ -63,7 +65,7 @@ TREE = textwrap.dedent('''
             await an.cancel()
     if __name__ == '__main__':
         trio.run(main)
-''')
+""")
 
 
 def maddr(addr) -> str:
@@ -83,7 +85,9 @@ def registrar(addr, tmp_path: Path):
     err = open(tmp_path / f'registrar-{uuid.uuid4().hex[:6]}.log', 'w+')
     proc = subprocess.Popen(
         [sys.executable, '-m', 'tractor', 'registrar', '--listen', maddr(addr)],
-        stdout=subprocess.PIPE, stderr=err, text=True,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -109,8 +113,7 @@ def program(script: str, *args: str, tmp_path: Path):
     path = tmp_path / f'prog_{uuid.uuid4().hex[:6]}.py'
     path.write_text(script)
     proc = subprocess.Popen(
-        [sys.executable, str(path), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, str(path), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout.readline().strip() == 'ready'
@@ -147,15 +150,16 @@ async def held(reg) -> int:
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, '-m', 'tractor', *args], capture_output=True, text=True,
-        timeout=TIMEOUT, env={**os.environ, **(env or {})},
+        [sys.executable, '-m', 'tractor', *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, **(env or {})},
     )
 
 
 # -- the watch API ------------------------------------------------------------
-async def test_watch_sees_registering_exiting_and_killed_actors(
-    tpt_proto, reg_addr, tmp_path,
-):
+async def test_watch_sees_registering_exiting_and_killed_actors(tpt_proto, reg_addr, tmp_path):
     """Registered with the entry's pid when an actor boots; Unregistered
     'graceful' when it exits, 'stale' when it is SIGKILLed (the registrar
     notices its connection going and finds it dead); over TCP and UDS."""
@@ -164,19 +168,21 @@ async def test_watch_sees_registering_exiting_and_killed_actors(
     with registrar(reg_addr, tmp_path), ExitStack() as stack:
         with trio.fail_after(TIMEOUT), observer():
             async with tractor.open_root_actor(
-                registry_addrs=[reg_addr], enable_transports=[tpt_proto],
+                registry_addrs=[reg_addr], enable_transports=[tpt_proto]
             ):
                 async with watch('wt_', prefix=True) as events:
-                    a = await start(ACTOR, 'wt_a', tpt_proto, maddr(reg_addr),
-                                    tmp_path=tmp_path, stack=stack)
+                    a = await start(
+                        ACTOR, 'wt_a', tpt_proto, maddr(reg_addr), tmp_path=tmp_path, stack=stack
+                    )
                     ev = await next_event(events, Registered, 'wt_a')
                     assert ev.pid == a.pid and ev.host and ev.registered and ev.parent is None
                     a.stdin.close()
                     ev = await next_event(events, Unregistered, 'wt_a')
                     assert ev.reason == 'graceful'
                     holds = await held(reg_addr)
-                    b = await start(ACTOR, 'wt_b', tpt_proto, maddr(reg_addr),
-                                    tmp_path=tmp_path, stack=stack)
+                    b = await start(
+                        ACTOR, 'wt_b', tpt_proto, maddr(reg_addr), tmp_path=tmp_path, stack=stack
+                    )
                     await next_event(events, Registered, 'wt_b')
                     # a booted actor holds its registration open on the
                     # registrar: the kill is noticed through that hold
@@ -190,9 +196,7 @@ async def test_watch_sees_registering_exiting_and_killed_actors(
                     assert isinstance(first, Registered) and first.name == 'registrar'
 
 
-async def test_slow_watcher_is_bounded_and_closing_ends_the_subscription(
-    free_port_addr, tmp_path,
-):
+async def test_slow_watcher_is_bounded_and_closing_ends_the_subscription(free_port_addr, tmp_path):
     """A watcher that does not read while the registry changes is dropped
     on the registrar (its queue is bounded) and gets WatchOverflow; leaving
     a watch block ends its subscription on the registrar."""
@@ -210,7 +214,9 @@ async def test_slow_watcher_is_bounded_and_closing_ends_the_subscription(
                     assert await watchers() == 1
                     for i in range(400):  # far more than a window and the buffer
                         await cli_.call(
-                            wrap_address(reg), 'register_actor', uid=['flood', f'u{i}'],
+                            wrap_address(reg),
+                            'register_actor',
+                            uid=['flood', f'u{i}'],
                             addrs=[('tcp', ['127.0.0.1', 9])],
                         )
                     with pytest.raises(WatchOverflow, match='fell more than 4 events'):
@@ -285,8 +291,9 @@ async def test_failover_lookups_never_fail(tmp_path, caplog):
                     assert any('skipping registrar' in r.getMessage() for r in lost), lost
                     async with wait_for_actor('svc') as portal:
                         assert portal.channel.uid[0] == 'svc'
-                    await start(ACTOR, 'svc2', 'tcp', maddr(a), maddr(b),
-                                tmp_path=tmp_path, stack=stack)
+                    await start(
+                        ACTOR, 'svc2', 'tcp', maddr(a), maddr(b), tmp_path=tmp_path, stack=stack
+                    )
                     await next_event(events, Registered, 'svc2')  # from b
                 # a comes back empty; the live actors register there again
                 stack.enter_context(registrar(a, tmp_path))
@@ -298,8 +305,10 @@ async def test_failover_lookups_never_fail(tmp_path, caplog):
 @pytest.mark.slow
 def test_cli_against_a_live_tree(free_port_addr, tmp_path):
     reg = maddr(free_port_addr)
-    with registrar(free_port_addr, tmp_path), program(TREE, 'cli_root', 'cli_child', reg,
-                                                       tmp_path=tmp_path) as tree:
+    with (
+        registrar(free_port_addr, tmp_path),
+        program(TREE, 'cli_root', 'cli_child', reg, tmp_path=tmp_path) as tree,
+    ):
         out = cli('ls', '--registry', reg)
         assert out.returncode == 0, out.stderr
         names = [line.split('\t')[0] for line in out.stdout.splitlines()]
@@ -364,7 +373,9 @@ def test_daemon_listens_on_tcp_and_uds_at_once(free_port_addr, tmp_path):
     tcp = maddr(free_port_addr)
     proc = subprocess.Popen(
         [sys.executable, '-m', 'tractor', 'registrar', '--listen', tcp, '--listen', uds],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().split()[3:] == [tcp, uds]

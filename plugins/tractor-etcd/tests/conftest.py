@@ -1,10 +1,12 @@
 """A real single-member etcd on free loopback ports, per test."""
+
 from __future__ import annotations
 
 import socket
 import uuid
 
 import pytest
+
 from tractor_testsupport.etcd import loopback_member
 
 

@@ -1,6 +1,7 @@
 """The etcd registry on one host, against a real etcd (see conftest.py):
 registration on a lease, lookups, waiting on a watch, expiry, stale entries,
 outages. The multi-host cases are in integration/tests/test_etcd_hosts.py."""
+
 from __future__ import annotations
 
 import os
@@ -38,11 +39,14 @@ async def wait_until(etcd, url: str, predicate) -> dict:
 
 
 # -- addresses ----------------------------------------------------------------
-@pytest.mark.parametrize('text, endpoints, prefix', [
-    ('etcd://127.0.0.1:2379', [('127.0.0.1', 2379)], 'tractor'),
-    ('etcd://a:1,b:2,[::1]:3/app', [('a', 1), ('b', 2), ('::1', 3)], 'app'),
-    ('etcd://h:2379/x/y/?ttl=3', [('h', 2379)], 'x/y'),
-])
+@pytest.mark.parametrize(
+    'text, endpoints, prefix',
+    [
+        ('etcd://127.0.0.1:2379', [('127.0.0.1', 2379)], 'tractor'),
+        ('etcd://a:1,b:2,[::1]:3/app', [('a', 1), ('b', 2), ('::1', 3)], 'app'),
+        ('etcd://h:2379/x/y/?ttl=3', [('h', 2379)], 'x/y'),
+    ],
+)
 def test_parse_address(text, endpoints, prefix):
     addr = EtcdAddress.parse(text)
     assert addr.endpoints == endpoints
@@ -54,15 +58,18 @@ def test_parse_address(text, endpoints, prefix):
     assert wrap_address(addr.to_wire()) == addr  # how subactors get it
 
 
-@pytest.mark.parametrize('text, why', [
-    ('etcd://', 'no HOST:PORT'),
-    ('etcd://host', 'not HOST:PORT'),
-    ('etcd://h:99999', 'outside'),
-    ('etcd://h:1?ttl=0', 'TTL'),
-    ('etcd://h:1?ttl=x', 'whole seconds'),
-    ('etcd://h:1?colour=red', "unknown option 'colour'"),
-    ('etcd://h:1?cert=/c.pem', 'both cert= and key='),
-])
+@pytest.mark.parametrize(
+    'text, why',
+    [
+        ('etcd://', 'no HOST:PORT'),
+        ('etcd://host', 'not HOST:PORT'),
+        ('etcd://h:99999', 'outside'),
+        ('etcd://h:1?ttl=0', 'TTL'),
+        ('etcd://h:1?ttl=x', 'whole seconds'),
+        ('etcd://h:1?colour=red', "unknown option 'colour'"),
+        ('etcd://h:1?cert=/c.pem', 'both cert= and key='),
+    ],
+)
 def test_bad_address_says_why(text, why):
     with pytest.raises(ValueError, match=why):
         EtcdAddress.parse(text)
@@ -96,8 +103,10 @@ async def test_register_find_call_and_unregister(etcd, etcd_url):
                 assert await found.run(whoami) == list(portal.channel.uid)
             async with tractor.query_actor('svc') as (addr, reg):
                 assert isinstance(reg, StorePortal)
-                assert addr in [tuple(a[1]) for a in [
-                    rec for rec in entries.values() if rec['uid'][0] == 'svc'][0]['addrs']]
+                assert addr in [
+                    tuple(a[1])
+                    for a in [rec for rec in entries.values() if rec['uid'][0] == 'svc'][0]['addrs']
+                ]
             async with tractor.get_registry() as reg:
                 table = dict(await reg.get_registry())
                 assert {uid[0] for uid in table} == {'root', 'svc'}
@@ -173,7 +182,8 @@ async def test_lookup_registry_addrs_and_env_default(etcd, etcd_url, monkeypatch
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery() as an:
             assert [str(a) for a in tractor.current_actor().registry_addrs] == [
-                str(EtcdAddress.parse(etcd_url))]
+                str(EtcdAddress.parse(etcd_url))
+            ]
             portal = await an.start_actor('envsvc', enable_modules=[__name__])
             async with tractor.find_actor('envsvc', registry_addrs=[etcd_url]) as found:
                 assert await found.run(whoami) == list(portal.channel.uid)
@@ -195,7 +205,7 @@ def test_bad_env_registry_names_the_variable(monkeypatch):
 async def test_open_actor_cluster_on_etcd(etcd, etcd_url):
     with trio.fail_after(TIMEOUT):
         async with tractor.open_actor_cluster(
-            modules=[__name__], count=2, names=['w0', 'w1'], registry_addrs=[etcd_url],
+            modules=[__name__], count=2, names=['w0', 'w1'], registry_addrs=[etcd_url]
         ) as portals:
             assert sorted(portals) == ['root.w0', 'root.w1']
             # a worker's actor name is its key
@@ -296,12 +306,16 @@ async def test_watch_on_etcd(etcd, etcd_url):
                 for args, check in (
                     (['ls', 'w_', '--prefix'], lambda out: [e['name'] for e in out] == ['w_svc']),
                     (['watch', 'w_svc', '--count', '1'], lambda out: out['uid'][0] == 'w_svc'),
-                    (['tree'], lambda out: [c['name'] for r in out for c in r['children']]
-                     == ['w_svc']),
+                    (
+                        ['tree'],
+                        lambda out: [c['name'] for r in out for c in r['children']] == ['w_svc'],
+                    ),
                 ):
                     proc = await trio.run_process(
                         [sys.executable, '-m', 'tractor', *args, '--json', '--registry', etcd_url],
-                        capture_stdout=True, capture_stderr=True, check=False,
+                        capture_stdout=True,
+                        capture_stderr=True,
+                        check=False,
                     )
                     assert proc.returncode == 0, proc.stderr
                     assert check(json.loads(proc.stdout)), proc.stdout

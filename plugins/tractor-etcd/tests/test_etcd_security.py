@@ -1,5 +1,6 @@
 """etcd's own protection passed through: TLS with a client certificate, and
 user/password authentication, against real etcd members."""
+
 from __future__ import annotations
 
 import base64
@@ -12,7 +13,13 @@ import trio
 import tractor
 from tractor.discovery import RegistrarUnreachable
 from tractor_etcd import EtcdError
-from tractor_testsupport.etcd import EtcdMember, etcd_binary, gateway_post, make_certs, start_cluster
+from tractor_testsupport.etcd import (
+    EtcdMember,
+    etcd_binary,
+    gateway_post,
+    make_certs,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +55,19 @@ def tls_etcd(certs, free_ports):
     ctx = ssl.create_default_context(cafile=certs['ca'])
     ctx.load_cert_chain(certs['client_cert'], certs['client_key'])
     member = EtcdMember(
-        'tls', '127.0.0.1', free_ports(), free_ports(), tls=ctx, extra_args=[
-            '--cert-file', certs['server_cert'], '--key-file', certs['server_key'],
-            '--trusted-ca-file', certs['ca'], '--client-cert-auth',
+        'tls',
+        '127.0.0.1',
+        free_ports(),
+        free_ports(),
+        tls=ctx,
+        extra_args=[
+            '--cert-file',
+            certs['server_cert'],
+            '--key-file',
+            certs['server_key'],
+            '--trusted-ca-file',
+            certs['ca'],
+            '--client-cert-auth',
         ],
     )
     try:
@@ -64,8 +81,10 @@ async def test_tls_with_a_client_certificate(tls_etcd, certs):
     """``cacert``/``cert``/``key`` in the address: the tree registers and
     finds over TLS; without them the same etcd is unreachable."""
     prefix = f's{uuid.uuid4().hex[:8]}'
-    url = (f'etcd://{tls_etcd.endpoint}/{prefix}?ttl=2&cacert={certs["ca"]}'
-           f'&cert={certs["client_cert"]}&key={certs["client_key"]}')
+    url = (
+        f'etcd://{tls_etcd.endpoint}/{prefix}?ttl=2&cacert={certs["ca"]}'
+        f'&cert={certs["client_cert"]}&key={certs["client_key"]}'
+    )
     plain = f'etcd://{tls_etcd.endpoint}/{prefix}'
 
     async def without_tls():
@@ -91,9 +110,18 @@ async def test_user_and_password(etcd, monkeypatch):
     gateway_post(ep, '/v3/auth/role/add', {'name': 'root'})
     gateway_post(ep, '/v3/auth/user/grant', {'user': 'root', 'role': 'root'})
     gateway_post(ep, '/v3/auth/role/add', {'name': 'app'})
-    gateway_post(ep, '/v3/auth/role/grant', {'name': 'app', 'perm': {
-        'permType': 'READWRITE', 'key': _b64(f'{prefix}/'), 'range_end': _b64(f'{prefix}0'),
-    }})
+    gateway_post(
+        ep,
+        '/v3/auth/role/grant',
+        {
+            'name': 'app',
+            'perm': {
+                'permType': 'READWRITE',
+                'key': _b64(f'{prefix}/'),
+                'range_end': _b64(f'{prefix}0'),
+            },
+        },
+    )
     gateway_post(ep, '/v3/auth/user/grant', {'user': 'app', 'role': 'app'})
     gateway_post(ep, '/v3/auth/enable', {})
     url = f'etcd://{ep}/{prefix}?ttl=2&user=app'

@@ -1,6 +1,7 @@
 """Where a random TCP listen address goes: next to a registry this host
 owns, on the interface routing to one it does not, or TRACTOR_TCP_BIND_HOST.
 (Across real interfaces: integration/tests/test_etcd_hosts.py.)"""
+
 import pytest
 
 from tractor_tcp import TCPAddress, TCPTransport, source_host
@@ -28,4 +29,7 @@ def test_a_remote_registry_gets_our_routing_address(monkeypatch):
 def test_bind_host_env_wins(monkeypatch):
     monkeypatch.setenv('TRACTOR_TCP_BIND_HOST', '0.0.0.0')
     assert TCPTransport().random_addr('x').unwrap() == ('0.0.0.0', 0)
-    assert TCPTransport().random_addr('x', near=TCPAddress('127.0.0.1', 1)).unwrap() == ('0.0.0.0', 0)
+    assert TCPTransport().random_addr('x', near=TCPAddress('127.0.0.1', 1)).unwrap() == (
+        '0.0.0.0',
+        0,
+    )

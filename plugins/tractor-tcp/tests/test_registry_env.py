@@ -1,4 +1,5 @@
 """``TRACTOR_TCP_REGISTRY`` overrides the default TCP registry address."""
+
 import pytest
 
 import tractor_tcp
@@ -10,12 +11,15 @@ def test_default_registry_without_env(monkeypatch):
     assert TCPTransport().default_registry_addr().unwrap() == ('127.0.0.1', 1616)
 
 
-@pytest.mark.parametrize('raw, want', [
-    ('127.0.0.1:4242', ('127.0.0.1', 4242)),
-    (' 10.0.0.5:1616 ', ('10.0.0.5', 1616)),
-    ('localhost:9000', ('localhost', 9000)),
-    ('[::1]:1617', ('::1', 1617)),
-])
+@pytest.mark.parametrize(
+    'raw, want',
+    [
+        ('127.0.0.1:4242', ('127.0.0.1', 4242)),
+        (' 10.0.0.5:1616 ', ('10.0.0.5', 1616)),
+        ('localhost:9000', ('localhost', 9000)),
+        ('[::1]:1617', ('::1', 1617)),
+    ],
+)
 def test_registry_env_overrides_default(monkeypatch, raw, want):
     monkeypatch.setenv('TRACTOR_TCP_REGISTRY', raw)
     assert TCPTransport().default_registry_addr().unwrap() == want

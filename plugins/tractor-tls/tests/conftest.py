@@ -2,6 +2,7 @@
 host certificates for loopback, and on demand ones from another CA, an
 expired one, or none. ``pki`` points ``TRACTOR_TLS_*`` at the good set
 (subactors inherit the environment)."""
+
 from __future__ import annotations
 
 import datetime
@@ -22,8 +23,11 @@ class CertSet:
     key: Path
 
     def env(self) -> dict[str, str]:
-        return {'TRACTOR_TLS_CA': str(self.ca), 'TRACTOR_TLS_CERT': str(self.cert),
-                'TRACTOR_TLS_KEY': str(self.key)}
+        return {
+            'TRACTOR_TLS_CA': str(self.ca),
+            'TRACTOR_TLS_CERT': str(self.cert),
+            'TRACTOR_TLS_KEY': str(self.key),
+        }
 
 
 class PKI:
@@ -38,7 +42,12 @@ class PKI:
         self._n = 0
 
     def issue(
-        self, name: str, ca: trustme.CA | None = None, *, not_before=None, not_after=None,
+        self,
+        name: str,
+        ca: trustme.CA | None = None,
+        *,
+        not_before=None,
+        not_after=None,
         identities: tuple[str, ...] = LOOPBACK,
     ) -> CertSet:
         """A certificate (with its key) for ``identities``, from ``ca``
@@ -59,8 +68,11 @@ class PKI:
 
     def expired(self, name: str) -> CertSet:
         now = datetime.datetime.now(datetime.UTC)
-        return self.issue(name, not_before=now - datetime.timedelta(days=30),
-                          not_after=now - datetime.timedelta(days=1))
+        return self.issue(
+            name,
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        )
 
 
 @pytest.fixture

@@ -1,20 +1,24 @@
 """TLS addresses: their forms, how they differ from TCP's, locality, the
 default registry, and how discovery ranks them."""
+
 from __future__ import annotations
 
 import pytest
 
-from tractor.plugin import LOCAL, REMOTE, is_one_address, wrap_address
 from tractor.discovery._client import rank_addrs
+from tractor.plugin import LOCAL, REMOTE, is_one_address, wrap_address
 from tractor_tcp import TCPAddress
 from tractor_tls import DEFAULT_REGISTRY, TLSAddress, TLSTransport
 
 
-@pytest.mark.parametrize('text, want', [
-    ('/ip4/127.0.0.1/tcp/1617/tls', ('127.0.0.1', 1617)),
-    ('/ip6/::1/tcp/9/tls', ('::1', 9)),
-    ('/dns/node1/tcp/4000/tls', ('node1', 4000)),
-])
+@pytest.mark.parametrize(
+    'text, want',
+    [
+        ('/ip4/127.0.0.1/tcp/1617/tls', ('127.0.0.1', 1617)),
+        ('/ip6/::1/tcp/9/tls', ('::1', 9)),
+        ('/dns/node1/tcp/4000/tls', ('node1', 4000)),
+    ],
+)
 def test_multiaddr_round_trip(text, want):
     addr = wrap_address(text)
     assert isinstance(addr, TLSAddress) and addr.unwrap() == want
@@ -34,19 +38,24 @@ def test_a_plain_tuple_is_tcp():
     assert str(wrap_address('/ip4/127.0.0.1/tcp/1617')) == '/ip4/127.0.0.1/tcp/1617'
 
 
-@pytest.mark.parametrize('bad, words', [
-    ('/ip4/127.0.0.1/tcp/x/tls', "bad TCP port 'x'"),
-    ('/ip4/::1/tcp/1/tls', 'is not an ip4 address'),
-    ('/ip4/127.0.0.1/tcp/1/ssl', 'does not end in /tls'),
-    ('/ip4/127.0.0.1/tcp/1/tls/x', 'does not end in /tls'),
-    ('/ip4/127.0.0.1/tls', 'incomplete TCP multiaddr'),
-])
+@pytest.mark.parametrize(
+    'bad, words',
+    [
+        ('/ip4/127.0.0.1/tcp/x/tls', "bad TCP port 'x'"),
+        ('/ip4/::1/tcp/1/tls', 'is not an ip4 address'),
+        ('/ip4/127.0.0.1/tcp/1/ssl', 'does not end in /tls'),
+        ('/ip4/127.0.0.1/tcp/1/tls/x', 'does not end in /tls'),
+        ('/ip4/127.0.0.1/tls', 'incomplete TCP multiaddr'),
+    ],
+)
 def test_bad_multiaddr(bad, words):
     with pytest.raises(ValueError, match=words.replace('(', r'\(')):
         wrap_address(bad)
 
 
-@pytest.mark.parametrize('bad', [('tls', ['h']), ('tls', ['', 1]), ('tls', ['h', 70000]), ('tls', [1, 2])])
+@pytest.mark.parametrize(
+    'bad', [('tls', ['h']), ('tls', ['', 1]), ('tls', ['h', 70000]), ('tls', [1, 2])]
+)
 def test_bad_wire_form(bad):
     with pytest.raises(ValueError):
         wrap_address(bad)
@@ -86,6 +95,11 @@ def test_ranking_prefers_encrypted_among_remote(tmp_path):
     assert ranked(remote_tcp, remote_tls) == [remote_tls, remote_tcp]
     assert ranked(remote_tls, remote_tcp) == [remote_tls, remote_tcp]
     assert ranked(remote_tcp) == [remote_tcp]
-    assert ranked(remote_tls, uds, remote_tcp, local_tcp) == [uds, local_tcp, remote_tls, remote_tcp]
+    assert ranked(remote_tls, uds, remote_tcp, local_tcp) == [
+        uds,
+        local_tcp,
+        remote_tls,
+        remote_tcp,
+    ]
     # locally encryption buys nothing: registration order decides, as before
     assert ranked(local_tls, local_tcp) == [local_tcp, local_tls]

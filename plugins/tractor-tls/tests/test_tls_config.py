@@ -1,6 +1,7 @@
 """Certificate configuration: what is missing or wrong is named, with its
 file and its variable; configure() writes the environment children
 inherit; changed files are picked up (rotation)."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,7 @@ import pytest
 import trio
 
 import tractor
-from tractor_tls import TLSConfigError, TLSTransport, configure
-from tractor_tls import _certs
+from tractor_tls import TLSConfigError, TLSTransport, _certs, configure
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,9 @@ def test_unset_variable_is_named(pki, monkeypatch, var):
 
 def test_missing_file(pki, monkeypatch, tmp_path):
     monkeypatch.setenv('TRACTOR_TLS_KEY', str(tmp_path / 'nope.key'))
-    with pytest.raises(TLSConfigError, match=r"private key '.*nope.key' \(TRACTOR_TLS_KEY\) does not exist"):
+    with pytest.raises(
+        TLSConfigError, match=r"private key '.*nope.key' \(TRACTOR_TLS_KEY\) does not exist"
+    ):
         _certs.contexts()
 
 
@@ -32,7 +34,9 @@ def test_not_pem(pki, monkeypatch, tmp_path):
     junk = tmp_path / 'junk.pem'
     junk.write_text('hello\n')
     monkeypatch.setenv('TRACTOR_TLS_CERT', str(junk))
-    with pytest.raises(TLSConfigError, match=r'certificate .*junk.pem.* \(TRACTOR_TLS_CERT\) is not a PEM'):
+    with pytest.raises(
+        TLSConfigError, match=r'certificate .*junk.pem.* \(TRACTOR_TLS_CERT\) is not a PEM'
+    ):
         _certs.contexts()
     monkeypatch.setenv('TRACTOR_TLS_CERT', str(pki.good.cert))
     monkeypatch.setenv('TRACTOR_TLS_CA', str(junk))
@@ -85,7 +89,7 @@ async def test_listening_without_certificates_fails_at_boot(pki, monkeypatch):
     with trio.fail_after(30):
         with pytest.raises(TLSConfigError, match='TRACTOR_TLS_CA'):
             async with tractor.open_root_actor(
-                enable_transports=['tls'], registry_addrs=[('tls', ['127.0.0.1', 1])],
+                enable_transports=['tls'], registry_addrs=[('tls', ['127.0.0.1', 1])]
             ):
                 pass
 
@@ -95,7 +99,9 @@ async def test_rotated_certificate_serves_new_connections(pki, tls_reg):
     connection already open goes on."""
     tpt = TLSTransport()
     with trio.fail_after(30):
-        async with tractor.open_root_actor(enable_transports=['tls'], registry_addrs=[tls_reg]) as actor:
+        async with tractor.open_root_actor(
+            enable_transports=['tls'], registry_addrs=[tls_reg]
+        ) as actor:
             addr = actor.listen_addrs[0]
             before = await tpt.connect(addr)
             serial_before = before.ssl_stream.getpeercert()['serialNumber']
@@ -107,7 +113,6 @@ async def test_rotated_certificate_serves_new_connections(pki, tls_reg):
             assert serial_after != serial_before
             await after.aclose()
             await before.aclose()
-
 
 
 async def dial_and_call(wire) -> str:
@@ -130,15 +135,16 @@ async def test_unusable_rotation_keeps_serving(pki, monkeypatch, caplog):
     reg = (os.environ['TRACTOR_RUNTIME_DIR'], f'reg@{uuid.uuid4().hex[:8]}.sock')
     with trio.fail_after(60):
         async with tractor.open_nursery(
-            enable_transports=['tls', 'uds'], registry_addrs=[reg], enable_modules=[__name__],
+            enable_transports=['tls', 'uds'], registry_addrs=[reg], enable_modules=[__name__]
         ) as an:
             tls = next(a for a in tractor.current_actor().listen_addrs if a.proto_key == 'tls')
             own = pki.issue('dialer')
             with monkeypatch.context() as env:
                 env.setenv('TRACTOR_TLS_CERT', str(own.cert))
                 env.setenv('TRACTOR_TLS_KEY', str(own.key))
-                dialer = await an.start_actor('dialer', enable_modules=[__name__],
-                                              enable_transports=['uds'])
+                dialer = await an.start_actor(
+                    'dialer', enable_modules=[__name__], enable_transports=['uds']
+                )
             assert await dialer.run(dial_and_call, wire=tls.to_wire()) == 'served'
             junk = pki.root / 'junk.pem'
             junk.write_text('not a certificate\n')

@@ -7,6 +7,7 @@ dialers with bad certificates are subactors spawned with those files in
 their environment (they boot over UDS, which needs no certificate, and
 serve nothing else), while the root keeps the good files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,10 @@ async def dial(wire) -> list:
 
 def refusals(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records
-        if r.name.startswith('tractor') and r.levelno == logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith('tractor')
+        and r.levelno == logging.WARNING
         and 'refused' in r.getMessage()
     ]
 
@@ -69,16 +72,31 @@ async def raw_tls_without_cert(addr: TLSAddress, ca: str) -> None:
 
 #: case -> (who dials, what the dialer sees: error type, which, words; the listener's words)
 CASES = {
-    'client cert from another CA': ('child', 'TLSHandshakeError', 'ours', 'does not trust the CA',
-                                    'failed verification'),
-    'listener cert not trusted': ('child', 'TLSHandshakeError', 'peer', 'failed verification',
-                                  'refused our certificate'),
+    'client cert from another CA': (
+        'child',
+        'TLSHandshakeError',
+        'ours',
+        'does not trust the CA',
+        'failed verification',
+    ),
+    'listener cert not trusted': (
+        'child',
+        'TLSHandshakeError',
+        'peer',
+        'failed verification',
+        'refused our certificate',
+    ),
     'expired client cert': ('child', 'TLSHandshakeError', 'ours', 'expired', 'expired'),
     'missing client cert': ('child', 'TLSConfigError', None, 'does not exist', None),
     'no client cert': ('raw', None, None, None, 'sent no certificate'),
     'plain TCP to a TLS port': ('root', None, None, None, 'does not speak TLS'),
-    'TLS to a TCP port': ('root', 'TLSHandshakeError', None, 'does not speak TLS',
-                          'did not open with the tractor preamble'),
+    'TLS to a TCP port': (
+        'root',
+        'TLSHandshakeError',
+        None,
+        'does not speak TLS',
+        'did not open with the tractor preamble',
+    ),
 }
 
 
@@ -89,8 +107,7 @@ async def test_refusal(case, pki, monkeypatch, caplog):
     reg = (os.environ['TRACTOR_RUNTIME_DIR'], f'reg@{uuid.uuid4().hex[:8]}.sock')
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(
-            enable_transports=['tls', 'tcp', 'uds'], registry_addrs=[reg],
-            enable_modules=[__name__],
+            enable_transports=['tls', 'tcp', 'uds'], registry_addrs=[reg], enable_modules=[__name__]
         ) as an:
             root = tractor.current_actor()
             tls = next(a for a in root.listen_addrs if a.proto_key == 'tls')
@@ -109,8 +126,9 @@ async def test_refusal(case, pki, monkeypatch, caplog):
                 with monkeypatch.context() as env:
                     for var, value in files.env().items():
                         env.setenv(var, value)
-                    bad = await an.start_actor('bad', enable_modules=[__name__],
-                                               enable_transports=['uds'])
+                    bad = await an.start_actor(
+                        'bad', enable_modules=[__name__], enable_transports=['uds']
+                    )
                 got = await bad.run(dial, wire=tls.to_wire())
             elif who == 'raw':
                 await raw_tls_without_cert(tls, str(pki.ca_path))
@@ -170,14 +188,16 @@ async def test_the_secret_proof_runs_inside_tls(pki, tls_reg, caplog):
     caplog.set_level(logging.WARNING, logger='tractor')
     with trio.fail_after(TIMEOUT):
         async with tractor.open_root_actor(
-            enable_transports=['tls'], registry_addrs=[tls_reg], secret='the-tree-secret',
+            enable_transports=['tls'], registry_addrs=[tls_reg], secret='the-tree-secret'
         ) as actor:
             addr = actor.listen_addrs[0]
             stream = await TLSTransport().connect(addr)  # the certificate is fine
             try:
                 with pytest.raises(AuthenticationError):
                     await _auth.authenticate(
-                        stream, b'not-the-secret', initiator=True,
+                        stream,
+                        b'not-the-secret',
+                        initiator=True,
                         binding=_auth.dial_binding(stream, addr.to_wire()),
                     )
             finally:
@@ -188,7 +208,9 @@ async def test_the_secret_proof_runs_inside_tls(pki, tls_reg, caplog):
             stream = await TLSTransport().connect(addr)
             try:  # the right secret over the same kind of session passes
                 await _auth.authenticate(
-                    stream, b'the-tree-secret', initiator=True,
+                    stream,
+                    b'the-tree-secret',
+                    initiator=True,
                     binding=_auth.dial_binding(stream, addr.to_wire()),
                 )
             finally:
@@ -206,6 +228,7 @@ async def test_a_listener_that_never_speaks_tls(pki, monkeypatch):
     port = listeners[0].socket.getsockname()[1]
     with trio.fail_after(TIMEOUT):
         async with listeners[0], trio.open_nursery() as tn:
+
             async def silent():
                 conn = await listeners[0].accept()
                 async with conn:

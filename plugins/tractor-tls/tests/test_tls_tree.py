@@ -1,5 +1,6 @@
 """Actor trees over TLS: calls, streams, discovery, a multihomed actor, and
 the bytes on the wire (nothing of tractor's in the clear)."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,9 +61,7 @@ async def test_tree_over_tls(pki, tls_reg):
     path), answers calls and streams, and a sibling finds it through the
     registrar over TLS."""
     with trio.fail_after(TIMEOUT):
-        async with tractor.open_nursery(
-            enable_transports=['tls'], registry_addrs=[tls_reg],
-        ) as an:
+        async with tractor.open_nursery(enable_transports=['tls'], registry_addrs=[tls_reg]) as an:
             assert all(a.proto_key == 'tls' for a in tractor.current_actor().listen_addrs)
             one = await an.start_actor('one', enable_modules=[__name__])
             two = await an.start_actor('two', enable_modules=[__name__])
@@ -93,7 +92,7 @@ async def test_multihomed_actor(pki, tls_reg, tmp_path):
     each channel of its own transport."""
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(
-            enable_transports=['tls', 'tcp', 'uds'], registry_addrs=[tls_reg],
+            enable_transports=['tls', 'tcp', 'uds'], registry_addrs=[tls_reg]
         ) as an:
             portal = await an.start_actor('multi', enable_modules=[__name__])
             facts = await portal.run(channel_facts)
@@ -141,9 +140,7 @@ async def test_nothing_in_the_clear(pki, tls_reg, monkeypatch):
 
     seen: list[bytes] = []
     with trio.fail_after(TIMEOUT):
-        async with tractor.open_nursery(
-            enable_transports=['tls'], registry_addrs=[tls_reg],
-        ) as an:
+        async with tractor.open_nursery(enable_transports=['tls'], registry_addrs=[tls_reg]) as an:
             portal = await an.start_actor('target', enable_modules=[__name__])
             facts = await portal.run(channel_facts)
             target = TLSAddress(*facts['accept'][0][1])

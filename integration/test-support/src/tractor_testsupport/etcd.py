@@ -3,6 +3,7 @@
 The etcd binary is Debian's ``etcd-server`` package (``/usr/bin/etcd``);
 :func:`etcd_binary` says what is missing when it is not installed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 #: bound on a member becoming healthy
 START_TIMEOUT = 20.0
@@ -66,19 +67,38 @@ class EtcdMember:
             self.data_dir = tempfile.mkdtemp(prefix=f'etcd-{self.name}-')
         self.log_path = os.path.join(self.data_dir, 'etcd.log')
         client = f'{"https" if self.tls else "http"}://{self.host}:{self.client_port}'
-        cmd = [*self.prefix, etcd_binary() or 'etcd',
-               '--name', self.name, '--data-dir', os.path.join(self.data_dir, 'data'),
-               '--listen-client-urls', client, '--advertise-client-urls', client,
-               '--listen-peer-urls', self.peer_url,
-               '--initial-advertise-peer-urls', self.peer_url,
-               '--initial-cluster', initial_cluster,
-               '--initial-cluster-state', state, '--initial-cluster-token', token,
-               # fast elections: tests stop and partition members
-               '--heartbeat-interval', '100', '--election-timeout', '1000', *self.extra_args]
+        cmd = [
+            *self.prefix,
+            etcd_binary() or 'etcd',
+            '--name',
+            self.name,
+            '--data-dir',
+            os.path.join(self.data_dir, 'data'),
+            '--listen-client-urls',
+            client,
+            '--advertise-client-urls',
+            client,
+            '--listen-peer-urls',
+            self.peer_url,
+            '--initial-advertise-peer-urls',
+            self.peer_url,
+            '--initial-cluster',
+            initial_cluster,
+            '--initial-cluster-state',
+            state,
+            '--initial-cluster-token',
+            token,
+            # fast elections: tests stop and partition members
+            '--heartbeat-interval',
+            '100',
+            '--election-timeout',
+            '1000',
+            *self.extra_args,
+        ]
         log = open(self.log_path, 'ab')
         try:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(),
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env()
             )
         finally:
             log.close()
@@ -119,7 +139,8 @@ def healthy(endpoint: str, timeout: float = 1.0, tls: ssl.SSLContext | None = No
     JSON gateway (an authentication error is an answer too)."""
     req = urllib.request.Request(
         f'{"https" if tls else "http"}://{endpoint}/v3/kv/range',
-        data=json.dumps({'key': 'aGVhbHRo'}).encode(), method='POST',
+        data=json.dumps({'key': 'aGVhbHRo'}).encode(),
+        method='POST',
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=tls) as resp:
@@ -161,7 +182,7 @@ def etcd_range(endpoint: str, key: bytes, end: bytes | None = None) -> list[dict
     if end is not None:
         body['range_end'] = base64.b64encode(end).decode()
     req = urllib.request.Request(
-        f'http://{endpoint}/v3/kv/range', data=json.dumps(body).encode(), method='POST',
+        f'http://{endpoint}/v3/kv/range', data=json.dumps(body).encode(), method='POST'
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         kvs = json.load(resp).get('kvs', [])
@@ -207,7 +228,8 @@ async def until_stored(endpoint: str, prefix: str, predicate, timeout: float = 1
 def lease_ttl(endpoint: str, lease: int) -> int:
     """The remaining TTL of ``lease`` (-1 when it does not exist)."""
     req = urllib.request.Request(
-        f'http://{endpoint}/v3/lease/timetolive', data=json.dumps({'ID': lease}).encode(),
+        f'http://{endpoint}/v3/lease/timetolive',
+        data=json.dumps({'ID': lease}).encode(),
         method='POST',
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
@@ -218,27 +240,78 @@ def make_certs(directory: str, host: str = '127.0.0.1') -> dict[str, str]:
     """A throwaway CA, a server certificate for ``host`` and a client
     certificate, with the ``openssl`` command line: paths by role
     (``ca``, ``server_cert``, ``server_key``, ``client_cert``, ``client_key``)."""
-    def run(*args: str) -> None:
-        subprocess.run(['openssl', *args], cwd=directory, check=True, capture_output=True, timeout=60)
 
-    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tractor-test-ca',
-        '-keyout', 'ca.key', '-out', 'ca.pem')
-    for role, extra in (('server', f'subjectAltName=IP:{host}'), ('client', 'extendedKeyUsage=clientAuth')):
-        run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', f'/CN={role}', '-keyout', f'{role}.key',
-            '-out', f'{role}.csr')
+    def run(*args: str) -> None:
+        subprocess.run(
+            ['openssl', *args], cwd=directory, check=True, capture_output=True, timeout=60
+        )
+
+    run(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=tractor-test-ca',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.pem',
+    )
+    for role, extra in (
+        ('server', f'subjectAltName=IP:{host}'),
+        ('client', 'extendedKeyUsage=clientAuth'),
+    ):
+        run(
+            'req',
+            '-newkey',
+            'rsa:2048',
+            '-nodes',
+            '-subj',
+            f'/CN={role}',
+            '-keyout',
+            f'{role}.key',
+            '-out',
+            f'{role}.csr',
+        )
         with open(os.path.join(directory, f'{role}.ext'), 'w') as f:
             f.write(extra + '\n')
-        run('x509', '-req', '-in', f'{role}.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-            '-CAcreateserial', '-days', '2', '-extfile', f'{role}.ext', '-out', f'{role}.pem')
+        run(
+            'x509',
+            '-req',
+            '-in',
+            f'{role}.csr',
+            '-CA',
+            'ca.pem',
+            '-CAkey',
+            'ca.key',
+            '-CAcreateserial',
+            '-days',
+            '2',
+            '-extfile',
+            f'{role}.ext',
+            '-out',
+            f'{role}.pem',
+        )
     path = lambda name: os.path.join(directory, name)  # noqa: E731
-    return {'ca': path('ca.pem'), 'server_cert': path('server.pem'), 'server_key': path('server.key'),
-            'client_cert': path('client.pem'), 'client_key': path('client.key')}
+    return {
+        'ca': path('ca.pem'),
+        'server_cert': path('server.pem'),
+        'server_key': path('server.key'),
+        'client_cert': path('client.pem'),
+        'client_key': path('client.key'),
+    }
 
 
 def gateway_post(endpoint: str, path: str, body: dict, token: str | None = None) -> dict:
     """One plain JSON gateway request (test set-up: users, roles, auth)."""
     req = urllib.request.Request(
-        f'http://{endpoint}{path}', data=json.dumps(body).encode(), method='POST',
+        f'http://{endpoint}{path}',
+        data=json.dumps(body).encode(),
+        method='POST',
         headers={'Authorization': token} if token else {},
     )
     with urllib.request.urlopen(req, timeout=5) as resp:

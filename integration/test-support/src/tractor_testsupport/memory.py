@@ -14,14 +14,16 @@ registers it for its own duration with :func:`installed`. Addresses are
 ``/memory/<name>`` as multiaddr text. Only this process can dial them: a
 spawned child has a table of its own.
 """
+
 from __future__ import annotations
 
 import errno
 import re
 import secrets
 import sys
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import trio
 import trio.testing
@@ -30,8 +32,13 @@ import tractor
 from tractor.plugin import SAME_HOST, Address, Transport, hookimpl
 
 __all__ = [
-    'PROTO_KEY', 'MemoryAddress', 'MemoryListener', 'MemoryTransport',
-    'installed', 'open_loopback', 'tractor_transports',
+    'PROTO_KEY',
+    'MemoryAddress',
+    'MemoryListener',
+    'MemoryTransport',
+    'installed',
+    'open_loopback',
+    'tractor_transports',
 ]
 
 PROTO_KEY = 'memory'
@@ -198,7 +205,7 @@ async def open_loopback(**root_kwargs: Any) -> AsyncIterator[tuple[Any, tractor.
     with installed() as tpt:
         reg = tpt.random_addr('registry')
         async with tractor.open_root_actor(
-            enable_transports=[PROTO_KEY], registry_addrs=[reg.unwrap()], **root_kwargs,
+            enable_transports=[PROTO_KEY], registry_addrs=[reg.unwrap()], **root_kwargs
         ) as actor:
             chan = await actor.connect(actor.listen_addrs[0])
             try:

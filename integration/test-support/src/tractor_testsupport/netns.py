@@ -7,6 +7,7 @@ itself reaches every host. Names carry a random suffix, and everything made
 is removed afterwards, whatever happened. Needs root and iproute2's ``ip``;
 :func:`unavailable` says what is missing instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,16 +15,16 @@ import random
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 _IP_TIMEOUT = 10
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ['ip', *args], capture_output=True, text=True, timeout=_IP_TIMEOUT, check=check,
+        ['ip', *args], capture_output=True, text=True, timeout=_IP_TIMEOUT, check=check
     )
 
 

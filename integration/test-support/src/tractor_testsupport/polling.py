@@ -4,11 +4,13 @@ in another actor): poll it, bounded, and say which condition failed.
 Prefer an event when the code under test offers one; these are for
 conditions only observable from outside.
 """
+
 from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import trio
 

@@ -1,4 +1,5 @@
 """Finding the processes a test started, through ``/proc`` (Linux)."""
+
 from __future__ import annotations
 
 import os

@@ -1,13 +1,15 @@
 """Running a whole program from a test, with a hard bound."""
+
 from __future__ import annotations
 
 import json
 import os
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 
 class ProgramTimeout(AssertionError):
@@ -20,7 +22,11 @@ def run_program(cmd: list[str], *, cwd: Path, timeout: float) -> tuple[int, str,
     (and only that) is killed and :class:`ProgramTimeout` raised, carrying
     what it printed."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cmd,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:

@@ -11,6 +11,7 @@ names this module in the ``tractor`` entry-point group, which is how the
 runtime finds it. ``docs/architecture.md`` ("Writing a plugin") walks
 through it. It is installed in the workspace, never published.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The public API is what this module exports. Names provided by other
 distributions (discovery, the cluster API) resolve lazily and fail with an
 error naming the distribution to install when it is missing.
 """
+
 from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
 
@@ -143,9 +144,7 @@ class _HintFinder:
     sub-package a separate distribution ships) on an install without it
     fails naming that distribution, not with a bare ModuleNotFoundError."""
 
-    _SUBPACKAGES = {
-        modname: dist for modname, dist in _LAZY.values() if modname.count('.') == 1
-    }
+    _SUBPACKAGES = {modname: dist for modname, dist in _LAZY.values() if modname.count('.') == 1}
 
     @classmethod
     def find_spec(cls, fullname: str, path: object = None, target: object = None) -> None:
@@ -173,14 +172,41 @@ def _installed(modname: str) -> bool:
 # lazy names are listed only when their distribution is installed, so that
 # `from tractor import *` works on a lean install too
 __all__ = [
-    'ActorFailure', 'Actor', 'ActorNursery', 'AuthenticationError', 'Channel', 'Context',
+    'ActorFailure',
+    'Actor',
+    'ActorNursery',
+    'AuthenticationError',
+    'Channel',
+    'Context',
     'MissingDistribution',
-    'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
-    'NoRuntime', 'NoTransportInstalled', 'Portal', 'RemoteActorError', 'StreamOverrun',
-    'TractorError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx', 'debug_mode',
-    'get_runtime_vars', 'is_root_process', 'log', 'msg', 'open_nursery', 'open_root_actor',
-    'register_plugin', 'run_daemon', 'trionics', 'unregister_plugin',
+    'ContextCancelled',
+    'ModuleNotExposed',
+    'MsgStream',
+    'MsgTypeError',
+    'NoRuntime',
+    'NoTransportInstalled',
+    'Portal',
+    'RemoteActorError',
+    'StreamOverrun',
+    'TractorError',
+    'TransportClosed',
+    'context',
+    'current_actor',
+    'current_ipc_ctx',
+    'debug_mode',
+    'get_runtime_vars',
+    'is_root_process',
+    'log',
+    'msg',
+    'open_nursery',
+    'open_root_actor',
+    'register_plugin',
+    'run_daemon',
+    'trionics',
+    'unregister_plugin',
 ] + [
-    name for name, (modname, _dist) in _LAZY.items()
-    if name not in ('discovery', 'cluster', 'debug', 'devx', 'plugin', 'to_asyncio') and _installed(modname)
+    name
+    for name, (modname, _dist) in _LAZY.items()
+    if name not in ('discovery', 'cluster', 'debug', 'devx', 'plugin', 'to_asyncio')
+    and _installed(modname)
 ]

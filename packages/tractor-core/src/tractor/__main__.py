@@ -1,4 +1,5 @@
 """``python -m tractor``: the ``tractor`` command, shipped by tractor-discovery."""
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ task that authenticates it (bounded, and capped in number by the actor's
 (``Actor._serve_channel``). Whatever goes wrong on one connection ends that
 connection, never the actor.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ async def serve_listener(actor: Actor, listener: trio.abc.Listener, addr: Addres
                     continue
                 tn.start_soon(handle_connection, actor, stream, addr)
 
+
 async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Address) -> None:
     chan = Channel(stream, laddr=laddr, raddr=None, initiator=False)
     try:
@@ -55,8 +57,11 @@ async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Addres
             # one line, naming the peer; nothing it sent was decoded
             # unless it passed authentication (see tractor._auth)
             log.warning(
-                'refused connection from %s on %s: %s', describe_peer(stream), laddr,
-                err if not isinstance(err, trio.TooSlowError)
+                'refused connection from %s on %s: %s',
+                describe_peer(stream),
+                laddr,
+                err
+                if not isinstance(err, trio.TooSlowError)
                 else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
             )
             return
@@ -69,7 +74,9 @@ async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Addres
                 log.warning(
                     'refused connection from %s on %s: it claims to be the child %r '
                     'being spawned but cannot prove its spawn token',
-                    describe_peer(stream), laddr, aid.name,
+                    describe_peer(stream),
+                    laddr,
+                    aid.name,
                 )
                 return
             del actor._spawning[aid.uid]

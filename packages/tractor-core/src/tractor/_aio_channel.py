@@ -3,14 +3,15 @@
 :mod:`tractor.to_asyncio`). The asyncio task is linked to the trio task by
 :class:`tractor._aio_task._Linked`, as :func:`~tractor.to_asyncio.run_task`'s is.
 """
+
 from __future__ import annotations
 
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -38,7 +39,9 @@ class LinkedTaskChannel:
     receives what the trio side sent.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = DEFAULT_CHANNEL_SIZE) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, maxsize: int = DEFAULT_CHANNEL_SIZE
+    ) -> None:
         if not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(f'maxsize must be an int >= 1, got {maxsize!r}')
         self._loop = loop
@@ -190,10 +193,7 @@ def _channel_kwargs(target: Callable, chan: LinkedTaskChannel, kwargs: dict[str,
 
 @asynccontextmanager
 async def open_channel_from(
-    target: Callable[..., Awaitable[Any]],
-    *,
-    maxsize: int = DEFAULT_CHANNEL_SIZE,
-    **kwargs: Any,
+    target: Callable[..., Awaitable[Any]], *, maxsize: int = DEFAULT_CHANNEL_SIZE, **kwargs: Any
 ) -> AsyncIterator[tuple[Any, LinkedTaskChannel]]:
     """Start ``target(chan=..., **kwargs)`` as an asyncio task linked to this
     trio task, wait for its first value and yield ``(first, chan)``.

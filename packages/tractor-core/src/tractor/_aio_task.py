@@ -8,16 +8,17 @@ a stubborn task is waited for at most :data:`AIO_CANCEL_GRACE`);
 re-exported by :mod:`tractor.to_asyncio`, whose docstring tells the whole
 story; the two-way channel is :mod:`tractor._aio_channel`.
 """
+
 from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import trio
 
-from . import _settings
-from . import _state
+from . import _settings, _state
 from ._exceptions import TractorError
 from .log import get_logger
 
@@ -28,8 +29,8 @@ T = TypeVar('T')
 #: how long a cancelled asyncio task may take to finish before the trio side
 #: gives up on it; twice the parent's cancel grace, so that an actor whose
 #: parent is alive is killed by the parent's ladder first
-AIO_CANCEL_GRACE = (
-    _settings.value('TRACTOR_AIO_CANCEL_GRACE') or 2 * _settings.value('TRACTOR_CANCEL_GRACE')
+AIO_CANCEL_GRACE = _settings.value('TRACTOR_AIO_CANCEL_GRACE') or 2 * _settings.value(
+    'TRACTOR_CANCEL_GRACE'
 )
 
 
@@ -50,6 +51,7 @@ class AsyncioCancelled(TractorError):
 
 
 # -- the host loop ------------------------------------------------------------
+
 
 def is_infected() -> bool:
     """Whether this thread's trio run is a guest of an asyncio loop started
@@ -80,10 +82,7 @@ def _require_loop(api: str) -> asyncio.AbstractEventLoop:
     return loop
 
 
-def run_as_asyncio_guest(
-    trio_main: Callable[..., Awaitable[T]],
-    *args: Any,
-) -> T:
+def run_as_asyncio_guest(trio_main: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``trio_main(*args)`` as a trio guest on a fresh asyncio event loop
     (the host) and return its result, or raise its error.
 
@@ -123,7 +122,7 @@ def run_as_asyncio_guest(
 
 
 async def _host(
-    loop: asyncio.AbstractEventLoop, trio_main: Callable[..., Awaitable[T]], args: tuple,
+    loop: asyncio.AbstractEventLoop, trio_main: Callable[..., Awaitable[T]], args: tuple
 ) -> T:
     # resolved with the run's outcome.Outcome (trio's own dependency)
     done: asyncio.Future[Any] = loop.create_future()
@@ -133,7 +132,8 @@ async def _host(
             done.set_result(run_outcome)
 
     trio.lowlevel.start_guest_run(
-        trio_main, *args,
+        trio_main,
+        *args,
         run_sync_soon_threadsafe=loop.call_soon_threadsafe,
         run_sync_soon_not_threadsafe=loop.call_soon,
         done_callback=trio_done,
@@ -170,8 +170,11 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(asyncio.wait([gathered], timeout=AIO_CANCEL_GRACE))
     for task in pending:
         if not task.done():
-            log.error('asyncio task %r ignored its cancellation for %.1fs: abandoned at exit',
-                      task.get_name(), AIO_CANCEL_GRACE)
+            log.error(
+                'asyncio task %r ignored its cancellation for %.1fs: abandoned at exit',
+                task.get_name(),
+                AIO_CANCEL_GRACE,
+            )
             # said once, here: asyncio would add "Task was destroyed but it
             # is pending" when the closed loop's task is collected (asyncio
             # turns this off itself for tasks it abandons on purpose)
@@ -180,13 +183,17 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
             except AttributeError:
                 pass
         elif not task.cancelled() and task.exception() is not None:
-            log.error('asyncio task %r failed while being cancelled at exit: %r',
-                      task.get_name(), task.exception())
+            log.error(
+                'asyncio task %r failed while being cancelled at exit: %r',
+                task.get_name(),
+                task.exception(),
+            )
     if not gathered.done():
         gathered.cancel()
 
 
 # -- one asyncio task, tied to the trio task that awaits it ------------------
+
 
 def _task_name(fn: Callable) -> str:
     return getattr(fn, '__qualname__', None) or repr(fn)
@@ -196,7 +203,7 @@ class _Linked:
     """An asyncio task and what the trio task that owns it knows of it."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str,
+        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str
     ) -> None:
         self.done = trio.Event()
         #: whether the trio side asked for the asyncio task's cancel
@@ -249,7 +256,9 @@ class _Linked:
         if not self.task.done():
             log.error(
                 'asyncio task %r ignored its cancellation for %.1fs: the trio side '
-                'stops waiting for it', self.task.get_name(), AIO_CANCEL_GRACE,
+                'stops waiting for it',
+                self.task.get_name(),
+                AIO_CANCEL_GRACE,
             )
             return
         err = self.failure()

@@ -21,6 +21,7 @@ back at its sender (other role, other key) or relayed to another address
 :func:`hmac.compare_digest`, and the listener answers only after checking
 the dialer, so a stranger learns nothing but "refused".
 """
+
 from __future__ import annotations
 
 import hmac
@@ -29,8 +30,8 @@ import os
 import secrets
 import socket
 import struct
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import trio
 
@@ -70,14 +71,16 @@ def hello_frame(nonce: bytes) -> bytes:
 
 
 def dialer_step(
-    secret: bytes, nonce: bytes, their_hello: bytes, binding: bytes = b'',
+    secret: bytes, nonce: bytes, their_hello: bytes, binding: bytes = b''
 ) -> tuple[bytes, Session, bytes]:
     """The dialer's side once both hellos are out (sans I/O): the PROOF
     frame to send, its :class:`Session`, and the verdict a listener holding
     ``secret`` answers."""
     if len(binding) > MAX_BINDING:
         raise ValueError(f'a binding is at most {MAX_BINDING} bytes')
-    session, proof_d, proof_l = Session.derive(secret, nonce, their_hello[-NONCE_SIZE:], binding, True)
+    session, proof_d, proof_l = Session.derive(
+        secret, nonce, their_hello[-NONCE_SIZE:], binding, True
+    )
     return len(binding).to_bytes(2, 'big') + binding + proof_d, session, _ACCEPT + proof_l
 
 
@@ -90,7 +93,9 @@ async def _read_exact(stream: trio.abc.Stream, n: int, what: str, who, check=Non
         try:
             chunk = await stream.receive_some(n - len(buf))
         except STREAM_ERRORS as err:
-            raise transport_closed(f'{who()}: connection lost during authentication ({what})', err) from err
+            raise transport_closed(
+                f'{who()}: connection lost during authentication ({what})', err
+            ) from err
         if not chunk:
             raise TransportClosed(f'{who()} closed the connection during authentication ({what})')
         buf += chunk
@@ -101,8 +106,8 @@ async def _read_exact(stream: trio.abc.Stream, n: int, what: str, who, check=Non
 
 def check_hello(buf: bytes, who) -> None:
     """``PreambleError`` as soon as a (partial) hello is not tractor's."""
-    head = buf[:len(MAGIC)]
-    if head != MAGIC[:len(head)]:
+    head = buf[: len(MAGIC)]
+    if head != MAGIC[: len(head)]:
         raise PreambleError(
             f'{who()} did not open with the tractor preamble (got {bytes(buf[:8])!r}): '
             'not a tractor peer, or one without authentication'
@@ -111,7 +116,7 @@ def check_hello(buf: bytes, who) -> None:
         raise PreambleError(
             f'{who()} speaks tractor preamble version {buf[len(MAGIC)]}, this is version {VERSION}'
         )
-    if len(buf) >= len(MAGIC) + 4 and buf[len(MAGIC) + 1:len(MAGIC) + 4] != b'\0\0\0':
+    if len(buf) >= len(MAGIC) + 4 and buf[len(MAGIC) + 1 : len(MAGIC) + 4] != b'\0\0\0':
         raise PreambleError(f'{who()} sent a malformed preamble')
 
 
@@ -147,6 +152,7 @@ async def authenticate(
     drops. ``peer`` names the other end in errors (default: what the socket
     says, see :func:`describe_peer`).
     """
+
     def who() -> str:
         return peer if peer is not None else describe_peer(stream)
 
@@ -201,6 +207,7 @@ async def authenticate(
 
 
 # -- bindings: the address a dialer meant to reach ----------------------------
+
 
 def _norm_ip(host: str) -> str | None:
     """``host`` as a canonical IP literal, or ``None`` if it is a name."""
@@ -267,7 +274,7 @@ def accepting(stream: trio.abc.Stream, wires: list[tuple[str, list]]) -> Callabl
         uid = os.getuid()
         ok.update(f'unix:{_wire_text(w)}:uid={uid}'.encode() for w in wires)
     elif family in (socket.AF_INET, socket.AF_INET6):
-        for proto, parts in wires:
+        for _proto, parts in wires:
             if len(parts) == 2 and isinstance(parts[0], str) and isinstance(parts[1], int):
                 host = _norm_ip(parts[0])
                 if host in ('0.0.0.0', '::'):
@@ -289,6 +296,7 @@ def accepting(stream: trio.abc.Stream, wires: list[tuple[str, list]]) -> Callabl
             port = binding.rpartition(b':')[2]
             return port.isdigit() and int(port) in wild_ports
         return False
+
     return accepts
 
 

@@ -4,6 +4,7 @@ Below the call and context layers: everything here takes the uid of the
 actor doing the boxing, never the actor itself, so any layer can box an
 error without reaching up to :class:`~tractor._runtime.Actor`.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,12 +12,7 @@ import sys
 import traceback
 
 from . import _msg, _settings
-from ._exceptions import (
-    ContextCancelled,
-    RemoteActorError,
-    type_name,
-    wire_type_name,
-)
+from ._exceptions import ContextCancelled, RemoteActorError, type_name, wire_type_name
 
 Uid = tuple[str, str]
 
@@ -24,12 +20,7 @@ Uid = tuple[str, str]
 CANCELLED = type_name(ContextCancelled)
 
 
-def pack_error(
-    cid: int,
-    exc: BaseException,
-    uid: Uid,
-    canceller: Uid | None = None,
-) -> _msg.Error:
+def pack_error(cid: int, exc: BaseException, uid: Uid, canceller: Uid | None = None) -> _msg.Error:
     """Box ``exc``, raised in actor ``uid``, as the error reply of call
     ``cid``; a relayed remote error keeps its origin (``uid`` becomes the
     relay)."""
@@ -44,11 +35,7 @@ def pack_error(
             canceller=getattr(exc, 'canceller', None) or canceller,
         )
     return _msg.Error(
-        cid=cid,
-        type_str=wire_type_name(exc),
-        message=str(exc),
-        tb_str=format_tb(exc),
-        src_uid=uid,
+        cid=cid, type_str=wire_type_name(exc), message=str(exc), tb_str=format_tb(exc), src_uid=uid
     )
 
 

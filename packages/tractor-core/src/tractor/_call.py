@@ -12,6 +12,7 @@ stream, no inbox, no credit), so each side keeps a small handle in
 :class:`TaskScope` (a task's cancel scope, cancellable before the task
 entered it) is shared with :class:`~tractor.Context`.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -60,9 +61,7 @@ class Reply:
         elif kind is _msg.Error:
             self.error = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
         else:
-            self.error = MsgTypeError(
-                f'unexpected {kind.__name__} in reply to call {self.cid}'
-            )
+            self.error = MsgTypeError(f'unexpected {kind.__name__} in reply to call {self.cid}')
         self._wake()
 
     def _lost(self, err: BaseException) -> None:

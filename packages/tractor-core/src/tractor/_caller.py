@@ -7,10 +7,12 @@ on a :class:`~tractor._call.Reply` slot; :func:`open_context`
 ``actor._routes`` under ``(channel, cid)`` for the channel's message loop
 to feed, and both ask the callee to cancel when the caller is cancelled.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -80,7 +82,9 @@ async def call(
             and isinstance(err, RemoteActorError)
             and not isinstance(err, ContextCancelled)
         ):
-            raise err
+            # the callee's own error, with its own cause: not a consequence
+            # of the cancel being handled here
+            raise err  # noqa: B904
         raise
     finally:
         actor._routes.pop((chan, cid), None)
@@ -88,7 +92,7 @@ async def call(
 
 @asynccontextmanager
 async def open_context(
-    actor: Actor, chan: Channel, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any,
+    actor: Actor, chan: Channel, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any
 ) -> AsyncIterator[tuple[Context, Any]]:
     """Open a context with ``ns:name(**kwargs)`` (a ``@tractor.context``
     function) in the peer on ``chan``: yields ``(ctx, first)`` once the
@@ -96,15 +100,14 @@ async def open_context(
     for what the block's exits mean."""
     cid = chan.next_cid()
     ctx = Context(
-        actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW,
-        pld_dec=pld_dec,
+        actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW, pld_dec=pld_dec
     )
     actor._routes[(chan, cid)] = ctx
     try:
         # raises MsgTypeError before anything is sent for bad kwargs
-        await chan.send(_msg.Start(
-            cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW,
-        ))
+        await chan.send(
+            _msg.Start(cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW)
+        )
     except BaseException:
         actor._routes.pop((chan, cid), None)
         raise

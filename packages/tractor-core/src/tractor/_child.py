@@ -1,4 +1,5 @@
 """Entry point of a spawned subactor: ``python -m tractor._child``."""
+
 from __future__ import annotations
 
 import argparse
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f'tractor: actor {args.name!r} cannot load the plugin {path!r} its '
                 f'parent registered: {type(err).__name__}: {err}',
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
             sys.exit(3)
     spawn_token = None

@@ -25,12 +25,14 @@ This module holds :class:`Context` (its state, delivery, cancellation and
 result) and the ``@tractor.context`` marker; the stream itself and the
 context's side of opening one are in :mod:`tractor._stream`.
 """
+
 from __future__ import annotations
 
 import inspect
 import traceback
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 import trio
@@ -76,6 +78,7 @@ def context(fn: F | None = None, *, pld_spec: Any = None) -> F | Callable[[F], F
     :class:`~tractor.MsgTypeError` on a mismatch. Include ``None`` in a union
     if ``started()`` or the function may produce ``None``.
     """
+
     def mark(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
             raise TypeError(f'@tractor.context needs an async function, got {f!r}')
@@ -286,6 +289,7 @@ class Context(TaskScope, StreamSide):
 
     def _decode(self, raw: msgspec.Raw) -> Any:
         return _msg.decode_pld(raw, self._pld_dec)
+
     async def _cancel_and_wait(self, timeout: float = CANCEL_ACK_TIMEOUT) -> None:
         """(caller) Ask the callee to cancel, then wait (shielded, bounded)
         for its final reply, so the pair is really over when this returns."""
@@ -303,6 +307,7 @@ class Context(TaskScope, StreamSide):
             await within_grace(self._actor, timeout, self._done.wait)
         if not self._done.is_set():
             log.warning('%r: the callee did not confirm the cancel within %.1fs', self, timeout)
+
     # -- public API --------------------------------------------------------
     @property
     def cancel_called(self) -> bool:
@@ -342,6 +347,7 @@ class Context(TaskScope, StreamSide):
         """The error that ended the pair (the peer's, a cancel, a lost
         connection), or ``None`` while it runs or when it returned."""
         return self._remote_error
+
     def _own_cancel_error(self) -> ContextCancelled:
         err = ContextCancelled(
             f'{self!r} was cancelled by this side',
@@ -350,6 +356,7 @@ class Context(TaskScope, StreamSide):
         )
         err.canceller = self._actor.uid
         return err
+
     async def cancel(self) -> None:
         """Cancel the task pair.
 
@@ -382,8 +389,11 @@ class Context(TaskScope, StreamSide):
             raise RuntimeError('only the caller side waits for the result')
         stream = self._stream
         if (
-            stream is not None and stream._closed and not self._stop_sent
-            and not self._cancel_called and not self._done.is_set()
+            stream is not None
+            and stream._closed
+            and not self._stop_sent
+            and not self._cancel_called
+            and not self._done.is_set()
         ):
             # the stream block was left by an error the body then handled:
             # the callee may be waiting for our end to close

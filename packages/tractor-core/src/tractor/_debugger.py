@@ -5,10 +5,12 @@ a :class:`Debugger` in ``actor.debugger`` from the debug plugin (hook
 ``tractor_actor_serving``, see ``tractor/debug/_plugin.py``); without one
 each of these points does what a tree without a debugger does.
 """
+
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -31,13 +33,11 @@ class Debugger:
         """An error leaves user code here (an RPC target, an actor nursery's
         body, the root's block): the chance to inspect it before it goes on."""
 
-    async def run_rpc(
-        self, actor: Actor, fn: Callable[..., Awaitable[Any]], *args: Any
-    ) -> Any:
+    async def run_rpc(self, actor: Actor, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run an RPC task's target, ``await fn(*args)``."""
         return await fn(*args)
 
-    def main_block(self, actor: Actor) -> AsyncContextManager[None]:
+    def main_block(self, actor: Actor) -> AbstractAsyncContextManager[None]:
         """Wraps the body of a root actor's ``open_root_actor`` block."""
         return nullcontext()
 

@@ -10,10 +10,11 @@ child (its parent channel) and discovery's registrar probe all start here.
 :func:`request` makes one plain call on a channel that no actor serves yet
 (a probe, a boot-time exchange), without the runtime's message loop.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -56,10 +57,7 @@ async def handshake(
             wires = [a.to_wire() for a in addrs]
             if chan.laddr is not None:
                 wires.append(chan.laddr.to_wire())
-            opts = {
-                'accepts': _auth.accepting(chan.stream, wires),
-                'hello_timeout': HELLO_TIMEOUT,
-            }
+            opts = {'accepts': _auth.accepting(chan.stream, wires), 'hello_timeout': HELLO_TIMEOUT}
         session = await _auth.authenticate(
             chan.stream,
             _secret.current_secret() if secret is None else secret,
@@ -117,7 +115,10 @@ async def dial(
     chan = Channel(stream, raddr=addr, initiator=True)
     try:
         await handshake(
-            chan, aid, HANDSHAKE_TIMEOUT if timeout is None else timeout, list(addrs),
+            chan,
+            aid,
+            HANDSHAKE_TIMEOUT if timeout is None else timeout,
+            list(addrs),
             spawn_token=spawn_token,
         )
     except BaseException:

@@ -1,4 +1,5 @@
 """Errors raised by the runtime, and the box (`RemoteActorError`) for errors that cross actors."""
+
 from __future__ import annotations
 
 import builtins
@@ -149,25 +150,28 @@ class RemoteActorError(TractorError):
         return self.boxed_type_str.rpartition(':')[2]
 
     def __str__(self) -> str:
-        src = f"{self.src_uid[0]!r}" if self.src_uid else 'a remote actor'
+        src = f'{self.src_uid[0]!r}' if self.src_uid else 'a remote actor'
         head = f'{self.type_name} raised in {src}: {self.msg}'
         if self.tb_str:
-            indented = ''.join(
-                '  | ' + line for line in self.tb_str.rstrip().splitlines(True)
-            )
+            indented = ''.join('  | ' + line for line in self.tb_str.rstrip().splitlines(True))
             return f'{head}\n  remote traceback:\n{indented}'
         return head
 
     def __repr__(self) -> str:
-        return (
-            f'{type(self).__name__}({self.type_name}: {self.msg!r}, '
-            f'src={self.src_uid})'
-        )
+        return f'{type(self).__name__}({self.type_name}: {self.msg!r}, src={self.src_uid})'
 
     def __reduce__(self):  # keep it picklable for pytest-xdist & co
         return (
-            _rebuild, (type(self), self.msg, self.boxed_type_str, self.src_uid,
-                       self.relay_uid, self.tb_str, getattr(self, 'canceller', None))
+            _rebuild,
+            (
+                type(self),
+                self.msg,
+                self.boxed_type_str,
+                self.src_uid,
+                self.relay_uid,
+                self.tb_str,
+                getattr(self, 'canceller', None),
+            ),
         )
 
 

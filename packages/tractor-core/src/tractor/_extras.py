@@ -1,5 +1,6 @@
 """Optional pieces a feature needs, checked where the feature is asked for,
 so a lean install fails with the name of what to install."""
+
 from __future__ import annotations
 
 from importlib.util import find_spec

@@ -1,6 +1,7 @@
 """The callee side of ``Portal.open_stream_from()``: a runtime method every
 actor serves, which runs an async generator of an enabled module and sends
 what it yields over a context's stream."""
+
 from __future__ import annotations
 
 import inspect

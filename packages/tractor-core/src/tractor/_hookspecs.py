@@ -4,10 +4,12 @@ Plugins mark their implementations with :data:`hookimpl`
 (``from tractor.plugin import hookimpl``) and register through the
 ``tractor`` entry-point group.
 """
+
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -44,7 +46,7 @@ class TractorSpec:
 
     @hookspec
     def tractor_spawn_spec_ext(
-        self, actor: Actor, child_uid: tuple[str, str], start_method: str, spec: SpawnSpec,
+        self, actor: Actor, child_uid: tuple[str, str], start_method: str, spec: SpawnSpec
     ) -> dict[str, Any] | None:
         """(in the parent) Entries for the ``SpawnSpec.ext`` of the child
         ``child_uid`` that ``actor`` just started with ``start_method``: a
@@ -63,10 +65,7 @@ class TractorSpec:
 
     @hookspec(firstresult=True)
     def tractor_root_bind_addrs(
-        self,
-        actor: Actor,
-        registry_addrs: list[Address],
-        ensure_registry: bool,
+        self, actor: Actor, registry_addrs: list[Address], ensure_registry: bool
     ) -> Awaitable[list[Address]] | None:
         """Decide what a root actor binds (an awaitable of addresses).
 

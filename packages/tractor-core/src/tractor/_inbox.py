@@ -8,6 +8,7 @@ only ever puts without waiting, and an empty inbox is reported by a
 empty is the common case of an interactive stream. Bounded: a put beyond
 the capacity fails (the sender overran its credit).
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -6,11 +6,13 @@ actor's service nursery (or answers a call into the runtime itself inline);
 its :class:`~tractor.Context` or :class:`~tractor._call.CallScope`, and
 sends the ``Return`` or the boxed ``Error``.
 """
+
 from __future__ import annotations
 
 import contextvars
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -33,7 +35,7 @@ MAX_WINDOW = 1 << 16
 #: the channel the RPC being served came over (runtime methods such as the
 #: registrar's use it to bind what a peer registers to its connection)
 current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar(
-    'tractor_current_channel', default=None,
+    'tractor_current_channel', default=None
 )
 
 
@@ -52,8 +54,16 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         await chan.send_or_drop(pack_error(msg.cid, MsgTypeError(why), actor.uid))
         return
     ctx: Context | CallScope = (
-        Context(actor, chan, msg.cid, 'callee', f'{msg.ns}:{msg.func}', window=msg.window or DEFAULT_WINDOW)
-        if msg.kind == 'ctx' else CallScope(chan, msg.cid)  # a plain call: no stream
+        Context(
+            actor,
+            chan,
+            msg.cid,
+            'callee',
+            f'{msg.ns}:{msg.func}',
+            window=msg.window or DEFAULT_WINDOW,
+        )
+        if msg.kind == 'ctx'
+        else CallScope(chan, msg.cid)  # a plain call: no stream
     )
     actor._routes[(chan, msg.cid)] = ctx
     try:
@@ -61,7 +71,10 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         actor._service_tn.start_soon(invoke, actor, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
     except RuntimeError:
         actor._routes.pop((chan, msg.cid), None)
-        await chan.send_or_drop(pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid))
+        await chan.send_or_drop(
+            pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid)
+        )
+
 
 async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     """Calls into the runtime itself (``ns='self'``), answered inline."""
@@ -71,9 +84,12 @@ async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     elif msg.func == 'ping':
         result = actor.uid
     else:
-        await chan.send_or_drop(pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), actor.uid))
+        await chan.send_or_drop(
+            pack_error(msg.cid, ModuleNotExposed(f'no runtime method {msg.func!r}'), actor.uid)
+        )
         return
     await chan.send_or_drop(_msg.Return(cid=msg.cid, pld=result))
+
 
 async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
     cid = msg.cid
@@ -109,9 +125,11 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
             else:
                 result = await call_user(fn, target, msg.kwargs)
         if cs.cancelled_caught:
-            await chan.send_or_drop(pack_cancelled(
-                cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', ''),
-            ))
+            await chan.send_or_drop(
+                pack_cancelled(
+                    cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', '')
+                )
+            )
             return
         try:
             if target is not None and target._pld_dec is not None:

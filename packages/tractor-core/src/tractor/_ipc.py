@@ -1,12 +1,10 @@
 """A ``Channel``: one framed, typed message connection to one peer."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import trio
 
-from . import _settings
-from . import _msg, _session, _sockio
-from ._session import BATCH_END, TAG_SIZE
+from . import _msg, _session, _settings, _sockio
 from ._exceptions import (
     STREAM_ERRORS,
     MsgTypeError,
@@ -14,6 +12,7 @@ from ._exceptions import (
     TransportClosed,
     transport_closed,
 )
+from ._session import BATCH_END, TAG_SIZE
 from ._transport import Address, wrap_address
 from .log import get_logger
 
@@ -64,8 +63,8 @@ HELLO_TIMEOUT = _settings.value('TRACTOR_HELLO_TIMEOUT')
 #: bytes all of a process's connections together may hold in frames they
 #: are still receiving (``TRACTOR_PARTIAL_FRAME_BUDGET``; default: four
 #: frames of the maximum size)
-PARTIAL_FRAME_BUDGET = (
-    _settings.value('TRACTOR_PARTIAL_FRAME_BUDGET') or 4 * _settings.value('TRACTOR_MAX_FRAME')
+PARTIAL_FRAME_BUDGET = _settings.value('TRACTOR_PARTIAL_FRAME_BUDGET') or 4 * _settings.value(
+    'TRACTOR_MAX_FRAME'
 )
 #: what they hold now
 _partial_bytes = 0
@@ -337,14 +336,12 @@ class Channel:
         while True:
             avail = len(self._buf) - self._pos
             if avail >= _HEADER:
-                size = int.from_bytes(self._buf[self._pos:self._pos + _HEADER], 'big')
+                size = int.from_bytes(self._buf[self._pos : self._pos + _HEADER], 'big')
                 if size > self.max_frame:
-                    raise FrameError(
-                        f'frame of {size} bytes exceeds the maximum {self.max_frame}'
-                    )
+                    raise FrameError(f'frame of {size} bytes exceeds the maximum {self.max_frame}')
                 end = self._pos + _HEADER + size
                 if len(self._buf) >= end:
-                    view = memoryview(self._buf)[self._pos + _HEADER:end]
+                    view = memoryview(self._buf)[self._pos + _HEADER : end]
                     self._pos = end
                     return _msg.decode(view)
                 await self._fill(_HEADER + size - avail)
@@ -383,7 +380,7 @@ class Channel:
             have = len(buf) - pos
             while have >= rel + _HEADER:
                 p = pos + rel
-                header = int.from_bytes(buf[p:p + _HEADER], 'big')
+                header = int.from_bytes(buf[p : p + _HEADER], 'big')
                 size = header & _SIZE_MASK
                 if size > max_frame:
                     raise FrameError(f'frame of {size} bytes exceeds the maximum {max_frame}')
@@ -395,7 +392,7 @@ class Channel:
                         await self._fill(end + TAG_SIZE - have)
                         buf, pos = self._buf, self._pos
                     view = memoryview(buf)
-                    session.verify(view[pos:pos + end], view[pos + end:pos + end + TAG_SIZE])
+                    session.verify(view[pos : pos + end], view[pos + end : pos + end + TAG_SIZE])
                     self._vend = pos + end
                     return
                 rel = end
@@ -426,7 +423,9 @@ class Channel:
 
     async def _fill_some(self, need: int) -> None:
         # a generic stream's chunks may be bytearrays
-        chunks: list[bytes | bytearray] = [self._buf[self._pos:]] if self._pos < len(self._buf) else []
+        chunks: list[bytes | bytearray] = (
+            [self._buf[self._pos :]] if self._pos < len(self._buf) else []
+        )
         chunk: bytes | bytearray
         got = 0
         while got < need:
@@ -444,13 +443,13 @@ class Channel:
                 self._eof = True
                 pending = sum(map(len, chunks))
                 if pending:
-                    raise FrameError(
-                        f'connection closed mid-frame ({pending} bytes pending)'
-                    )
+                    raise FrameError(f'connection closed mid-frame ({pending} bytes pending)')
                 raise TransportClosed(f'{self.aid and self.aid.name!r} closed the connection')
             chunks.append(chunk)
             got += len(chunk)
-        self._buf = chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b''.join(chunks)
+        self._buf = (
+            chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b''.join(chunks)
+        )
         self._pos = 0
 
     async def aclose(self) -> None:

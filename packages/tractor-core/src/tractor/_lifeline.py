@@ -9,6 +9,7 @@ crash) answers with itself as the canceller, and one that dies outright
 (a signal, ``os._exit()``) just drops the connection. This module holds
 nothing else, so enabling it exposes nothing else.
 """
+
 from __future__ import annotations
 
 import trio

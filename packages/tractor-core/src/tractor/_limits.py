@@ -10,6 +10,7 @@ however many there were. Each one that is let in is bounded in time by the hands
 to the hard one at boot (:func:`raise_fd_limit`), so the cap, not the
 process limit, is what a flood runs into.
 """
+
 from __future__ import annotations
 
 import time
@@ -89,7 +90,8 @@ class HandshakeGate:
             log.warning(
                 'dropped %d unfinished handshake(s) to make room: %d in flight is the cap '
                 '(TRACTOR_MAX_HANDSHAKES); a flood of unauthenticated connections?',
-                self._unlogged, self.cap,
+                self._unlogged,
+                self.cap,
             )
             self._unlogged = 0
             self._logged_at = now

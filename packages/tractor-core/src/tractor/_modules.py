@@ -6,14 +6,15 @@ target runs it only if the module is enabled there and the function passes
 script, a test file) are loaded from that path under a non-main name, so
 ``if __name__ == '__main__':`` blocks do not run in children.
 """
+
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 from ._exceptions import ModuleNotExposed
 
@@ -31,10 +32,7 @@ def normalize_ns(ns: str) -> str:
 
 
 def load(
-    names: list[str],
-    mods: dict[str, ModuleType],
-    module_paths: dict[str, str],
-    is_root: bool,
+    names: list[str], mods: dict[str, ModuleType], module_paths: dict[str, str], is_root: bool
 ) -> None:
     """Import each of ``names`` not in ``mods`` yet into ``mods`` (so a bad
     name fails the spawn, not the first call)."""
@@ -79,11 +77,7 @@ def import_enabled(name: str, module_paths: dict[str, str], is_root: bool) -> Mo
 
 
 def resolve(
-    actor_name: str,
-    mods: dict[str, ModuleType],
-    methods: dict[str, Callable],
-    ns: str,
-    func: str,
+    actor_name: str, mods: dict[str, ModuleType], methods: dict[str, Callable], ns: str, func: str
 ) -> Callable:
     """The function a peer asked for as ``ns:func``, or
     :class:`ModuleNotExposed` saying why it may not call it (``ns='self'``:
@@ -92,9 +86,7 @@ def resolve(
         try:
             return methods[func]
         except KeyError:
-            raise ModuleNotExposed(
-                f'actor {actor_name!r} has no runtime method {func!r}'
-            ) from None
+            raise ModuleNotExposed(f'actor {actor_name!r} has no runtime method {func!r}') from None
     ns = normalize_ns(ns)
     mod = mods.get(ns)
     if mod is None:
@@ -109,8 +101,7 @@ def resolve(
         # the module's own list decides, either way (widen or narrow)
         if isinstance(exports, str) or func not in exports:
             raise ModuleNotExposed(
-                f'{ns}.{func} is not in {ns}.{EXPORTS}, the list of what '
-                f'{ns!r} lets peers call'
+                f'{ns}.{func} is not in {ns}.{EXPORTS}, the list of what {ns!r} lets peers call'
             )
     elif func.startswith('_'):
         raise ModuleNotExposed(
@@ -145,7 +136,7 @@ def importable_name(mod: ModuleType) -> str | None:
     for entry in sys.path:
         base = os.path.join(os.path.abspath(entry or '.'), '')
         if path.startswith(base):
-            parts = path[len(base):-3].split(os.sep)
+            parts = path[len(base) : -3].split(os.sep)
             if parts[-1] == '__init__':
                 parts.pop()
             if parts and all(p.isidentifier() for p in parts):

@@ -5,9 +5,10 @@ msgpack-encoded message from :data:`Msg`. Payload fields (``pld``) are kept
 as ``msgspec.Raw`` on receipt so each context can decode them with its own
 type spec; on send any msgspec-encodable value may sit in them.
 """
+
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 from msgspec import Raw, Struct
@@ -144,12 +145,13 @@ class Cancel(_Msg):
     cid: int
 
 
-Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return, Error, Cancel]
+Msg = Hello | SpawnSpec | Ready | Start | Started | Yield | Stop | Credit | Return | Error | Cancel
 
 #: fields that decode to arbitrary values, besides Start.kwargs and the
 #: payloads (bounded where they are decoded, see decode_pld)
 _ANY_FIELDS: dict[type[_Msg], tuple[str, ...]] = {
-    Hello: ('addrs',), SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
+    Hello: ('addrs',),
+    SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
     Ready: ('accept_addrs',),
 }
 
@@ -166,7 +168,7 @@ def append_frame(msg: _Msg, buf: bytearray) -> None:
         _encoder.encode_into(msg, buf, start + 4)
     except (TypeError, OverflowError, ValueError) as err:
         raise _unencodable(type(msg).__name__, err) from err
-    buf[start:start + 4] = (len(buf) - start - 4).to_bytes(4, 'big')
+    buf[start : start + 4] = (len(buf) - start - 4).to_bytes(4, 'big')
 
 
 def _unencodable(what: str, err: BaseException) -> MsgTypeError:
@@ -191,7 +193,7 @@ def check_pld(value: Any, decoder: msgspec.msgpack.Decoder) -> None:
         decoder.decode(raw)
     except msgspec.DecodeError as err:
         raise MsgTypeError(
-            f'payload of type {type(value).__name__} does not match the context\'s '
+            f"payload of type {type(value).__name__} does not match the context's "
             f'pld_spec {_spec_name(decoder.type)}: {err}'
         ) from err
 

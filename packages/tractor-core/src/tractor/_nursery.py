@@ -6,10 +6,12 @@ ends: it waits for the one-shot children, cancels every child on an error
 one error or a group. The nursery itself (spawning, supervising and
 cancelling children) is :mod:`tractor._supervise`.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -26,7 +28,9 @@ log = get_logger('supervise')
 
 
 @asynccontextmanager
-async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIterator[ActorNursery]:
+async def _open_actor_nursery(
+    actor: Actor, defaults: dict[str, Any]
+) -> AsyncIterator[ActorNursery]:
     an = ActorNursery(actor, defaults)
     body_exc: BaseException | None = None
     # The supervision tasks (one per child, one per run_in_actor call) run in
@@ -62,10 +66,7 @@ async def _open_actor_nursery(actor: Actor, defaults: dict[str, Any]) -> AsyncIt
     # block saw it (and raised or handled it). Unless one cancels all then
     # cut the block short: raised here, so that is never silent.
     cut_short = body_scope.cancelled_caught
-    errors = [
-        e for e in an._errors
-        if e is not body_exc and (cut_short or not _was_delivered(e))
-    ]
+    errors = [e for e in an._errors if e is not body_exc and (cut_short or not _was_delivered(e))]
     if body_exc is not None:
         if _only_cancels(body_exc) or isinstance(body_exc, KeyboardInterrupt):
             # a cancel from outside (or Ctrl-C) wins; the children's errors
@@ -120,17 +121,27 @@ async def open_nursery(
     a ``TypeError``.
     """
     root_only: dict[str, Any] = {
-        k: v for k, v in (
-            ('registry_addrs', registry_addrs), ('name', name),
-            ('ensure_registry', ensure_registry), ('enable_transports', enable_transports),
-            ('enable_modules', enable_modules), ('secret', secret),
-            ('tpt_bind_addrs', tpt_bind_addrs), ('enable_stack_on_sig', enable_stack_on_sig),
-        ) if v is not None and v is not False
+        k: v
+        for k, v in (
+            ('registry_addrs', registry_addrs),
+            ('name', name),
+            ('ensure_registry', ensure_registry),
+            ('enable_transports', enable_transports),
+            ('enable_modules', enable_modules),
+            ('secret', secret),
+            ('tpt_bind_addrs', tpt_bind_addrs),
+            ('enable_stack_on_sig', enable_stack_on_sig),
+        )
+        if v is not None and v is not False
     }
     child_defaults: dict[str, Any] = {
-        k: v for k, v in (
-            ('start_method', start_method), ('loglevel', loglevel), ('debug_mode', debug_mode),
-        ) if v is not None
+        k: v
+        for k, v in (
+            ('start_method', start_method),
+            ('loglevel', loglevel),
+            ('debug_mode', debug_mode),
+        )
+        if v is not None
     }
     actor = _state.current_actor(err_on_no_runtime=False)
     if actor is None:

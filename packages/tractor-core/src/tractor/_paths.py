@@ -7,6 +7,7 @@ real directory (not a symlink) owned by this user, and is tightened to 0700
 if it is more open. Core owns this so the UDS transport and the cookie agree
 on one place.
 """
+
 from __future__ import annotations
 
 import errno
@@ -44,8 +45,7 @@ def runtime_dir() -> str:
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise PermissionError(
-            errno.EPERM,
-            f'tractor runtime dir {path!r} is not a plain directory (a symlink?)',
+            errno.EPERM, f'tractor runtime dir {path!r} is not a plain directory (a symlink?)'
         )
     if st.st_uid != os.getuid():
         raise PermissionError(

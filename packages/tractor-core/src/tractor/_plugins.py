@@ -4,6 +4,7 @@ Every feature beyond the bare runtime arrives as a plugin of the
 ``tractor`` entry-point group: transports (``tractor-tcp``, ``tractor-uds``),
 discovery (``tractor-discovery``) and any third party's.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 ENTRY_POINT_GROUP = 'tractor'
-
 
 
 def __getattr__(name: str) -> Any:
@@ -72,7 +72,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
             logging.getLogger('tractor.plugins').warning(
                 'skipping the tractor plugin %r (%s): it failed to import: %s: %s',
-                ep.name, ep.value, type(err).__name__, err,
+                ep.name,
+                ep.value,
+                type(err).__name__,
+                err,
             )
             continue
         pm.register(plugin, name=ep.name)
@@ -145,7 +148,9 @@ def plugin_paths_for_children() -> list[str]:
     paths = []
     for path, why in _code_plugins:
         if path is None:
-            raise TypeError(f'a plugin registered with register_plugin() cannot reach child actors: {why}')
+            raise TypeError(
+                f'a plugin registered with register_plugin() cannot reach child actors: {why}'
+            )
         paths.append(path)
     return paths
 

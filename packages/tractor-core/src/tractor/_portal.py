@@ -1,9 +1,11 @@
 """``Portal``: call functions and open contexts in another actor."""
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -82,19 +84,21 @@ class Portal:
         if fn_name is not None:
             raise TypeError(
                 f'Portal.run() got a function and a second positional argument '
-                f'{fn_name!r}: pass the function\'s arguments as keywords'
+                f"{fn_name!r}: pass the function's arguments as keywords"
             )
         ns, name = _fn_address(func)
         if is_context_fn(func):
-            raise TypeError(
-                f'{name} is a @tractor.context function: use Portal.open_context()'
-            )
+            raise TypeError(f'{name} is a @tractor.context function: use Portal.open_context()')
         return await _caller.call(_state.current_actor(), self.channel, ns, name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         """Run ``function_name`` from module ``namespace_path`` in the peer."""
         return await _caller.call(
-            _state.current_actor(), self.channel, normalize_ns(namespace_path), function_name, kwargs
+            _state.current_actor(),
+            self.channel,
+            normalize_ns(namespace_path),
+            function_name,
+            kwargs,
         )
 
     # -- one-shot actors (ActorNursery.run_in_actor) -------------------------
@@ -156,12 +160,14 @@ class Portal:
         cannot import (``'self'``: a runtime method, e.g. the registrar's
         ``watch_registry``): the callee's ``pld_spec`` is checked there only."""
         async with self._open_context(
-            normalize_ns(namespace_path), function_name, kwargs, None,
+            normalize_ns(namespace_path), function_name, kwargs, None
         ) as pair:
             yield pair
 
     @asynccontextmanager
-    async def open_stream_from(self, async_gen_fn: Callable, **kwargs: Any) -> AsyncIterator[MsgStream]:
+    async def open_stream_from(
+        self, async_gen_fn: Callable, **kwargs: Any
+    ) -> AsyncIterator[MsgStream]:
         """Stream what the peer's ``async_gen_fn(**kwargs)`` (an async
         generator of a module it enabled) yields: a one-way
         :class:`MsgStream` to iterate. Leaving the block early stops the
@@ -173,7 +179,7 @@ class Portal:
                 'streams what one yields (use Portal.run() for others)'
             )
         async with self._open_context(
-            'self', 'stream_from', {'ns': ns, 'func': name, 'kwargs': kwargs}, None,
+            'self', 'stream_from', {'ns': ns, 'func': name, 'kwargs': kwargs}, None
         ) as (ctx, _):
             async with ctx.open_stream() as stream:
                 yield stream
@@ -183,7 +189,7 @@ class Portal:
                     await ctx.cancel()
 
     def _open_context(
-        self, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any,
+        self, ns: str, name: str, kwargs: dict[str, Any], pld_dec: Any
     ) -> AbstractAsyncContextManager[tuple[Context, Any]]:
         return _caller.open_context(_state.current_actor(), self.channel, ns, name, kwargs, pld_dec)
 

@@ -10,6 +10,7 @@ half of :class:`~tractor._supervisor.Supervisor` (a base of it, not used
 alone: it works on the supervisor's children and history); giving up is the
 supervisor's own ``_give_up``.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -57,9 +58,12 @@ class RestartPolicy:
     _coord_done: trio.Event
 
     if TYPE_CHECKING:  # the Supervisor's methods this half calls
+
         def _notify(self) -> None: ...
         async def _spawn(self, child: _SupChild) -> _Incarnation: ...
-        def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None: ...
+        def _give_up(
+            self, child: _SupChild, failure: BaseException | None, reason: str
+        ) -> None: ...
 
     async def _coordinate(self) -> None:
         try:
@@ -85,7 +89,9 @@ class RestartPolicy:
                 # a one-shot cancelled by someone keeps that ContextCancelled
                 child.settle('done', inc.failure if child.call is not None else None, inc.result)
             else:
-                log.warning('actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart)
+                log.warning(
+                    'actor %r %s; not restarted (%s)', child.name, inc.reason, child.restart
+                )
                 child.settle('failed', inc.failure)
             self._notify()
             return
@@ -148,15 +154,25 @@ class RestartPolicy:
                     if c.restart == 'temporary':
                         c.settle('cancelled', last.failure if last else None)
                         continue
-                    if last is not None and last.ended and not last.stopping and not self._should_restart(c, last):
+                    if (
+                        last is not None
+                        and last.ended
+                        and not last.stopping
+                        and not self._should_restart(c, last)
+                    ):
                         # it ended on its own meanwhile, in a way its type does not restart
                         c.last_exit = last.reason
                         c.settle('done' if last.normal else 'failed', last.failure, last.result)
                         continue
                 why = reason if c is failed else f'restarted with {failed.name!r} ({self.strategy})'
                 c.restarts += 1
-                log.warning('restarting actor %r (restart #%d; %s): %s', c.name, c.restarts,
-                            self.strategy, why)
+                log.warning(
+                    'restarting actor %r (restart #%d; %s): %s',
+                    c.name,
+                    c.restarts,
+                    self.strategy,
+                    why,
+                )
                 try:
                     await self._spawn(c)
                 except Exception as err:
@@ -183,20 +199,31 @@ class RestartPolicy:
         return delay
 
 
-def _check_args(strategy: Any, max_restarts: Any, within: Any, backoff: Any, restart_wait: Any) -> tuple[float, float] | None:
+def _check_args(
+    strategy: Any, max_restarts: Any, within: Any, backoff: Any, restart_wait: Any
+) -> tuple[float, float] | None:
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {list(STRATEGIES)}, got {strategy!r}')
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
         raise ValueError(f'max_restarts must be an int >= 0, got {max_restarts!r}')
     if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
         raise ValueError(f'within must be a number of seconds > 0, got {within!r}')
-    if isinstance(restart_wait, bool) or not isinstance(restart_wait, (int, float)) or restart_wait < 0:
+    if (
+        isinstance(restart_wait, bool)
+        or not isinstance(restart_wait, (int, float))
+        or restart_wait < 0
+    ):
         raise ValueError(f'restart_wait must be a number of seconds >= 0, got {restart_wait!r}')
     if backoff is None:
         return None
-    pair = (backoff, within) if isinstance(backoff, (int, float)) and not isinstance(backoff, bool) else backoff
+    pair = (
+        (backoff, within)
+        if isinstance(backoff, (int, float)) and not isinstance(backoff, bool)
+        else backoff
+    )
     if (
-        not isinstance(pair, tuple) or len(pair) != 2
+        not isinstance(pair, tuple)
+        or len(pair) != 2
         or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0 for x in pair)
         or pair[0] > pair[1]
     ):

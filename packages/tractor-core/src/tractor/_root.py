@@ -1,12 +1,14 @@
 """``open_root_actor()``: boot the runtime in this process."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from . import _secret, _settings, _state
-from ._exceptions import NoTransportInstalled
+from ._exceptions import NoTransportInstalled, check_actor_name
 from ._extras import require_debug
 from ._plugins import get_plugin_manager
 from ._runtime import Actor
@@ -20,7 +22,6 @@ from ._transport import (
     wrap_address,
 )
 from .log import get_console_log, get_logger
-from ._exceptions import check_actor_name
 
 log = get_logger('root')
 
@@ -99,8 +100,12 @@ async def open_root_actor(
             f'enable_transports takes a non-empty list of protocol keys, got {enable_transports!r}'
         )
     if registry_addrs is not None and (
-        not isinstance(registry_addrs, (list, tuple)) or not registry_addrs
-        or (len(registry_addrs) == 2 and not isinstance(registry_addrs[0], (tuple, list, str, Address)))
+        not isinstance(registry_addrs, (list, tuple))
+        or not registry_addrs
+        or (
+            len(registry_addrs) == 2
+            and not isinstance(registry_addrs[0], (tuple, list, str, Address))
+        )
         or is_one_address(registry_addrs)
     ):
         raise TypeError(
@@ -108,7 +113,8 @@ async def open_root_actor(
             f"[('127.0.0.1', 1616)], got {registry_addrs!r}"
         )
     if tpt_bind_addrs is not None and (
-        not isinstance(tpt_bind_addrs, (list, tuple)) or not tpt_bind_addrs
+        not isinstance(tpt_bind_addrs, (list, tuple))
+        or not tpt_bind_addrs
         or is_one_address(tpt_bind_addrs)
     ):
         raise TypeError(
@@ -177,9 +183,7 @@ async def open_root_actor(
         if own_binds:
             # the chosen addresses replace the random ones; a registrar
             # must still answer at the registry addresses too
-            bind_addrs = list(dict.fromkeys(
-                [*own_binds, *(reg if actor.is_registrar else ())]
-            ))
+            bind_addrs = list(dict.fromkeys([*own_binds, *(reg if actor.is_registrar else ())]))
         async with actor._open_runtime(bind_addrs):
             if actor.debugger is not None:
                 async with actor.debugger.main_block(actor):

@@ -1,37 +1,33 @@
 """The ``Actor``: one per process; serves RPC, owns connections to peers."""
+
 from __future__ import annotations
 
 import os
 import uuid as _uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import trio
 
 from . import _accept, _caller, _invoke, _modules, _msg, _state
-from ._modules import normalize_ns
+from ._boxing import unpack_error
 from ._call import CallScope, Reply
 from ._context import Context
-from ._gen_stream import stream_from
-from ._boxing import unpack_error
 from ._debugger import Debugger
-from ._exceptions import (
-    MsgTypeError,
-    TransportClosed,
-)
 from ._dial import dial
+from ._exceptions import MsgTypeError, TransportClosed
+from ._gen_stream import stream_from
 from ._ipc import Channel
 from ._limits import HandshakeGate, raise_fd_limit
+from ._modules import normalize_ns
 from ._plugins import get_plugin_manager
 from ._portal import Portal
 from ._transport import Address, get_transport, wrap_address
 from .log import get_logger
 
 log = get_logger('runtime')
-
-
-
 
 
 class Actor:
@@ -170,14 +166,18 @@ class Actor:
         or teardown began)."""
         return self._cancel_called
 
-    def start_service_task(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+    def start_service_task(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None
+    ) -> None:
         """Run ``fn(*args)`` as a task of this actor's service nursery, where
         its RPC tasks run: it is not cancelled with the caller's scopes, only
         by ``cancel_soon()`` and teardown (before plugin hooks unwind).
         ``RuntimeError`` when the actor is not serving (not yet, or no more)."""
         self._service_nursery(fn).start_soon(fn, *args, name=name)
 
-    async def start_service(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Any:
+    async def start_service(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None
+    ) -> Any:
         """Like :meth:`start_service_task`, but wait until ``fn`` calls
         ``task_status.started(value)`` and return ``value`` (``trio.Nursery.start``)."""
         return await self._service_nursery(fn).start(fn, *args, name=name)
@@ -383,7 +383,7 @@ class Actor:
             log.runtime('peer %r disconnected (%d channel(s) left)', uid[0], len(chans))
 
     def get_peer_channels(
-        self, name: str | None = None, *, uid: tuple[str, str] | None = None,
+        self, name: str | None = None, *, uid: tuple[str, str] | None = None
     ) -> list[Channel]:
         """Connected channels, newest first: to every peer, to peers named
         ``name``, or to the one actor ``uid`` (``(name, uuid)``)."""
@@ -416,7 +416,12 @@ class Actor:
                     elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
                         log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]  # dispatch on a saved type(msg)
                     else:
-                        log.debug('no context %s for %s from %r', getattr(msg, 'cid', '?'), kind.__name__, chan.aid)
+                        log.debug(
+                            'no context %s for %s from %r',
+                            getattr(msg, 'cid', '?'),
+                            kind.__name__,
+                            chan.aid,
+                        )
                 else:
                     raise MsgTypeError(f'unexpected {kind.__name__} after the handshake')
         except MsgTypeError as exc:
@@ -427,8 +432,12 @@ class Actor:
             log.debug('connection to %r closed: %s', chan.aid and chan.aid.name, exc)
         finally:
             self._remove_peer(chan)
-            lost = err if isinstance(err, TransportClosed) else TransportClosed(
-                f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}'
+            lost = (
+                err
+                if isinstance(err, TransportClosed)
+                else TransportClosed(
+                    f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}'
+                )
             )
             for (c, _cid), ctx in list(self._routes.items()):
                 if c is chan:
@@ -452,8 +461,7 @@ class Actor:
         """Run ``ns.func(**kwargs)`` in the peer on ``chan`` and return its
         result (see :func:`tractor._caller.call`)."""
         return await _caller.call(
-            self, chan, ns, func, kwargs,
-            reply_on_cancel=reply_on_cancel, always_start=always_start,
+            self, chan, ns, func, kwargs, reply_on_cancel=reply_on_cancel, always_start=always_start
         )
 
     # -- cancellation -------------------------------------------------------
@@ -472,6 +480,6 @@ class Actor:
         await self._cancel_event.wait()
 
 
-_CTX_MSGS = frozenset({
-    _msg.Started, _msg.Yield, _msg.Stop, _msg.Return, _msg.Error, _msg.Credit, _msg.Cancel,
-})
+_CTX_MSGS = frozenset(
+    {_msg.Started, _msg.Yield, _msg.Stop, _msg.Return, _msg.Error, _msg.Credit, _msg.Cancel}
+)

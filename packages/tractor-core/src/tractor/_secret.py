@@ -9,6 +9,7 @@ inherited pipe (``--secret-fd``), never through argv or the environment.
 What the secret proves, and how, is :mod:`tractor._auth` (the preamble) and
 :mod:`tractor._session` (the keys derived from it).
 """
+
 from __future__ import annotations
 
 import errno

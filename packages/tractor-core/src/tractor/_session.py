@@ -22,6 +22,7 @@ are authenticated, not encrypted: anyone on the path can read the traffic.
 The session id also binds a spawned child's proof that it holds its spawn
 token (:func:`spawn_proof`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,7 +62,7 @@ def _macs(key: bytes) -> tuple:
     keyed BLAKE2b (RFC 7693) and HMAC-SHA256, each under a subkey of
     ``key``."""
     blake = hashlib.blake2b(
-        key=hmac.digest(key, b'blake2b', 'sha256'), digest_size=TAG_SIZE, person=b'tractor-batch',
+        key=hmac.digest(key, b'blake2b', 'sha256'), digest_size=TAG_SIZE, person=b'tractor-batch'
     )
     sha = _hmac_new(hmac.digest(key, b'hmac-sha256', 'sha256'))
     return blake, sha
@@ -105,15 +106,17 @@ class Session:
 
     @classmethod
     def derive(
-        cls, secret: bytes, nonce_d: bytes, nonce_l: bytes, binding: bytes, initiator: bool,
+        cls, secret: bytes, nonce_d: bytes, nonce_l: bytes, binding: bytes, initiator: bool
     ) -> tuple[Session, bytes, bytes]:
         """The session of one side, and the two proofs ``(dialer's,
         listener's)`` for this handshake."""
         okm = _hkdf(
-            secret, _LABEL + nonce_d + nonce_l,
-            _INFO + len(binding).to_bytes(2, 'big') + binding, 5 * 32,
+            secret,
+            _LABEL + nonce_d + nonce_l,
+            _INFO + len(binding).to_bytes(2, 'big') + binding,
+            5 * 32,
         )
-        kpd, kpl, kdl, kld, sid = (okm[i:i + 32] for i in range(0, 160, 32))
+        kpd, kpl, kdl, kld, sid = (okm[i : i + 32] for i in range(0, 160, 32))
         proof_d = hmac.digest(kpd, _ROLE_DIALER, 'sha256')
         proof_l = hmac.digest(kpl, _ROLE_LISTENER, 'sha256')
         session = cls(kdl, kld, sid) if initiator else cls(kld, kdl, sid)
@@ -158,18 +161,18 @@ class Session:
         while True:
             end, batch, closed = pos, [], False
             while len(data) >= end + 4:
-                header = int.from_bytes(data[end:end + 4], 'big')
+                header = int.from_bytes(data[end : end + 4], 'big')
                 size = header & (BATCH_END - 1)
                 if len(data) < end + 4 + size:
                     break
-                batch.append(data[end + 4:end + 4 + size])
+                batch.append(data[end + 4 : end + 4 + size])
                 end += 4 + size
                 if header & BATCH_END:
                     closed = True
                     break
             if not closed or len(data) < end + TAG_SIZE:
                 return bodies, data[pos:]
-            self.verify(data[pos:end], data[end:end + TAG_SIZE])
+            self.verify(data[pos:end], data[end : end + TAG_SIZE])
             bodies.extend(batch)
             pos = end + TAG_SIZE
 

@@ -6,6 +6,7 @@ actor boots (:func:`check`): a bad value is a :class:`SettingError` naming
 the variable, the value and what is expected. ``docs/architecture.md``
 lists them all in one table, generated from :data:`SETTINGS`'s docs.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,36 +63,106 @@ def register(env: str, parse: Callable[[str], Any], default: Any, expected: str,
 
 _SECONDS = 'a number of seconds > 0'
 for _args in (
-    ('TRACTOR_CANCEL_GRACE', _seconds, 3.0, _SECONDS,
-     'how long a graceful cancel waits for an actor before killing it'),
-    ('TRACTOR_SPAWN_TIMEOUT', _seconds, 60.0, _SECONDS,
-     "bound on a child's boot (and on a fork server's answer to a request)"),
-    ('TRACTOR_HANDSHAKE_TIMEOUT', _seconds, 5.0, _SECONDS,
-     "bound on a new connection's authentication and Hello exchange"),
-    ('TRACTOR_HELLO_TIMEOUT', _seconds, 2.0, _SECONDS,
-     "bound on the peer's preamble hello, on accepted connections"),
-    ('TRACTOR_SEND_STALL_TIMEOUT', _seconds, 30.0, _SECONDS,
-     'seconds a peer may read nothing of a frame before its connection is dropped'),
-    ('TRACTOR_MAX_FRAME', _positive_int, 64 * 1024 * 1024, 'a number of bytes >= 1',
-     'the largest frame a connection accepts'),
-    ('TRACTOR_PARTIAL_FRAME_BUDGET', _positive_int, None, 'a number of bytes >= 1',
-     'bytes all connections of a process may hold in frames still being received '
-     '(default 4 x TRACTOR_MAX_FRAME)'),
-    ('TRACTOR_MAX_HANDSHAKES', _positive_int, 128, 'a whole number >= 1',
-     'unfinished handshakes an actor runs at once; past it the oldest is dropped'),
-    ('TRACTOR_ORPHAN_GRACE', _seconds, 1.0, _SECONDS,
-     "seconds a fork server gives its children once its owner is gone, before it kills them"),
-    ('TRACTOR_FORKSERVER_MAX_PENDING', _positive_int, 64, 'a whole number >= 1',
-     'spawn requests a fork server holds at once'),
-    ('TRACTOR_FORKSERVER_PENDING_TIMEOUT', _seconds, 10.0, _SECONDS,
-     'how long a fork server keeps a spawn request it cannot serve yet'),
-    ('TRACTOR_DEBUG_WAIT_CEILING', _seconds, 3600.0, _SECONDS,
-     'the longest bounds wait, in all, for debugger sessions to end'),
-    ('TRACTOR_AIO_CANCEL_GRACE', _seconds, None, _SECONDS,
-     'how long an infected actor waits for a cancelled asyncio task (default twice '
-     'TRACTOR_CANCEL_GRACE)'),
-    ('TRACTOR_FULL_TRACEBACKS', _flag, False, '1/0, true/false, yes/no',
-     "keep the runtime's frames in remote tracebacks"),
+    (
+        'TRACTOR_CANCEL_GRACE',
+        _seconds,
+        3.0,
+        _SECONDS,
+        'how long a graceful cancel waits for an actor before killing it',
+    ),
+    (
+        'TRACTOR_SPAWN_TIMEOUT',
+        _seconds,
+        60.0,
+        _SECONDS,
+        "bound on a child's boot (and on a fork server's answer to a request)",
+    ),
+    (
+        'TRACTOR_HANDSHAKE_TIMEOUT',
+        _seconds,
+        5.0,
+        _SECONDS,
+        "bound on a new connection's authentication and Hello exchange",
+    ),
+    (
+        'TRACTOR_HELLO_TIMEOUT',
+        _seconds,
+        2.0,
+        _SECONDS,
+        "bound on the peer's preamble hello, on accepted connections",
+    ),
+    (
+        'TRACTOR_SEND_STALL_TIMEOUT',
+        _seconds,
+        30.0,
+        _SECONDS,
+        'seconds a peer may read nothing of a frame before its connection is dropped',
+    ),
+    (
+        'TRACTOR_MAX_FRAME',
+        _positive_int,
+        64 * 1024 * 1024,
+        'a number of bytes >= 1',
+        'the largest frame a connection accepts',
+    ),
+    (
+        'TRACTOR_PARTIAL_FRAME_BUDGET',
+        _positive_int,
+        None,
+        'a number of bytes >= 1',
+        'bytes all connections of a process may hold in frames still being received '
+        '(default 4 x TRACTOR_MAX_FRAME)',
+    ),
+    (
+        'TRACTOR_MAX_HANDSHAKES',
+        _positive_int,
+        128,
+        'a whole number >= 1',
+        'unfinished handshakes an actor runs at once; past it the oldest is dropped',
+    ),
+    (
+        'TRACTOR_ORPHAN_GRACE',
+        _seconds,
+        1.0,
+        _SECONDS,
+        'seconds a fork server gives its children once its owner is gone, before it kills them',
+    ),
+    (
+        'TRACTOR_FORKSERVER_MAX_PENDING',
+        _positive_int,
+        64,
+        'a whole number >= 1',
+        'spawn requests a fork server holds at once',
+    ),
+    (
+        'TRACTOR_FORKSERVER_PENDING_TIMEOUT',
+        _seconds,
+        10.0,
+        _SECONDS,
+        'how long a fork server keeps a spawn request it cannot serve yet',
+    ),
+    (
+        'TRACTOR_DEBUG_WAIT_CEILING',
+        _seconds,
+        3600.0,
+        _SECONDS,
+        'the longest bounds wait, in all, for debugger sessions to end',
+    ),
+    (
+        'TRACTOR_AIO_CANCEL_GRACE',
+        _seconds,
+        None,
+        _SECONDS,
+        'how long an infected actor waits for a cancelled asyncio task (default twice '
+        'TRACTOR_CANCEL_GRACE)',
+    ),
+    (
+        'TRACTOR_FULL_TRACEBACKS',
+        _flag,
+        False,
+        '1/0, true/false, yes/no',
+        "keep the runtime's frames in remote tracebacks",
+    ),
 ):
     register(*_args)
 _cache: dict[str, tuple[str | None, Any]] = {}

@@ -11,6 +11,7 @@ the per-call layers of ``SocketStream.receive_some`` (conflict detector,
 error-translating context managers): a channel has a single reader and
 handles ``OSError`` itself.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,18 +6,19 @@ state as one :class:`~tractor._msg.SpawnSpec` (plugins add theirs to its
 ``ext``) and waits for :class:`~tractor._msg.Ready`. Backends say whether
 they can run here and how preferred they are, which picks the default.
 """
+
 from __future__ import annotations
 
 import os
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from . import _settings
-from . import _msg, _secret, _session
+from . import _msg, _secret, _session, _settings
 from ._boxing import unpack_error
 from ._exceptions import ActorFailure, MsgTypeError, TransportClosed
 from ._plugins import get_plugin_manager
@@ -129,7 +130,7 @@ def resolve_start_method(start_method: str | None) -> str:
 
 
 def spawn_spec_ext(
-    actor: Actor, child_uid: tuple[str, str], start_method: str, spec: _msg.SpawnSpec,
+    actor: Actor, child_uid: tuple[str, str], start_method: str, spec: _msg.SpawnSpec
 ) -> dict[str, Any]:
     """The child's ``SpawnSpec.ext``: what the plugins' parent-side hook
     ``tractor_spawn_spec_ext`` returns, asked once the child's process
@@ -137,11 +138,13 @@ def spawn_spec_ext(
     answer stays (and the clash is logged)."""
     ext: dict[str, Any] = {}
     for provided in get_plugin_manager().hook.tractor_spawn_spec_ext(
-        actor=actor, child_uid=child_uid, start_method=start_method, spec=spec,
+        actor=actor, child_uid=child_uid, start_method=start_method, spec=spec
     ):
         for key, value in (provided or {}).items():
             if key in ext:
-                log.error('two plugins set SpawnSpec.ext[%r] for %r: keeping the first', key, child_uid)
+                log.error(
+                    'two plugins set SpawnSpec.ext[%r] for %r: keeping the first', key, child_uid
+                )
                 continue
             ext[key] = value
     return ext
@@ -172,9 +175,7 @@ def module_paths(names: list[str], inherited: dict[str, str] | None = None) -> d
             spec = getattr(main, '__spec__', None)
             if spec is not None and spec.name not in ('__main__', '__mp_main__'):
                 out['__main__:module'] = spec.name
-            path = main_script_path() or (
-                getattr(sys.modules.get('__mp_main__'), '__file__', None)
-            )
+            path = main_script_path() or (getattr(sys.modules.get('__mp_main__'), '__file__', None))
             if path:
                 out['__main__'] = path
             continue

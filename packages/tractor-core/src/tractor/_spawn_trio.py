@@ -5,6 +5,7 @@
 the fork-server backend (``tractor._forkserver.backend``) starts its children
 from the same description, so both stay in step.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,7 @@ def child_env() -> dict[str, str] | None:
 
 
 def child_command(
-    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False
 ) -> ChildCommand:
     """How to start the subactor ``(name, uuid)`` that dials ``parent_addr``
     (``infect_asyncio``: as a trio guest on an asyncio loop, ``--asyncio``).
@@ -64,8 +65,14 @@ def child_command(
     secret_fd = _secret.secret_pipe(_secret.current_secret(), token)
     return ChildCommand(
         args=[
-            '--name', name, '--uuid', uuid, '--parent', parent_addr,
-            '--secret-fd', str(secret_fd),
+            '--name',
+            name,
+            '--uuid',
+            uuid,
+            '--parent',
+            parent_addr,
+            '--secret-fd',
+            str(secret_fd),
             *(['--asyncio'] if infect_asyncio else []),
             *plugins,
         ],
@@ -75,14 +82,14 @@ def child_command(
 
 
 async def spawn_trio(
-    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False
 ) -> trio.Process:
-    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
+    cmd = child_command(
+        name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio
+    )
     try:
         return await trio.lowlevel.open_process(
-            [sys.executable, '-m', CHILD_MODULE, *cmd.args],
-            pass_fds=cmd.pass_fds,
-            env=cmd.env,
+            [sys.executable, '-m', CHILD_MODULE, *cmd.args], pass_fds=cmd.pass_fds, env=cmd.env
         )
     finally:
         cmd.close_fds()

@@ -8,6 +8,7 @@ I/O nursery (``trio.open_signal_receiver``), so the dump is taken between
 two steps of the event loop: an actor blocked in synchronous code answers
 once that code returns.
 """
+
 from __future__ import annotations
 
 import linecache
@@ -37,8 +38,11 @@ def _coro_frames(coro: Any) -> Iterator[FrameType]:
     seen = 0
     while coro is not None and seen < 1000:  # bounded: a cycle cannot hang a dump
         seen += 1
-        frame = getattr(coro, 'cr_frame', None) or getattr(coro, 'gi_frame', None) \
+        frame = (
+            getattr(coro, 'cr_frame', None)
+            or getattr(coro, 'gi_frame', None)
             or getattr(coro, 'ag_frame', None)
+        )
         if frame is not None:
             yield frame
         nxt = getattr(coro, 'cr_await', None)

@@ -1,4 +1,5 @@
 """Process-wide runtime state: the one actor this process runs."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -54,6 +55,7 @@ def _set_asyncio_host_loop(loop: Any) -> None:
     global _asyncio_host_loop
     _asyncio_host_loop = loop
 
+
 def debug_mode() -> bool:
     """Whether the actor running in this process is in debug mode
     (``debug_mode=True`` on the root, inherited by the tree, or set per
@@ -80,9 +82,14 @@ def get_runtime_vars() -> dict[str, Any]:
     actor = _current_actor
     if actor is None:
         return {
-            '_is_root': False, '_debug_mode': False, '_root_mailbox': (None, None),
-            '_root_addrs': [], '_registry_addrs': [], '_enable_tpts': [],
-            '_loglevel': None, 'use_greenback': False,
+            '_is_root': False,
+            '_debug_mode': False,
+            '_root_mailbox': (None, None),
+            '_root_addrs': [],
+            '_registry_addrs': [],
+            '_enable_tpts': [],
+            '_loglevel': None,
+            'use_greenback': False,
         }
     roots = [a.unwrap() for a in actor.root_addrs]
     return {

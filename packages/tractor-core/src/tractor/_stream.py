@@ -7,10 +7,12 @@ one, ``receive`` counts what it consumed and hands a batch back. Both run
 per message, so they read the context's state directly, with no call in
 between for what they can do inline.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -59,6 +61,7 @@ class StreamSide:
     _overrun_extra: int
 
     if TYPE_CHECKING:  # the Context's methods this half calls
+
         def _is_own_cancel(self, err: BaseException | None) -> bool: ...
         def _own_cancel_error(self) -> ContextCancelled: ...
         async def _consumed(self, msg: _msg._Msg) -> None: ...
@@ -77,7 +80,7 @@ class StreamSide:
 
     @asynccontextmanager
     async def open_stream(
-        self, allow_overruns: bool = False, msg_buffer_size: int | None = None,
+        self, allow_overruns: bool = False, msg_buffer_size: int | None = None
     ) -> AsyncIterator[MsgStream]:
         """A bidirectional stream with the other side, closed on block exit.
 
@@ -127,6 +130,7 @@ class StreamSide:
             stream._closed = True
             raise
         await stream.aclose()
+
     async def _reopen(self) -> None:
         """A stream again after this side closed the last one. The old one
         is over once the peer closed its end too: wait for that, then drop

@@ -3,21 +3,21 @@
 The nursery's ``async with`` block (``open_nursery()``: booting the root,
 how the block's and the children's errors end it) is :mod:`tractor._nursery`.
 """
+
 from __future__ import annotations
 
 import uuid as _uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import _settings
-from . import _msg
-from ._exceptions import ActorFailure, ContextCancelled, type_name
+from . import _msg, _settings
 from ._debugger import within_grace
+from ._exceptions import ActorFailure, ContextCancelled, check_actor_name, type_name
 from ._extras import require_debug
-from ._transport import get_transport, wrap_address
-from ._portal import Portal, _fn_address
 from ._modules import normalize_ns
+from ._portal import Portal, _fn_address
 from ._spawn import (
     SPAWN_TIMEOUT,
     Process,
@@ -28,8 +28,8 @@ from ._spawn import (
     spawn_backends,
     spawn_spec_ext,
 )
+from ._transport import get_transport, wrap_address
 from .log import current_level, get_logger
-from ._exceptions import check_actor_name
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -38,7 +38,12 @@ log = get_logger('supervise')
 
 #: start_actor() options that run_in_actor() takes besides the call's kwargs
 _SPAWN_OPTIONS = (
-    'bind_addrs', 'enable_transports', 'loglevel', 'debug_mode', 'start_method', 'infect_asyncio',
+    'bind_addrs',
+    'enable_transports',
+    'loglevel',
+    'debug_mode',
+    'start_method',
+    'infect_asyncio',
 )
 
 #: graceful-cancel bound: after this a child that has not exited is killed
@@ -47,7 +52,14 @@ CANCEL_GRACE = _settings.value('TRACTOR_CANCEL_GRACE')
 
 class _Child:
     __slots__ = (
-        'uid', 'proc', 'portal', 'exited', 'cancel_requested', 'waiter', 'one_shot', 'settled',
+        'uid',
+        'proc',
+        'portal',
+        'exited',
+        'cancel_requested',
+        'waiter',
+        'one_shot',
+        'settled',
     )
 
     def __init__(self, uid: tuple[str, str], proc: Process, waiter: SpawnWaiter) -> None:
@@ -106,9 +118,15 @@ class ActorNursery:
         loop, so its tasks can use asyncio libraries (``tractor.to_asyncio``).
         """
         return await self._start_child(
-            name, None, enable_modules=enable_modules, bind_addrs=bind_addrs,
-            enable_transports=enable_transports, loglevel=loglevel,
-            debug_mode=debug_mode, start_method=start_method, infect_asyncio=infect_asyncio,
+            name,
+            None,
+            enable_modules=enable_modules,
+            bind_addrs=bind_addrs,
+            enable_transports=enable_transports,
+            loglevel=loglevel,
+            debug_mode=debug_mode,
+            start_method=start_method,
+            infect_asyncio=infect_asyncio,
         )
 
     async def _start_child(
@@ -130,9 +148,7 @@ class ActorNursery:
             raise RuntimeError('this actor nursery was cancelled; it spawns no more')
         check_actor_name(name)
         if isinstance(enable_modules, str):
-            raise TypeError(
-                f'enable_modules takes a list of module names, got {enable_modules!r}'
-            )
+            raise TypeError(f'enable_modules takes a list of module names, got {enable_modules!r}')
         if not isinstance(infect_asyncio, bool):
             raise TypeError(f'infect_asyncio must be a bool, got {infect_asyncio!r}')
         mods = [normalize_ns(m) for m in enable_modules or ()]
@@ -146,12 +162,14 @@ class ActorNursery:
         binds = [wrap_address(a) for a in bind_addrs or ()]
         if not binds:
             near = {a.proto_key: a for a in actor._listen_addrs}
-            binds = [
-                get_transport(k).random_addr(name, near=near.get(k)) for k in transports
-            ]
-        method = resolve_start_method(start_method or self._defaults.get('start_method') or actor.start_method)
+            binds = [get_transport(k).random_addr(name, near=near.get(k)) for k in transports]
+        method = resolve_start_method(
+            start_method or self._defaults.get('start_method') or actor.start_method
+        )
         level = loglevel or self._defaults.get('loglevel') or actor.loglevel or current_level()
-        debug = self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
+        debug = (
+            self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
+        )
         if debug:
             require_debug()
         uid = (name, str(_uuid.uuid4()))
@@ -176,7 +194,9 @@ class ActorNursery:
         try:
             # (passed only when set: a third-party backend need not know it)
             extra = {'infect_asyncio': True} if infect_asyncio else {}
-            proc = await spawn_backends()[method].spawn(name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra)
+            proc = await spawn_backends()[method].spawn(
+                name=name, uuid=uid[1], parent_addr=str(parent_addr), **extra
+            )
         except BaseException:
             actor._spawning.pop(uid, None)
             raise
@@ -231,8 +251,13 @@ class ActorNursery:
             await child.exited.wait()
             raise waiter.error
         portal = self._serving(child, one_shot)
-        log.info('spawned %r (pid %d, %s)%s', name, proc.pid, method,
-                 f' to run {one_shot[1]}()' if one_shot else '')
+        log.info(
+            'spawned %r (pid %d, %s)%s',
+            name,
+            proc.pid,
+            method,
+            f' to run {one_shot[1]}()' if one_shot else '',
+        )
         if self.cancel_called and not self._errors:
             # an.cancel() is cancelling it (it waited for it to serve)
             raise RuntimeError(f'this actor nursery was cancelled while {name!r} was starting')
@@ -253,7 +278,9 @@ class ActorNursery:
             child.one_shot = trio.CancelScope()
             if self.cancel_called or self._errors:
                 child.one_shot.cancel()
-            self._sup_tn.start_soon(self._run_one_shot, child, *one_shot, name=f'one-shot {one_shot[1]}')
+            self._sup_tn.start_soon(
+                self._run_one_shot, child, *one_shot, name=f'one-shot {one_shot[1]}'
+            )
         child.settled.set()
         return portal
 
@@ -291,8 +318,12 @@ class ActorNursery:
                 # counts; the call goes out even if that happened already, as
                 # a trio task runs to its first checkpoint
                 result = await self._actor.call(
-                    portal.channel, normalize_ns(ns), fname, kwargs,
-                    reply_on_cancel=CANCEL_GRACE, always_start=True,
+                    portal.channel,
+                    normalize_ns(ns),
+                    fname,
+                    kwargs,
+                    reply_on_cancel=CANCEL_GRACE,
+                    always_start=True,
                 )
                 portal._set_final(result=result)
                 # it goes on serving (its siblings may still call it) until
@@ -338,15 +369,23 @@ class ActorNursery:
                 with trio.CancelScope(shield=True):
                     await proc.wait()
             child.exited.set()
-            child.waiter.fail(ActorFailure(
-                f'actor {child.uid[0]!r} exited with code {proc.returncode} before it was ready'
-            ))
+            child.waiter.fail(
+                ActorFailure(
+                    f'actor {child.uid[0]!r} exited with code {proc.returncode} before it was ready'
+                )
+            )
             self._children.pop(child.uid, None)
             if proc.returncode and not child.cancel_requested:
-                log.error('actor %r (pid %d) died unexpectedly with code %s',
-                          child.uid[0], proc.pid, proc.returncode)
+                log.error(
+                    'actor %r (pid %d) died unexpectedly with code %s',
+                    child.uid[0],
+                    proc.pid,
+                    proc.returncode,
+                )
             else:
-                log.info('actor %r (pid %d) exited (code %s)', child.uid[0], proc.pid, proc.returncode)
+                log.info(
+                    'actor %r (pid %d) exited (code %s)', child.uid[0], proc.pid, proc.returncode
+                )
 
     async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
         child.cancel_requested = True
@@ -367,8 +406,12 @@ class ActorNursery:
             child.proc.kill()
         else:
             portal = child.portal
-            log.cancel('cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
-                       child.uid[0], child.proc.pid, CANCEL_GRACE)
+            log.cancel(
+                'cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
+                child.uid[0],
+                child.proc.pid,
+                CANCEL_GRACE,
+            )
 
             async def cancel_and_wait() -> None:
                 await portal.cancel_actor(timeout=CANCEL_GRACE)
@@ -377,8 +420,11 @@ class ActorNursery:
             # (longer while a developer is in the debugger: see within_grace)
             await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
             if not child.exited.is_set():
-                log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
-                            child.uid[0], CANCEL_GRACE)
+                log.warning(
+                    'actor %r did not exit within %.1fs of a cancel: killing it',
+                    child.uid[0],
+                    CANCEL_GRACE,
+                )
                 child.proc.kill()
         await child.exited.wait()
 
@@ -409,8 +455,11 @@ class ActorNursery:
     async def _kill_after_grace(self, child: _Child) -> None:
         await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
         if not child.exited.is_set():
-            log.warning('actor %r did not exit within %.1fs of a cancel: killing it',
-                        child.uid[0], CANCEL_GRACE)
+            log.warning(
+                'actor %r did not exit within %.1fs of a cancel: killing it',
+                child.uid[0],
+                CANCEL_GRACE,
+            )
             child.proc.kill()
         await child.exited.wait()
 

@@ -5,10 +5,12 @@ A supervised child (:class:`_SupChild`) lives through one or more
 incarnations (:class:`_Incarnation`: one process each); ``ChildInfo`` is the
 public snapshot of it. The supervisor itself is :mod:`tractor._supervisor`.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -47,8 +49,20 @@ class ChildInfo(msgspec.Struct, frozen=True):  # (a Struct: msgspec is loaded an
 class _Incarnation:
     """One process of a supervised child."""
 
-    __slots__ = ('portal', 'record', 'uid', 'pid', 'born', 'stopping', 'ended', 'watched',
-                 'normal', 'reason', 'failure', 'result')
+    __slots__ = (
+        'portal',
+        'record',
+        'uid',
+        'pid',
+        'born',
+        'stopping',
+        'ended',
+        'watched',
+        'normal',
+        'reason',
+        'failure',
+        'result',
+    )
 
     def __init__(self, portal: Portal, record: _Child | None) -> None:
         aid = portal.channel.aid
@@ -70,12 +84,30 @@ class _Incarnation:
 
 
 class _SupChild:
-    __slots__ = ('name', 'restart', 'options', 'call', 'restarts', 'state', 'current',
-                 'streak', 'last_exit', 'settled', 'final_error', 'final_result', 'portal',
-                 'collected')
+    __slots__ = (
+        'name',
+        'restart',
+        'options',
+        'call',
+        'restarts',
+        'state',
+        'current',
+        'streak',
+        'last_exit',
+        'settled',
+        'final_error',
+        'final_result',
+        'portal',
+        'collected',
+    )
 
-    def __init__(self, name: str, restart: str, options: dict[str, Any],
-                 call: tuple[str, str, dict[str, Any]] | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        restart: str,
+        options: dict[str, Any],
+        call: tuple[str, str, dict[str, Any]] | None,
+    ) -> None:
         self.name = name
         self.restart = restart
         self.options = options
@@ -169,7 +201,9 @@ class SupervisedPortal(Portal):
         return await portal.run_from_ns(namespace_path, function_name, **kwargs)
 
     @asynccontextmanager
-    async def open_context(self, func: Callable, **kwargs: Any) -> AsyncIterator[tuple[Context, Any]]:
+    async def open_context(
+        self, func: Callable, **kwargs: Any
+    ) -> AsyncIterator[tuple[Context, Any]]:
         portal = await self._live()
         async with portal.open_context(func, **kwargs) as pair:
             yield pair

@@ -22,13 +22,15 @@ children) and :func:`open_supervisor`; the policy the coordinator applies is
 :mod:`tractor._restarts`, the children's records and their portal
 :mod:`tractor._supervised`.
 """
+
 from __future__ import annotations
 
 import inspect
 import signal
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -39,6 +41,7 @@ from ._exceptions import (
     RemoteActorError,
     TractorError,
     TransportClosed,
+    check_actor_name,
 )
 from ._nursery import open_nursery
 from ._portal import _fn_address
@@ -47,7 +50,6 @@ from ._supervise import CANCEL_GRACE, ActorNursery
 from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
 from .log import get_logger
 from .trionics import collapse_eg
-from ._exceptions import check_actor_name
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -60,9 +62,11 @@ _LIFELINE_NS = 'tractor._lifeline'
 #: what run_in_actor() takes as spawn options (the rest are the function's
 #: kwargs): start_actor()'s own keywords, read off it so the two stay in step
 SPAWN_OPTIONS = tuple(
-    p.name for p in inspect.signature(ActorNursery.start_actor).parameters.values()
+    p.name
+    for p in inspect.signature(ActorNursery.start_actor).parameters.values()
     if p.kind is p.KEYWORD_ONLY and p.name != 'enable_modules'
 )
+
 
 class TooManyRestarts(TractorError):
     """A supervisor gave up: a child failed again after ``max_restarts``
@@ -74,7 +78,9 @@ class TooManyRestarts(TractorError):
     cancelled before this was raised.
     """
 
-    def __init__(self, child: str, restarts: int, max_restarts: int, within: float, reason: str) -> None:
+    def __init__(
+        self, child: str, restarts: int, max_restarts: int, within: float, reason: str
+    ) -> None:
         super().__init__(
             f'actor {child!r} {reason} after {restarts} restart(s) within {within}s '
             f'(max_restarts={max_restarts}): the supervisor gave up'
@@ -86,7 +92,11 @@ class TooManyRestarts(TractorError):
         self.reason = reason
 
     def __reduce__(self):  # picklable like the other runtime errors
-        return (type(self), (self.child, self.restarts, self.max_restarts, self.within, self.reason))
+        return (
+            type(self),
+            (self.child, self.restarts, self.max_restarts, self.within, self.reason),
+        )
+
 
 def _exit_reason(rc: int | None) -> str:
     if rc is None:
@@ -100,6 +110,7 @@ def _exit_reason(rc: int | None) -> str:
         return 'exited on its own (code 0)'
     return f'exited with code {rc}'
 
+
 class Supervisor(RestartPolicy):
     """Starts children like an actor nursery and restarts them when they
     end, by their restart type and the supervisor's strategy.
@@ -109,8 +120,15 @@ class Supervisor(RestartPolicy):
     ``children`` is a view of every child's state.
     """
 
-    def __init__(self, an: ActorNursery, strategy: str, max_restarts: int, within: float,
-                 backoff: tuple[float, float] | None, restart_wait: float) -> None:
+    def __init__(
+        self,
+        an: ActorNursery,
+        strategy: str,
+        max_restarts: int,
+        within: float,
+        backoff: tuple[float, float] | None,
+        restart_wait: float,
+    ) -> None:
         self._an = an
         self.strategy = strategy
         self.max_restarts = max_restarts
@@ -144,9 +162,13 @@ class Supervisor(RestartPolicy):
     @staticmethod
     def _info(c: _SupChild) -> ChildInfo:
         return ChildInfo(
-            name=c.name, restart=c.restart, state=c.state, restarts=c.restarts,
+            name=c.name,
+            restart=c.restart,
+            state=c.state,
+            restarts=c.restarts,
             pid=c.current.pid if c.current is not None and not c.current.ended else None,
-            last_exit=c.last_exit, portal=c.portal,
+            last_exit=c.last_exit,
+            portal=c.portal,
         )
 
     def _notify(self) -> None:
@@ -154,8 +176,13 @@ class Supervisor(RestartPolicy):
         self._changed = trio.Event()
 
     # -- starting children ----------------------------------------------------
-    def _add(self, name: str, restart: str, options: dict[str, Any],
-             call: tuple[str, str, dict[str, Any]] | None) -> _SupChild:
+    def _add(
+        self,
+        name: str,
+        restart: str,
+        options: dict[str, Any],
+        call: tuple[str, str, dict[str, Any]] | None,
+    ) -> _SupChild:
         if self._closing:
             raise RuntimeError('this supervisor was cancelled; it starts no more children')
         if restart not in RESTART_TYPES:
@@ -173,7 +200,9 @@ class Supervisor(RestartPolicy):
         self._children[name] = child
         return child
 
-    async def start_actor(self, name: str, *, restart: str = 'permanent', **options: Any) -> SupervisedPortal:
+    async def start_actor(
+        self, name: str, *, restart: str = 'permanent', **options: Any
+    ) -> SupervisedPortal:
         """Spawn a daemon actor ``name`` (the options of
         ``ActorNursery.start_actor``); returns a portal that follows it
         across restarts once the child serves.
@@ -186,8 +215,15 @@ class Supervisor(RestartPolicy):
         await self._first_spawn(child)
         return child.portal
 
-    async def run_in_actor(self, fn: Callable, *, name: str | None = None, restart: str = 'transient',
-                           enable_modules: list[str] | None = None, **kwargs: Any) -> SupervisedPortal:
+    async def run_in_actor(
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        restart: str = 'transient',
+        enable_modules: list[str] | None = None,
+        **kwargs: Any,
+    ) -> SupervisedPortal:
         """Spawn an actor that runs ``fn(**kwargs)``; ``await
         portal.wait_for_result()`` gives its result.
 
@@ -271,8 +307,11 @@ class Supervisor(RestartPolicy):
             with trio.CancelScope(shield=True):
                 record = inc.record
                 if (
-                    record is not None and inc.normal and inc.failure is None
-                    and child.call is not None and not self._should_restart(child, inc)
+                    record is not None
+                    and inc.normal
+                    and inc.failure is None
+                    and child.call is not None
+                    and not self._should_restart(child, inc)
                 ):
                     # a one-shot that returned for good: like a nursery's, it
                     # keeps serving its siblings until its result was read
@@ -295,7 +334,9 @@ class Supervisor(RestartPolicy):
                 if died or (inc.normal and child.call is None and rc != 0):
                     inc.normal = False
                     inc.reason = _exit_reason(rc)
-                if not inc.normal and (inc.failure is None or isinstance(inc.failure, ContextCancelled)):
+                if not inc.normal and (
+                    inc.failure is None or isinstance(inc.failure, ContextCancelled)
+                ):
                     # no error of its own to show for it: describe the death
                     inc.failure = ActorFailure(f'actor {child.name!r} (pid {inc.pid}) {inc.reason}')
                 inc.watched.set()
@@ -304,9 +345,12 @@ class Supervisor(RestartPolicy):
                     self._pending.append((child, inc))
                     self._wake.set()
                 self._notify()
+
     # -- giving up (the rest of the policy is _restarts.RestartPolicy) ---------------
     def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None:
-        err = TooManyRestarts(child.name, len(self._history), self.max_restarts, self.within, reason)
+        err = TooManyRestarts(
+            child.name, len(self._history), self.max_restarts, self.within, reason
+        )
         err.__cause__ = failure
         log.error('%s', err)
         self._gave_up = err
@@ -315,6 +359,7 @@ class Supervisor(RestartPolicy):
         self._notify()
         if self._body_scope is not None:
             self._body_scope.cancel()
+
     # -- stopping -------------------------------------------------------------------
     async def cancel(self, hard_kill: bool = False) -> None:
         """Stop every child for good, restarting none: the nursery's cancel
@@ -337,7 +382,12 @@ class Supervisor(RestartPolicy):
                 if not c.settled.is_set():
                     last = c.current
                     c.last_exit = last.reason if last is not None else c.last_exit
-                    if last is not None and last.normal and c.call is not None and last.failure is None:
+                    if (
+                        last is not None
+                        and last.normal
+                        and c.call is not None
+                        and last.failure is None
+                    ):
                         c.settle('done', None, last.result)  # it returned before the cancel
                     else:
                         c.settle('cancelled', last.failure if last is not None else None)

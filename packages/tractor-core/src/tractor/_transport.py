@@ -5,6 +5,7 @@ A transport is an object with a protocol key, an address type, ``listen`` and
 Core never imports a concrete transport: they arrive through the plugin
 manager (see :mod:`tractor._plugins`).
 """
+
 from __future__ import annotations
 
 import abc
@@ -16,9 +17,9 @@ from . import _plugins
 from ._exceptions import NoTransportInstalled
 
 # locality ranks, best first: discovery dials the lowest rank it can reach
-SAME_HOST = 0   # guaranteed same host (e.g. a unix socket)
-LOCAL = 1       # a network address owned by this host
-REMOTE = 2      # anywhere else
+SAME_HOST = 0  # guaranteed same host (e.g. a unix socket)
+LOCAL = 1  # a network address owned by this host
+REMOTE = 2  # anywhere else
 
 
 class Address(abc.ABC):
@@ -168,12 +169,12 @@ def get_transport(proto_key: str) -> Transport:
         dist = KNOWN_DISTRIBUTIONS.get(proto_key)
         have = ', '.join(sorted(_plugins._transports)) or 'none'
         hint = (
-            f'install {dist!r}, e.g. `pip install {dist}`' if dist
+            f'install {dist!r}, e.g. `pip install {dist}`'
+            if dist
             else f'install a plugin distribution that provides {proto_key!r}'
         )
         raise NoTransportInstalled(
-            f'no transport for protocol {proto_key!r} is installed '
-            f'(installed: {have}); {hint}'
+            f'no transport for protocol {proto_key!r} is installed (installed: {have}); {hint}'
         ) from None
 
 
@@ -198,9 +199,11 @@ def is_one_address(addrs: Any) -> bool:
     if not isinstance(addrs, (tuple, list)) or len(addrs) != 2 or not isinstance(addrs[0], str):
         return False
     second = addrs[1]
-    return isinstance(second, int) or (
-        isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/')
-    ) or (isinstance(second, (tuple, list)) and not addrs[0].startswith('/'))
+    return (
+        isinstance(second, int)
+        or (isinstance(second, str) and addrs[0].startswith('/') and not second.startswith('/'))
+        or (isinstance(second, (tuple, list)) and not addrs[0].startswith('/'))
+    )
 
 
 def _store_address(scheme: str, text: str) -> Address:
@@ -208,8 +211,10 @@ def _store_address(scheme: str, text: str) -> Address:
     store = _plugins._stores.get(scheme)
     if store is None:
         dist = KNOWN_STORES.get(scheme)
-        hint = f'install {dist!r}, e.g. `pip install {dist}`' if dist else (
-            f'no installed plugin provides {scheme!r} registries'
+        hint = (
+            f'install {dist!r}, e.g. `pip install {dist}`'
+            if dist
+            else (f'no installed plugin provides {scheme!r} registries')
         )
         raise NoTransportInstalled(f'cannot use the registry {text!r}: {hint}')
     return store.parse(text)
@@ -239,9 +244,13 @@ def wrap_address(addr: Any) -> Address:
     if isinstance(addr, str) and '://' in addr:
         return _store_address(addr.split('://', 1)[0], addr)
     if (
-        isinstance(addr, (tuple, list)) and len(addr) == 2 and isinstance(addr[0], str)
-        and isinstance(addr[1], (tuple, list)) and len(addr[1]) == 1
-        and isinstance(addr[1][0], str) and addr[1][0].startswith(addr[0] + '://')
+        isinstance(addr, (tuple, list))
+        and len(addr) == 2
+        and isinstance(addr[0], str)
+        and isinstance(addr[1], (tuple, list))
+        and len(addr[1]) == 1
+        and isinstance(addr[1][0], str)
+        and addr[1][0].startswith(addr[0] + '://')
     ):
         return _store_address(addr[0], addr[1][0])  # a store's wire form
     if isinstance(addr, tuple) and len(addr) == 1 and isinstance(addr[0], str) and '://' in addr[0]:
@@ -269,11 +278,7 @@ def wrap_address(addr: Any) -> Address:
             f'installed transports: {sorted(tpts)}'
         )
     if isinstance(addr, (tuple, list)):
-        if (
-            len(addr) == 2
-            and isinstance(addr[0], str)
-            and isinstance(addr[1], (tuple, list))
-        ):
+        if len(addr) == 2 and isinstance(addr[0], str) and isinstance(addr[1], (tuple, list)):
             return get_transport(addr[0]).from_tuple(addr[1])
         for tpt in tpts.values():
             if tpt.claims(tuple(addr)):
@@ -286,7 +291,6 @@ def wrap_address(addr: Any) -> Address:
                 f'is installed (installed: {sorted(tpts)}): `pip install {dist}`'
             )
         raise ValueError(
-            f'no installed transport recognises the address {addr!r} '
-            f'(installed: {sorted(tpts)})'
+            f'no installed transport recognises the address {addr!r} (installed: {sorted(tpts)})'
         )
     raise TypeError(f'expected an address tuple or multiaddr string, got {addr!r}')

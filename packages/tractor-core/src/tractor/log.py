@@ -8,6 +8,7 @@ methods plus ``transport()``, ``runtime()``, ``devx()``, ``cancel()`` and
 The environment variable ``TRACTOR_LOGLEVEL`` sets the level tree-wide
 (subactors also inherit the ``loglevel=`` given to the root).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,21 +19,22 @@ from typing import Any
 from . import _state
 
 ROOT_NAME = 'tractor'
-LOG_FORMAT = (
-    '%(asctime)s.%(msecs)03d %(levelname)-8s [%(actor)s %(task)s] '
-    '%(name)s: %(message)s'
-)
+LOG_FORMAT = '%(asctime)s.%(msecs)03d %(levelname)-8s [%(actor)s %(task)s] %(name)s: %(message)s'
 DATE_FORMAT = '%H:%M:%S'
 
 # levels between the stdlib ones, for runtime chatter users can opt into;
 # the numbers are the ones users of the established project set and filter on
-TRANSPORT = 5    # below DEBUG: every message on the wire
-RUNTIME = 15     # between DEBUG and INFO: the runtime's bookkeeping
-DEVX = 17        # the debugger's and other developer tools' own chatter
-CANCEL = 22      # just above INFO: who cancelled what
-PDB = 500        # above CRITICAL: debugger sessions, shown at any level
+TRANSPORT = 5  # below DEBUG: every message on the wire
+RUNTIME = 15  # between DEBUG and INFO: the runtime's bookkeeping
+DEVX = 17  # the debugger's and other developer tools' own chatter
+CANCEL = 22  # just above INFO: who cancelled what
+PDB = 500  # above CRITICAL: debugger sessions, shown at any level
 _CUSTOM_LEVELS = {
-    'TRANSPORT': TRANSPORT, 'RUNTIME': RUNTIME, 'DEVX': DEVX, 'CANCEL': CANCEL, 'PDB': PDB,
+    'TRANSPORT': TRANSPORT,
+    'RUNTIME': RUNTIME,
+    'DEVX': DEVX,
+    'CANCEL': CANCEL,
+    'PDB': PDB,
 }
 for _name, _lvl in _CUSTOM_LEVELS.items():
     logging.addLevelName(_lvl, _name)
@@ -156,9 +158,7 @@ _adapters: dict[str, StackLevelAdapter] = {}
 _console: logging.Handler | None = None
 
 
-def get_console_log(
-    level: str | int | None = None, name: str | None = None
-) -> StackLevelAdapter:
+def get_console_log(level: str | int | None = None, name: str | None = None) -> StackLevelAdapter:
     """Log to stderr at ``level`` (default: ``TRACTOR_LOGLEVEL`` or WARNING)."""
     global _console
     logger = get_logger(name)

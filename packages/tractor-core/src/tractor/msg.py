@@ -16,6 +16,7 @@ A value msgspec cannot encode at all also raises ``MsgTypeError`` (a
 a ``RemoteActorError`` whose ``boxed_type`` is ``TypeError``: the error is
 about the value, whichever spec was in force.
 """
+
 from __future__ import annotations
 
 import importlib

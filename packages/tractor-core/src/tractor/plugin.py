@@ -56,25 +56,33 @@ What this module offers, by the kind of plugin that needs it:
 This module imports pluggy (through the markers): ``import tractor`` does
 not import it; plugins do, with ``from tractor.plugin import ...``.
 """
+
 from __future__ import annotations
 
 from ._dial import dial as dial
-from ._exceptions import check_actor_name as check_actor_name
 from ._dial import request as request
+from ._exceptions import check_actor_name as check_actor_name
 from ._hookspecs import hookimpl as hookimpl
 from ._hookspecs import hookspec as hookspec
+from ._invoke import current_channel as current_channel
 from ._ipc import Channel as Channel
+from ._nursery import NURSERY_OPTIONS as NURSERY_OPTIONS
 from ._paths import runtime_dir as runtime_dir
 from ._paths import runtime_dir_path as runtime_dir_path
 from ._plugins import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from ._portal import _fn_address as fn_address
-from ._invoke import current_channel as current_channel
 from ._settings import SettingError as SettingError
 from ._settings import _positive_int as parse_positive_int
 from ._settings import _seconds as parse_seconds
 from ._settings import register as register_setting
 from ._settings import value as setting_value
-from ._nursery import NURSERY_OPTIONS as NURSERY_OPTIONS
+
+# -- spawn backends (hook ``tractor_spawn_methods``; a child's start state
+# travels in ``SpawnSpec.ext``, hooks ``tractor_spawn_spec_ext`` in the parent
+# and ``tractor_spawn_spec_ext_received`` in the child) -------------------------
+from ._spawn import Process as Process
+from ._spawn import SpawnBackend as SpawnBackend
+from ._spawn import SpawnFn as SpawnFn
 from ._transport import LOCAL as LOCAL
 from ._transport import REMOTE as REMOTE
 from ._transport import SAME_HOST as SAME_HOST
@@ -86,26 +94,41 @@ from ._transport import installed_transports as installed_transports
 from ._transport import is_one_address as is_one_address
 from ._transport import wrap_address as wrap_address
 
-# -- spawn backends (hook ``tractor_spawn_methods``; a child's start state
-# travels in ``SpawnSpec.ext``, hooks ``tractor_spawn_spec_ext`` in the parent
-# and ``tractor_spawn_spec_ext_received`` in the child) -------------------------
-from ._spawn import Process as Process
-from ._spawn import SpawnBackend as SpawnBackend
-from ._spawn import SpawnFn as SpawnFn
-
 __all__ = [
     # hooks
-    'ENTRY_POINT_GROUP', 'hookimpl', 'hookspec',
+    'ENTRY_POINT_GROUP',
+    'hookimpl',
+    'hookspec',
     # transports and addresses
-    'LOCAL', 'REMOTE', 'SAME_HOST', 'Address', 'StoreAddress', 'Transport',
-    'get_transport', 'installed_transports', 'is_one_address', 'wrap_address',
-    'runtime_dir', 'runtime_dir_path',
+    'LOCAL',
+    'REMOTE',
+    'SAME_HOST',
+    'Address',
+    'StoreAddress',
+    'Transport',
+    'get_transport',
+    'installed_transports',
+    'is_one_address',
+    'wrap_address',
+    'runtime_dir',
+    'runtime_dir_path',
     # talking to actors
-    'Channel', 'check_actor_name', 'current_channel', 'dial', 'fn_address', 'request',
+    'Channel',
+    'check_actor_name',
+    'current_channel',
+    'dial',
+    'fn_address',
+    'request',
     # settings
-    'SettingError', 'parse_positive_int', 'parse_seconds', 'register_setting', 'setting_value',
+    'SettingError',
+    'parse_positive_int',
+    'parse_seconds',
+    'register_setting',
+    'setting_value',
     # runtime options
     'NURSERY_OPTIONS',
     # spawn backends
-    'Process', 'SpawnBackend', 'SpawnFn',
+    'Process',
+    'SpawnBackend',
+    'SpawnFn',
 ]

@@ -27,6 +27,7 @@ Both loops share one OS thread, so nothing here needs a lock: trio allows
 code on the host loop to wake its tasks (``trio.lowlevel.reschedule``), and
 asyncio futures are completed directly from trio tasks.
 """
+
 from __future__ import annotations
 
 from ._aio_channel import LinkedTaskChannel as LinkedTaskChannel
@@ -39,6 +40,12 @@ from ._aio_task import run_as_asyncio_guest as run_as_asyncio_guest
 from ._aio_task import run_task as run_task
 
 __all__ = [
-    'AIO_CANCEL_GRACE', 'AsyncioCancelled', 'LinkedTaskChannel', 'NotInfectedError',
-    'is_infected', 'open_channel_from', 'run_as_asyncio_guest', 'run_task',
+    'AIO_CANCEL_GRACE',
+    'AsyncioCancelled',
+    'LinkedTaskChannel',
+    'NotInfectedError',
+    'is_infected',
+    'open_channel_from',
+    'run_as_asyncio_guest',
+    'run_task',
 ]

@@ -4,6 +4,7 @@ pids as one JSON line, then waits for Ctrl-C (SIGINT).
 
 usage: aio_root.py '<registry address as JSON>' <start method>
 """
+
 import asyncio
 import json
 import os
@@ -14,7 +15,6 @@ import trio
 
 import tractor
 from tractor import to_asyncio
-
 
 _started: set[str] = set()
 
@@ -37,9 +37,7 @@ async def started() -> list[str]:
 
 
 async def main(reg_addr: tuple, start_method: str) -> None:
-    async with tractor.open_nursery(
-        registry_addrs=[reg_addr], start_method=start_method,
-    ) as an:
+    async with tractor.open_nursery(registry_addrs=[reg_addr], start_method=start_method) as an:
         assert tractor.current_actor().is_infected_aio()
         child = await an.start_actor('aio_child', enable_modules=[__name__], infect_asyncio=True)
         async with trio.open_nursery() as tn:

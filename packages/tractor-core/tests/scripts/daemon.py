@@ -1,6 +1,7 @@
 """``tractor.run_daemon()`` serving the compat test functions.
 
 argv: transport, registry address (JSON), then optionally ``--debug``."""
+
 import json
 import sys
 from pathlib import Path

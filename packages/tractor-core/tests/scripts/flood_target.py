@@ -6,6 +6,7 @@ one JSON line, and serves until its stdin closes.
 
 usage: flood_target.py <limit> '<registry address as JSON>'
 """
+
 import json
 import os
 import resource
@@ -22,7 +23,9 @@ async def ping() -> str:
 
 async def main(reg_addr: tuple) -> None:
     async with tractor.open_root_actor(
-        name='flood-target', enable_transports=['tcp'], registry_addrs=[reg_addr],
+        name='flood-target',
+        enable_transports=['tcp'],
+        registry_addrs=[reg_addr],
         enable_modules=['__main__'],
     ):
         print(json.dumps(tractor.current_actor().accept_addrs[0]), flush=True)

@@ -8,6 +8,7 @@ usage: forkserver_root.py <tcp|uds> '<registry address as JSON>' <tree|idle>
 ``idle``: one child spawned and cancelled again, so the server has no child
 left when the root dies.
 """
+
 import json
 import os
 import sys
@@ -47,7 +48,7 @@ def fork_server_pids() -> list[int]:
 
 async def main(proto: str, reg_addr: tuple, mode: str) -> None:
     async with tractor.open_nursery(
-        enable_transports=[proto], registry_addrs=[reg_addr], start_method='forkserver',
+        enable_transports=[proto], registry_addrs=[reg_addr], start_method='forkserver'
     ) as an:
         child = await an.start_actor('child', enable_modules=[__name__])
         pids = {'root': os.getpid(), 'child': child.channel.aid.pid}

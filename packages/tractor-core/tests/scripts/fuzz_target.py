@@ -6,6 +6,7 @@ addresses) and serves until its stdin closes.
 
 usage: fuzz_target.py <tcp|uds|tls> '<registry address as JSON>'
 """
+
 import json
 import os
 import sys

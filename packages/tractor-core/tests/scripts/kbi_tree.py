@@ -9,6 +9,7 @@ raises it), ``sigint`` (the test sends SIGINT while a context is open).
 Prints the child's pid as one JSON line first (with ``sigint``, once the
 context is open).
 """
+
 import json
 import sys
 
@@ -34,7 +35,7 @@ async def main(proto: str, reg_addr: tuple, start_method: str, where: str) -> No
 
     async with trio.open_nursery() as tn:
         async with tractor.open_nursery(
-            enable_transports=[proto], registry_addrs=[reg_addr], start_method=start_method,
+            enable_transports=[proto], registry_addrs=[reg_addr], start_method=start_method
         ) as an:
             portal = await an.start_actor('idle', enable_modules=[__name__])
             ready = json.dumps({'child': portal.channel.aid.pid})

@@ -5,6 +5,7 @@ usage: log_tree.py <tcp|uds> '<registry address as JSON>' <loglevel or "-">
 The root passes ``loglevel=`` (unless "-"); each actor logs one INFO and one
 WARNING line through ``tractor.log``.
 """
+
 import json
 import sys
 
@@ -22,7 +23,7 @@ async def chatter(tag: str) -> None:
 
 async def main(proto: str, reg_addr: tuple, level: str | None) -> None:
     async with tractor.open_nursery(
-        enable_transports=[proto], registry_addrs=[reg_addr], loglevel=level,
+        enable_transports=[proto], registry_addrs=[reg_addr], loglevel=level
     ) as an:
         await chatter('the-root')
         portal = await an.start_actor('chatty-child', enable_modules=[__name__])

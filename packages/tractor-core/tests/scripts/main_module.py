@@ -6,6 +6,7 @@ Prints ``LOADED <module name> <pid>`` wherever the module body runs,
 ``MAIN <pid>`` from the ``__main__`` block, and ``RESULT <json>`` lines with
 what the functions report from inside the subactors.
 """
+
 import json
 import os
 import sys
@@ -18,11 +19,7 @@ print('LOADED', __name__, os.getpid(), flush=True)
 
 
 async def where() -> dict:
-    return {
-        'module': __name__,
-        'pid': os.getpid(),
-        'actor': tractor.current_actor().name,
-    }
+    return {'module': __name__, 'pid': os.getpid(), 'actor': tractor.current_actor().name}
 
 
 def sync_where() -> dict:
@@ -30,9 +27,7 @@ def sync_where() -> dict:
 
 
 async def main(proto: str, reg_addr: tuple) -> None:
-    async with tractor.open_nursery(
-        enable_transports=[proto], registry_addrs=[reg_addr]
-    ) as an:
+    async with tractor.open_nursery(enable_transports=[proto], registry_addrs=[reg_addr]) as an:
         portal = await an.start_actor('scripted', enable_modules=[__name__])
         print('RESULT', json.dumps(await portal.run(where)), flush=True)
         print('RESULT', json.dumps(await portal.run(sync_where)), flush=True)

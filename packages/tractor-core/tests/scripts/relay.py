@@ -17,6 +17,7 @@ Prints its listen address as one JSON line, then relays until killed.
 
 usage: relay.py <tcp|uds> <mode> '<target address as JSON>' <record path>
 """
+
 import json
 import os
 import sys
@@ -57,10 +58,14 @@ class Pump:
 
 
 def forged(path: str) -> bytes:
-    body = msgspec.msgpack.encode(_msg.Start(
-        cid=1001, ns='tractor_core_testfns', func='record',
-        kwargs={'path': path, 'token': 'forged'},
-    ))
+    body = msgspec.msgpack.encode(
+        _msg.Start(
+            cid=1001,
+            ns='tractor_core_testfns',
+            func='record',
+            kwargs={'path': path, 'token': 'forged'},
+        )
+    )
     return (len(body) | BATCH_END).to_bytes(4, 'big') + body + os.urandom(TAG)
 
 

@@ -6,13 +6,14 @@ received and the refusal's text, then exits.
 usage: spawn_ext_root.py <tcp|uds> '<registry address as JSON>' <start method>
 (``spawn_ext_plugin`` must be importable: PYTHONPATH names the tests folder)
 """
+
 import json
 import os
 import sys
 
-import spawn_ext_plugin
 import trio
 
+import spawn_ext_plugin
 import tractor
 
 MOD = spawn_ext_plugin.__name__
@@ -30,7 +31,7 @@ async def main(proto: str, reg_addr: tuple, method: str) -> None:
     out = {}
     with trio.fail_after(60):
         async with tractor.open_nursery(
-            enable_transports=[proto], registry_addrs=[reg_addr], start_method=method,
+            enable_transports=[proto], registry_addrs=[reg_addr], start_method=method
         ) as an:
             out['root'] = [tractor.current_actor().name, os.getpid()]
             child = await an.start_actor('child', enable_modules=[MOD, __name__])

@@ -4,6 +4,7 @@ supervisor's block itself (``raise``).
 
 usage: supervised_root.py <tcp|uds> '<registry address as JSON>' <sigint|raise>
 """
+
 import json
 import os
 import sys
@@ -19,7 +20,9 @@ async def pid() -> int:
 
 async def main(proto: str, reg_addr: tuple, mode: str) -> None:
     async with tractor.open_supervisor(
-        strategy='one_for_all', enable_transports=[proto], registry_addrs=[reg_addr],
+        strategy='one_for_all',
+        enable_transports=[proto],
+        registry_addrs=[reg_addr],
         loglevel='warning',
     ) as sup:
         a = await sup.start_actor('a', enable_modules=[__name__])

@@ -6,6 +6,7 @@ usage: tree_root.py <tcp|uds> '<registry address as JSON>' [start method] [stuck
 ``stuck``: the grandchild spins holding the GIL (``spinning``), or ignores
 SIGTERM and its cancel (``deaf``); anything else: it behaves.
 """
+
 import functools
 import json
 import os
@@ -53,23 +54,27 @@ def leaf_pid() -> int | None:
 
 async def main(proto: str, reg_addr: tuple, start_method: str | None, stuck: str | None) -> None:
     async with tractor.open_nursery(
-        enable_transports=[proto], registry_addrs=[reg_addr], start_method=start_method,
+        enable_transports=[proto], registry_addrs=[reg_addr], start_method=start_method
     ) as an:
         child = await an.start_actor('child', enable_modules=[__name__])
         async with trio.open_nursery() as tn:
             tn.start_soon(functools.partial(child.run, hold_tree, stuck=stuck))
             while (grandchild := await child.run(leaf_pid)) is None:
                 await trio.sleep(0.02)
-            print(json.dumps({
-                'root': os.getpid(),
-                'child': child.channel.aid.pid,
-                'grandchild': grandchild,
-            }), flush=True)
+            print(
+                json.dumps(
+                    {'root': os.getpid(), 'child': child.channel.aid.pid, 'grandchild': grandchild}
+                ),
+                flush=True,
+            )
             await trio.sleep_forever()
 
 
 if __name__ == '__main__':
     trio.run(
-        main, sys.argv[1], tuple(json.loads(sys.argv[2])),
-        (sys.argv[3:] or [None])[0], (sys.argv[4:] or [None])[0],
+        main,
+        sys.argv[1],
+        tuple(json.loads(sys.argv[2])),
+        (sys.argv[3:] or [None])[0],
+        (sys.argv[4:] or [None])[0],
     )

@@ -8,6 +8,7 @@ Install it next to ``tractor`` and point a tree at etcd::
 or set ``TRACTOR_REGISTRY=etcd://10.0.0.1:2379``. No actor is the
 registrar: each registers itself in etcd on a lease. See the README.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,15 +21,25 @@ from ._address import EtcdAddress as EtcdAddress
 from ._address import EtcdStore
 
 __all__ = [
-    'DEFAULT_PREFIX', 'DEFAULT_TTL', 'EtcdAddress', 'EtcdError', 'EtcdRegistry',
-    'EtcdUnreachable', 'Gateway', 'host_id', 'tractor_registry_stores',
+    'DEFAULT_PREFIX',
+    'DEFAULT_TTL',
+    'EtcdAddress',
+    'EtcdError',
+    'EtcdRegistry',
+    'EtcdUnreachable',
+    'Gateway',
+    'host_id',
+    'tractor_registry_stores',
 ]
 
 # loaded with the plugins by every actor, used or not: the HTTP client
 # (httpx, a few hundred ms to import) waits until a tree uses etcd
 _LAZY = {
-    'EtcdRegistry': '._backend', 'EtcdError': '._gateway', 'EtcdUnreachable': '._gateway',
-    'Gateway': '._gateway', 'host_id': '._host',
+    'EtcdRegistry': '._backend',
+    'EtcdError': '._gateway',
+    'EtcdUnreachable': '._gateway',
+    'Gateway': '._gateway',
+    'host_id': '._host',
 }
 
 

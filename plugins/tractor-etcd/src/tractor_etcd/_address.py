@@ -14,6 +14,7 @@ etcd. Options (all optional):
               (never from the address: addresses are logged and passed to
               subactors)
 """
+
 from __future__ import annotations
 
 import os
@@ -96,7 +97,7 @@ class EtcdAddress(StoreAddress):
     def parse(cls, text: str) -> EtcdAddress:
         if not isinstance(text, str) or not text.startswith(SCHEME + '://'):
             raise _bad(str(text), 'it must start with etcd://')
-        rest = text[len(SCHEME) + 3:]
+        rest = text[len(SCHEME) + 3 :]
         rest, _, query = rest.partition('?')
         hosts, _, prefix = rest.partition('/')
         if not hosts:
@@ -123,7 +124,8 @@ class EtcdAddress(StoreAddress):
     def url(self) -> str:
         hosts = ','.join(f'[{h}]:{p}' if ':' in h else f'{h}:{p}' for h, p in self.endpoints)
         opts = {
-            name: getattr(self, name) for name in ('ttl', 'cacert', 'cert', 'key', 'user')
+            name: getattr(self, name)
+            for name in ('ttl', 'cacert', 'cert', 'key', 'user')
             if getattr(self, name) is not None
         }
         if self.tls and not (self.cacert or self.cert):

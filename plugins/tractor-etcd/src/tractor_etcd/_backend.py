@@ -11,16 +11,19 @@ the TTL. A name's entries are one range read; the newest registration
 (highest ``mod_revision``) comes first. Waiting for a name is a watch on
 its key range.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote, unquote
 
 import msgspec
 import trio
+
 from tractor.discovery.store import (
     DEFAULT_BUFFER,
     Entry,
@@ -80,7 +83,9 @@ class EtcdRegistry(RegistryBackend):
         self.addr = addr
         self.ttl = addr.lease_ttl()
         self.gateway = Gateway(
-            addr.endpoints, tls=addr.ssl_context(), user=addr.user,
+            addr.endpoints,
+            tls=addr.ssl_context(),
+            user=addr.user,
             password=os.environ.get(PASSWORD_ENV) if addr.user else None,
         )
         self.root = f'{addr.prefix}/actors/'.encode()
@@ -122,13 +127,17 @@ class EtcdRegistry(RegistryBackend):
         if not addrs:
             return None
         return Registered(
-            uid=(reg.uid[0], reg.uid[1]), addrs=addrs, pid=reg.pid, host=reg.hostname,
-            parent=reg.parent, registered=reg.registered,
+            uid=(reg.uid[0], reg.uid[1]),
+            addrs=addrs,
+            pid=reg.pid,
+            host=reg.hostname,
+            parent=reg.parent,
+            registered=reg.registered,
         )
 
     def _uid_of(self, key: bytes) -> Uid | None:
         """The uid a key under the root stands for."""
-        rest = key[len(self.root):] if key.startswith(self.root) else b''
+        rest = key[len(self.root) :] if key.startswith(self.root) else b''
         name, sep, uuid = rest.rpartition(b'/')
         if not sep or not name or not uuid:
             return None
@@ -168,8 +177,11 @@ class EtcdRegistry(RegistryBackend):
         for uid, value in list(self._mine.items()):
             await self._put_mine(uid, value)
         self.reregistered += 1
-        log.warning('etcd: the lease had expired; registered %s again at %s',
-                    ', '.join(u[0] for u in self._mine), self.addr)
+        log.warning(
+            'etcd: the lease had expired; registered %s again at %s',
+            ', '.join(u[0] for u in self._mine),
+            self.addr,
+        )
 
     async def keep_alive(self) -> None:
         """Refresh the lease every third of its TTL; when it has expired
@@ -182,16 +194,15 @@ class EtcdRegistry(RegistryBackend):
             if not self._mine:
                 continue
             try:
-                if not self._lease:
-                    await self._regrant()
-                elif await self.gateway.keepalive(self._lease) <= 0:
+                if not self._lease or await self.gateway.keepalive(self._lease) <= 0:
                     await self._regrant()
                 if down:
                     log.warning('etcd: %s answers again', self.addr)
                     down = False
             except (EtcdUnreachable, EtcdError) as err:
                 (log.debug if down else log.warning)(
-                    'etcd: cannot keep the registration alive (will retry): %s', err)
+                    'etcd: cannot keep the registration alive (will retry): %s', err
+                )
                 down = True
 
     async def aclose(self) -> None:
@@ -211,15 +222,19 @@ class EtcdRegistry(RegistryBackend):
 
     # -- RegistryBackend --------------------------------------------------------
     async def register(
-        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None
     ) -> None:
         uid = check_uid(uid)
         wire = [check_wire(a) for a in addrs]
         fields = meta_fields(meta)
         self._regs[uid] = reg = Registration(
-            uid=uid, addrs=wire, host=self.host,
+            uid=uid,
+            addrs=wire,
+            host=self.host,
             host_only=[i for i, a in enumerate(wire) if host_only(a)],
-            pid=fields.get('pid'), hostname=fields.get('host'), parent=fields.get('parent'),
+            pid=fields.get('pid'),
+            hostname=fields.get('host'),
+            parent=fields.get('parent'),
             registered=self._regs[uid].registered if uid in self._regs else time.time(),
         )
         value = _enc.encode(reg)
@@ -310,7 +325,7 @@ class EtcdRegistry(RegistryBackend):
 
     @asynccontextmanager
     async def subscribe(
-        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER
     ) -> AsyncIterator[tuple[list[Registered], Subscription]]:
         """The matching entries, then etcd's watch on their key range from
         just after that read (no gap, no poll). A deleted key's reason:
@@ -322,7 +337,8 @@ class EtcdRegistry(RegistryBackend):
         key, end = self._range_of(name, prefix)
         reply = await self.gateway.range(key, end)
         current = [
-            rec for kv in sorted(reply.kvs, key=lambda kv: kv.mod_revision, reverse=True)
+            rec
+            for kv in sorted(reply.kvs, key=lambda kv: kv.mod_revision, reverse=True)
             if (rec := self._record(kv)) is not None
         ]
         async with trio.open_nursery() as tn:
@@ -338,6 +354,7 @@ class EtcdRegistry(RegistryBackend):
         leaving: dict[Uid, str] = {}
         send, recv = trio.open_memory_channel[tuple[str, KV]](64)
         async with trio.open_nursery() as tn:
+
             async def run() -> None:
                 nonlocal rev
                 async with send:
@@ -383,4 +400,3 @@ class EtcdRegistry(RegistryBackend):
             'registered': len(self._mine),
             'reregistered': self.reregistered,
         }
-

@@ -9,6 +9,7 @@ request that cannot reach a member (refused, timed out, the member has no
 leader) is retried on the next one, and that member stays the current one.
 Only when no member answers does a request raise :class:`EtcdUnreachable`.
 """
+
 from __future__ import annotations
 
 import ssl
@@ -197,7 +198,9 @@ class Gateway:
         )
         if resp.status_code != 200:
             err = _decode(resp.content, ErrorReply)
-            raise EtcdError(f'etcd refused the user {self._user!r}: {err.message or err.error}', err.code)
+            raise EtcdError(
+                f'etcd refused the user {self._user!r}: {err.message or err.error}', err.code
+            )
         self._token = _decode(resp.content, AuthReply).token
 
     async def _post_one(self, url: str, path: str, body: bytes) -> bytes:
@@ -215,10 +218,10 @@ class Gateway:
             except msgspec.DecodeError:
                 raise _Failover(f'{url}: HTTP {resp.status_code}') from None
             text = refusal.message or refusal.error
-            if refusal.code == _UNAUTHENTICATED or 'invalid auth token' in text:
-                if self._user and attempt == 0:
-                    self._token = None  # tokens are per member: fetch a fresh one
-                    continue
+            unauthenticated = refusal.code == _UNAUTHENTICATED or 'invalid auth token' in text
+            if unauthenticated and self._user and attempt == 0:
+                self._token = None  # tokens are per member: fetch a fresh one
+                continue
             if refusal.code in (_UNAVAILABLE, _DEADLINE) or resp.status_code == 503:
                 raise _Failover(f'{url}: {text}')
             raise EtcdError(f'etcd: {text}', refusal.code)
@@ -237,8 +240,11 @@ class Gateway:
                 with trio.fail_after(self.timeout):
                     out = await self._post_one(self.urls[idx], path, data)
             except (_Failover, trio.TooSlowError) as err:
-                errors.append(str(err) if isinstance(err, _Failover) else (
-                    f'{self.urls[idx]}: no answer within {self.timeout}s'))
+                errors.append(
+                    str(err)
+                    if isinstance(err, _Failover)
+                    else (f'{self.urls[idx]}: no answer within {self.timeout}s')
+                )
                 self._token = None
                 continue
             if idx != self.current:
@@ -291,6 +297,7 @@ class Gateway:
         (see :meth:`watch`): the caller reads afresh and watches again."""
         send, recv = trio.open_memory_channel[tuple[str, KV]](1)
         async with trio.open_nursery() as tn:
+
             async def run() -> None:
                 async with send:
                     await self.watch(key, end, start_revision, send, deletes=False)
@@ -302,8 +309,13 @@ class Gateway:
         return None
 
     async def watch(
-        self, key: bytes, end: bytes, start_revision: int,
-        send: trio.MemorySendChannel, *, deletes: bool = True,
+        self,
+        key: bytes,
+        end: bytes,
+        start_revision: int,
+        send: trio.MemorySendChannel,
+        *,
+        deletes: bool = True,
     ) -> int:
         """Send ``('PUT' | 'DELETE', kv)`` into ``send`` for every change
         under ``[key, end)`` from ``start_revision`` on, until the watch ends:
@@ -312,9 +324,7 @@ class Gateway:
         from next (``-1``: compacted past it, read afresh). One watch stream
         on the current member, failing over like a request when it cannot
         be opened; :class:`EtcdUnreachable` when no member can."""
-        request: dict[str, Any] = {
-            'key': key, 'range_end': end, 'start_revision': start_revision,
-        }
+        request: dict[str, Any] = {'key': key, 'range_end': end, 'start_revision': start_revision}
         if not deletes:
             request['filters'] = ['NODELETE']
         body = _encoder.encode({'create_request': request})
@@ -329,7 +339,10 @@ class Gateway:
                     await self._authenticate(url)
                 timeout = httpx.Timeout(self.timeout, read=WATCH_REFRESH)
                 async with self._http.stream(
-                    'POST', url + '/v3/watch', content=body, headers=self._headers(),
+                    'POST',
+                    url + '/v3/watch',
+                    content=body,
+                    headers=self._headers(),
                     timeout=timeout,
                 ) as resp:
                     if resp.status_code != 200:

@@ -1,4 +1,5 @@
 """Which host an entry was registered from, and which addresses only work there."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """TCP transport for tractor: ``('host', port)`` addresses, ``/ip4|ip6|dns/<host>/tcp/<port>``."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -41,9 +42,7 @@ def env_registry(
         if not 0 < portnum <= 65535:
             raise ValueError
     except ValueError:
-        raise ValueError(
-            f"{var} must be 'host:port' (e.g. {example!r}), got {raw!r}"
-        ) from None
+        raise ValueError(f"{var} must be 'host:port' (e.g. {example!r}), got {raw!r}") from None
     return (host, portnum)
 
 

@@ -1,4 +1,5 @@
 """Which IP addresses belong to this host (for the locality rank)."""
+
 from __future__ import annotations
 
 import fcntl

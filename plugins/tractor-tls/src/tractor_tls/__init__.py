@@ -12,18 +12,18 @@ Certificates: ``TRACTOR_TLS_CA``, ``TRACTOR_TLS_CERT``, ``TRACTOR_TLS_KEY``
 or :func:`configure` (see :mod:`tractor_tls._certs`). The tree's
 shared-secret proof still runs, inside the TLS session.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import trio
-from tractor_tcp import TCPAddress, TCPTransport, env_registry
 
 from tractor.plugin import Address, Transport, hookimpl
+from tractor_tcp import TCPAddress, TCPTransport, env_registry
 
 from ._certs import (
     ENV_CA,
-    contexts,
     ENV_CERT,
     ENV_KEY,
     ENV_VERIFY_HOST,
@@ -31,13 +31,27 @@ from ._certs import (
     TLSError,
     TLSHandshakeError,
     configure,
+    contexts,
 )
 from ._stream import TLSListener, TLSStream, client_stream
 
 __all__ = [
-    'DEFAULT_REGISTRY', 'ENV_CA', 'ENV_CERT', 'ENV_KEY', 'ENV_VERIFY_HOST', 'HANDSHAKE_TIMEOUT',
-    'REGISTRY_ENV', 'TLSAddress', 'TLSConfigError', 'TLSError', 'TLSHandshakeError',
-    'TLSListener', 'TLSStream', 'TLSTransport', 'configure', 'tractor_transports',
+    'DEFAULT_REGISTRY',
+    'ENV_CA',
+    'ENV_CERT',
+    'ENV_KEY',
+    'ENV_VERIFY_HOST',
+    'HANDSHAKE_TIMEOUT',
+    'REGISTRY_ENV',
+    'TLSAddress',
+    'TLSConfigError',
+    'TLSError',
+    'TLSHandshakeError',
+    'TLSListener',
+    'TLSStream',
+    'TLSTransport',
+    'configure',
+    'tractor_transports',
 ]
 
 #: the default TLS registry address: TCP's host, the port after TCP's 1616
@@ -132,7 +146,9 @@ class TLSTransport(Transport):
             if cs.cancelled_caught:
                 raise TLSHandshakeError(
                     f'TLS dial to {where} failed: no TLS handshake within {HANDSHAKE_TIMEOUT}s',
-                    peer=where, which=None, reason=f'no handshake within {HANDSHAKE_TIMEOUT}s',
+                    peer=where,
+                    which=None,
+                    reason=f'no handshake within {HANDSHAKE_TIMEOUT}s',
                 )
         except BaseException:
             await tcp.aclose()

@@ -12,6 +12,7 @@ The contexts are rebuilt when a file changes (its inode, size or mtime):
 replacing the files rotates the certificates for every new connection
 without a restart; connections already open keep the session they have.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,11 @@ class Files:
 
 
 def configure(
-    *, ca: str | os.PathLike | None = None, cert: str | os.PathLike | None = None,
-    key: str | os.PathLike | None = None, verify_host: bool | None = None,
+    *,
+    ca: str | os.PathLike | None = None,
+    cert: str | os.PathLike | None = None,
+    key: str | os.PathLike | None = None,
+    verify_host: bool | None = None,
 ) -> None:
     """Use these files for TLS in this process and in every subactor it
     spawns from now on: they are written (as absolute paths) to
@@ -99,7 +103,11 @@ def current_files() -> Files:
     """The configured files (from the environment); :class:`TLSConfigError`
     naming the first variable that is not set."""
     paths = []
-    for var, what in ((ENV_CA, 'CA certificate'), (ENV_CERT, 'certificate'), (ENV_KEY, 'private key')):
+    for var, what in (
+        (ENV_CA, 'CA certificate'),
+        (ENV_CERT, 'certificate'),
+        (ENV_KEY, 'private key'),
+    ):
         value = os.environ.get(var, '').strip()
         if not value:
             raise TLSConfigError(
@@ -119,7 +127,9 @@ def _stamp(path: str, var: str, what: str) -> tuple:
     except FileNotFoundError:
         raise TLSConfigError(f'the {what} {path!r} ({var}) does not exist') from None
     except OSError as err:
-        raise TLSConfigError(f'the {what} {path!r} ({var}) cannot be read: {err.strerror}') from None
+        raise TLSConfigError(
+            f'the {what} {path!r} ({var}) cannot be read: {err.strerror}'
+        ) from None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
@@ -142,8 +152,9 @@ def _pem_has(path: str, marker: bytes) -> bool:
 
 
 def _base(purpose: ssl.Purpose, files: Files) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH
-                         else ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ssl.SSLContext(
+        ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    )
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     try:
@@ -161,7 +172,10 @@ def _base(purpose: ssl.Purpose, files: Files) -> ssl.SSLContext:
     except OSError as err:  # ssl.SSLError is an OSError too
         reason = getattr(err, 'reason', None)
         if reason == 'KEY_VALUES_MISMATCH':
-            why = f'the private key {files.key!r} ({ENV_KEY}) does not belong to the certificate {files.cert!r} ({ENV_CERT})'
+            why = (
+                f'the private key {files.key!r} ({ENV_KEY}) does not belong to the '
+                f'certificate {files.cert!r} ({ENV_CERT})'
+            )
         elif not _pem_has(files.cert, b'-----BEGIN CERTIFICATE-----'):
             why = f'the certificate {files.cert!r} ({ENV_CERT}) is not a PEM certificate'
         elif not _pem_has(files.key, b'PRIVATE KEY-----'):
@@ -212,8 +226,14 @@ _ALERTS_ABOUT_OURS = {
     'TLSV13_ALERT_CERTIFICATE_REQUIRED': 'the peer got no certificate from us',
 }
 _NOT_TLS = {
-    'WRONG_VERSION_NUMBER', 'HTTP_REQUEST', 'UNKNOWN_PROTOCOL', 'RECORD_LAYER_FAILURE',
-    'PACKET_LENGTH_TOO_LONG', 'RECORD_TOO_LARGE', 'WRONG_SSL_VERSION', 'BAD_RECORD_TYPE',
+    'WRONG_VERSION_NUMBER',
+    'HTTP_REQUEST',
+    'UNKNOWN_PROTOCOL',
+    'RECORD_LAYER_FAILURE',
+    'PACKET_LENGTH_TOO_LONG',
+    'RECORD_TOO_LARGE',
+    'WRONG_SSL_VERSION',
+    'BAD_RECORD_TYPE',
 }
 _OLD_TLS = {'UNSUPPORTED_PROTOCOL', 'TLSV1_ALERT_PROTOCOL_VERSION', 'NO_PROTOCOLS_AVAILABLE'}
 
@@ -232,8 +252,9 @@ def is_quiet_close(err: BaseException) -> bool:
     """The peer closed before finishing the handshake without saying why
     (a port probe, a liveness check): not worth a warning."""
     cause = ssl_cause(err)
-    return cause is None or isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
-                                                ConnectionResetError, BrokenPipeError))
+    return cause is None or isinstance(
+        cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
+    )
 
 
 def explain(err: BaseException, files: Files | None) -> tuple[str | None, str]:
@@ -244,7 +265,7 @@ def explain(err: BaseException, files: Files | None) -> tuple[str | None, str]:
     ca = f'the CA {files.ca!r} ({ENV_CA})' if files else 'our CA'
     if isinstance(cause, ssl.SSLCertVerificationError):
         msg = cause.verify_message or str(cause)
-        return 'peer', f"its certificate failed verification against {ca}: {msg}"
+        return 'peer', f'its certificate failed verification against {ca}: {msg}'
     reason = getattr(cause, 'reason', None)
     if reason in _ALERTS_ABOUT_OURS:
         return 'ours', f'it refused {ours}: {_ALERTS_ABOUT_OURS[reason]}'
@@ -254,8 +275,13 @@ def explain(err: BaseException, files: Files | None) -> tuple[str | None, str]:
         return None, f'it does not speak TLS (a plain TCP port or client?): {cause}'
     if reason in _OLD_TLS:
         return None, f'it does not speak TLS 1.3: {cause}'
-    if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)):
-        return None, 'it closed the connection during the TLS handshake (not a TLS listener? it refused us?)'
+    if isinstance(
+        cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
+    ):
+        return (
+            None,
+            'it closed the connection during the TLS handshake (not a TLS listener? it refused us?)',
+        )
     if cause is None:
         return None, f'the connection broke during the TLS handshake: {err!r}'
     return None, f'TLS handshake failed: {cause}'

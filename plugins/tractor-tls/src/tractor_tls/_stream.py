@@ -8,6 +8,7 @@ holds up ``accept()`` for the others (the runtime bounds that task's
 handshake in time). Once the handshake is done the stream's ``send_all``
 and ``receive_some`` *are* the ``SSLStream``'s: no extra layer per call.
 """
+
 from __future__ import annotations
 
 import ssl
@@ -44,12 +45,18 @@ class TLSStream(trio.abc.Stream):
     """
 
     def __init__(
-        self, tcp: trio.SocketStream, ctx: ssl.SSLContext, *, server_side: bool,
-        server_hostname: str | None = None, where: str = '', files: _certs.Files | None = None,
+        self,
+        tcp: trio.SocketStream,
+        ctx: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        where: str = '',
+        files: _certs.Files | None = None,
     ) -> None:
         self.transport_stream = tcp
         self.ssl_stream = trio.SSLStream(
-            tcp, ctx, server_side=server_side, server_hostname=server_hostname,
+            tcp, ctx, server_side=server_side, server_hostname=server_hostname
         )
         self._server_side = server_side
         self._where = where
@@ -106,13 +113,18 @@ class TLSStream(trio.abc.Stream):
         peer = _peer_name(self.transport_stream)
         if self._server_side:
             if _certs.is_quiet_close(err):
-                log.debug('TLS connection from %s on %s closed during the handshake', peer, self._where)
+                log.debug(
+                    'TLS connection from %s on %s closed during the handshake', peer, self._where
+                )
             else:
                 # the one line a refused connection costs; the actor keeps serving
                 log.warning('refused TLS connection from %s on %s: %s', peer, self._where, reason)
             raise trio.BrokenResourceError(f'TLS handshake with {peer} failed: {reason}') from err
         raise TLSHandshakeError(
-            f'TLS dial to {self._where} failed: {reason}', peer=self._where, which=which, reason=reason,
+            f'TLS dial to {self._where} failed: {reason}',
+            peer=self._where,
+            which=which,
+            reason=reason,
         ) from err
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -149,7 +161,10 @@ class TLSStream(trio.abc.Stream):
             f'refused {ours} (expired, or from a CA it does not trust; its log says which)'
         )
         raise TLSHandshakeError(
-            f'TLS dial to {self._where} failed: {reason}', peer=self._where, which='ours', reason=reason,
+            f'TLS dial to {self._where} failed: {reason}',
+            peer=self._where,
+            which='ours',
+            reason=reason,
         ) from err
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -195,7 +210,11 @@ class TLSListener(trio.abc.Listener[TLSStream]):
         try:
             self._ctx, self._files = self._load()
         except _certs.TLSConfigError as err:
-            log.warning('TLS certificates on %s unusable (%s): serving with the previous ones', self.where, err)
+            log.warning(
+                'TLS certificates on %s unusable (%s): serving with the previous ones',
+                self.where,
+                err,
+            )
         return TLSStream(tcp, self._ctx, server_side=True, where=self.where, files=self._files)
 
     async def aclose(self) -> None:
@@ -206,4 +225,3 @@ def client_stream(tcp: trio.SocketStream, host: str, where: str) -> TLSStream:
     files = _certs.current_files()
     ctx = _certs.contexts()[1]
     return TLSStream(tcp, ctx, server_side=False, server_hostname=host, where=where, files=files)
-

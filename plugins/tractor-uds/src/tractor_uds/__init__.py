@@ -5,6 +5,7 @@ Addresses are ``(dirpath, filename)`` pairs; multiaddr text is
 that only its owner can enter (``$TRACTOR_RUNTIME_DIR``, else
 ``$XDG_RUNTIME_DIR/tractor``, else ``/tmp/tractor-<uid>``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -102,7 +103,9 @@ class UDSTransport(Transport):
     def from_maddr(self, parts: list[str]) -> UDSAddress:
         path = '/' + '/'.join(parts[1:])
         if len(parts) < 2 or path == '/' or path.endswith('/'):
-            raise ValueError(f'a UDS multiaddr is /unix/<absolute path>, got {"/" + "/".join(parts)!r}')
+            raise ValueError(
+                f'a UDS multiaddr is /unix/<absolute path>, got {"/" + "/".join(parts)!r}'
+            )
         dirpath, filename = os.path.split(path)
         return UDSAddress(dirpath, filename)
 
@@ -128,8 +131,7 @@ class UDSTransport(Transport):
                 # a regular file, a symlink, a directory: not a socket a
                 # dead actor left, so not ours to delete
                 raise OSError(
-                    errno.EEXIST,
-                    f'{path} exists and is not a unix socket: refusing to replace it',
+                    errno.EEXIST, f'{path} exists and is not a unix socket: refusing to replace it'
                 )
             # a socket left by a dead process can be reused; a live one cannot
             if await _answers(path):
@@ -158,7 +160,10 @@ class UDSTransport(Transport):
 
 #: how often a listener checks that its socket file still exists
 register_setting(
-    'TRACTOR_UDS_REBIND_INTERVAL', parse_seconds, 1.0, 'a number of seconds > 0',
+    'TRACTOR_UDS_REBIND_INTERVAL',
+    parse_seconds,
+    1.0,
+    'a number of seconds > 0',
     'how often an idle UDS listener checks that its socket file still exists',
 )
 REBIND_INTERVAL = setting_value('TRACTOR_UDS_REBIND_INTERVAL')
@@ -227,7 +232,7 @@ class UDSListener(trio.abc.Listener[trio.SocketStream]):
             return
         if ino is not None:
             log.warning(
-                '%s now belongs to another socket: this actor no longer answers there', path,
+                '%s now belongs to another socket: this actor no longer answers there', path
             )
             self._watching = False
             return

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from multiprocessing import cpu_count
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
 import tractor
 from tractor import Portal
+
 # the options still accepted inside a running actor (defaults for the workers)
 from tractor.plugin import NURSERY_OPTIONS as _NURSERY_OPTIONS
 
@@ -80,19 +82,18 @@ async def open_actor_cluster(
             )
 
     supervised: dict[str, Any] = {
-        k: v for k, v in (('strategy', strategy), ('max_restarts', max_restarts), ('within', within))
+        k: v
+        for k, v in (('strategy', strategy), ('max_restarts', max_restarts), ('within', within))
         if v is not None
     }
-    opener = (
-        partial(tractor.open_supervisor, **supervised) if supervised else tractor.open_nursery
-    )
+    opener = partial(tractor.open_supervisor, **supervised) if supervised else tractor.open_nursery
     async with opener(**runtime_kwargs) as an:
         prefix = tractor.current_actor().name
         portals: dict[str, Portal] = {}
 
         async def spawn(name: str) -> None:
             portals[name] = await an.start_actor(
-                f'{prefix}.{name}', enable_modules=list(modules), infect_asyncio=infect_asyncio,
+                f'{prefix}.{name}', enable_modules=list(modules), infect_asyncio=infect_asyncio
             )
 
         try:

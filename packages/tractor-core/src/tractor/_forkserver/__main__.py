@@ -1,6 +1,7 @@
 """``python -m tractor._forkserver --listen-fd N --control-fd M``: run a fork
 server (see ``tractor._forkserver.server``); its owner, the spawn backend,
 starts it with an inherited listener and control connection."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--title-room', default='', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # keep the reserved room, show it as trailing NULs rather than spaces
-    set_cmdline([sys.executable, '-m', 'tractor._forkserver',
-                 '--listen-fd', str(args.listen_fd), '--control-fd', str(args.control_fd)])
+    set_cmdline(
+        [
+            sys.executable,
+            '-m',
+            'tractor._forkserver',
+            '--listen-fd',
+            str(args.listen_fd),
+            '--control-fd',
+            str(args.control_fd),
+        ]
+    )
     # Ctrl-C is the root actor's to handle; the server ends with its owner
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # an ignored SIGCHLD (inherited through exec) would reap children for us

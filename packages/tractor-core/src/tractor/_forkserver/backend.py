@@ -15,6 +15,7 @@ reads.
 This module is the wing's plugin (entry point ``spawn-forkserver``): core
 reaches the fork server only through the hooks below.
 """
+
 from __future__ import annotations
 
 import array
@@ -76,6 +77,7 @@ def supported() -> bool:
 
 # -- a spawn ------------------------------------------------------------------
 
+
 def _status() -> tuple[int | None, list[int]]:
     """This process's umask and the signals it ignores (``/proc``)."""
     umask: int | None = None
@@ -114,8 +116,7 @@ def _request(cmd: ChildCommand) -> tuple[ForkRequest, list[int]]:
     umask, ignored = _status()
     blocked = [int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ())]
     req = ForkRequest(
-        args=list(cmd.args), env=env, cwd=cwd, umask=umask, fds=fds,
-        sigign=ignored, sigmask=blocked,
+        args=list(cmd.args), env=env, cwd=cwd, umask=umask, fds=fds, sigign=ignored, sigmask=blocked
     )
     return req, fds
 
@@ -135,11 +136,13 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
         with trio.CancelScope(shield=True), trio.fail_after(SPAWN_TIMEOUT):
             try:
                 await sock.connect(path)
-                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
+                rights = (
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
+                )
                 sent = await sock.sendmsg([data], rights)
                 view = memoryview(data)[sent:]
                 while view:
-                    view = view[await sock.send(view):]
+                    view = view[await sock.send(view) :]
                 frames = Frames()
                 while (body := frames.next()) is None:
                     chunk, ancdata, _flags, _ = await sock.recvmsg(
@@ -162,7 +165,9 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
             return None
         raise ActorFailure(f'the fork server refused to fork: {reply.get("error", reply)!r}')
     except trio.TooSlowError:
-        raise ActorFailure(f'the fork server at {path} did not answer within {SPAWN_TIMEOUT}s') from None
+        raise ActorFailure(
+            f'the fork server at {path} did not answer within {SPAWN_TIMEOUT}s'
+        ) from None
     finally:
         for fd in got:
             os.close(fd)
@@ -171,12 +176,14 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
 
 
 async def spawn_forkserver(
-    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False,
+    *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False
 ) -> ForkedProcess | trio.Process:
     state = tree_server(_state.current_actor())
     # an infected child (``--asyncio``) is forked like any other: the server
     # runs no event loop of any kind, so the child starts a fresh asyncio one
-    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
+    cmd = child_command(
+        name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio
+    )
     try:
         proc: ForkedProcess | None = None
         asked = False
@@ -185,7 +192,7 @@ async def spawn_forkserver(
                 proc = await _ask(state.inherited, cmd)
                 asked = True
             except ServerUnavailable as err:
-                log.warning('the tree\'s fork server is gone (%s): starting our own', err)
+                log.warning("the tree's fork server is gone (%s): starting our own", err)
                 state.inherited = None
         if not asked:
             own = await state.own_server()
@@ -200,12 +207,14 @@ async def spawn_forkserver(
     finally:
         cmd.close_fds()
     # the environment changed in ways a fork cannot honour
-    return await spawn_trio(name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio)
+    return await spawn_trio(
+        name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio
+    )
 
 
 #: this wing's backend: preferred wherever it can run (``supported`` caches its probe)
 BACKEND = SpawnBackend(
-    spawn_forkserver, available=supported, priority=PRIORITY, needs='Linux 5.3+ with pidfds',
+    spawn_forkserver, available=supported, priority=PRIORITY, needs='Linux 5.3+ with pidfds'
 )
 
 

@@ -8,6 +8,7 @@ the requester's fds, signal state, environment, working directory and umask,
 shows the child's own command line, and runs ``tractor._child`` as
 ``__main__`` exactly like ``python -m tractor._child <args>``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterable
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 from .._spawn_trio import CHILD_MODULE
 from .protocol import MAX_FDS, ForkRequest, Frames, close_quietly, decode_request, fds_from_ancdata
@@ -178,8 +179,10 @@ def restore_process_state(req: ForkRequest) -> None:
         try:
             os.chdir(req.cwd)
         except OSError as err:
-            print(f'tractor fork server: cannot enter the requester\'s working directory: {err}',
-                  file=sys.stderr)
+            print(
+                f"tractor fork server: cannot enter the requester's working directory: {err}",
+                file=sys.stderr,
+            )
     if req.umask is not None:
         os.umask(req.umask)
     import random
@@ -235,8 +238,12 @@ def run_child(args: list[str]) -> int:
     spec, code = _child_code or _load_child_code()
     main = types.ModuleType('__main__')
     main.__dict__.update(
-        __file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
-        __package__=spec.parent, __spec__=spec, __builtins__=builtins,
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+        __builtins__=builtins,
     )
     sys.modules['__main__'] = main
     sys.argv[:] = [spec.origin or CHILD_MODULE, *args]
@@ -287,8 +294,18 @@ def preload() -> None:
 
     # (importing any of these runs tractor/__init__ too: the public names)
     from tractor import (  # noqa: F401
-        _child, _context, _ipc, _msg, _portal, _root, _runtime, _spawn,
-        _spawn_trio, _supervise, log, trionics,
+        _child,
+        _context,
+        _ipc,
+        _msg,
+        _portal,
+        _root,
+        _runtime,
+        _spawn,
+        _spawn_trio,
+        _supervise,
+        log,
+        trionics,
     )
     from tractor._forkserver import backend  # noqa: F401  (the spawner's side, for grandchildren)
     from tractor._plugins import get_plugin_manager
@@ -322,5 +339,3 @@ def preload_asyncio() -> None:
     import tractor.to_asyncio  # noqa: F401  (imports asyncio)
 
     gc.freeze()  # as after preload(): children do not copy these pages to scan them
-
-

@@ -4,6 +4,7 @@ its path from its ``SpawnSpec``, stopped with the owner's runtime.
 
 An actor keeps its :class:`TreeForkServer` in ``actor.extensions``.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,9 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -53,8 +55,12 @@ class _OwnServer:
             with trio.move_on_after(grace):
                 await self.proc.wait()
             if self.proc.returncode is None:
-                log.warning('fork server (pid %d) still has children %.1fs after its '
-                            'owner finished: killing it', self.proc.pid, grace)
+                log.warning(
+                    'fork server (pid %d) still has children %.1fs after its '
+                    'owner finished: killing it',
+                    self.proc.pid,
+                    grace,
+                )
                 self.proc.kill()
                 await self.proc.wait()
         try:
@@ -80,9 +86,13 @@ async def _start_server() -> _OwnServer:
         try:
             proc = await trio.lowlevel.open_process(
                 [
-                    sys.executable, '-m', 'tractor._forkserver',
-                    '--listen-fd', str(listener.fileno()),
-                    '--control-fd', str(theirs.fileno()),
+                    sys.executable,
+                    '-m',
+                    'tractor._forkserver',
+                    '--listen-fd',
+                    str(listener.fileno()),
+                    '--control-fd',
+                    str(theirs.fileno()),
                     # room to show each child's own command line (see set_cmdline)
                     '--title-room=' + ' ' * TITLE_ROOM,
                 ],
@@ -128,8 +138,11 @@ class TreeForkServer:
         async with self._lock:
             if self.own is not None and not self.own.alive:
                 old, self.own = self.own, None
-                log.warning('fork server (pid %d) exited with %s: starting a new one',
-                            old.proc.pid, old.proc.returncode)
+                log.warning(
+                    'fork server (pid %d) exited with %s: starting a new one',
+                    old.proc.pid,
+                    old.proc.returncode,
+                )
                 await old.shutdown(0)
             if self.own is None:
                 # shielded: a server started but not recorded would be nobody's
@@ -157,8 +170,6 @@ def path_for_children(actor: Actor) -> str | None:
     """The server a child of ``actor`` should reuse (for its ``SpawnSpec``)."""
     state = actor.extensions.get(EXTENSION)
     return state.path_for_children() if state is not None else None
-
-
 
 
 @asynccontextmanager

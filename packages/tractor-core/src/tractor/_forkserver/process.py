@@ -3,6 +3,7 @@
 The exit status arrives on the request's connection (the server is the
 child's OS parent and reaps it); signals go through a pidfd.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ class ForkedProcess:
     """
 
     def __init__(
-        self, pid: int, pidfd: int, sock: trio.socket.SocketType, frames: Frames, args: list[str],
+        self, pid: int, pidfd: int, sock: trio.socket.SocketType, frames: Frames, args: list[str]
     ) -> None:
         self.pid = pid
         self.args = args
@@ -121,4 +122,3 @@ class ForkedProcess:
             except OSError:
                 pass
             self._pidfd = None
-

@@ -18,6 +18,7 @@ value, both directions. The request is a :class:`ForkRequest` carrying, as
 The server hands a request on to its spare in the same framing, over a
 socketpair.
 """
+
 from __future__ import annotations
 
 import array

@@ -27,6 +27,7 @@ request is handed to it (with its fds), the requester gets its pid at once,
 and the server forks the next spare while that child boots. The fork itself
 is thus off the spawn's critical path.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,13 @@ from tractor import _settings
 
 from .child import preload_asyncio, run_spare
 from .protocol import (
-    MAX_FDS, MAX_REQUEST, Frames, close_quietly, decode_request, fds_from_ancdata, frame,
+    MAX_FDS,
+    MAX_REQUEST,
+    Frames,
+    close_quietly,
+    decode_request,
+    fds_from_ancdata,
+    frame,
     startup_env,
 )
 
@@ -179,8 +186,10 @@ class ForkServer:
         sock.setblocking(False)
         while len(self.pending) >= MAX_PENDING:
             oldest = next(iter(self.pending.values()))
-            print('tractor fork server: too many unfinished requests: dropping the oldest',
-                  file=sys.stderr)
+            print(
+                'tractor fork server: too many unfinished requests: dropping the oldest',
+                file=sys.stderr,
+            )
             self._drop(oldest)
         pending = _Pending(sock)
         self.pending[sock] = pending
@@ -205,9 +214,7 @@ class ForkServer:
         if pending is None:  # dropped earlier in this batch of events
             return
         try:
-            data, ancdata, flags, _ = pending.sock.recvmsg(
-                65536, socket.CMSG_SPACE(MAX_FDS * 4)
-            )
+            data, ancdata, flags, _ = pending.sock.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -240,13 +247,17 @@ class ForkServer:
         if len(req.fds) != len(pending.fds):
             self._refuse(pending, {'error': 'fork request: fd count mismatch'})
             return
-        changed = sorted({
-            key.decode(errors='replace')
-            for key, _value in set(startup_env(req.env).items()) ^ set(self.startup_env.items())
-        })
+        changed = sorted(
+            {
+                key.decode(errors='replace')
+                for key, _value in set(startup_env(req.env).items()) ^ set(self.startup_env.items())
+            }
+        )
         if changed:
-            self._refuse(pending, {'fallback': f'environment changed since the fork '
-                                               f'server started: {changed}'})
+            self._refuse(
+                pending,
+                {'fallback': f'environment changed since the fork server started: {changed}'},
+            )
             return
         self._fork(pending, body, warm_asyncio='--asyncio' in req.args)
 
@@ -299,7 +310,9 @@ class ForkServer:
             assert spare is not None
             try:
                 socket.send_fds(
-                    spare.sock, [len(body).to_bytes(4, 'big') + body], pending.fds,
+                    spare.sock,
+                    [len(body).to_bytes(4, 'big') + body],
+                    pending.fds,
                     socket.MSG_NOSIGNAL,
                 )
             except OSError:
@@ -317,7 +330,9 @@ class ForkServer:
             self._refuse(pending, {'error': 'no child could take the request'})
             return
         try:
-            socket.send_fds(pending.sock, [frame({'pid': kid.pid})], [kid.pidfd], socket.MSG_NOSIGNAL)
+            socket.send_fds(
+                pending.sock, [frame({'pid': kid.pid})], [kid.pidfd], socket.MSG_NOSIGNAL
+            )
         except OSError:
             # the requester gave up before it learnt the pid: nobody can
             # supervise this child, so it must not run
@@ -351,7 +366,9 @@ class ForkServer:
             self.spare = None
         if kid.sock is not None:
             try:
-                kid.sock.send(frame({'exit': os.waitstatus_to_exitcode(status)}), socket.MSG_NOSIGNAL)
+                kid.sock.send(
+                    frame({'exit': os.waitstatus_to_exitcode(status)}), socket.MSG_NOSIGNAL
+                )
             except OSError:
                 pass
             kid.sock.close()
@@ -394,11 +411,12 @@ class ForkServer:
         if self.kids:
             print(
                 f'tractor fork server: killing {len(self.kids)} child(ren) still running '
-                f'{ORPHAN_GRACE}s after the tree\'s root left: {sorted(k.pid for k in self.kids.values())}',
+                f"{ORPHAN_GRACE}s after the tree's root left: {sorted(k.pid for k in self.kids.values())}",
                 file=sys.stderr,
             )
         for kid in list(self.kids.values()):
             _kill(kid.pidfd)  # reaped as their pidfds turn readable
+
     # the child -------------------------------------------------------------
     def _spare_main(self, sock: socket.socket) -> None:
         """In a fresh fork: become the spare (see ``child.run_spare``); never
@@ -419,4 +437,3 @@ class ForkServer:
         self.kids.clear()
         self.pending.clear()
         self.spare = None
-

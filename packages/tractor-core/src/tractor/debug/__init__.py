@@ -16,6 +16,7 @@ The names below load on first use: the runtime loads this package's plugin
 (``tractor.debug._plugin``) in every actor, and only an actor in debug mode
 imports the debugger itself.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,13 +1,15 @@
 """Pausing, post-mortems and the crash hook the runtime calls in debug mode."""
+
 from __future__ import annotations
 
 import bdb
 import os
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
@@ -24,7 +26,12 @@ log = get_logger('debug')
 #: errors that are not crashes: cancellation, exits, a developer quitting
 #: the debugger, and errors of another actor (debugged where they happened)
 _NOT_CRASHES = (
-    trio.Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit, bdb.BdbQuit, RemoteActorError,
+    trio.Cancelled,
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+    bdb.BdbQuit,
+    RemoteActorError,
 )
 #: set on an exception once a post-mortem was opened on it
 _DEBUGGED = '_tractor_debugged'
@@ -35,9 +42,7 @@ def _no_terminal(actor: Actor) -> bool:
 
     if stdin_is_tty():
         return False
-    log.warning(
-        'debug_mode: stdin of %r is not a terminal; not opening the debugger', actor.name
-    )
+    log.warning('debug_mode: stdin of %r is not a terminal; not opening the debugger', actor.name)
     return True
 
 
@@ -85,7 +90,7 @@ def _pause_sync(frame: FrameType, hide_tb: bool = True) -> None:
     hold = _acquire_from_sync(actor)
     if hold is None:
         raise RuntimeError(
-            'breakpoint()/pause_from_sync() cannot wait for the tree\'s terminal from '
+            "breakpoint()/pause_from_sync() cannot wait for the tree's terminal from "
             'this task: it was not started by the runtime in debug mode; use '
             '`await tractor.pause()` here'
         )
@@ -103,7 +108,7 @@ def _acquire_from_sync(actor: Actor) -> TtyHold | None:
 
 
 async def _post_mortem_session(
-    actor: Actor, exc: BaseException, what: str, hide_tb: bool = True,
+    actor: Actor, exc: BaseException, what: str, hide_tb: bool = True
 ) -> None:
     """Hold the terminal for a post-mortem on ``exc`` (unless there is no
     terminal); ``exc`` counts as debugged from now on."""
@@ -247,9 +252,10 @@ class maybe_open_crash_handler:
 
         if not _sync.can_wait():
             log.warning(
-                'maybe_open_crash_handler: this task of %r cannot wait for the tree\'s '
+                "maybe_open_crash_handler: this task of %r cannot wait for the tree's "
                 'terminal from sync code (it was not started by the runtime in debug '
-                'mode); use `async with` here', actor.name,
+                'mode); use `async with` here',
+                actor.name,
             )
             return False
         try:
@@ -287,8 +293,10 @@ def _standalone_post_mortem(exc: BaseException, hide_tb: bool) -> None:
         log.warning('stdin is not a terminal; not opening the debugger')
         return
     repl = pdb.Pdb()
-    repl.message(f'\n>>> tractor debugger (no runtime, pid {os.getpid()}) crashed: '
-                 f'{type(exc).__name__}: {exc}')
+    repl.message(
+        f'\n>>> tractor debugger (no runtime, pid {os.getpid()}) crashed: '
+        f'{type(exc).__name__}: {exc}'
+    )
     repl.message(format_crash(exc, hide_tb=hide_tb))
     repl.reset()
     repl.interaction(None, exc.__traceback__)

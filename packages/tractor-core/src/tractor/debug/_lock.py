@@ -22,12 +22,14 @@ a local holder's process (a holder that is stopped or gone frees the
 terminal), and the wait for the sessions to end is capped at
 :data:`DEBUG_WAIT_CEILING`.
 """
+
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -182,7 +184,9 @@ async def _watch_holder(ctx: Context, uid: tuple[str, str], session: trio.Cancel
         if state is None or state in 'TtZX':
             log.warning(
                 'actor %r (pid %d) holds the terminal but is %s: ending its session',
-                uid[0], pid, 'gone' if state is None else f'in state {state!r}',
+                uid[0],
+                pid,
+                'gone' if state is None else f'in state {state!r}',
             )
             session.cancel()
             return
@@ -195,7 +199,7 @@ def _process_state(pid: int) -> str | None:
             data = f.read()
     except OSError:
         return None
-    return data[data.rfind(b')') + 2:][:1].decode() or None
+    return data[data.rfind(b')') + 2 :][:1].decode() or None
 
 
 async def wait_tree_idle() -> bool:

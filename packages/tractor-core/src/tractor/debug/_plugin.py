@@ -7,10 +7,12 @@ prompt, ``breakpoint()``), and makes a root in debug mode serve the tree's
 terminal lock. It imports the debugger itself only in such an actor, so it
 costs every other actor nothing.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from .._debugger import Debugger
 from .._hookspecs import hookimpl

@@ -7,6 +7,7 @@ session: a post-mortem holds it around :meth:`ActorPdb.interaction`, a live
 trace (``pause()``, ``breakpoint()``) from the pause until the developer
 continues or quits (:meth:`ActorPdb.set_continue`, :meth:`ActorPdb.set_quit`).
 """
+
 from __future__ import annotations
 
 import pdb
@@ -18,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
-
 
 from .._boxing import runtime_dirs
 
@@ -85,7 +85,9 @@ class ActorPdb(pdb.Pdb):
         stack, index = super().get_stack(f, t)
         if not self._hide_tb:
             return stack, index
-        keep = [k for k, (frame, _) in enumerate(stack) if not _is_runtime(frame.f_code.co_filename)]
+        keep = [
+            k for k, (frame, _) in enumerate(stack) if not _is_runtime(frame.f_code.co_filename)
+        ]
         if index not in keep:
             return stack, index
         return [stack[k] for k in keep], keep.index(index)
@@ -119,7 +121,7 @@ def _sigint_to(repl: ActorPdb) -> Iterator[None]:
 
 
 def post_mortem(
-    actor: Actor, exc: BaseException, what: str = 'crashed', hide_tb: bool = True,
+    actor: Actor, exc: BaseException, what: str = 'crashed', hide_tb: bool = True
 ) -> None:
     """Open a post-mortem session on ``exc``'s traceback; returns when the
     developer continues or quits. ``hide_tb=False`` keeps the runtime's

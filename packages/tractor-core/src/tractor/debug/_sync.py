@@ -7,6 +7,7 @@ running in that task can ``await``; the runtime opens one for every RPC
 task and for the root's main task in debug mode (and for the tasks they
 spawn). Imported only in debug mode.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -1,4 +1,5 @@
 """Helpers for structured concurrency beyond what trio ships."""
+
 from ._broadcast import BroadcastReceiver as BroadcastReceiver
 from ._broadcast import Lagged as Lagged
 from ._broadcast import broadcast_receiver as broadcast_receiver
@@ -10,7 +11,13 @@ from ._helpers import maybe_raise_from_masking_exc as maybe_raise_from_masking_e
 from ._mngrs import gather_contexts as gather_contexts
 
 __all__ = [
-    'BroadcastReceiver', 'Lagged', 'broadcast_receiver', 'collapse_eg', 'gather_contexts',
-    'is_multi_cancelled', 'maybe_open_context', 'maybe_open_nursery',
+    'BroadcastReceiver',
+    'Lagged',
+    'broadcast_receiver',
+    'collapse_eg',
+    'gather_contexts',
+    'is_multi_cancelled',
+    'maybe_open_context',
+    'maybe_open_nursery',
     'maybe_raise_from_masking_exc',
 ]

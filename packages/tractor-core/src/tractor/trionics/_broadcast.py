@@ -8,6 +8,7 @@ A subscriber that falls more than ``max_buffer_size`` values behind the
 newest gets :class:`Lagged` (and is moved to the oldest value still kept),
 so a slow reader never makes memory grow.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -129,7 +130,11 @@ def broadcast_receiver(rx: Any, max_buffer_size: int) -> BroadcastReceiver[Any]:
     tasks can each receive every value: returns the first reader; more come
     from its ``subscribe()``. At most ``max_buffer_size`` values are kept
     for readers that lag; beyond that a reader gets :class:`Lagged`."""
-    if not isinstance(max_buffer_size, int) or isinstance(max_buffer_size, bool) or max_buffer_size < 1:
+    if (
+        not isinstance(max_buffer_size, int)
+        or isinstance(max_buffer_size, bool)
+        or max_buffer_size < 1
+    ):
         raise ValueError(f'max_buffer_size must be a positive int, got {max_buffer_size!r}')
     if not callable(getattr(rx, 'receive', None)):
         raise TypeError(f'broadcast_receiver() needs something with `async receive()`, got {rx!r}')

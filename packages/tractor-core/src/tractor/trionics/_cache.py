@@ -1,5 +1,6 @@
 """``maybe_open_context``: one async context manager shared by every task of
 an actor that asks for it under the same key."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Hashable
@@ -32,7 +33,9 @@ _entries: dict[tuple[int, Hashable], _Entry] = {}
 _locks: dict[tuple[int, Hashable], trio.Lock] = {}
 
 
-async def _host(acm: AbstractAsyncContextManager[Any], entry: _Entry, slot: tuple[int, Hashable]) -> None:
+async def _host(
+    acm: AbstractAsyncContextManager[Any], entry: _Entry, slot: tuple[int, Hashable]
+) -> None:
     """Enter ``acm`` in a task of its own, so it outlives whichever user
     opened it, and exit it once the last user left."""
     try:

@@ -1,4 +1,5 @@
 """Small structured-concurrency helpers users of the established project reach for."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -8,9 +9,7 @@ import trio
 
 
 @asynccontextmanager
-async def maybe_open_nursery(
-    nursery: trio.Nursery | None = None,
-) -> AsyncIterator[trio.Nursery]:
+async def maybe_open_nursery(nursery: trio.Nursery | None = None) -> AsyncIterator[trio.Nursery]:
     """Yield ``nursery`` when one is given, else open (and close) a new one:
     for functions that take an optional nursery from their caller."""
     if nursery is not None:
@@ -26,9 +25,7 @@ def is_multi_cancelled(exc: BaseException) -> bool:
     nurseries, not an error."""
     if not isinstance(exc, BaseExceptionGroup):
         return False
-    return all(
-        isinstance(e, trio.Cancelled) or is_multi_cancelled(e) for e in exc.exceptions
-    )
+    return all(isinstance(e, trio.Cancelled) or is_multi_cancelled(e) for e in exc.exceptions)
 
 
 @asynccontextmanager
@@ -47,6 +44,10 @@ async def maybe_raise_from_masking_exc(
         yield
     except unmask_from as masker:
         masked = masker.__context__
-        if masked is not None and not isinstance(masked, unmask_from) and isinstance(masked, Exception):
+        if (
+            masked is not None
+            and not isinstance(masked, unmask_from)
+            and isinstance(masked, Exception)
+        ):
             raise masked from masker
         raise

@@ -6,6 +6,7 @@ actor registers its addresses on boot. ``watch`` streams the registry's
 changes. The ``tractor`` command (``_cli``) lists, watches and pings; see
 the package README.
 """
+
 from ._api import find_actor as find_actor
 from ._api import get_registry as get_registry
 from ._api import query_actor as query_actor
@@ -27,8 +28,23 @@ from ._watch import Watch as Watch
 from ._watch import watch as watch
 
 __all__ = [
-    'Arbiter', 'LocalPortal', 'MemoryRegistry', 'Registered', 'Registrar',
-    'RegistrarUnreachable', 'RegistryBackend', 'StorePortal', 'Unregistered', 'Watch',
-    'WatchOverflow', 'find_actor', 'get_registry', 'mk_maddr', 'observer', 'parse_maddr',
-    'query_actor', 'wait_for_actor', 'watch',
+    'Arbiter',
+    'LocalPortal',
+    'MemoryRegistry',
+    'Registered',
+    'Registrar',
+    'RegistrarUnreachable',
+    'RegistryBackend',
+    'StorePortal',
+    'Unregistered',
+    'Watch',
+    'WatchOverflow',
+    'find_actor',
+    'get_registry',
+    'mk_maddr',
+    'observer',
+    'parse_maddr',
+    'query_actor',
+    'wait_for_actor',
+    'watch',
 ]

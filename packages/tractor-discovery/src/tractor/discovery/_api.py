@@ -1,20 +1,20 @@
 """The lookup APIs: async context managers delivering portals by name."""
+
 from __future__ import annotations
 
-from contextlib import AsyncExitStack, asynccontextmanager
-from contextlib import AbstractAsyncContextManager
-from typing import Any, AsyncIterator, Literal, overload
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, Literal, overload
 
 import trio
 
 from tractor import MsgTypeError, Portal, TransportClosed, current_actor
-from tractor.plugin import Address, StoreAddress, is_one_address, wrap_address
 from tractor.log import get_logger
+from tractor.plugin import Address, StoreAddress, check_actor_name, is_one_address, wrap_address
 
 from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
 from ._local import LocalPortal, StorePortal
 from ._registrar import local_registrar
-from tractor.plugin import check_actor_name
 
 log = get_logger('discovery')
 
@@ -47,17 +47,24 @@ def _peer_portal(actor, name: str) -> Portal | None:
 
 @overload
 def find_actor(
-    name: str, registry_addrs: list[Any] | None = None, only_first: Literal[True] = True,
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    only_first: Literal[True] = True,
     raise_on_none: bool = False,
 ) -> AbstractAsyncContextManager[Portal | None]: ...
 @overload
 def find_actor(
-    name: str, registry_addrs: list[Any] | None = None, *, only_first: Literal[False],
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    *,
+    only_first: Literal[False],
     raise_on_none: bool = False,
 ) -> AbstractAsyncContextManager[list[Portal] | None]: ...
 @overload
 def find_actor(
-    name: str, registry_addrs: list[Any] | None = None, only_first: bool = True,
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    only_first: bool = True,
     raise_on_none: bool = False,
 ) -> AbstractAsyncContextManager[Portal | list[Portal] | None]: ...
 def find_actor(
@@ -80,7 +87,7 @@ def find_actor(
 
 @asynccontextmanager
 async def _find_actor(
-    name: str, registry_addrs: list[Any] | None, only_first: bool, raise_on_none: bool,
+    name: str, registry_addrs: list[Any] | None, only_first: bool, raise_on_none: bool
 ) -> AsyncIterator[Portal | list[Portal] | None]:
     check_actor_name(name)
     actor = current_actor()
@@ -134,9 +141,7 @@ async def _find_actor(
 
 @asynccontextmanager
 async def wait_for_actor(
-    name: str,
-    registry_addr: Any = None,
-    registry_addrs: list[Any] | None = None,
+    name: str, registry_addr: Any = None, registry_addrs: list[Any] | None = None
 ) -> AsyncIterator[Portal]:
     """Block until an actor registers as ``name``, then deliver a portal to it.
 
@@ -153,21 +158,22 @@ async def wait_for_actor(
     while True:
         found: list[tuple[Address, list]] = []
         async with trio.open_nursery() as tn:
+
             async def wait_one(reg: Address) -> None:
                 try:
                     entry = await cli.call(reg, 'wait_for_actor', name=name)
                 except RegistrarUnreachable as err:
                     log.warning('skipping registrar %s: %s', reg, err)
                     return
-                found.append((reg, entry))
+                # (each task ends inside this iteration's nursery)
+                found.append((reg, entry))  # noqa: B023
                 tn.cancel_scope.cancel()
 
             for reg in regs:
                 tn.start_soon(wait_one, reg)
         if not found:
             raise RegistrarUnreachable(
-                f'cannot wait for {name!r}: no registrar answers at '
-                f'{", ".join(map(str, regs))}'
+                f'cannot wait for {name!r}: no registrar answers at {", ".join(map(str, regs))}'
             )
         reg, (uid, addrs) = found[0]
         dialed = await dial_entry(actor, reg, uid, addrs)
@@ -214,9 +220,7 @@ async def _open_registry(
 
 @asynccontextmanager
 async def get_registry(
-    addrs: Any = None,
-    *,
-    addr: Any = None,
+    addrs: Any = None, *, addr: Any = None
 ) -> AsyncIterator[Portal | LocalPortal | StorePortal]:
     """Deliver a portal to the registrar (one address or a list of them,
     the first that answers wins; default: this tree's registrar).
@@ -246,9 +250,7 @@ async def get_registry(
 
 @asynccontextmanager
 async def query_actor(
-    name: str,
-    regaddr: Any = None,
-    registry_addrs: list[Any] | None = None,
+    name: str, regaddr: Any = None, registry_addrs: list[Any] | None = None
 ) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal | StorePortal]]:
     """Ask the registrar(s) where ``name`` lives, without dialing it.
 

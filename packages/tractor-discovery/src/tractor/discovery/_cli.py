@@ -15,6 +15,7 @@ registry with this user's secret (``$TRACTOR_SECRET`` or the cookie file)
 and is never listed itself. argparse (stdlib) does the parsing: nothing
 here is imported by ``import tractor``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,8 @@ import os
 import re
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE = 0, 1, 2
 
@@ -53,13 +55,17 @@ def parse_registry(text: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        '--registry', action='append', type=parse_registry, metavar='ADDR',
+        '--registry',
+        action='append',
+        type=parse_registry,
+        metavar='ADDR',
         help='a registry address (repeatable): HOST:PORT, /ip4/../tcp/.., /unix/PATH, etcd://..',
     )
     common.add_argument('--json', action='store_true', help='machine-readable output')
     common.add_argument('--loglevel', default=None, help='tractor log level (default: warning)')
     parser = argparse.ArgumentParser(
-        prog='tractor', description="See and operate tractor's actor registry "
+        prog='tractor',
+        description="See and operate tractor's actor registry "
         '(each command takes --registry ADDR and --json).',
     )
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
@@ -75,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('name')
     p = sub.add_parser('registrar', parents=[common], help='run a standalone registrar')
     p.add_argument(
-        '--listen', action='append', type=parse_registry, metavar='ADDR',
+        '--listen',
+        action='append',
+        type=parse_registry,
+        metavar='ADDR',
         help='where to serve (repeatable; default: the default registry address)',
     )
     return parser
@@ -130,9 +139,13 @@ def age(since: float | None, now: float) -> str:
 
 def record_json(rec: Any, now: float) -> dict[str, Any]:
     return {
-        'name': rec.uid[0], 'uid': list(rec.uid), 'pid': rec.pid, 'host': rec.host,
+        'name': rec.uid[0],
+        'uid': list(rec.uid),
+        'pid': rec.pid,
+        'host': rec.host,
         'parent': list(rec.parent) if rec.parent else None,
-        'addrs': [maddr(a) for a in rec.addrs], 'registered': rec.registered,
+        'addrs': [maddr(a) for a in rec.addrs],
+        'registered': rec.registered,
         'age': None if rec.registered is None else max(0.0, now - rec.registered),
     }
 
@@ -162,7 +175,8 @@ async def entries(name: str | None = None, prefix: bool = False) -> list[Any]:
                 from ._events import matches
 
                 found = [
-                    Registered(uid=tuple(uid), addrs=addrs) for uid, addrs in table.items()
+                    Registered(uid=tuple(uid), addrs=addrs)
+                    for uid, addrs in table.items()
                     if matches(name, prefix, uid[0])
                 ]
         except RegistrarUnreachable as err:
@@ -181,13 +195,24 @@ async def cmd_ls(args: argparse.Namespace, out: Out) -> int:
     if out.json:
         out.emit([record_json(r, now) for r in recs])
     else:
-        out.table(['NAME', 'UID', 'PID', 'HOST', 'ADDRESSES', 'AGE'], [
-            [r.uid[0], r.uid[1][:8], str(r.pid or '-'), r.host or '-',
-             ' '.join(maddr(a) for a in r.addrs), age(r.registered, now)]
-            for r in recs
-        ])
+        out.table(
+            ['NAME', 'UID', 'PID', 'HOST', 'ADDRESSES', 'AGE'],
+            [
+                [
+                    r.uid[0],
+                    r.uid[1][:8],
+                    str(r.pid or '-'),
+                    r.host or '-',
+                    ' '.join(maddr(a) for a in r.addrs),
+                    age(r.registered, now),
+                ]
+                for r in recs
+            ],
+        )
     if not recs and args.name:
-        raise Miss(f'no actor named {args.name!r}{" (prefix)" if args.prefix else ""} is registered')
+        raise Miss(
+            f'no actor named {args.name!r}{" (prefix)" if args.prefix else ""} is registered'
+        )
     return EXIT_OK
 
 
@@ -204,7 +229,10 @@ async def cmd_tree(args: argparse.Namespace, out: Out) -> int:
 
     def node(r: Any) -> dict[str, Any]:
         return {
-            'name': r.uid[0], 'uid': list(r.uid), 'pid': r.pid, 'host': r.host,
+            'name': r.uid[0],
+            'uid': list(r.uid),
+            'pid': r.pid,
+            'host': r.host,
             'children': [node(k) for k in kids.get(r.uid, ())],
         }
 
@@ -219,7 +247,9 @@ async def cmd_tree(args: argparse.Namespace, out: Out) -> int:
         print(f'{lead}{branch}{out.c(r.uid[0], "36")} ({r.uid[1][:8]}){pid}{host}')
         children = kids.get(r.uid, [])
         for i, k in enumerate(children):
-            show(k, lead + ('' if top else ('   ' if last else '│  ')), i == len(children) - 1, False)
+            show(
+                k, lead + ('' if top else ('   ' if last else '│  ')), i == len(children) - 1, False
+            )
 
     for r in roots:
         show(r, '', True, True)
@@ -264,11 +294,20 @@ async def cmd_ping(args: argparse.Namespace, out: Out) -> int:
         addr = str(portal.channel.raddr)
     lookup_ms, rtt_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
     if out.json:
-        out.emit({'name': args.name, 'uid': list(uid), 'addr': addr,
-                  'lookup_ms': round(lookup_ms, 3), 'rtt_ms': round(rtt_ms, 3)})
+        out.emit(
+            {
+                'name': args.name,
+                'uid': list(uid),
+                'addr': addr,
+                'lookup_ms': round(lookup_ms, 3),
+                'rtt_ms': round(rtt_ms, 3),
+            }
+        )
     else:
-        print(f'pong from {out.c(uid[0], "36")} ({uid[1][:8]}) at {addr}: '
-              f'lookup {lookup_ms:.2f} ms, round trip {rtt_ms:.2f} ms')
+        print(
+            f'pong from {out.c(uid[0], "36")} ({uid[1][:8]}) at {addr}: '
+            f'lookup {lookup_ms:.2f} ms, round trip {rtt_ms:.2f} ms'
+        )
     return EXIT_OK
 
 
@@ -287,7 +326,8 @@ async def run_observer(args: argparse.Namespace) -> int:
     with observer():
         async with tractor.open_root_actor(
             # as text: open_root_actor reads a list of two address objects as one
-            name='tractor-cli', registry_addrs=[str(a) for a in regs] if regs else None,
+            name='tractor-cli',
+            registry_addrs=[str(a) for a in regs] if regs else None,
             loglevel=args.loglevel,
             enable_transports=kinds or None,
         ):
@@ -307,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return daemon_main(args.listen, args.loglevel or 'info')
     import trio
+
     from tractor import AuthenticationError
 
     from ._client import RegistrarUnreachable
@@ -322,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f'tractor: refused: {err}\n'
             '  (this process does not hold the secret of that registry: run it as the '
-            "tree's user, or set TRACTOR_SECRET to the tree's secret)", file=sys.stderr,
+            "tree's user, or set TRACTOR_SECRET to the tree's secret)",
+            file=sys.stderr,
         )
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,5 @@
 """Talking to registrars: probing, cached channels, stale-entry cleanup."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -135,7 +136,8 @@ async def probe(actor: Actor, addr: Address) -> bool:
         if isinstance(err, trio.TooSlowError):
             what = (
                 f'tractor actor {chan.aid.name!r} did not answer a registry '
-                f'request within {timeout}s' if chan is not None and chan.aid is not None
+                f'request within {timeout}s'
+                if chan is not None and chan.aid is not None
                 else f'it did not answer the tractor handshake within {timeout}s'
             )
         elif isinstance(err, MsgTypeError):

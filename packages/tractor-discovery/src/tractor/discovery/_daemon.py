@@ -5,6 +5,7 @@ point at it with ``registry_addrs`` (or ``$TRACTOR_REGISTRY``) and boot as
 plain roots that join it, so discovery outlives any one of them. SIGTERM
 and SIGINT stop it gracefully; every registration change is one INFO line.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ import signal
 import sys
 from typing import Any
 
-import tractor
 import trio
+
+import tractor
 from tractor.log import get_console_log, get_logger
 from tractor.plugin import wrap_address
 
@@ -69,8 +71,10 @@ async def serve(
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with tractor.open_root_actor(
             # as text: open_root_actor reads a list of two address objects as one
-            name=name, registry_addrs=[str(a) for a in addrs_in] or None,
-            ensure_registry=True, loglevel=loglevel,
+            name=name,
+            registry_addrs=[str(a) for a in addrs_in] or None,
+            ensure_registry=True,
+            loglevel=loglevel,
             enable_transports=kinds or None,
         ) as actor:
             reg = local_registrar(actor)

@@ -6,12 +6,14 @@ watcher holds a :class:`Subscription` with a buffer of its own, bounded: a
 watcher that falls that far behind is dropped and told so with
 :class:`WatchOverflow`, so a slow watcher never grows the registrar's memory.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import msgspec
 import trio
+
 from tractor import TractorError
 
 Uid = tuple[str, str]
@@ -97,7 +99,8 @@ def meta_fields(meta: Any) -> dict[str, Any]:
         out['host'] = host
     parent = meta.get('parent')
     if (
-        isinstance(parent, (list, tuple)) and len(parent) == 2
+        isinstance(parent, (list, tuple))
+        and len(parent) == 2
         and all(isinstance(p, str) and p for p in parent)
     ):
         out['parent'] = (parent[0], parent[1])

@@ -1,7 +1,9 @@
 """``LocalPortal``: the registrar talking to itself, no IPC."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tractor.plugin import fn_address
 

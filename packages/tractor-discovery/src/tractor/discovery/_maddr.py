@@ -1,4 +1,5 @@
 """Multiaddr helpers: transport endpoints as structured strings."""
+
 from __future__ import annotations
 
 from typing import Any

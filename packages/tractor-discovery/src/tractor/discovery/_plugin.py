@@ -1,13 +1,16 @@
 """Discovery's hooks into the runtime: registry bootstrap and registration."""
+
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import trio
+
 from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
 from tractor.log import get_logger
 from tractor.plugin import StoreAddress, get_transport, hookimpl
@@ -54,7 +57,8 @@ def registration_meta(actor: Actor) -> dict[str, Any]:
         actor.parent_channel.uid if actor.parent_channel is not None else None
     )
     return {
-        'pid': os.getpid(), 'host': socket.gethostname(),
+        'pid': os.getpid(),
+        'host': socket.gethostname(),
         'parent': list(parent) if parent else None,
     }
 
@@ -92,13 +96,17 @@ async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) ->
             get_transport(key).random_addr(actor.name, near=near.get(key))
             for key in actor.enable_transports
         ]
-    log.info('nobody serves the registry at %s: %r becomes the registrar',
-             ', '.join(map(str, actors)), actor.name)
+    log.info(
+        'nobody serves the registry at %s: %r becomes the registrar',
+        ', '.join(map(str, actors)),
+        actor.name,
+    )
     Registrar(actor).install()
     covered = {addr.proto_key for addr in actors}
     return list(actors) + [
         get_transport(key).random_addr(actor.name)
-        for key in actor.enable_transports if key not in covered
+        for key in actor.enable_transports
+        if key not in covered
     ]
 
 
@@ -119,7 +127,10 @@ def tractor_root_bind_addrs(actor, registry_addrs, ensure_registry):
 
 
 async def keep_registered(
-    actor: Actor, reg: Address, addrs: list, registered: set,
+    actor: Actor,
+    reg: Address,
+    addrs: list,
+    registered: set,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Watch the connection this actor registered over; when it is lost
@@ -151,13 +162,15 @@ async def keep_registered(
             # (and this task with us), so no warning for that
             quiet = parent is not None and chan.uid is not None and parent.uid == chan.uid
             (log.debug if quiet else log.warning)(
-                '%s lost its registrar at %s: re-registering once it is back', actor.name, reg,
+                '%s lost its registrar at %s: re-registering once it is back', actor.name, reg
             )
             delay = REDIAL_MIN
         try:
             await register_at(cli, reg, actor.uid, addrs, meta)
         except Exception as err:  # unreachable, refused, not a registrar, ...
-            log.debug('%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay)
+            log.debug(
+                '%s: registering at %s failed (%s); retrying in %.1fs', actor.name, reg, err, delay
+            )
             booted()
             await trio.sleep(delay)
             delay = min(delay * 2, REDIAL_MAX)
@@ -188,7 +201,7 @@ async def hold(actor: Actor, chan: Any, opened: Any = lambda: None) -> None:
     instead, so this never spins."""
     try:
         async with Portal(chan).open_context_from_ns(
-            'self', 'hold_registration', uid=list(actor.uid),
+            'self', 'hold_registration', uid=list(actor.uid)
         ):
             opened()
             await trio.sleep_forever()
@@ -225,7 +238,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
             actor.start_service_task(
-                cli.store(store).backend.keep_alive, name=f'keep registered at {store}',
+                cli.store(store).backend.keep_alive, name=f'keep registered at {store}'
             )
     except BaseException:  # refused (bad credentials...): the boot fails, tidily
         with trio.CancelScope(shield=True):
@@ -246,7 +259,7 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
             log.info('%r registered at %s', actor.name, ', '.join(map(str, registered)))
         for reg in regs:
             await actor.start_service(
-                keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}',
+                keep_registered, actor, reg, addrs, registered, name=f'keep registered at {reg}'
             )
     if stores:
         log.info('%r registered in %s', actor.name, ', '.join(map(str, stores)))

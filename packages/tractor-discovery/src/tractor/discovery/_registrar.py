@@ -3,15 +3,18 @@
 An actor that becomes the registrar exposes these as ``'self'`` methods, so
 any peer can ``portal.run_from_ns('self', 'find_actor', name=...)``.
 """
+
 from __future__ import annotations
 
 import inspect
 from typing import TYPE_CHECKING, Any
 
 import trio
+
 from tractor import TransportClosed, context
 from tractor.log import get_logger
 from tractor.plugin import (
+    check_actor_name,
     current_channel,
     parse_positive_int,
     parse_seconds,
@@ -20,7 +23,6 @@ from tractor.plugin import (
 )
 
 from ._registry import MemoryRegistry, RegistryBackend, Uid, WireAddr, check_uid
-from tractor.plugin import check_actor_name
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -28,15 +30,21 @@ if TYPE_CHECKING:
 EXTENSION_KEY = 'discovery.registrar'
 #: entries one connection may register (an actor registers itself: one)
 register_setting(
-    'TRACTOR_REGISTRY_MAX_PER_CONNECTION', parse_positive_int, 16384, 'a whole number >= 1',
+    'TRACTOR_REGISTRY_MAX_PER_CONNECTION',
+    parse_positive_int,
+    16384,
+    'a whole number >= 1',
     'registry entries one connection may register',
 )
 MAX_ENTRIES_PER_CONNECTION = setting_value('TRACTOR_REGISTRY_MAX_PER_CONNECTION')
 #: how long entries outlive the connection that registered them, for their
 #: actor to register again over a new one (seconds)
 register_setting(
-    'TRACTOR_REGISTRY_REREGISTER_GRACE', parse_seconds, 10.0, 'a number of seconds > 0',
-    "how long entries outlive the connection that registered them, unless re-registered",
+    'TRACTOR_REGISTRY_REREGISTER_GRACE',
+    parse_seconds,
+    10.0,
+    'a number of seconds > 0',
+    'how long entries outlive the connection that registered them, unless re-registered',
 )
 REREGISTER_GRACE = setting_value('TRACTOR_REGISTRY_REREGISTER_GRACE')
 log = get_logger('discovery')
@@ -56,8 +64,15 @@ class Registrar:
     """
 
     METHODS = (
-        'register_actor', 'unregister_actor', 'find_actor', 'find_actors',
-        'wait_for_actor', 'delete_addr', 'get_registry', 'registrar_info', 'list_entries',
+        'register_actor',
+        'unregister_actor',
+        'find_actor',
+        'find_actors',
+        'wait_for_actor',
+        'delete_addr',
+        'get_registry',
+        'registrar_info',
+        'list_entries',
     )
 
     def __init__(self, actor: Actor, backend: RegistryBackend | None = None) -> None:
@@ -72,7 +87,13 @@ class Registrar:
         self._takes_reason = 'reason' in inspect.signature(self.backend.unregister).parameters
         #: requests served, by kind (see :meth:`registrar_info`)
         self.served = {
-            'register': 0, 'unregister': 0, 'lookup': 0, 'wait': 0, 'delete': 0, 'watch': 0, 'hold': 0,
+            'register': 0,
+            'unregister': 0,
+            'lookup': 0,
+            'wait': 0,
+            'delete': 0,
+            'watch': 0,
+            'hold': 0,
         }
 
     def install(self) -> None:
@@ -96,7 +117,7 @@ class Registrar:
         }
 
     async def register_actor(
-        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None
     ) -> None:
         """Add or refresh ``uid``'s entry at ``addrs``; ``meta`` (optional, from
         newer releases): ``{'pid': ..., 'host': ..., 'parent': [name, uuid]}``.
@@ -192,8 +213,6 @@ class Registrar:
 Arbiter = Registrar
 
 
-
-
 def hold_endpoint(registrar: Registrar) -> Any:
     """The registrar's ``hold_registration`` context function."""
 
@@ -210,7 +229,7 @@ def hold_endpoint(registrar: Registrar) -> Any:
             lost = isinstance(ctx.maybe_error, TransportClosed) or not ctx.chan.connected()
             if lost and not registrar.actor.cancel_called:
                 registrar.actor.start_service_task(
-                    check_alive, registrar, uid, name=f'check {uid[0]} is alive',
+                    check_alive, registrar, uid, name=f'check {uid[0]} is alive'
                 )
 
     return hold_registration
@@ -235,7 +254,8 @@ async def check_alive(registrar: Registrar, uid: Uid) -> None:
             await chan.aclose()
         return
     gone = (
-        await registrar.backend.unregister(uid, reason='stale') if registrar._takes_reason
+        await registrar.backend.unregister(uid, reason='stale')
+        if registrar._takes_reason
         else await registrar.backend.unregister(uid)
     )
     if gone:

@@ -9,12 +9,14 @@ five operations: ``register``, ``unregister``, ``find``, ``wait_for`` and
 Entries map an actor's uid ``(name, uuid)`` to its addresses in wire form,
 ``(proto_key, [fields...])`` (e.g. ``('tcp', ['127.0.0.1', 1616])``).
 """
+
 from __future__ import annotations
 
 import abc
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
@@ -43,7 +45,7 @@ class RegistryBackend(abc.ABC):
 
     @abc.abstractmethod
     async def register(
-        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None
     ) -> None:
         """Add or refresh an entry; it becomes the newest for its name.
         ``meta`` optionally describes the actor (``pid``, ``host``,
@@ -87,13 +89,14 @@ class RegistryBackend(abc.ABC):
         without metadata."""
         snap = await self.snapshot()
         return [
-            Registered(uid=uid, addrs=addrs) for uid, addrs in reversed(snap.items())
+            Registered(uid=uid, addrs=addrs)
+            for uid, addrs in reversed(snap.items())
             if matches(name, prefix, uid[0])
         ]
 
     # -- optional: watching --------------------------------------------------
     def subscribe(
-        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER
     ) -> Any:
         """``async with backend.subscribe(...) as (current, sub)``: the
         matching entries now (a list of :class:`~tractor.discovery.Registered`,
@@ -149,7 +152,7 @@ class MemoryRegistry(RegistryBackend):
         return {'entries': self._count, 'waiters': self.waiting(), 'watchers': len(self.hub)}
 
     async def register(
-        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None,
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None = None
     ) -> None:
         uid = check_uid(uid)
         wire = [check_wire(a) for a in addrs]
@@ -194,7 +197,7 @@ class MemoryRegistry(RegistryBackend):
 
     @asynccontextmanager
     async def subscribe(
-        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER,
+        self, name: str | None = None, prefix: bool = False, size: int = DEFAULT_BUFFER
     ) -> AsyncIterator[tuple[list[Registered], Subscription]]:
         # no checkpoint between the snapshot and subscribing: no gap
         sub = self.hub.subscribe(name, prefix, size)

@@ -8,13 +8,16 @@ Several registry addresses are followed at once, their events merged and
 duplicates dropped; a registry that goes away is followed again once it is
 back, and until then the others answer (a log line, no error).
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
+
 from tractor import (
     ContextCancelled,
     MsgTypeError,
@@ -24,8 +27,8 @@ from tractor import (
     context,
     current_actor,
 )
-from tractor.plugin import StoreAddress
 from tractor.log import get_logger
+from tractor.plugin import StoreAddress
 from tractor.trionics import collapse_eg
 
 from ._client import RegistrarUnreachable, client
@@ -59,7 +62,7 @@ def watch_endpoint(registrar: Registrar) -> Callable[..., Awaitable[None]]:
 
     @context
     async def watch_registry(
-        ctx: Any, name: str | None = None, prefix: bool = False, buffer: int = DEFAULT_BUFFER,
+        ctx: Any, name: str | None = None, prefix: bool = False, buffer: int = DEFAULT_BUFFER
     ) -> None:
         registrar.served['watch'] += 1
         async with registrar.backend.subscribe(name, prefix, buffer) as (current, sub):
@@ -107,7 +110,10 @@ async def _follow_local(backend: Any, key: Any, kw: dict, emit: Emit, up: Callab
 async def _follow_remote(actor: Any, reg: Address, kw: dict, emit: Emit, up: Callable) -> None:
     chan = await client(actor).channel(reg)
     try:
-        async with Portal(chan).open_context_from_ns('self', 'watch_registry', **kw) as (ctx, count):
+        async with Portal(chan).open_context_from_ns('self', 'watch_registry', **kw) as (
+            ctx,
+            count,
+        ):
             async with ctx.open_stream() as stream:
                 up()
                 await emit(reg, _Reset())
@@ -270,8 +276,13 @@ async def watch(
                 await send.send(err)
                 return
             except (
-                RegistrarUnreachable, TransportClosed, ContextCancelled, MsgTypeError,
-                trio.BrokenResourceError, RemoteActorError, RuntimeError,
+                RegistrarUnreachable,
+                TransportClosed,
+                ContextCancelled,
+                MsgTypeError,
+                trio.BrokenResourceError,
+                RemoteActorError,
+                RuntimeError,
             ) as err:
                 errors[key] = str(err)
                 was_live = key in live
@@ -280,13 +291,18 @@ async def watch(
                     await send.send((key, _Lost()))
                 settle(key)
                 if not live and first_round.is_set():
-                    await send.send(RegistrarUnreachable(
-                        'watch: no registry answers any more: ' + '; '.join(errors.values())
-                    ))
+                    await send.send(
+                        RegistrarUnreachable(
+                            'watch: no registry answers any more: ' + '; '.join(errors.values())
+                        )
+                    )
                     return
                 if was_live:
-                    log.warning('watch: lost the registry at %s (%s); the others answer '
-                                'until it is back', key, err)
+                    log.warning(
+                        'watch: lost the registry at %s (%s); the others answer until it is back',
+                        key,
+                        err,
+                    )
                 lost_before = True
             await trio.sleep(delay)  # a backoff between re-dials, not a poll
             delay = min(delay * 2, RETRY_MAX)

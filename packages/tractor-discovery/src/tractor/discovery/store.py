@@ -14,6 +14,7 @@ A backend that can tell changes emits :class:`Registered` and
 :func:`check_filter` validates a watch's ``(name, prefix)`` filter and
 :func:`meta_fields` the ``meta`` a registration carries.
 """
+
 from ._events import DEFAULT_BUFFER as DEFAULT_BUFFER
 from ._events import Hub as Hub
 from ._events import Registered as Registered
@@ -30,7 +31,18 @@ from ._registry import check_uid as check_uid
 from ._registry import check_wire as check_wire
 
 __all__ = [
-    'DEFAULT_BUFFER', 'Entry', 'Hub', 'MemoryRegistry', 'Registered', 'RegistryBackend',
-    'Subscription', 'Uid', 'Unregistered', 'WireAddr', 'check_filter', 'check_uid',
-    'check_wire', 'meta_fields',
+    'DEFAULT_BUFFER',
+    'Entry',
+    'Hub',
+    'MemoryRegistry',
+    'Registered',
+    'RegistryBackend',
+    'Subscription',
+    'Uid',
+    'Unregistered',
+    'WireAddr',
+    'check_filter',
+    'check_uid',
+    'check_wire',
+    'meta_fields',
 ]
