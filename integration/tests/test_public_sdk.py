@@ -111,9 +111,8 @@ def private_uses(text: str, own: str | None = None) -> list[tuple[int, str]]:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if any(_is_private(f'{node.module}.{a.name}', own) for a in node.names):
                 hit.add(node.lineno)
-        elif isinstance(node, ast.Import):
-            if any(_is_private(a.name, own) for a in node.names):
-                hit.add(node.lineno)
+        elif isinstance(node, ast.Import) and any(_is_private(a.name, own) for a in node.names):
+            hit.add(node.lineno)
     for lineno, line in enumerate(lines, 1):
         for m in _PRIVATE_ATTR.finditer(line):
             if _is_private(m.group(0)[:-1] + '_', own):

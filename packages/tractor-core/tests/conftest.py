@@ -64,3 +64,14 @@ def run_script():
             )
 
     return run
+
+
+@pytest.fixture
+def fresh_inproc_fns():
+    """The in-process tier's shared state (``tractor_core_inproc_fns``),
+    reset before and after the test."""
+    import tractor_core_inproc_fns as fns
+
+    fns.reset()
+    yield
+    fns.reset()

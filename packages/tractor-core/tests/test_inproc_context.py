@@ -17,13 +17,8 @@ import tractor_core_inproc_fns as fns
 from tractor_testsupport import memory
 
 MODS = [fns.__name__]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fns():
-    fns.reset()
-    yield
-    fns.reset()
+#: every test starts from fresh in-process state (see tractor_core_inproc_fns.reset)
+pytestmark = pytest.mark.usefixtures('fresh_inproc_fns')
 
 
 async def test_started_value_and_result():

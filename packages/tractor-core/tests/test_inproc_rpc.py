@@ -24,13 +24,8 @@ from tractor._ipc import Channel
 from tractor_testsupport import memory
 
 MODS = [fns.__name__]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fns():
-    fns.reset()
-    yield
-    fns.reset()
+#: every test starts from fresh in-process state (see tractor_core_inproc_fns.reset)
+pytestmark = pytest.mark.usefixtures('fresh_inproc_fns')
 
 
 async def test_both_ends_take_the_generic_stream_path():

@@ -99,56 +99,52 @@ def _layer_of(mod: str) -> int:
     raise AssertionError(f'tractor.{mod} is in no layer of {__name__}.LAYERS: add it')
 
 
+def _imports(mod: str, path: pathlib.Path, mods: dict) -> set[tuple[str, int]]:
+    """The core modules ``mod`` imports, with the line of each import."""
+    here = mod.split('.') if mod != '__init__' else []
+    pkg = here if path.name == '__init__.py' else here[:-1]
+    edges: set[tuple[str, int]] = set()
+    todo: list[tuple[ast.AST, bool]] = [(ast.parse(path.read_text()), False)]
+    while todo:
+        node, typing_only = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            tc = typing_only or (
+                isinstance(child, ast.If) and 'TYPE_CHECKING' in ast.unparse(child.test)
+            )
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = pkg[: len(pkg) - (child.level - 1)]
+                    name = '.'.join(['tractor', *base, *([child.module] if child.module else [])])
+                else:
+                    name = child.module or ''
+                # `from pkg import x`: the submodule pkg.x if there is one,
+                # else the name x of pkg itself
+                targets = [
+                    f'{name}.{a.name}' if f'{name}.{a.name}'[len('tractor.') :] in mods else name
+                    for a in child.names
+                ]
+            if not tc:
+                for target in targets:
+                    if target == 'tractor':
+                        target = 'tractor.__init__'
+                    if not target.startswith('tractor.'):
+                        continue
+                    target = target[len('tractor.') :]
+                    while target and target not in mods:
+                        target = target.rpartition('.')[0]
+                    if target and target != mod:
+                        edges.add((target, child.lineno))
+            todo.append((child, tc))
+    return edges
+
+
 def _edges() -> dict[str, set[tuple[str, int]]]:
     """``{module: {(imported core module, line)}}``, function-level included."""
     mods = _modules()
-    out: dict[str, set[tuple[str, int]]] = {}
-    for mod, path in mods.items():
-        is_pkg = path.name == '__init__.py'
-        here = mod.split('.') if mod != '__init__' else []
-        pkg = here if is_pkg else here[:-1]
-        edges: set[tuple[str, int]] = set()
-
-        def visit(node: ast.AST, typing_only: bool) -> None:
-            for child in ast.iter_child_nodes(node):
-                tc = typing_only or (
-                    isinstance(child, ast.If) and 'TYPE_CHECKING' in ast.unparse(child.test)
-                )
-                targets: list[str] = []
-                if isinstance(child, ast.Import):
-                    targets = [a.name for a in child.names]
-                elif isinstance(child, ast.ImportFrom):
-                    if child.level:
-                        base = pkg[: len(pkg) - (child.level - 1)]
-                        name = '.'.join(
-                            ['tractor', *base, *([child.module] if child.module else [])]
-                        )
-                    else:
-                        name = child.module or ''
-                    # `from pkg import x`: the submodule pkg.x if there is
-                    # one, else the name x of pkg itself
-                    targets = [
-                        f'{name}.{a.name}'
-                        if f'{name}.{a.name}'[len('tractor.') :] in mods
-                        else name
-                        for a in child.names
-                    ]
-                if not tc:
-                    for target in targets:
-                        if target == 'tractor':
-                            target = 'tractor.__init__'
-                        if not target.startswith('tractor.'):
-                            continue
-                        target = target[len('tractor.') :]
-                        while target and target not in mods:
-                            target = target.rpartition('.')[0]
-                        if target and target != mod:
-                            edges.add((target, child.lineno))
-                visit(child, tc)
-
-        visit(ast.parse(path.read_text()), False)
-        out[mod] = edges
-    return out
+    return {mod: _imports(mod, path, mods) for mod, path in mods.items()}
 
 
 def test_core_import_graph_has_no_cycles():

@@ -383,7 +383,7 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     chan = Channel(stream, raddr=wrap_address(tuple(target)), initiator=True)
     await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, actor.listen_addrs)
     ready = trio.Event()
-    actor._root_tn.start_soon(actor._serve_dialed, chan, ready)
+    actor._io_tn.start_soon(actor._serve_dialed, chan, ready)
     await ready.wait()
     portal = tractor.Portal(chan)
     out: dict[str, str] = {}

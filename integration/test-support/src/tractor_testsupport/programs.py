@@ -76,6 +76,8 @@ async def tree_program(argv: list[str]) -> AsyncIterator[TreeProgram]:
     import trio
 
     proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None and stderr is not None  # both piped
     try:
         yield TreeProgram(proc, Path(argv[1]).name if len(argv) > 1 else argv[0])
     finally:
@@ -83,5 +85,5 @@ async def tree_program(argv: list[str]) -> AsyncIterator[TreeProgram]:
             proc.kill()
             with trio.CancelScope(shield=True):
                 await proc.wait()
-        await proc.stdout.aclose()
-        await proc.stderr.aclose()
+        await stdout.aclose()
+        await stderr.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -174,10 +174,11 @@ def _channel_kwargs(target: Callable, chan: LinkedTaskChannel, kwargs: dict[str,
     """The channel goes to the target as ``chan``, or as ``to_trio`` and
     ``from_trio`` (the spelling of earlier releases: ``to_trio.send_nowait``,
     ``await from_trio.get()``), whichever its signature names."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
+        params = {}
     names = [n for n in ('chan', 'to_trio', 'from_trio') if n in params]
     if not names:
         raise TypeError(

@@ -179,7 +179,7 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
             # is pending" when the closed loop's task is collected (asyncio
             # turns this off itself for tasks it abandons on purpose)
             try:
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
+                task._log_destroy_pending = False  # type: ignore[attr-defined]  # private asyncio, hence the except
             except AttributeError:
                 pass
         elif not task.cancelled() and task.exception() is not None:

@@ -274,7 +274,7 @@ def accepting(stream: trio.abc.Stream, wires: list[tuple[str, list]]) -> Callabl
         uid = os.getuid()
         ok.update(f'unix:{_wire_text(w)}:uid={uid}'.encode() for w in wires)
     elif family in (socket.AF_INET, socket.AF_INET6):
-        for proto, parts in wires:
+        for _proto, parts in wires:
             if len(parts) == 2 and isinstance(parts[0], str) and isinstance(parts[1], int):
                 host = _norm_ip(parts[0])
                 if host in ('0.0.0.0', '::'):

@@ -2,7 +2,7 @@
 
 A plain call needs none of a :class:`~tractor.Context`'s machinery (no
 stream, no inbox, no credit), so each side keeps a small handle in
-``Actor._contexts`` instead, which the channel's message loop feeds:
+``Actor._routes`` instead, which the channel's message loop feeds:
 
 - the caller a :class:`Reply`, which hands the ``Return``/``Error`` straight
   to the waiting task (woken directly, no memory channel in between);
@@ -57,9 +57,9 @@ class Reply:
             log.debug('call %s: dropping a second reply (%s)', self.cid, kind.__name__)
             return
         if kind is _msg.Return:
-            self.msg = msg  # type: ignore[assignment]
+            self.msg = msg  # type: ignore[assignment]  # dispatch on a saved type(msg)
         elif kind is _msg.Error:
-            self.error = unpack_error(msg)  # type: ignore[arg-type]
+            self.error = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
         else:
             self.error = MsgTypeError(f'unexpected {kind.__name__} in reply to call {self.cid}')
         self._wake()

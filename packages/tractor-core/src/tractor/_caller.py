@@ -4,7 +4,7 @@
 on a :class:`~tractor._call.Reply` slot; :func:`open_context`
 (``Portal.open_context``, ``kind='ctx'``) keeps a
 :class:`~tractor.Context` for the exchange. Both register their handle in
-``actor._contexts`` under ``(channel, cid)`` for the channel's message loop
+``actor._routes`` under ``(channel, cid)`` for the channel's message loop
 to feed, and both ask the callee to cancel when the caller is cancelled.
 """
 
@@ -52,7 +52,7 @@ async def call(
     """
     cid = chan.next_cid()
     reply = Reply(chan, cid)
-    actor._contexts[(chan, cid)] = reply
+    actor._routes[(chan, cid)] = reply
     sent = False
     try:
         if always_start:
@@ -82,10 +82,12 @@ async def call(
             and isinstance(err, RemoteActorError)
             and not isinstance(err, ContextCancelled)
         ):
-            raise err
+            # the callee's own error, with its own cause: not a consequence
+            # of the cancel being handled here
+            raise err  # noqa: B904
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
 
 
 @asynccontextmanager
@@ -100,14 +102,14 @@ async def open_context(
     ctx = Context(
         actor, chan, cid, 'caller', f'{ns}:{name}', window=DEFAULT_WINDOW, pld_dec=pld_dec
     )
-    actor._contexts[(chan, cid)] = ctx
+    actor._routes[(chan, cid)] = ctx
     try:
         # raises MsgTypeError before anything is sent for bad kwargs
         await chan.send(
             _msg.Start(cid=cid, ns=ns, func=name, kwargs=kwargs, kind='ctx', window=DEFAULT_WINDOW)
         )
     except BaseException:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
         raise
     try:
         msg = await ctx._next_msg()
@@ -144,10 +146,10 @@ async def open_context(
             if ctx._cancel_called:
                 # our own ctx.cancel(): wait for the callee to confirm
                 await ctx._cancel_and_wait()
-                err = ctx._remote_error
-                if err is None or ctx._is_own_cancel(err):
+                remote = ctx._remote_error
+                if remote is None or ctx._is_own_cancel(remote):
                     return
-                raise err
+                raise remote
             if ctx._remote_error is not None:
                 raise ctx._remote_error
         try:
@@ -161,4 +163,4 @@ async def open_context(
         await ctx._cancel_and_wait()
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     # neither interleaves mid-line nor waits for the process to exit
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.reconfigure(line_buffering=True, write_through=False)
+            stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]  # see except
         except (AttributeError, ValueError):
             pass
     if args.asyncio:

@@ -32,7 +32,7 @@ import inspect
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 import trio
@@ -64,7 +64,11 @@ _NOT_SET = object()
 F = TypeVar('F', bound=Callable[..., Any])
 
 
-def context(fn: F | None = None, *, pld_spec: Any = None) -> F:
+@overload
+def context(fn: F, *, pld_spec: Any = None) -> F: ...
+@overload
+def context(fn: None = None, *, pld_spec: Any = None) -> Callable[[F], F]: ...
+def context(fn: F | None = None, *, pld_spec: Any = None) -> F | Callable[[F], F]:
     """Mark ``async def fn(ctx: tractor.Context, **kwargs)`` as a context
     endpoint, to be opened with ``Portal.open_context(fn, **kwargs)``.
 
@@ -83,15 +87,15 @@ def context(fn: F | None = None, *, pld_spec: Any = None) -> F:
             raise TypeError(
                 f'@tractor.context function {f.__qualname__} must take a `ctx` argument'
             )
-        f._tractor_context = True  # type: ignore[attr-defined]
-        f._tractor_pld_spec = pld_spec  # type: ignore[attr-defined]
+        f._tractor_context = True  # type: ignore[attr-defined]  # a mark read back with getattr
+        f._tractor_pld_spec = pld_spec  # type: ignore[attr-defined]  # a mark read back with getattr
         # built once here, shared by every context of this function
-        f._tractor_pld_dec = (  # type: ignore[attr-defined]
+        f._tractor_pld_dec = (  # type: ignore[attr-defined]  # a mark read back with getattr
             msgspec.msgpack.Decoder(pld_spec) if pld_spec is not None else None
         )
         return f
 
-    return mark(fn) if fn is not None else mark  # type: ignore[return-value]
+    return mark(fn) if fn is not None else mark
 
 
 #: the Context of the running task: the callee's in its function, the
@@ -193,8 +197,8 @@ class Context(TaskScope, StreamSide):
     def _deliver(self, msg: _msg._Msg) -> None:
         kind = type(msg)
         if kind is _msg.Credit:
-            self._credit += msg.n  # type: ignore[attr-defined]
-            if msg.overrun:  # type: ignore[attr-defined]
+            self._credit += msg.n  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+            if msg.overrun:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
                 self._overrun_ok = True
             self._wake_sender()
             return
@@ -203,11 +207,11 @@ class Context(TaskScope, StreamSide):
             self._stops_queued += 1
             self._wake_sender()
         elif kind is _msg.Return:
-            self._result = msg.pld  # type: ignore[attr-defined]
+            self._result = msg.pld  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
             self._done.set()
             self._wake_sender()
         elif kind is _msg.Error:
-            err = unpack_error(msg)  # type: ignore[arg-type]
+            err = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
             self._remote_error = err
             if isinstance(err, ContextCancelled) and self.canceller is None:
                 self.canceller = err.canceller

@@ -9,8 +9,8 @@ each of these points does what a tree without a debugger does.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, AsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -37,7 +37,7 @@ class Debugger:
         """Run an RPC task's target, ``await fn(*args)``."""
         return await fn(*args)
 
-    def main_block(self, actor: Actor) -> AsyncContextManager[None]:
+    def main_block(self, actor: Actor) -> AbstractAsyncContextManager[None]:
         """Wraps the body of a root actor's ``open_root_actor`` block."""
         return nullcontext()
 

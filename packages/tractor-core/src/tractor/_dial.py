@@ -13,7 +13,7 @@ child (its parent channel) and discovery's registrar probe all start here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -35,7 +35,7 @@ async def handshake(
     chan: Channel,
     aid: _msg.Aid,
     timeout: float,
-    addrs: list[Address] = (),
+    addrs: Sequence[Address] = (),
     secret: bytes | None = None,
     spawn_token: bytes | None = None,
 ) -> _msg.Aid:

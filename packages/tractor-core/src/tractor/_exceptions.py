@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import sys
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -136,8 +136,9 @@ class RemoteActorError(TractorError):
         super().__init__(message)
         self.msg = message
         self.boxed_type_str = boxed_type_str
-        self.src_uid = tuple(src_uid) if src_uid else None
-        self.relay_uid = tuple(relay_uid) if relay_uid else None
+        # a uid given as a list (decoded without a type) is kept as the tuple
+        self.src_uid = cast('tuple[str, str]', tuple(src_uid)) if src_uid else None
+        self.relay_uid = cast('tuple[str, str]', tuple(relay_uid)) if relay_uid else None
         self.tb_str = tb_str
 
     @property

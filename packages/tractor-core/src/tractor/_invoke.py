@@ -43,7 +43,7 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
         await _runtime_call(actor, chan, msg)
         return
-    if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._contexts:
+    if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._routes:
         # a bad stream window, or a call id still in use: refuse this
         # request with a typed error, keep serving the connection
         why = (
@@ -65,12 +65,12 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         if msg.kind == 'ctx'
         else CallScope(chan, msg.cid)  # a plain call: no stream
     )
-    actor._contexts[(chan, msg.cid)] = ctx
+    actor._routes[(chan, msg.cid)] = ctx
     try:
         assert actor._service_tn is not None
         actor._service_tn.start_soon(invoke, actor, chan, ctx, msg, name=f'{msg.ns}:{msg.func}')
     except RuntimeError:
-        actor._contexts.pop((chan, msg.cid), None)
+        actor._routes.pop((chan, msg.cid), None)
         await chan.send_or_drop(
             pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid)
         )
@@ -107,16 +107,17 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
                 f'{msg.ns}.{msg.func} is a @tractor.context function: '
                 'open it with Portal.open_context(), not Portal.run()'
             )
-        if ctx_fn and getattr(fn, '_tractor_pld_spec', None) is not None:
+        # the kind checks above: a context function's call made a Context
+        target: Context | None = ctx if ctx_fn else None  # type: ignore[assignment]  # see above
+        if target is not None and getattr(fn, '_tractor_pld_spec', None) is not None:
             import msgspec
 
-            ctx._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]
+            target._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]  # a mark
         # (this task's own: it runs only this call; a plain call has none,
         # whatever the task that started the channel's loop had)
-        _current_ctx.set(ctx if ctx_fn else None)
+        _current_ctx.set(target)
         with trio.CancelScope() as cs:
             ctx._scope = cs
-            target = ctx if ctx_fn else None
             if actor.debugger is not None:
                 # e.g. debug mode: a crash opens the debugger, and
                 # breakpoint() works in the task
@@ -131,8 +132,8 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
             )
             return
         try:
-            if ctx_fn and ctx._pld_dec is not None:  # type: ignore[union-attr]
-                _msg.check_pld(result, ctx._pld_dec)  # type: ignore[union-attr]
+            if target is not None and target._pld_dec is not None:
+                _msg.check_pld(result, target._pld_dec)
             await chan.send(_msg.Return(cid=cid, pld=result))
         except MsgTypeError as err:
             await chan.send_or_drop(pack_error(cid, err, actor.uid))
@@ -144,7 +145,7 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
         await chan.send_or_drop(pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
         raise
     finally:
-        actor._contexts.pop((chan, cid), None)
+        actor._routes.pop((chan, cid), None)
 
 
 async def call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:

@@ -422,7 +422,11 @@ class Channel:
             _partial_bytes -= held
 
     async def _fill_some(self, need: int) -> None:
-        chunks = [self._buf[self._pos :]] if self._pos < len(self._buf) else []
+        # a generic stream's chunks may be bytearrays
+        chunks: list[bytes | bytearray] = (
+            [self._buf[self._pos :]] if self._pos < len(self._buf) else []
+        )
+        chunk: bytes | bytearray
         got = 0
         while got < need:
             try:

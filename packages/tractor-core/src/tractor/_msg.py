@@ -8,7 +8,7 @@ type spec; on send any msgspec-encodable value may sit in them.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 from msgspec import Raw, Struct
@@ -145,11 +145,11 @@ class Cancel(_Msg):
     cid: int
 
 
-Msg = Union[Hello, SpawnSpec, Ready, Start, Started, Yield, Stop, Credit, Return, Error, Cancel]
+Msg = Hello | SpawnSpec | Ready | Start | Started | Yield | Stop | Credit | Return | Error | Cancel
 
 #: fields that decode to arbitrary values, besides Start.kwargs and the
 #: payloads (bounded where they are decoded, see decode_pld)
-_ANY_FIELDS = {
+_ANY_FIELDS: dict[type[_Msg], tuple[str, ...]] = {
     Hello: ('addrs',),
     SpawnSpec: ('reg_addrs', 'bind_addrs', 'root_addrs'),
     Ready: ('accept_addrs',),
@@ -199,7 +199,7 @@ def check_pld(value: Any, decoder: msgspec.msgpack.Decoder) -> None:
 
 
 def _spec_name(spec: Any) -> str:
-    return getattr(spec, '__name__', None) if isinstance(spec, type) else str(spec)
+    return spec.__name__ if isinstance(spec, type) else str(spec)
 
 
 def decode(data: bytes | memoryview) -> _Msg:

@@ -120,7 +120,7 @@ async def open_nursery(
     ``debug_mode`` (defaults for the children) are accepted, the others are
     a ``TypeError``.
     """
-    root_only = {
+    root_only: dict[str, Any] = {
         k: v
         for k, v in (
             ('registry_addrs', registry_addrs),
@@ -134,7 +134,7 @@ async def open_nursery(
         )
         if v is not None and v is not False
     }
-    child_defaults = {
+    child_defaults: dict[str, Any] = {
         k: v
         for k, v in (
             ('start_method', start_method),

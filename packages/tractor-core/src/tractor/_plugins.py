@@ -91,6 +91,7 @@ def _import_path(plugin: object) -> tuple[str | None, str]:
     import sys
     from types import ModuleType
 
+    modname: str | None
     if isinstance(plugin, ModuleType):
         modname = plugin.__name__
         if modname in ('__main__', '__mp_main__'):
@@ -135,8 +136,9 @@ def unregister_plugin(plugin: object) -> None:
     if path in _code_plugins:
         _code_plugins.remove(path)
     for tpt in getattr(plugin, 'tractor_transports', lambda: [])() or ():
-        if _transports.get(tpt.proto_key) is tpt:
-            del _transports[tpt.proto_key]
+        key = tpt.proto_key
+        if _transports.get(key) is tpt:
+            del _transports[key]
 
 
 def plugin_paths_for_children() -> list[str]:

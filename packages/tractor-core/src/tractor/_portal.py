@@ -118,7 +118,7 @@ class Portal:
         self._collected.set()
         if self._final_error is not None:
             # raised here, so the nursery does not raise it a second time
-            self._final_error._tractor_delivered = True  # type: ignore[attr-defined]
+            self._final_error._tractor_delivered = True  # type: ignore[attr-defined]  # a mark read with getattr
             raise self._final_error
         return self._final
 

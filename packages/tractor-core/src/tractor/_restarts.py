@@ -126,7 +126,10 @@ class RestartPolicy:
             self._history.append(now)
             group = self._group(failed)
             # the living members are stopped first (the failed one is gone)
-            stopping = [c.current for c in group if c is not failed and c.alive]
+            # (a living child has a current incarnation: the test narrows the type)
+            stopping = [
+                s for c in group if c is not failed and c.alive and (s := c.current) is not None
+            ]
             for c in group:
                 if c.state == 'running':
                     c.state = 'restarting'
@@ -134,14 +137,12 @@ class RestartPolicy:
             self._notify()
             if stopping:
                 for s in stopping:
-                    assert s is not None
                     s.stopping = True
                 async with trio.open_nursery() as tn:
                     for s in stopping:
                         if s.record is not None:
                             tn.start_soon(self._an._cancel_child, s.record, False)
                 for s in stopping:
-                    assert s is not None
                     await s.watched.wait()
             delay = self._backoff_delay(failed)
             if delay > 0:

@@ -70,7 +70,7 @@ class Actor:
         self._peer_events: dict[tuple[str, str], trio.Event] = {}
         #: what the message loops feed, by (channel, call id): a Context, or
         #: for a plain call a Reply (caller) / CallScope (callee)
-        self._contexts: dict[tuple[Channel, int], Context | Reply | CallScope] = {}
+        self._routes: dict[tuple[Channel, int], Context | Reply | CallScope] = {}
         self._spawning: dict[tuple[str, str], Any] = {}
         #: spawn channels of this actor's children once they are serving
         #: (so a SIGUSR1 task-tree dump can be relayed down the tree)
@@ -79,7 +79,7 @@ class Actor:
         #: the spawning parent's uid (``None`` in a root)
         self.parent_uid: tuple[str, str] | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
-        self._root_tn: trio.Nursery | None = None
+        self._io_tn: trio.Nursery | None = None
         #: RPC tasks (likewise shielded; cancelled by cancel_soon/teardown)
         self._service_tn: trio.Nursery | None = None
         self._cancel_called = False
@@ -244,8 +244,8 @@ class Actor:
         """Serve the spawn connection (once ``Ready`` is sent): from now on,
         losing it shuts this actor down."""
         self._parent_chan = chan
-        assert self._root_tn is not None
-        self._root_tn.start_soon(self._serve_dialed, chan, trio.Event())
+        assert self._io_tn is not None
+        self._io_tn.start_soon(self._serve_dialed, chan, trio.Event())
 
     # -- lifetime ---------------------------------------------------------
     @asynccontextmanager
@@ -260,14 +260,14 @@ class Actor:
         """
         body_exc: BaseException | None = None
         raise_fd_limit()
-        async with trio.open_nursery() as root_tn:
+        async with trio.open_nursery() as runtime_tn:
             # listeners, connections and RPC tasks run in nurseries shielded
             # from the caller's scopes: when the code that opened the runtime
             # is cancelled, its actor nurseries still need the links to their
             # children (cancel requests, final replies, unregistering). Both
             # are cancelled explicitly here once the block is done.
-            self._root_tn = await root_tn.start(self._run_io_nursery)
-            self._service_tn = await root_tn.start(self._run_service_nursery)
+            self._io_tn = await runtime_tn.start(self._run_io_nursery)
+            self._service_tn = await runtime_tn.start(self._run_service_nursery)
             try:
                 async with AsyncExitStack() as hooks:
                     try:
@@ -275,7 +275,7 @@ class Actor:
                             # (imported here: only such actors pay for it)
                             from ._stack import dump_on_signal
 
-                            await self._root_tn.start(dump_on_signal, self)
+                            await self._io_tn.start(dump_on_signal, self)
                         for addr in bind_addrs:
                             await self._listen(addr)
                         for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
@@ -300,8 +300,8 @@ class Actor:
             finally:
                 self._cancel_called = True
                 self._service_tn.cancel_scope.cancel()
-                self._root_tn.cancel_scope.cancel()
-                root_tn.cancel_scope.cancel()
+                self._io_tn.cancel_scope.cancel()
+                runtime_tn.cancel_scope.cancel()
                 self._cancel_complete.set()
                 for addr in self._listen_addrs:
                     try:
@@ -339,16 +339,16 @@ class Actor:
         tpt = get_transport(addr.proto_key)
         listener, bound = await tpt.listen(addr)
         self._listen_addrs.append(bound)
-        assert self._root_tn is not None
-        self._root_tn.start_soon(_accept.serve_listener, self, listener, bound)
+        assert self._io_tn is not None
+        self._io_tn.start_soon(_accept.serve_listener, self, listener, bound)
 
     async def connect(self, addr: Address | Any) -> Channel:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
         chan = await dial(addr, self.aid, addrs=self._listen_addrs)
         log.transport('%s: dialed %r', chan.raddr, chan.aid and chan.aid.name)
         ready = trio.Event()
-        assert self._root_tn is not None
-        self._root_tn.start_soon(self._serve_dialed, chan, ready)
+        assert self._io_tn is not None
+        self._io_tn.start_soon(self._serve_dialed, chan, ready)
         await ready.wait()
         return chan
 
@@ -398,8 +398,8 @@ class Actor:
     async def _serve_channel(self, chan: Channel, ready: trio.Event | None = None) -> None:
         """Route every message of ``chan`` until it closes or misbehaves."""
         self._add_peer(chan)
-        assert self._root_tn is not None
-        self._root_tn.start_soon(chan.run_writer)
+        assert self._io_tn is not None
+        self._io_tn.start_soon(chan.run_writer)
         if ready is not None:
             ready.set()
         err: BaseException | None = None
@@ -408,13 +408,13 @@ class Actor:
                 msg = await chan.recv()
                 kind = type(msg)
                 if kind is _msg.Start:
-                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]
+                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
                 elif kind in _CTX_MSGS:
-                    ctx = self._contexts.get((chan, msg.cid))  # type: ignore[attr-defined]
+                    ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
                     if ctx is not None:
                         ctx._deliver(msg)
-                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]
-                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]
+                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]  # dispatch on a saved type(msg)
                     else:
                         log.debug(
                             'no context %s for %s from %r',
@@ -439,7 +439,7 @@ class Actor:
                     f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}'
                 )
             )
-            for (c, _cid), ctx in list(self._contexts.items()):
+            for (c, _cid), ctx in list(self._routes.items()):
                 if c is chan:
                     ctx._lost(lost)
             await chan.aclose()

@@ -184,7 +184,8 @@ class MsgStream(trio.abc.Channel[Any]):
         self._ctx = ctx
         self._eoc = False
         self._closed = False
-        self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)
+        # reused by send(), which puts each value in (a plain value, not Raw)
+        self._ymsg: _msg.Yield | None = _msg.Yield(cid=ctx.cid, pld=None)  # type: ignore[arg-type]  # a template
         self._unyielded = 0
         #: whether this side found nothing to receive since its last send:
         #: traffic is then interactive (request/reply, echo) and the next
@@ -257,7 +258,7 @@ class MsgStream(trio.abc.Channel[Any]):
             ctx._credit += 1
             raise
         finally:
-            msg.pld = None
+            msg.pld = None  # type: ignore[assignment]  # holds no value between sends
             self._ymsg = msg
 
     async def receive(self) -> Any:
@@ -298,7 +299,7 @@ class MsgStream(trio.abc.Channel[Any]):
             ctx._owed += 1
             if ctx._owed >= ctx._batch:
                 await ctx._credit_back(msg)
-            return ctx._decode(msg.pld)  # type: ignore[attr-defined]
+            return ctx._decode(msg.pld)  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
         if kind is _msg.Stop or kind is _msg.Return:
             if kind is _msg.Stop:
                 ctx._stops_queued -= 1

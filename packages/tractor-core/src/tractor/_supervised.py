@@ -155,7 +155,7 @@ class SupervisedPortal(Portal):
         self._child = child
 
     @property
-    def channel(self) -> Channel:  # type: ignore[override]
+    def channel(self) -> Channel:  # type: ignore[override]  # read-only: the current incarnation's
         """The current incarnation's channel (possibly a dead one)."""
         inc = self._child.current
         if inc is None:
@@ -192,9 +192,9 @@ class SupervisedPortal(Portal):
             f'restart_wait={sup.restart_wait}s'
         )
 
-    async def run(self, func: Callable, **kwargs: Any) -> Any:
+    async def run(self, func: Callable | str, fn_name: str | None = None, /, **kwargs: Any) -> Any:
         portal = await self._live()
-        return await portal.run(func, **kwargs)
+        return await portal.run(func, fn_name, **kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         portal = await self._live()

@@ -288,11 +288,13 @@ class Supervisor(RestartPolicy):
             # cancelled by another actor (or by us): a normal end; with
             # itself as the canceller the actor shut down on its own
             canceller = tuple(err.canceller) if err.canceller else None
-            inc.normal = canceller is not None and canceller != inc.uid
             inc.failure = err
-            inc.reason = (
-                f'was cancelled by {canceller[0]!r}' if inc.normal else 'shut down on its own'
-            )
+            if canceller is not None and canceller != inc.uid:
+                inc.normal = True
+                inc.reason = f'was cancelled by {canceller[0]!r}'
+            else:
+                inc.normal = False
+                inc.reason = 'shut down on its own'
         except RemoteActorError as err:
             inc.failure = err
             inc.reason = f'raised {err.type_name}: {err.msg}'

@@ -107,11 +107,11 @@ class Transport(abc.ABC):
     encrypted: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def claims(self, addr: tuple) -> bool:
+    def claims(self, addr: tuple[Any, ...]) -> bool:
         """Whether a plain tuple looks like one of this transport's addresses."""
 
     @abc.abstractmethod
-    def from_tuple(self, addr: tuple | list) -> Address:
+    def from_tuple(self, addr: tuple[Any, ...] | list[Any]) -> Address:
         """Build an address from its plain tuple (raise ``ValueError`` if bad)."""
 
     @abc.abstractmethod

@@ -287,6 +287,7 @@ class EtcdRegistry(RegistryBackend):
         idx = addrs.index(wire)
         # only if nobody changed the entry since we read it
         same = [{'key': key, 'target': 'MOD', 'result': 'EQUAL', 'mod_revision': kv.mod_revision}]
+        op: dict[str, dict[str, Any]]
         if len(addrs) == 1:
             op = {'request_delete_range': {'key': key}}
         else:
@@ -376,7 +377,7 @@ class EtcdRegistry(RegistryBackend):
                     continue
                 if kind == 'DELETE':
                     reason = leaving.pop(uid, 'expired')
-                    hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]
+                    hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # the base types it str
                     continue
                 try:
                     reg = _dec.decode(kv.value)

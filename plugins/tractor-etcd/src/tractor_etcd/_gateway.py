@@ -214,17 +214,17 @@ class Gateway:
             if resp.status_code == 200:
                 return resp.content
             try:
-                err = _decode(resp.content, ErrorReply)
+                refusal = _decode(resp.content, ErrorReply)
             except msgspec.DecodeError:
                 raise _Failover(f'{url}: HTTP {resp.status_code}') from None
-            text = err.message or err.error
-            if err.code == _UNAUTHENTICATED or 'invalid auth token' in text:
-                if self._user and attempt == 0:
-                    self._token = None  # tokens are per member: fetch a fresh one
-                    continue
-            if err.code in (_UNAVAILABLE, _DEADLINE) or resp.status_code == 503:
+            text = refusal.message or refusal.error
+            unauthenticated = refusal.code == _UNAUTHENTICATED or 'invalid auth token' in text
+            if unauthenticated and self._user and attempt == 0:
+                self._token = None  # tokens are per member: fetch a fresh one
+                continue
+            if refusal.code in (_UNAVAILABLE, _DEADLINE) or resp.status_code == 503:
                 raise _Failover(f'{url}: {text}')
-            raise EtcdError(f'etcd: {text}', err.code)
+            raise EtcdError(f'etcd: {text}', refusal.code)
         raise AssertionError('unreachable')
 
     async def post(self, path: str, body: dict[str, Any], reply: type[R]) -> R:

@@ -63,7 +63,8 @@ def source_host(host: str, port: int) -> str:
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((host, port or 9))
-            return probe.getsockname()[0]
+            source: str = probe.getsockname()[0]
+            return source
     except OSError:
         return host  # no route: binding fails and says so, naming the host
 
@@ -88,7 +89,7 @@ class TCPTransport(Transport):
     proto_key = 'tcp'
     maddr_protocols = ('ip4', 'ip6', 'dns', 'dns4', 'dns6')
 
-    def claims(self, addr: tuple) -> bool:
+    def claims(self, addr: tuple[Any, ...]) -> bool:
         return (
             len(addr) == 2
             and isinstance(addr[0], str)
@@ -96,7 +97,7 @@ class TCPTransport(Transport):
             and not isinstance(addr[1], bool)
         )
 
-    def from_tuple(self, addr: tuple | list) -> TCPAddress:
+    def from_tuple(self, addr: tuple[Any, ...] | list[Any]) -> TCPAddress:
         if len(addr) != 2:
             raise ValueError(f'a TCP address is (host, port), got {addr!r}')
         return TCPAddress(addr[0], addr[1])

@@ -95,11 +95,11 @@ class TLSTransport(Transport):
     def __init__(self) -> None:
         self._tcp = TCPTransport()
 
-    def claims(self, addr: tuple) -> bool:
+    def claims(self, addr: tuple[Any, ...]) -> bool:
         # a plain (host, port) is TCP's: TLS is never guessed, it is asked for
         return False
 
-    def from_tuple(self, addr: tuple | list) -> TLSAddress:
+    def from_tuple(self, addr: tuple[Any, ...] | list[Any]) -> TLSAddress:
         if len(addr) != 2:
             raise ValueError(f'a TLS address is (host, port), got {addr!r}')
         return TLSAddress(addr[0], addr[1])

@@ -117,7 +117,8 @@ def current_files() -> Files:
             )
         paths.append(value)
     verify = os.environ.get(ENV_VERIFY_HOST, '').strip().lower() not in _FALSE
-    return Files(*paths, verify_host=verify)
+    ca, cert, key = paths
+    return Files(ca, cert, key, verify_host=verify)
 
 
 def _stamp(path: str, var: str, what: str) -> tuple:
@@ -171,7 +172,10 @@ def _base(purpose: ssl.Purpose, files: Files) -> ssl.SSLContext:
     except OSError as err:  # ssl.SSLError is an OSError too
         reason = getattr(err, 'reason', None)
         if reason == 'KEY_VALUES_MISMATCH':
-            why = f'the private key {files.key!r} ({ENV_KEY}) does not belong to the certificate {files.cert!r} ({ENV_CERT})'
+            why = (
+                f'the private key {files.key!r} ({ENV_KEY}) does not belong to the '
+                f'certificate {files.cert!r} ({ENV_CERT})'
+            )
         elif not _pem_has(files.cert, b'-----BEGIN CERTIFICATE-----'):
             why = f'the certificate {files.cert!r} ({ENV_CERT}) is not a PEM certificate'
         elif not _pem_has(files.key, b'PRIVATE KEY-----'):
@@ -236,7 +240,7 @@ _OLD_TLS = {'UNSUPPORTED_PROTOCOL', 'TLSV1_ALERT_PROTOCOL_VERSION', 'NO_PROTOCOL
 
 def ssl_cause(err: BaseException) -> BaseException | None:
     """The ``ssl`` (or OS) error under trio's ``BrokenResourceError``."""
-    seen = err
+    seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, (ssl.SSLError, ssl.CertificateError, OSError)):
             return seen

@@ -74,8 +74,8 @@ class TLSStream(trio.abc.Stream):
 
     def _fast(self) -> None:
         # from now on the SSLStream's own methods answer directly
-        self.send_all = self.ssl_stream.send_all  # type: ignore[method-assign]
-        self.receive_some = self.ssl_stream.receive_some  # type: ignore[method-assign]
+        self.send_all = self.ssl_stream.send_all  # type: ignore[method-assign]  # the SSLStream's, once confirmed
+        self.receive_some = self.ssl_stream.receive_some  # type: ignore[method-assign]  # the SSLStream's, once confirmed
 
     async def do_handshake(self) -> None:
         """Run the handshake (once); a failure is a
@@ -127,11 +127,11 @@ class TLSStream(trio.abc.Stream):
             reason=reason,
         ) from err
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.do_handshake()
         await self.ssl_stream.send_all(data)
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:  # type: ignore[override]
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._confirmed or self._server_side:
             await self.do_handshake()
             return await self.ssl_stream.receive_some(max_bytes)

@@ -84,7 +84,7 @@ class UDSTransport(Transport):
     proto_key = 'uds'
     maddr_protocols = ('unix',)
 
-    def claims(self, addr: tuple) -> bool:
+    def claims(self, addr: tuple[Any, ...]) -> bool:
         return (
             len(addr) == 2
             and isinstance(addr[0], str)
@@ -92,7 +92,7 @@ class UDSTransport(Transport):
             and (addr[0].startswith('/') or addr[1].endswith('.sock'))
         )
 
-    def from_tuple(self, addr: tuple | list) -> UDSAddress:
+    def from_tuple(self, addr: tuple[Any, ...] | list[Any]) -> UDSAddress:
         if len(addr) != 2:
             raise ValueError(f'a UDS address is (dirpath, filename), got {addr!r}')
         return UDSAddress(addr[0], addr[1])
@@ -147,7 +147,8 @@ class UDSTransport(Transport):
         return SAME_HOST
 
     def close_listener(self, addr: Address) -> None:
-        path = addr.path  # type: ignore[attr-defined]
+        assert isinstance(addr, UDSAddress)
+        path = addr.path
         owned = _owned.pop(path, None)
         if owned is not None and _inode(path) != owned:
             return  # the file there now is another socket's: not ours to delete

@@ -81,7 +81,7 @@ async def open_actor_cluster(
                 f'(as defaults for the workers)'
             )
 
-    supervised = {
+    supervised: dict[str, Any] = {
         k: v
         for k, v in (('strategy', strategy), ('max_restarts', max_restarts), ('within', within))
         if v is not None

@@ -136,10 +136,10 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
         with trio.CancelScope(shield=True), trio.fail_after(SPAWN_TIMEOUT):
             try:
                 await sock.connect(path)
-                ancdata = (
+                rights = (
                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
                 )
-                sent = await sock.sendmsg([data], ancdata)
+                sent = await sock.sendmsg([data], rights)
                 view = memoryview(data)[sent:]
                 while view:
                     view = view[await sock.send(view) :]
@@ -155,14 +155,15 @@ async def _ask(path: str, cmd: ChildCommand) -> ForkedProcess | None:
             except OSError as err:  # refused, missing, reset: nobody serves there
                 raise ServerUnavailable(f'no fork server at {path}: {err}') from err
             reply = decode_reply(body)
-            if 'pid' in reply and len(got) == 1:
-                proc = ForkedProcess(int(reply['pid']), got.pop(), sock, frames, cmd.args)
-                done = True
-                return proc
-            if 'fallback' in reply:
-                log.info('spawning from a fresh interpreter: %s', reply['fallback'])
-                return None
-            raise ActorFailure(f'the fork server refused to fork: {reply.get("error", reply)!r}')
+        # (after the scope: the type checker takes it for one that may end its block early)
+        if 'pid' in reply and len(got) == 1:
+            proc = ForkedProcess(int(reply['pid']), got.pop(), sock, frames, cmd.args)
+            done = True
+            return proc
+        if 'fallback' in reply:
+            log.info('spawning from a fresh interpreter: %s', reply['fallback'])
+            return None
+        raise ActorFailure(f'the fork server refused to fork: {reply.get("error", reply)!r}')
     except trio.TooSlowError:
         raise ActorFailure(
             f'the fork server at {path} did not answer within {SPAWN_TIMEOUT}s'

@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from .._proctitle import set_title
@@ -125,7 +125,7 @@ def _proc_status_masks() -> dict[str, int]:
     return masks
 
 
-def reset_signals(ignored: list[int] = (), blocked: list[int] = ()) -> None:  # type: ignore[assignment]
+def reset_signals(ignored: Iterable[int] = (), blocked: Iterable[int] = ()) -> None:
     """Signal state as an exec'd interpreter would start with: what the
     requester ignores stays ignored and what it blocks stays blocked (exec
     keeps both), every other signal gets its default disposition; then what
@@ -202,7 +202,7 @@ def _load_child_code() -> tuple[Any, Any]:
 
     spec = importlib.util.find_spec(CHILD_MODULE)
     assert spec is not None and spec.loader is not None
-    return spec, spec.loader.get_code(CHILD_MODULE)  # type: ignore[attr-defined]
+    return spec, spec.loader.get_code(CHILD_MODULE)  # type: ignore[attr-defined]  # a source module's loader has it
 
 
 def run_child(args: list[str]) -> int:

@@ -149,6 +149,8 @@ class TreeForkServer:
                 # shielded: a server started but not recorded would be nobody's
                 with trio.CancelScope(shield=True):
                     self.own = await _start_server()
+            # (nobody cancels that scope: the block ran to its end)
+            assert self.own is not None
             return self.own
 
 

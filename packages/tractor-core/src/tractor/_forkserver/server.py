@@ -175,7 +175,7 @@ class ForkServer:
 
                     print('tractor fork server: unexpected error (serving on):', file=sys.stderr)
                     traceback.print_exc()
-                    pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]
+                    pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]  # a registered socket
                     if pending is not None:
                         self._drop(pending)
         self.sel.close()
@@ -249,7 +249,7 @@ class ForkServer:
         pending.close()
 
     def _request_readable(self, key: selectors.SelectorKey) -> None:
-        pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]
+        pending = self.pending.get(key.fileobj)  # type: ignore[call-overload]  # the socket registered
         if pending is None:  # dropped earlier in this batch of events
             return
         try:

@@ -297,8 +297,8 @@ async def acquire_tty(actor: Actor) -> TtyHold:
     """Wait for the tree's terminal (in request order) and take it for this
     actor; the session ends with :meth:`TtyHold.release`."""
     hold = TtyHold()
-    assert actor._root_tn is not None
-    await actor._root_tn.start(hold._hold, actor)
+    assert actor._io_tn is not None
+    await actor._io_tn.start(hold._hold, actor)
     return hold
 
 

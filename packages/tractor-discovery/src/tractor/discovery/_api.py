@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, Literal, overload
 
 import trio
 
@@ -45,13 +45,34 @@ def _peer_portal(actor, name: str) -> Portal | None:
     return Portal(chans[0]) if chans else None
 
 
-@asynccontextmanager
-async def find_actor(
+@overload
+def find_actor(
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    only_first: Literal[True] = True,
+    raise_on_none: bool = False,
+) -> AbstractAsyncContextManager[Portal | None]: ...
+@overload
+def find_actor(
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    *,
+    only_first: Literal[False],
+    raise_on_none: bool = False,
+) -> AbstractAsyncContextManager[list[Portal] | None]: ...
+@overload
+def find_actor(
     name: str,
     registry_addrs: list[Any] | None = None,
     only_first: bool = True,
     raise_on_none: bool = False,
-) -> AsyncIterator[Portal | list[Portal] | None]:
+) -> AbstractAsyncContextManager[Portal | list[Portal] | None]: ...
+def find_actor(
+    name: str,
+    registry_addrs: list[Any] | None = None,
+    only_first: bool = True,
+    raise_on_none: bool = False,
+) -> AbstractAsyncContextManager[Portal | list[Portal] | None]:
     """Deliver a portal to the (newest) actor registered as ``name``.
 
     Yields ``None`` when nobody is registered under that name (or raises
@@ -61,6 +82,13 @@ async def find_actor(
     there is none.
     Portals dialed here are closed when the block exits.
     """
+    return _find_actor(name, registry_addrs, only_first, raise_on_none)
+
+
+@asynccontextmanager
+async def _find_actor(
+    name: str, registry_addrs: list[Any] | None, only_first: bool, raise_on_none: bool
+) -> AsyncIterator[Portal | list[Portal] | None]:
     check_actor_name(name)
     actor = current_actor()
     if only_first:
@@ -137,7 +165,8 @@ async def wait_for_actor(
                 except RegistrarUnreachable as err:
                     log.warning('skipping registrar %s: %s', reg, err)
                     return
-                found.append((reg, entry))
+                # (each task ends inside this iteration's nursery)
+                found.append((reg, entry))  # noqa: B023
                 tn.cancel_scope.cancel()
 
             for reg in regs:
@@ -192,7 +221,7 @@ async def _open_registry(
 @asynccontextmanager
 async def get_registry(
     addrs: Any = None, *, addr: Any = None
-) -> AsyncIterator[Portal | LocalPortal]:
+) -> AsyncIterator[Portal | LocalPortal | StorePortal]:
     """Deliver a portal to the registrar (one address or a list of them,
     the first that answers wins; default: this tree's registrar).
     ``addr=`` is the keyword users of the established project pass for one
@@ -222,7 +251,7 @@ async def get_registry(
 @asynccontextmanager
 async def query_actor(
     name: str, regaddr: Any = None, registry_addrs: list[Any] | None = None
-) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal]]:
+) -> AsyncIterator[tuple[tuple | None, Portal | LocalPortal | StorePortal]]:
     """Ask the registrar(s) where ``name`` lives, without dialing it.
 
     Yields ``(addr, reg_portal)``: ``addr`` is the plain address tuple this
@@ -232,7 +261,7 @@ async def query_actor(
     """
     check_actor_name(name)
     actor = current_actor()
-    first: Portal | LocalPortal | None = None
+    first: Portal | LocalPortal | StorePortal | None = None
     errors = []
     async with AsyncExitStack() as stack:
         for target in _registry_targets(actor, registry_addrs or regaddr):

@@ -133,12 +133,11 @@ async def probe(actor: Actor, addr: Address) -> bool:
             ) from None
         return True
     except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
-        greeted = chan is not None
         if isinstance(err, trio.TooSlowError):
             what = (
                 f'tractor actor {chan.aid.name!r} did not answer a registry '
                 f'request within {timeout}s'
-                if greeted and chan.aid is not None
+                if chan is not None and chan.aid is not None
                 else f'it did not answer the tractor handshake within {timeout}s'
             )
         elif isinstance(err, MsgTypeError):

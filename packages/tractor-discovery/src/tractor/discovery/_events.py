@@ -80,7 +80,7 @@ def to_wire(ev: Event) -> dict[str, Any]:
 def from_wire(obj: Any) -> Event:
     """An event back from :func:`to_wire` form (``ValueError`` when malformed)."""
     try:
-        return msgspec.convert(obj, Event)  # type: ignore[arg-type]
+        return msgspec.convert(obj, Event)
     except msgspec.ValidationError as err:
         raise ValueError(f'not a registry event: {obj!r} ({err})') from None
 

@@ -230,20 +230,20 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
     stores = [reg for reg in actor.registry_addrs if isinstance(reg, StoreAddress)]
     regs = [reg for reg in actor.registry_addrs if not isinstance(reg, StoreAddress)]
     try:
-        for reg in stores:
+        for store in stores:
             # the store's backend keeps the entry alive (a lease) and puts it
             # back after an outage; a failed first try is its job too
             try:
-                await register_at(cli, reg, actor.uid, addrs, meta)
+                await register_at(cli, store, actor.uid, addrs, meta)
             except RegistrarUnreachable as err:
                 log.warning('%s could not register (will keep trying): %s', actor.name, err)
             actor.start_service_task(
-                cli.store(reg).backend.keep_alive, name=f'keep registered at {reg}'
+                cli.store(store).backend.keep_alive, name=f'keep registered at {store}'
             )
     except BaseException:  # refused (bad credentials...): the boot fails, tidily
         with trio.CancelScope(shield=True):
-            for reg in stores:
-                await cli.store(reg).backend.aclose()
+            for store in stores:
+                await cli.store(store).backend.aclose()
         raise
     if local is not None:
         await local.register_actor(actor.uid, addrs, meta)
@@ -276,14 +276,14 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
                         await cli.call(reg, 'unregister_actor', uid=list(actor.uid))
                     except RegistrarUnreachable as err:
                         log.debug('could not unregister from %s: %s', reg, err)
-                for reg in stores:
-                    backend = cli.store(reg).backend
+                for store in stores:
+                    backend = cli.store(store).backend
                     try:
                         await backend.unregister(actor.uid)
                     except Exception as err:  # unreachable, refused: the lease ends it anyway
-                        log.debug('could not unregister from %s: %s', reg, err)
-            for reg in stores:  # bounded by the backend itself
-                await cli.store(reg).backend.aclose()
+                        log.debug('could not unregister from %s: %s', store, err)
+            for store in stores:  # bounded by the backend itself
+                await cli.store(store).backend.aclose()
 
 
 @hookimpl

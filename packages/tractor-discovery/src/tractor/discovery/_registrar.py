@@ -206,7 +206,7 @@ class Registrar:
     async def get_registry(self) -> dict[tuple[str, str], list[WireAddr]]:
         """The whole table: ``{(name, uuid): [addresses]}`` (the uid keys
         arrive as tuples through RPC too)."""
-        return {tuple(uid): list(addrs) for uid, addrs in (await self.backend.snapshot()).items()}
+        return {uid: list(addrs) for uid, addrs in (await self.backend.snapshot()).items()}
 
 
 #: the pre-"registrar" name, kept for code written against older releases

@@ -181,14 +181,14 @@ class MemoryRegistry(RegistryBackend):
         self._meta.pop(uid, None)
         if not entries:
             del self._by_name[uid[0]]
-        self.hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]
+        self.hub.emit(Unregistered(uid=uid, reason=reason))  # type: ignore[arg-type]  # the base types it str
         return True
 
     def _record(self, uid: Uid, addrs: list[WireAddr]) -> Registered:
         return Registered(uid=uid, addrs=list(addrs), **self._meta.get(uid, {}))
 
     async def entries(self, name: str | None = None, prefix: bool = False) -> list[Registered]:
-        out = []
+        out: list[Registered] = []
         for ename, by_uid in self._by_name.items():
             if matches(name, prefix, ename):
                 out.extend(self._record(uid, addrs) for uid, addrs in by_uid.items())
