@@ -60,6 +60,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_dial',
         '_accept',
         '_runtime',
+        '_lifetime',
         'msg',
     ),
     'spawning': (

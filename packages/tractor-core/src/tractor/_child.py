@@ -11,6 +11,7 @@ import trio
 from . import _msg, _settings, _state
 from ._boxing import pack_error
 from ._dial import dial
+from ._lifetime import open_runtime
 from ._plugins import get_plugin_manager, load_plugin_path
 from ._proctitle import ROOM_FLAG, actor_title, set_title
 from ._runtime import Actor
@@ -45,7 +46,7 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
         await chan.aclose()
         return 1
     try:
-        async with actor._open_runtime(binds):
+        async with open_runtime(actor, binds):
             await chan.send(_msg.Ready(accept_addrs=[a.to_wire() for a in actor.listen_addrs]))
             actor._serve_parent(chan)
             await actor.wait_cancelled()

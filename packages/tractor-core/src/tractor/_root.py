@@ -10,6 +10,7 @@ from typing import Any
 from . import _secret, _settings, _state
 from ._exceptions import NoTransportInstalled, check_actor_name
 from ._extras import require_debug
+from ._lifetime import open_runtime
 from ._plugins import get_plugin_manager
 from ._runtime import Actor
 from ._spawn import resolve_start_method
@@ -184,7 +185,7 @@ async def open_root_actor(
             # the chosen addresses replace the random ones; a registrar
             # must still answer at the registry addresses too
             bind_addrs = list(dict.fromkeys([*own_binds, *(reg if actor.is_registrar else ())]))
-        async with actor._open_runtime(bind_addrs):
+        async with open_runtime(actor, bind_addrs):
             if actor.debugger is not None:
                 async with actor.debugger.main_block(actor):
                     yield actor

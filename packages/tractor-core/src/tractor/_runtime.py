@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid as _uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -20,7 +19,7 @@ from ._dial import dial
 from ._exceptions import MsgTypeError, TransportClosed
 from ._gen_stream import stream_from
 from ._ipc import Channel
-from ._limits import HandshakeGate, raise_fd_limit
+from ._limits import HandshakeGate
 from ._modules import normalize_ns
 from ._plugins import get_plugin_manager
 from ._portal import Portal
@@ -246,94 +245,6 @@ class Actor:
         self._parent_chan = chan
         assert self._io_tn is not None
         self._io_tn.start_soon(self._serve_dialed, chan, trio.Event())
-
-    # -- lifetime ---------------------------------------------------------
-    @asynccontextmanager
-    async def _open_runtime(self, bind_addrs: list[Address]) -> AsyncIterator[Actor]:
-        """Listen on ``bind_addrs``, serve until the block exits, then tear
-        down: RPC tasks first (so nested actor nurseries can still reach
-        their children), then plugin hooks (unregister), then connections.
-
-        The block's own exceptions, and a failure to start serving (an
-        address already taken, a plugin hook failing), come out unwrapped
-        (never in a group).
-        """
-        body_exc: BaseException | None = None
-        raise_fd_limit()
-        async with trio.open_nursery() as runtime_tn:
-            # listeners, connections and RPC tasks run in nurseries shielded
-            # from the caller's scopes: when the code that opened the runtime
-            # is cancelled, its actor nurseries still need the links to their
-            # children (cancel requests, final replies, unregistering). Both
-            # are cancelled explicitly here once the block is done.
-            self._io_tn = await runtime_tn.start(self._run_io_nursery)
-            self._service_tn = await runtime_tn.start(self._run_service_nursery)
-            try:
-                async with AsyncExitStack() as hooks:
-                    try:
-                        if self.stack_on_sig:
-                            # (imported here: only such actors pay for it)
-                            from ._stack import dump_on_signal
-
-                            await self._io_tn.start(dump_on_signal, self)
-                        for addr in bind_addrs:
-                            await self._listen(addr)
-                        for cm in get_plugin_manager().hook.tractor_actor_serving(actor=self):
-                            if cm is not None:
-                                await hooks.enter_async_context(cm)
-                    except Exception as exc:
-                        body_exc = exc  # never served: unwind, then raise it
-                    else:
-                        try:
-                            yield self
-                        except trio.Cancelled:
-                            raise
-                        except BaseException as exc:
-                            body_exc = exc
-                            if self.debugger is not None:
-                                await self.debugger.post_mortem(self, exc)
-                        finally:
-                            self._cancel_called = True
-                            self._service_tn.cancel_scope.cancel()
-                            with trio.CancelScope(shield=True):
-                                await self._service_done.wait()
-            finally:
-                self._cancel_called = True
-                self._service_tn.cancel_scope.cancel()
-                self._io_tn.cancel_scope.cancel()
-                runtime_tn.cancel_scope.cancel()
-                self._cancel_complete.set()
-                for addr in self._listen_addrs:
-                    try:
-                        addr.transport.close_listener(addr)
-                    except OSError:
-                        pass
-        if body_exc is not None:
-            raise body_exc
-
-    async def _run_service_nursery(
-        self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Host RPC tasks outside the caller's scopes, so cancelling them
-        never cancels the code that opened the runtime (nor the reverse:
-        only ``cancel_soon()`` and teardown cancel them)."""
-        try:
-            with trio.CancelScope(shield=True):
-                async with trio.open_nursery() as tn:
-                    task_status.started(tn)
-                    await trio.sleep_forever()
-        finally:
-            self._service_done.set()
-
-    async def _run_io_nursery(
-        self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Host listener and connection tasks, shielded from the caller's
-        scopes; ``_open_runtime`` cancels this nursery last, explicitly."""
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as tn:
-                task_status.started(tn)
-                await trio.sleep_forever()
 
     async def _listen(self, addr: Address) -> None:
         tpt = get_transport(addr.proto_key)
