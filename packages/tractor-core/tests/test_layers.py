@@ -67,6 +67,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_spawn_trio',
         '_child',
         '_root',
+        '_cancel_ladder',
         '_supervise',
         '_nursery',
         '_supervisor',

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import _state
+from ._cancel_ladder import CANCEL_GRACE
 from ._exceptions import (
     ActorFailure,
     ContextCancelled,
@@ -46,7 +47,7 @@ from ._exceptions import (
 from ._nursery import open_nursery
 from ._portal import _fn_address
 from ._restarts import RestartPolicy, _check_args
-from ._supervise import CANCEL_GRACE, ActorNursery
+from ._supervise import ActorNursery
 from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
 from .log import get_logger
 from .trionics import collapse_eg
