@@ -71,6 +71,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_supervise',
         '_nursery',
         '_supervisor',
+        '_watcher',
         '_supervised',
         '_restarts',
         '_lifeline',
