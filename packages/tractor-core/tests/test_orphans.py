@@ -26,7 +26,7 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
-from tractor._supervise import CANCEL_GRACE
+from tractor._cancel_ladder import CANCEL_GRACE
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.programs import tree_program
 

@@ -3,8 +3,9 @@
 It boots the root actor first when none runs, and decides how the block
 ends: it waits for the one-shot children, cancels every child on an error
 (the body's or a child's), and raises what the user has not seen yet, as
-one error or a group. The nursery itself (spawning, supervising and
-cancelling children) is :mod:`tractor._supervise`.
+one error or a group. The nursery itself (spawning and supervising
+children) is :mod:`tractor._supervise`, its cancel ladder
+:mod:`tractor._cancel_ladder`.
 """
 
 from __future__ import annotations

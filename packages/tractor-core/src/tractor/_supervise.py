@@ -1,7 +1,9 @@
-"""``ActorNursery``: spawn, supervise and cancel subactors.
+"""``ActorNursery``: spawn and supervise subactors.
 
 The nursery's ``async with`` block (``open_nursery()``: booting the root,
-how the block's and the children's errors end it) is :mod:`tractor._nursery`.
+how the block's and the children's errors end it) is :mod:`tractor._nursery`;
+the record of each child and the cancel ladder that stops them
+(``cancel()``) are :mod:`tractor._cancel_ladder`.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import _msg, _settings
-from ._debugger import within_grace
+from . import _msg
+from ._cancel_ladder import CANCEL_GRACE, CancelLadder, _Child
 from ._exceptions import ActorFailure, ContextCancelled, check_actor_name, type_name
 from ._extras import require_debug
 from ._modules import normalize_ns
 from ._portal import Portal, _fn_address
 from ._spawn import (
     SPAWN_TIMEOUT,
-    Process,
     SpawnWaiter,
     module_paths,
     parent_addr_for_child,
@@ -46,36 +47,8 @@ _SPAWN_OPTIONS = (
     'infect_asyncio',
 )
 
-#: graceful-cancel bound: after this a child that has not exited is killed
-CANCEL_GRACE = _settings.value('TRACTOR_CANCEL_GRACE')
 
-
-class _Child:
-    __slots__ = (
-        'uid',
-        'proc',
-        'portal',
-        'exited',
-        'cancel_requested',
-        'waiter',
-        'one_shot',
-        'settled',
-    )
-
-    def __init__(self, uid: tuple[str, str], proc: Process, waiter: SpawnWaiter) -> None:
-        self.uid = uid
-        self.proc = proc
-        self.portal: Portal | None = None
-        self.exited = trio.Event()
-        self.cancel_requested = False
-        self.waiter = waiter
-        #: the scope of the run_in_actor call this child runs, while it runs
-        self.one_shot: trio.CancelScope | None = None
-        #: the spawn is over: the child serves (``portal`` is set) or was killed
-        self.settled = trio.Event()
-
-
-class ActorNursery:
+class ActorNursery(CancelLadder):
     """Spawns subactors and owns their lifetimes.
 
     The ``async with`` block does not exit until every child has exited:
@@ -386,82 +359,6 @@ class ActorNursery:
                 log.info(
                     'actor %r (pid %d) exited (code %s)', child.uid[0], proc.pid, proc.returncode
                 )
-
-    async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
-        child.cancel_requested = True
-        if child.exited.is_set():
-            return
-        if not hard_kill and child.portal is None:
-            # still booting (its spawn is finishing): cancel it once it
-            # serves, within the same grace
-            with trio.move_on_after(CANCEL_GRACE):
-                await child.settled.wait()
-            if child.one_shot is not None:
-                # its call task cancels it (see cancel())
-                child.one_shot.cancel()
-                await child.exited.wait()
-                return
-        if hard_kill or child.portal is None:
-            log.cancel('killing %r (pid %d)', child.uid[0], child.proc.pid)
-            child.proc.kill()
-        else:
-            portal = child.portal
-            log.cancel(
-                'cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
-                child.uid[0],
-                child.proc.pid,
-                CANCEL_GRACE,
-            )
-
-            async def cancel_and_wait() -> None:
-                await portal.cancel_actor(timeout=CANCEL_GRACE)
-                await child.exited.wait()
-
-            # (longer while a developer is in the debugger: see within_grace)
-            await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
-            if not child.exited.is_set():
-                log.warning(
-                    'actor %r did not exit within %.1fs of a cancel: killing it',
-                    child.uid[0],
-                    CANCEL_GRACE,
-                )
-                child.proc.kill()
-        await child.exited.wait()
-
-    async def cancel(self, hard_kill: bool = False) -> None:
-        """Cancel every child: a graceful request, then a kill after a bound
-        (or a kill at once with ``hard_kill=True``); returns once all are reaped.
-
-        The nursery's own block is not cancelled: it goes on once this
-        returns (tasks of it that talked to a child see that child's end as
-        ``ContextCancelled`` or ``TransportClosed``).
-        """
-        self.cancel_called = True
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as tn:
-                for child in list(self._children.values()):
-                    if child.one_shot is not None:
-                        # its call task cancels the call, collects the final
-                        # reply (an error racing the cancel still counts)
-                        # and then cancels the child; all within one grace
-                        child.one_shot.cancel()
-                        if hard_kill:
-                            tn.start_soon(self._cancel_child, child, True)
-                        else:
-                            tn.start_soon(self._kill_after_grace, child)
-                    else:
-                        tn.start_soon(self._cancel_child, child, hard_kill)
-
-    async def _kill_after_grace(self, child: _Child) -> None:
-        await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
-        if not child.exited.is_set():
-            log.warning(
-                'actor %r did not exit within %.1fs of a cancel: killing it',
-                child.uid[0],
-                CANCEL_GRACE,
-            )
-            child.proc.kill()
-        await child.exited.wait()
 
     async def _wait_reaped(self) -> None:
         """Until every child has exited (one-shots when their call is done,

@@ -19,9 +19,9 @@ from ._exceptions import TransportClosed
 from ._portal import Portal
 
 if TYPE_CHECKING:
+    from ._cancel_ladder import _Child
     from ._context import Context
     from ._ipc import Channel
-    from ._supervise import _Child
     from ._supervisor import Supervisor
 
 

@@ -17,8 +17,9 @@ A :class:`Supervisor` is built on an ordinary :class:`~tractor.ActorNursery`
 Portals handed out by the supervisor (:class:`SupervisedPortal`) follow their
 child across restarts.
 
-This module holds :class:`Supervisor` (starting, watching and stopping the
-children) and :func:`open_supervisor`; the policy the coordinator applies is
+This module holds :class:`Supervisor` (starting, giving up on and stopping
+the children) and :func:`open_supervisor`; the watcher of each incarnation
+is :mod:`tractor._watcher`, the policy the coordinator applies
 :mod:`tractor._restarts`, the children's records and their portal
 :mod:`tractor._supervised`.
 """
@@ -26,39 +27,26 @@ children) and :func:`open_supervisor`; the policy the coordinator applies is
 from __future__ import annotations
 
 import inspect
-import signal
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from . import _state
-from ._exceptions import (
-    ActorFailure,
-    ContextCancelled,
-    RemoteActorError,
-    TractorError,
-    TransportClosed,
-    check_actor_name,
-)
+from ._exceptions import TractorError, check_actor_name
 from ._nursery import open_nursery
 from ._portal import _fn_address
 from ._restarts import RestartPolicy, _check_args
-from ._supervise import CANCEL_GRACE, ActorNursery
+from ._supervise import ActorNursery
 from ._supervised import ChildInfo, SupervisedPortal, _Incarnation, _SupChild
+from ._watcher import _LIFELINE_NS, IncarnationWatcher
 from .log import get_logger
 from .trionics import collapse_eg
-
-if TYPE_CHECKING:
-    from ._runtime import Actor
 
 log = get_logger('supervisor')
 
 RESTART_TYPES = ('permanent', 'transient', 'temporary')
-#: the module every supervised daemon serves for its watcher
-_LIFELINE_NS = 'tractor._lifeline'
 #: what run_in_actor() takes as spawn options (the rest are the function's
 #: kwargs): start_actor()'s own keywords, read off it so the two stay in step
 SPAWN_OPTIONS = tuple(
@@ -98,20 +86,7 @@ class TooManyRestarts(TractorError):
         )
 
 
-def _exit_reason(rc: int | None) -> str:
-    if rc is None:
-        return 'ended (exit status unknown)'
-    if rc < 0:
-        try:
-            return f'was killed by {signal.Signals(-rc).name}'
-        except ValueError:
-            return f'was killed by signal {-rc}'
-    if rc == 0:
-        return 'exited on its own (code 0)'
-    return f'exited with code {rc}'
-
-
-class Supervisor(RestartPolicy):
+class Supervisor(RestartPolicy, IncarnationWatcher):
     """Starts children like an actor nursery and restarts them when they
     end, by their restart type and the supervisor's strategy.
 
@@ -149,10 +124,6 @@ class Supervisor(RestartPolicy):
         self._body_scope: trio.CancelScope | None = None
         self._coord_scope = trio.CancelScope()
         self._coord_done = trio.Event()
-
-    @property
-    def _actor(self) -> Actor:
-        return _state.current_actor()
 
     @property
     def children(self) -> dict[str, ChildInfo]:
@@ -269,82 +240,6 @@ class Supervisor(RestartPolicy):
         assert self._tn is not None
         self._tn.start_soon(self._watch, child, inc, name=f'watch {child.name}')
         return inc
-
-    # -- watching one incarnation ------------------------------------------------
-    async def _watch(self, child: _SupChild, inc: _Incarnation) -> None:
-        actor = self._actor
-        chan = inc.portal.channel
-        died = False
-        try:
-            if child.call is None:
-                await actor.call(chan, _LIFELINE_NS, 'lifeline', {})
-                inc.reason = 'ended its lifeline call'  # it never returns by itself
-            else:
-                ns, fname, kwargs = child.call
-                inc.result = await actor.call(chan, ns, fname, kwargs, reply_on_cancel=CANCEL_GRACE)
-                inc.normal = True
-                inc.reason = f'{fname}() returned'
-        except ContextCancelled as err:
-            # cancelled by another actor (or by us): a normal end; with
-            # itself as the canceller the actor shut down on its own
-            canceller = tuple(err.canceller) if err.canceller else None
-            inc.failure = err
-            if canceller is not None and canceller != inc.uid:
-                inc.normal = True
-                inc.reason = f'was cancelled by {canceller[0]!r}'
-            else:
-                inc.normal = False
-                inc.reason = 'shut down on its own'
-        except RemoteActorError as err:
-            inc.failure = err
-            inc.reason = f'raised {err.type_name}: {err.msg}'
-        except TransportClosed:
-            died = True
-        except Exception as err:  # e.g. kwargs that cannot cross the wire
-            inc.failure = err
-            inc.reason = f'could not be called: {err!r}'
-        finally:
-            with trio.CancelScope(shield=True):
-                record = inc.record
-                if (
-                    record is not None
-                    and inc.normal
-                    and inc.failure is None
-                    and child.call is not None
-                    and not self._should_restart(child, inc)
-                ):
-                    # a one-shot that returned for good: like a nursery's, it
-                    # keeps serving its siblings until its result was read
-                    # or the supervisor closes; it is done already
-                    inc.ended = True
-                    self._pending.append((child, inc))
-                    self._wake.set()
-                    self._notify()
-                    while not (child.collected or self._closing):
-                        await self._changed.wait()
-                if record is not None:
-                    if died or child.call is None:
-                        # it is dying or gone: let the nursery see the exit
-                        # (and log it) before anyone asks it to cancel
-                        with trio.move_on_after(CANCEL_GRACE):
-                            await record.exited.wait()
-                    # a one-shot that returned, or anything still there: the ladder
-                    await self._an._cancel_child(record, hard_kill=False)
-                rc = record.proc.returncode if record is not None else None
-                if died or (inc.normal and child.call is None and rc != 0):
-                    inc.normal = False
-                    inc.reason = _exit_reason(rc)
-                if not inc.normal and (
-                    inc.failure is None or isinstance(inc.failure, ContextCancelled)
-                ):
-                    # no error of its own to show for it: describe the death
-                    inc.failure = ActorFailure(f'actor {child.name!r} (pid {inc.pid}) {inc.reason}')
-                inc.watched.set()
-                if not inc.ended:
-                    inc.ended = True
-                    self._pending.append((child, inc))
-                    self._wake.set()
-                self._notify()
 
     # -- giving up (the rest of the policy is _restarts.RestartPolicy) ---------------
     def _give_up(self, child: _SupChild, failure: BaseException | None, reason: str) -> None:

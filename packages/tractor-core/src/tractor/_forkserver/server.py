@@ -14,14 +14,9 @@ threads, so forking is safe at any point):
 - the *listener* (a unix socket in the per-user runtime directory, bound by
   the owner and inherited) accepts one connection per fork request, from the
   owner or from any actor of its tree; peers of another uid are refused;
-- the *control* connection (one end of a socketpair held by the owner)
-  only ever reaches end-of-file: the owner exited or was killed. The server
-  then stops accepting and exits as soon as every child it forked is reaped
-  (they exit on their own once their actor parent is gone);
-- a *wakeup* socket that SIGTERM and SIGHUP write to (``signal.set_wakeup_fd``):
-  either signal (to the server, or to the tree's process group, which
-  includes it) ends the server exactly as the control connection's end does,
-  so it never leaves its socket file behind;
+- the *control* connection (held by the owner) and a *wakeup* socket that
+  SIGTERM and SIGHUP write to: either one's news stops the server (see
+  ``.stopping``, which also holds the orphan grace);
 - one *pidfd* per child: readable when the child exits; the server reaps it
   and reports the exit status on that request's connection.
 
@@ -57,30 +52,13 @@ from .protocol import (
     frame,
     startup_env,
 )
+from .stopping import STOP_SIGNALS, StopHandling, _kill
 
-#: once the owner (the tree's root) is gone, children still running after
-#: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
-ORPHAN_GRACE = _settings.value('TRACTOR_ORPHAN_GRACE')
 #: request connections whose request has not fully arrived: at most this
 #: many (past it the oldest is dropped), each for at most PENDING_TIMEOUT s
 MAX_PENDING = _settings.value('TRACTOR_FORKSERVER_MAX_PENDING')
 PENDING_TIMEOUT = _settings.value('TRACTOR_FORKSERVER_PENDING_TIMEOUT')
 _PEERCRED = struct.Struct('3i')
-#: signals that stop the server as its owner's end does (the default action
-#: would kill it on the spot, leaving its socket file in the runtime dir)
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
-
-
-def _on_stop_signal(signum: int, frame: object) -> None:
-    """Nothing here: the wakeup socket tells the loop (which may be in the
-    middle of anything when the handler runs)."""
-
-
-def _kill(pidfd: int) -> None:
-    try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class _Pending:
@@ -123,7 +101,7 @@ class _Spare:
         self.sock = sock
 
 
-class ForkServer:
+class ForkServer(StopHandling):
     def __init__(self, listener: socket.socket, control: socket.socket) -> None:
         self.listener: socket.socket | None = listener
         self.control: socket.socket | None = control
@@ -180,28 +158,6 @@ class ForkServer:
                         self._drop(pending)
         self.sel.close()
         return 0
-
-    def _catch_stop_signals(self) -> None:
-        """SIGTERM and SIGHUP reach the loop through a wakeup socket."""
-        self.sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        self.wakeup, write_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        for sock in (self.wakeup, write_end):
-            sock.setblocking(False)
-        # the C-level handler writes each signal's number to write_end
-        signal.set_wakeup_fd(write_end.detach(), warn_on_full_buffer=False)
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, _on_stop_signal)
-        self.sel.register(self.wakeup, selectors.EVENT_READ, self._signalled)
-
-    def _signalled(self, key: selectors.SelectorKey) -> None:
-        assert self.wakeup is not None
-        try:
-            got = self.wakeup.recv(256)
-        except (BlockingIOError, InterruptedError):
-            return
-        # silent: after a SIGHUP the terminal behind stderr may be gone
-        if STOP_SIGNALS.intersection(got):
-            self._stop_serving()
 
     def _accept(self, key: selectors.SelectorKey) -> None:
         if self.listener is None:  # closed earlier in this batch of events
@@ -416,57 +372,6 @@ class ForkServer:
             except OSError:
                 pass
             kid.sock.close()
-
-    def _control_readable(self, key: selectors.SelectorKey) -> None:
-        if self.control is None:
-            return
-        try:
-            if self.control.recv(4096):
-                return  # nothing is sent on it today; only its end matters
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            pass
-        self._stop_serving()
-
-    def _stop_serving(self) -> None:
-        """The owner is gone (or a stop signal came): no new requests;
-        finish reaping, then exit. Children still running a moment later
-        are killed: their own actor parents (also our children) would have
-        stopped them by now unless they are stuck, stopped or ignoring their
-        cancel, and nobody else is left to (the owner, the tree's root, is
-        gone or done)."""
-        if self.control is None:
-            return  # stopped already
-        self.orphan_deadline = time.monotonic() + ORPHAN_GRACE
-        if self.control is not None:
-            self.sel.unregister(self.control)
-            self.control.close()
-            self.control = None
-        if self.listener is not None:
-            self.sel.unregister(self.listener)
-            self.listener.close()
-            self.listener = None
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-        for pending in list(self.pending.values()):
-            self._drop(pending)
-        if self.spare is not None:  # end-of-file: it exits without running
-            self.spare.sock.close()
-            self.spare = None
-
-    def _kill_orphans(self) -> None:
-        self.orphan_deadline = None
-        if self.kids:
-            print(
-                f'tractor fork server: killing {len(self.kids)} child(ren) still running '
-                f"{ORPHAN_GRACE}s after the tree's root left: {sorted(k.pid for k in self.kids.values())}",
-                file=sys.stderr,
-            )
-        for kid in list(self.kids.values()):
-            _kill(kid.pidfd)  # reaped as their pidfds turn readable
 
     # the child -------------------------------------------------------------
     def _spare_main(self, sock: socket.socket) -> None:
