@@ -31,15 +31,27 @@ def room_arg(size: int) -> str:
     return f'{ROOM_FLAG}={" " * size}'
 
 
+#: whether setproctitle has made its one-time setup in this process (or in
+#: the process it was forked from: a fork-server child inherits it)
+_set_up = False
+
+
 def set_title(title: str) -> None:
     """Show ``title`` as this process's command line and (its first 15
     bytes) its ``comm``, within the argv area; the environment the kernel
     shows stays intact."""
-    # read by setproctitle once, at its first call; not left for our children
+    global _set_up
+    if _set_up:
+        setproctitle.setproctitle(title)
+        return
+    # read by setproctitle once, at its first call; not left for our
+    # children. (Only then: touching the environment costs a forked child
+    # several ms of copied pages, so later calls do not.)
     saved = os.environ.get('SPT_NOENV')
     os.environ['SPT_NOENV'] = '1'
     try:
         setproctitle.setproctitle(title)
+        _set_up = True
     finally:
         if saved is None:
             del os.environ['SPT_NOENV']
