@@ -62,6 +62,8 @@ async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Addres
                 laddr,
                 err
                 if not isinstance(err, trio.TooSlowError)
+                else f'{err} (TRACTOR_HELLO_TIMEOUT)'
+                if err.args
                 else f'handshake not done within {HANDSHAKE_TIMEOUT}s',
             )
             return

@@ -144,7 +144,8 @@ async def authenticate(
     reach (:func:`dial_binding`); the listener passes ``accepts``, which
     says whether a binding names this listener (:func:`accepting`); a
     listener without ``accepts`` takes any. ``hello_timeout`` bounds the
-    peer's 40-byte hello alone (the caller bounds the whole exchange).
+    peer's 40-byte hello alone (the caller bounds the whole exchange);
+    running out of it raises ``trio.TooSlowError`` saying so.
 
     Raises :class:`~tractor.AuthenticationError` when the proofs do not
     match or the binding is refused, :class:`PreambleError` for a peer that
@@ -158,8 +159,15 @@ async def authenticate(
 
     nonce = secrets.token_bytes(NONCE_SIZE)
     await _send(stream, _hello(nonce), who)
-    with trio.fail_after(hello_timeout) if hello_timeout else nullcontext():
-        theirs = await _read_exact(stream, HELLO_SIZE, 'hello', who, lambda b: check_hello(b, who))
+    try:
+        with trio.fail_after(hello_timeout) if hello_timeout else nullcontext():
+            theirs = await _read_exact(
+                stream, HELLO_SIZE, 'hello', who, lambda b: check_hello(b, who)
+            )
+    except trio.TooSlowError:
+        # say which bound ran out: the caller's message names the whole
+        # handshake's, which is longer
+        raise trio.TooSlowError(f'no preamble hello within {hello_timeout}s') from None
     their_nonce = theirs[-NONCE_SIZE:]
     if hmac.compare_digest(their_nonce, nonce):
         raise PreambleError(f'{who()} echoed our own challenge back: not a tractor peer')

@@ -1,10 +1,11 @@
-"""A root actor at a low fd limit, for the connection-flood test.
+"""A root actor at a low fd limit, for the connection-flood and bound tests.
 
 Sets ``RLIMIT_NOFILE`` to ``<limit>`` (soft and hard: boot cannot raise it
-again), boots a root actor serving ``ping`` on TCP, prints its address as
-one JSON line, and serves until its stdin closes.
+again; ``-`` leaves the limit alone), boots a root actor serving ``ping``
+on TCP, prints its address as one JSON line, and serves until its stdin
+closes. ``TRACTOR_*`` settings come from its environment.
 
-usage: flood_target.py <limit> '<registry address as JSON>'
+usage: flood_target.py <limit|-> '<registry address as JSON>'
 """
 
 import json
@@ -36,6 +37,7 @@ async def main(reg_addr: tuple) -> None:
 
 
 if __name__ == '__main__':
-    limit = int(sys.argv[1])
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    if sys.argv[1] != '-':
+        limit = int(sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     trio.run(main, tuple(json.loads(sys.argv[2])))
