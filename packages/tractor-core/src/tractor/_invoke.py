@@ -109,10 +109,9 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
             )
         # the kind checks above: a context function's call made a Context
         target: Context | None = ctx if ctx_fn else None  # type: ignore[assignment]  # see above
-        if target is not None and getattr(fn, '_tractor_pld_spec', None) is not None:
-            import msgspec
-
-            target._pld_dec = msgspec.msgpack.Decoder(fn._tractor_pld_spec)  # type: ignore[attr-defined]  # a mark
+        if target is not None:
+            # (built once by @context, shared by every context of the function)
+            target._pld_dec = getattr(fn, '_tractor_pld_dec', None)
         # (this task's own: it runs only this call; a plain call has none,
         # whatever the task that started the channel's loop had)
         _current_ctx.set(target)
