@@ -78,7 +78,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_lifeline',
     ),
     # wings: each a plugin of the hooks, or a public library over the runtime
-    'wings': ('debug', 'devx', '_forkserver', '_spawn_forkserver', 'plugin'),
+    'wings': ('debug', 'devx', '_forkserver', 'plugin'),
     'api': ('__init__', '__main__'),
 }
 

@@ -51,8 +51,11 @@ class TractorSpec:
         """(in the parent) Entries for the ``SpawnSpec.ext`` of the child
         ``child_uid`` that ``actor`` just started with ``start_method``: a
         plugin hands its own state down the tree this way (``spec`` is the
-        rest of what the child gets: read it, do not change it). Asked once
-        the child's process started, before its spec is sent. Key the entries by
+        rest of what the child gets: read it, do not change it). Asked as soon
+        as the backend's spawn returns (the process started). The spec goes
+        out once the child has booted and dialed back, so with the built-in
+        backends it carries these entries; a backend whose spawn keeps
+        awaiting long after the process started could race it. Key the entries by
         the plugin's name; values must be msgpack-encodable. The child reads
         them in :meth:`tractor_spawn_spec_ext_received`."""
 

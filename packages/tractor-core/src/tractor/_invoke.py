@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import _msg
+from . import _modules, _msg
 from ._boxing import pack_cancelled, pack_error
 from ._call import CallScope
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
@@ -95,7 +95,7 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
     cid = msg.cid
     current_channel.set(chan)  # this task's own context
     try:
-        fn = actor._resolve(msg.ns, msg.func)
+        fn = _modules.resolve(actor.name, actor._mods, actor._runtime_methods, msg.ns, msg.func)
         ctx_fn = is_context_fn(fn)
         if msg.kind == 'ctx' and not ctx_fn:
             raise TypeError(

@@ -30,6 +30,7 @@ asyncio futures are completed directly from trio tasks.
 
 from __future__ import annotations
 
+from ._aio_channel import DEFAULT_CHANNEL_SIZE as DEFAULT_CHANNEL_SIZE
 from ._aio_channel import LinkedTaskChannel as LinkedTaskChannel
 from ._aio_channel import open_channel_from as open_channel_from
 from ._aio_task import AIO_CANCEL_GRACE as AIO_CANCEL_GRACE

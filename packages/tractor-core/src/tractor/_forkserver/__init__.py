@@ -6,7 +6,8 @@ A plugin of the runtime's hooks like any other (entry point
 concern:
 
 - :mod:`.protocol`: the wire format of requests and replies, fd passing;
-- :mod:`.server`: the epoll loop, the spare, reaping, the orphan grace;
+- :mod:`.server`: the epoll loop, the spare, reaping;
+- :mod:`.stopping`: the owner's end, SIGTERM/SIGHUP, the orphan grace;
 - :mod:`.child`: a spare becoming the subactor a request asks for, and the
   imports the server preloads for it;
 - :mod:`.process`: ``ForkedProcess``, the requester's handle on a child;

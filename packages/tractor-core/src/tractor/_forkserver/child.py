@@ -215,7 +215,7 @@ def run_child(args: list[str]) -> int:
     if sys.modules.get('__mp_main__') is sys.modules.get('__main__'):
         # `import multiprocessing` (by a plugin, in the server) aliased the
         # server's own __main__: a child keeps that name for its parent's
-        # main script (see Actor._import)
+        # main script (see tractor._modules.import_enabled)
         sys.modules.pop('__mp_main__', None)
     spec, code = _child_code or _load_child_code()
     main = types.ModuleType('__main__')

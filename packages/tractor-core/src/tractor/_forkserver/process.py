@@ -23,7 +23,7 @@ UNKNOWN_EXIT = 255
 class ForkedProcess:
     """A child forked by the fork server, with the ``trio.Process`` API the
     actor nursery uses: ``pid``, ``returncode``, ``await wait()``, ``kill()``,
-    ``terminate()``, ``send_signal()``, ``poll()``.
+    ``terminate()``, ``send_signal()``.
 
     The exit status arrives on the request's connection (the server is the
     child's OS parent and reaps it). Signals go through a pidfd the server

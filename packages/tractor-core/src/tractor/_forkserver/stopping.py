@@ -116,10 +116,9 @@ class StopHandling:
         if self.control is None:
             return  # stopped already
         self.orphan_deadline = time.monotonic() + ORPHAN_GRACE
-        if self.control is not None:
-            self.sel.unregister(self.control)
-            self.control.close()
-            self.control = None
+        self.sel.unregister(self.control)
+        self.control.close()
+        self.control = None
         if self.listener is not None:
             self.sel.unregister(self.listener)
             self.listener.close()

@@ -194,8 +194,9 @@ async def dial_entry(
     the registrar at ``reg``; ``None`` when no address works.
     """
     uid = tuple(uid)
-    for chan in actor.get_peer_channels(uid=uid):
-        return chan, False
+    chans = actor.get_peer_channels(uid=uid)  # newest first
+    if chans:
+        return chans[-1], False  # the oldest: usually the spawn channel
     for addr in rank_addrs(actor, wire_addrs):
         try:
             with trio.fail_after(CONNECT_TIMEOUT):
