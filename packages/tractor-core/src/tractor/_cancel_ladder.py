@@ -100,13 +100,7 @@ class CancelLadder:
 
             # (longer while a developer is in the debugger: see within_grace)
             await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
-            if not child.exited.is_set():
-                log.warning(
-                    'actor %r did not exit within %.1fs of a cancel: killing it',
-                    child.uid[0],
-                    CANCEL_GRACE,
-                )
-                child.proc.kill()
+            self._kill_if_alive(child)
         await child.exited.wait()
 
     async def cancel(self, hard_kill: bool = False) -> None:
@@ -135,6 +129,13 @@ class CancelLadder:
 
     async def _kill_after_grace(self, child: _Child) -> None:
         await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
+        self._kill_if_alive(child)
+        await child.exited.wait()
+
+    @staticmethod
+    def _kill_if_alive(child: _Child) -> None:
+        """The ladder's last rung: a child still running once its grace is
+        over is killed."""
         if not child.exited.is_set():
             log.warning(
                 'actor %r did not exit within %.1fs of a cancel: killing it',
@@ -142,4 +143,3 @@ class CancelLadder:
                 CANCEL_GRACE,
             )
             child.proc.kill()
-        await child.exited.wait()
