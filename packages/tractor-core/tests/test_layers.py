@@ -76,6 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_supervised',
         '_restarts',
         '_lifeline',
+        '_reaper',
     ),
     # wings: each a plugin of the hooks, or a public library over the runtime
     'wings': ('debug', 'devx', '_forkserver', 'plugin'),

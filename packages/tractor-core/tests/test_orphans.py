@@ -8,9 +8,13 @@ child still running after ``TRACTOR_ORPHAN_GRACE`` (1 s). So the grandchild
 is gone within the cancel grace plus a few seconds of the root's cancel,
 and within a few seconds of the root's SIGKILL.
 
-Not covered yet: ``start_method='trio'``, where a grandchild is the OS
-child of its actor parent and is reparented to init when that parent is
-killed (see docs/reliability.md).
+With ``start_method='trio'`` a grandchild is the OS child of its actor
+parent. An actor that spawns is a child subreaper (tractor._reaper): when
+``mid`` is killed at the end of its grace, its stuck leaf is handed to the
+root, which kills it after the orphan grace. When the root is SIGKILLed,
+``mid`` loses its parent and gives its children only the orphan grace, not
+the cancel grace (the SIGKILL tests run the tree with a 10 s cancel grace to
+prove it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import trio
 import tractor
 import tractor_core_testfns as fns
 from tractor._cancel_ladder import CANCEL_GRACE
+from tractor._reaper import ORPHAN_GRACE
 from tractor_testsupport.polling import wait_until
 from tractor_testsupport.programs import tree_program
 
@@ -34,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 FNS = [fns.__name__]
 STUCK = pytest.mark.parametrize('how', ['stopped', 'spinning', 'deaf'])
+METHODS = pytest.mark.parametrize('start_method', ['forkserver', 'trio'])
 #: the margin the issue allows after the grace (root cancel) or at once
 #: (root SIGKILL)
 MARGIN = 3.0
@@ -45,10 +51,13 @@ async def leaf_of(mid: tractor.Portal) -> int:
     )
 
 
+@METHODS
 @STUCK
-async def test_stuck_grandchild_gone_after_root_cancel(how, runtime_kwargs, pids_gone, alive):
+async def test_stuck_grandchild_gone_after_root_cancel(
+    how, start_method, runtime_kwargs, pids_gone, alive
+):
     with trio.fail_after(60):
-        async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
+        async with tractor.open_nursery(start_method=start_method, **runtime_kwargs) as an:
             mid = await an.run_in_actor(fns.hold_stuck_tree, name='mid', how=how)
             leaf = await leaf_of(mid)
             if how == 'stopped':
@@ -61,12 +70,17 @@ async def test_stuck_grandchild_gone_after_root_cancel(how, runtime_kwargs, pids
         assert await pids_gone(pids, timeout=max(left, 0.0)) == [], pids
 
 
+@METHODS
 @STUCK
-async def test_stuck_grandchild_gone_after_root_sigkill(how, tpt_proto, reg_addr, pids_gone, alive):
+async def test_stuck_grandchild_gone_after_root_sigkill(
+    how, start_method, tpt_proto, reg_addr, pids_gone, alive
+):
     script = os.path.join(os.path.dirname(__file__), 'scripts', 'tree_root.py')
     with trio.fail_after(60):
         async with tree_program(
-            [sys.executable, script, tpt_proto, json.dumps(reg_addr), 'forkserver', how]
+            [sys.executable, script, tpt_proto, json.dumps(reg_addr), start_method, how],
+            # the orphans' shutdown must not wait for the cancel grace
+            env={'TRACTOR_CANCEL_GRACE': '10'},
         ) as prog:
             pids = await prog.report()
             descendants = [pids['child'], pids['grandchild']]
@@ -76,3 +90,28 @@ async def test_stuck_grandchild_gone_after_root_sigkill(how, tpt_proto, reg_addr
             prog.proc.kill()  # SIGKILL: no chance to cancel anything
             await prog.proc.wait()
             assert await pids_gone(descendants, timeout=MARGIN) == [], descendants
+
+
+@METHODS
+@STUCK
+async def test_stuck_grandchild_gone_after_its_parent_is_killed(
+    how, start_method, runtime_kwargs, pids_gone, alive
+):
+    """``mid`` is SIGKILLed while the root goes on: its stuck leaf goes too."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(start_method=start_method, **runtime_kwargs) as an:
+            mid = await an.start_actor('mid', enable_modules=FNS)
+            async with trio.open_nursery() as tn:
+                tn.start_soon(_run_until_killed, mid, how)
+                leaf = await leaf_of(mid)
+                if how == 'stopped':
+                    os.kill(leaf, signal.SIGSTOP)
+                assert alive(leaf)
+                os.kill(mid.channel.aid.pid, signal.SIGKILL)
+                assert await pids_gone([leaf], timeout=ORPHAN_GRACE + MARGIN) == [], leaf
+            await an.cancel()
+
+
+async def _run_until_killed(mid: tractor.Portal, how: str) -> None:
+    with pytest.raises(tractor.TransportClosed):
+        await mid.run(fns.hold_stuck_tree, how=how)

@@ -69,13 +69,20 @@ class TreeProgram:
 
 
 @asynccontextmanager
-async def tree_program(argv: list[str]) -> AsyncIterator[TreeProgram]:
-    """Start ``argv`` with stdout and stderr piped; on leaving the block a
-    program still running is killed (our pid only) and reaped. The caller
-    bounds the time (``trio.fail_after``)."""
+async def tree_program(
+    argv: list[str], env: dict[str, str] | None = None
+) -> AsyncIterator[TreeProgram]:
+    """Start ``argv`` with stdout and stderr piped (``env``: variables set
+    on top of ours); on leaving the block a program still running is killed
+    (our pid only) and reaped. The caller bounds the time (``trio.fail_after``)."""
     import trio
 
-    proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = await trio.lowlevel.open_process(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=None if env is None else {**os.environ, **env},
+    )
     stdout, stderr = proc.stdout, proc.stderr
     assert stdout is not None and stderr is not None  # both piped
     try:

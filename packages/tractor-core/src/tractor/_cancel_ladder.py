@@ -2,7 +2,10 @@
 
 The ladder: a ``cancel_actor()`` request, a bounded wait
 (:data:`CANCEL_GRACE`, ``TRACTOR_CANCEL_GRACE``), then SIGKILL; or a kill
-at once with ``hard_kill=True``. :class:`CancelLadder` is that half of
+at once with ``hard_kill=True``. An actor that lost its parent (an orphan
+shutting down) waits only :data:`~tractor._reaper.ORPHAN_GRACE` for its
+children: nobody waits for their results any more, and its subtree must be
+gone within a few seconds of its root's death. :class:`CancelLadder` is that half of
 :class:`~tractor.ActorNursery` (a base of it, not used alone: it works on
 the nursery's children); spawning and supervising them is
 :mod:`tractor._supervise`.
@@ -16,6 +19,7 @@ import trio
 
 from . import _settings
 from ._debugger import within_grace
+from ._reaper import ORPHAN_GRACE
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -67,6 +71,11 @@ class CancelLadder:
     _children: dict[tuple[str, str], _Child]
     cancel_called: bool
 
+    @property
+    def _grace(self) -> float:
+        """How long a cancelled child has before it is killed."""
+        return min(CANCEL_GRACE, ORPHAN_GRACE) if self._actor.orphaned else CANCEL_GRACE
+
     async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
         """The ladder for one child; returns once it is reaped."""
         child.cancel_requested = True
@@ -75,7 +84,7 @@ class CancelLadder:
         if not hard_kill and child.portal is None:
             # still booting (its spawn is finishing): cancel it once it
             # serves, within the same grace
-            with trio.move_on_after(CANCEL_GRACE):
+            with trio.move_on_after(self._grace):
                 await child.settled.wait()
             if child.one_shot is not None:
                 # its call task cancels it (see cancel())
@@ -91,15 +100,15 @@ class CancelLadder:
                 'cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
                 child.uid[0],
                 child.proc.pid,
-                CANCEL_GRACE,
+                self._grace,
             )
 
             async def cancel_and_wait() -> None:
-                await portal.cancel_actor(timeout=CANCEL_GRACE)
+                await portal.cancel_actor(timeout=self._grace)
                 await child.exited.wait()
 
             # (longer while a developer is in the debugger: see within_grace)
-            await within_grace(self._actor, CANCEL_GRACE, cancel_and_wait)
+            await within_grace(self._actor, self._grace, cancel_and_wait)
             self._kill_if_alive(child)
         await child.exited.wait()
 
@@ -128,18 +137,17 @@ class CancelLadder:
                         tn.start_soon(self._cancel_child, child, hard_kill)
 
     async def _kill_after_grace(self, child: _Child) -> None:
-        await within_grace(self._actor, CANCEL_GRACE, child.exited.wait)
+        await within_grace(self._actor, self._grace, child.exited.wait)
         self._kill_if_alive(child)
         await child.exited.wait()
 
-    @staticmethod
-    def _kill_if_alive(child: _Child) -> None:
+    def _kill_if_alive(self, child: _Child) -> None:
         """The ladder's last rung: a child still running once its grace is
         over is killed."""
         if not child.exited.is_set():
             log.warning(
                 'actor %r did not exit within %.1fs of a cancel: killing it',
                 child.uid[0],
-                CANCEL_GRACE,
+                self._grace,
             )
             child.proc.kill()

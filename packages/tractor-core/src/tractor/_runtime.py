@@ -86,6 +86,9 @@ class Actor:
         self._cancel_complete = trio.Event()
         self._service_done = trio.Event()
         self.cancel_requester: tuple[str, str] | None = None
+        #: this actor lost its parent and is shutting down on its own: its
+        #: children get the orphan grace (see tractor._cancel_ladder)
+        self.orphaned = False
         #: set by debug mode (see tractor._debugger): consulted where an error
         #: leaves user code and by the cancel bounds
         self.debugger: Debugger | None = None
@@ -356,6 +359,7 @@ class Actor:
             await chan.aclose()
             if chan is self._parent_chan and not self._cancel_called:
                 log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
+                self.orphaned = True
                 self.cancel_soon(requester=None)
 
     # -- calling peers (tractor._caller) ---------------------------------

@@ -125,7 +125,7 @@ for _args in (
         _seconds,
         1.0,
         _SECONDS,
-        'seconds a fork server gives its children once its owner is gone, before it kills them',
+        'seconds an orphaned actor (its parent gone) has before it is killed, and gives its own children',
     ),
     (
         'TRACTOR_FORKSERVER_MAX_PENDING',

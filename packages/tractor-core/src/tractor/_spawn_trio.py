@@ -17,6 +17,7 @@ import trio
 from . import _secret, _state
 from ._plugins import hookimpl, plugin_paths_for_children
 from ._proctitle import actor_room, room_arg
+from ._reaper import reaper
 from ._spawn import FALLBACK_START_METHOD, SpawnBackend
 
 #: what a subactor runs: ``python -m tractor._child <args>``
@@ -88,6 +89,11 @@ async def spawn_trio(
     cmd = child_command(
         name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio
     )
+    actor = _state.current_actor(err_on_no_runtime=False)
+    if actor is not None:
+        # the child's own children are this process's if the child dies
+        # first (see tractor._reaper)
+        reaper.spawning(actor, uuid)
     try:
         return await trio.lowlevel.open_process(
             # room for the child's process title (see tractor._proctitle)
@@ -95,6 +101,9 @@ async def spawn_trio(
             pass_fds=cmd.pass_fds,
             env=cmd.env,
         )
+    except BaseException:
+        reaper.exited(uuid)
+        raise
     finally:
         cmd.close_fds()
 

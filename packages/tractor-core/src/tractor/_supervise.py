@@ -20,6 +20,7 @@ from ._exceptions import ActorFailure, ContextCancelled, check_actor_name, type_
 from ._extras import require_debug
 from ._modules import normalize_ns
 from ._portal import Portal, _fn_address
+from ._reaper import reaper
 from ._spawn import (
     SPAWN_TIMEOUT,
     SpawnWaiter,
@@ -342,6 +343,7 @@ class ActorNursery(CancelLadder):
                 with trio.CancelScope(shield=True):
                     await proc.wait()
             child.exited.set()
+            reaper.exited(child.uid[1])
             child.waiter.fail(
                 ActorFailure(
                     f'actor {child.uid[0]!r} exited with code {proc.returncode} before it was ready'

@@ -83,12 +83,14 @@ class _Pending:
 class _Kid:
     """A forked child not reaped yet, and the connection to report it on."""
 
-    __slots__ = ('pid', 'pidfd', 'sock')
+    __slots__ = ('pid', 'pidfd', 'sock', 'orphaned_at')
 
     def __init__(self, pid: int, pidfd: int, sock: socket.socket | None) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.sock = sock
+        #: when its requester was found gone (see .stopping)
+        self.orphaned_at: float | None = None
 
 
 class _Spare:
@@ -140,6 +142,9 @@ class ForkServer(StopHandling):
                 if timeout <= 0:
                     self._kill_orphans()
                     timeout = None
+            lost = self._kill_lost_kids() if self.kids else None
+            if lost is not None:
+                timeout = lost if timeout is None else min(timeout, lost)
             if self.pending:
                 # oldest first (dicts keep insertion order)
                 wait = self._expire_pending()
@@ -340,6 +345,7 @@ class ForkServer(StopHandling):
             pending.sock.close()
         else:
             kid.sock = pending.sock
+            self._watch_requester(kid)
         if self.control is not None:
             if warm_asyncio:
                 preload_asyncio()
@@ -361,6 +367,8 @@ class ForkServer(StopHandling):
         self.sel.unregister(kid.pidfd)
         del self.kids[kid.pidfd]
         os.close(kid.pidfd)
+        if kid.sock is not None:
+            self.sel.unregister(kid.sock)
         if self.spare is not None and self.spare.kid is kid:  # died unused
             self.spare.sock.close()
             self.spare = None

@@ -11,6 +11,12 @@ orphan grace.
 Either way the server stops accepting and exits as soon as every child it
 forked is reaped (they exit on their own once their actor parent is gone);
 children still running after :data:`ORPHAN_GRACE` are killed.
+
+The same grace applies to the children of one requester that dies while
+the tree goes on (an actor killed with its own children still running):
+the request's connection, held by the requester until it learns the exit
+status, reaches end-of-file, and a child still running :data:`ORPHAN_GRACE`
+later is killed, since nobody is left to stop it if it is stuck.
 :class:`StopHandling` is that half of
 :class:`~tractor._forkserver.server.ForkServer` (a base of it, not used
 alone: it works on the server's sockets and children).
@@ -26,14 +32,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from tractor import _settings
+from tractor._reaper import ORPHAN_GRACE
 
 if TYPE_CHECKING:
     from .server import _Kid, _Pending, _Spare
 
-#: once the owner (the tree's root) is gone, children still running after
-#: this long are killed (``TRACTOR_ORPHAN_GRACE``, seconds)
-ORPHAN_GRACE = _settings.value('TRACTOR_ORPHAN_GRACE')
 #: signals that stop the server as its owner's end does (the default action
 #: would kill it on the spot, leaving its socket file in the runtime dir)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
@@ -143,3 +146,45 @@ class StopHandling:
             )
         for kid in list(self.kids.values()):
             _kill(kid.pidfd)  # reaped as their pidfds turn readable
+
+    def _watch_requester(self, kid: _Kid) -> None:
+        """Learn when the requester of ``kid`` is gone (see the module doc)."""
+        assert kid.sock is not None
+        kid.sock.setblocking(False)
+        self.sel.register(kid.sock, selectors.EVENT_READ, lambda key: self._requester_readable(kid))
+
+    def _requester_readable(self, kid: _Kid) -> None:
+        if kid.sock is None:
+            return
+        try:
+            if kid.sock.recv(4096):
+                return  # nothing is sent on it today; only its end matters
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.sel.unregister(kid.sock)
+        kid.sock.close()
+        kid.sock = None
+        kid.orphaned_at = time.monotonic()
+
+    def _kill_lost_kids(self) -> float | None:
+        """Kill the children whose requester has been gone for
+        :data:`ORPHAN_GRACE`; seconds until the next one is due."""
+        now = time.monotonic()
+        due: float | None = None
+        for kid in self.kids.values():
+            if kid.orphaned_at is None:
+                continue
+            left = kid.orphaned_at + ORPHAN_GRACE - now
+            if left <= 0:
+                kid.orphaned_at = None
+                print(
+                    f'tractor fork server: killing pid {kid.pid}: still running '
+                    f'{ORPHAN_GRACE}s after the actor that spawned it was gone',
+                    file=sys.stderr,
+                )
+                _kill(kid.pidfd)  # reaped as its pidfd turns readable
+            else:
+                due = left if due is None else min(due, left)
+        return due

@@ -1,0 +1,200 @@
+"""Orphans of the ``'trio'`` backend: an actor that spawns is a child
+subreaper, and ends the actors it adopts.
+
+With ``start_method='trio'`` a subactor is the OS child of the actor that
+spawned it. When that parent dies (killed at the end of its cancel grace,
+SIGKILLed, OOM-killed), the kernel hands its children to the nearest
+ancestor that asked to be a *child subreaper* (Linux's
+``PR_SET_CHILD_SUBREAPER``), or to init otherwise, where a stuck one (stopped,
+spinning with the GIL, deaf to SIGTERM) would live on forever.
+
+So the first ``'trio'`` spawn of a process makes it a subreaper (Linux only;
+elsewhere nothing changes), and each time one of its own children exits it
+looks for adopted ones: children of this process whose command line is a
+``tractor._child`` whose uuid is not among the actors it spawned itself.
+Each gets :data:`ORPHAN_GRACE` to go on its own (a healthy orphan shuts down
+once it loses its parent, see ``Actor._lost_parent``), then SIGKILL, and is
+reaped by its pid. Nothing else is ever waited for: the runtime never calls
+``waitpid(-1)``, which would take the exit status of processes that trio or
+the user's code started. Once the last runtime of the process is torn down,
+it stops being a subreaper.
+
+Why not ``PR_SET_PDEATHSIG``: it fires when the *thread* that forked exits,
+and trio starts processes from a worker thread that goes idle and exits.
+What this does not cover: a parent killed together with a stuck child,
+while every ancestor up to the root is gone too (the root was SIGKILLed and
+the middle is stuck): nobody is left to end it. The fork server (the default
+start method) covers that case, since it outlives every actor of its tree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import _settings
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from ._runtime import Actor
+
+log = get_logger('supervise')
+
+#: seconds an orphan (an actor that lost its parent) gives its own children
+#: before it kills them, and an adopted orphan gets before it is killed
+#: (``TRACTOR_ORPHAN_GRACE``)
+ORPHAN_GRACE: float = _settings.value('TRACTOR_ORPHAN_GRACE')
+
+_PR_SET_CHILD_SUBREAPER = 36
+_CHILD_MODULE = b'tractor._child'
+
+
+def _prctl_subreaper(on: bool) -> bool:
+    if not sys.platform.startswith('linux'):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+
+
+def _children(pid: int) -> set[int]:
+    kids: set[int] = set()
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return kids
+    listed = False
+    for tid in tids:
+        try:
+            with open(f'/proc/{pid}/task/{tid}/children', 'rb') as f:
+                kids.update(int(k) for k in f.read().split())
+            listed = True
+        except OSError:
+            continue
+    if not listed:  # a kernel without CONFIG_PROC_CHILDREN: every process's parent
+        for entry in os.listdir('/proc'):
+            if entry.isdigit():
+                try:
+                    with open(f'/proc/{entry}/stat', 'rb') as f:
+                        if int(f.read().rsplit(b')', 1)[1].split()[1]) == pid:
+                            kids.add(int(entry))
+                except (OSError, IndexError, ValueError):
+                    continue
+    return kids
+
+
+def child_actors(pid: int) -> list[tuple[int, str]]:
+    """``(pid, uuid)`` of every child of ``pid`` that runs ``tractor._child``
+    (read from ``/proc``: its argv, or the process title that repeats it)."""
+    found: list[tuple[int, str]] = []
+    for kid in sorted(_children(pid)):
+        try:
+            with open(f'/proc/{kid}/cmdline', 'rb') as f:
+                words = f.read().replace(b'\0', b' ').split()
+        except OSError:
+            continue
+        if _CHILD_MODULE in words and b'--uuid' in words:
+            at = words.index(b'--uuid') + 1
+            if at < len(words):
+                found.append((kid, words[at].decode(errors='replace')))
+    return found
+
+
+class Reaper:
+    """This process's subreaper duty (one per process: :data:`reaper`)."""
+
+    def __init__(self) -> None:
+        #: uuids of the actors this process spawned with the 'trio' backend
+        #: and has not reaped yet: its own children, never adopted ones
+        self.own: set[str] = set()
+        #: adopted pids being ended
+        self._ending: set[int] = set()
+        #: the actors (by id) whose I/O nursery runs a sweep
+        self._serving: set[int] = set()
+        self._subreaper = False
+        self._poked = trio.Event()
+
+    def spawning(self, actor: Actor, uuid: str) -> None:
+        """``actor`` is about to spawn ``uuid`` as its OS child: from now on
+        this process is a subreaper and ``actor`` sweeps (``uuid`` is noted
+        before its process exists, so a sweep never mistakes it for an
+        orphan)."""
+        self.own.add(uuid)
+        if id(actor) not in self._serving and actor._io_tn is not None:
+            self._serving.add(id(actor))
+            actor._io_tn.start_soon(self._serve, actor, name='sweep adopted actors')
+            if not self._subreaper:
+                self._subreaper = _prctl_subreaper(True)
+
+    def exited(self, uuid: str) -> None:
+        """A child of this process exited: its own children, if it had
+        any, may be this process's now."""
+        self.own.discard(uuid)
+        if self._subreaper:
+            self._poked.set()
+
+    async def _serve(self, actor: Actor) -> None:
+        """Sweep on every poke until ``actor``'s I/O nursery is cancelled,
+        then once more; the nursery waits for each orphan's end (shielded,
+        at most :data:`ORPHAN_GRACE` and a kill)."""
+        try:
+            async with trio.open_nursery() as tn:
+                try:
+                    while True:
+                        await self._poked.wait()
+                        self._poked = trio.Event()
+                        self._sweep(tn)
+                finally:
+                    self._sweep(tn)  # what the last exits handed over
+        finally:
+            self._serving.discard(id(actor))
+            if not self._serving and self._subreaper:
+                self._subreaper = not _prctl_subreaper(False)
+
+    def _sweep(self, tn: trio.Nursery) -> None:
+        if not self._subreaper:
+            return
+        for pid, uuid in child_actors(os.getpid()):
+            if uuid not in self.own and pid not in self._ending:
+                self._ending.add(pid)
+                tn.start_soon(self._end, tn, pid, uuid)
+
+    async def _end(self, tn: trio.Nursery, pid: int, uuid: str) -> None:
+        # ours until reaped, so its pid cannot be reused under us
+        with trio.CancelScope(shield=True):
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:  # gone already
+                self._ending.discard(pid)
+                return
+            try:
+                with trio.move_on_after(ORPHAN_GRACE) as grace:
+                    await trio.lowlevel.wait_readable(fd)
+                if grace.cancelled_caught:
+                    log.warning(
+                        'killing the orphaned actor %s (pid %d): its parent is gone and it '
+                        'did not exit within %.1fs',
+                        uuid,
+                        pid,
+                        ORPHAN_GRACE,
+                    )
+                    os.kill(pid, signal.SIGKILL)
+                    await trio.lowlevel.wait_readable(fd)
+                try:
+                    # it has exited (its pidfd is readable): this does not block
+                    os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222
+                except ChildProcessError:
+                    pass
+            finally:
+                os.close(fd)
+                self._ending.discard(pid)
+            self._sweep(tn)  # its own children (if it had any) are ours now
+
+
+#: this process's reaper
+reaper = Reaper()
