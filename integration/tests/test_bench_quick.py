@@ -32,6 +32,12 @@ QUICK_KEYS = [
     'floor.fork_waitpid.p50_ms',
     'floor.python_c_pass.p50_ms',
     *(
+        f'boot.{case}.{what}'
+        for case in ('registrar', 'joiner')
+        for what in ('p50_ms', 'exit_p50_ms')
+    ),
+    'floor.fork_waitpid.boot.p50_ms',
+    *(
         f'cluster.{n}.{what}'
         for n in (2, 4)
         for what in ('ready_ms', 'teardown_ms', 'cpu_per_worker_ms')
@@ -58,8 +64,8 @@ QUICK_KEYS = [
     'floor.aio_guest_hop.p50_us',
     'floor.aio_guest_hop.p99_us',
     *(
-        f'{prefix}.tls.{case}.{stat}'
-        for prefix in ('rpc', 'floor.raw_pingpong')
+        f'{prefix}.{case}.{stat}'
+        for prefix in ('rpc.tls', 'floor.raw_pingpong.tls', 'floor.raw_pingpong.tls_own')
         for case in ('noop', '10k')
         for stat in ('p50_us', 'p99_us', 'per_s')
     ),

@@ -104,12 +104,12 @@ async def test_rotated_certificate_serves_new_connections(pki, tls_reg):
         ) as actor:
             addr = actor.listen_addrs[0]
             before = await tpt.connect(addr)
-            serial_before = before.ssl_stream.getpeercert()['serialNumber']
+            serial_before = before.ssl_object.getpeercert()['serialNumber']
             new = pki.issue('rotated')
             os.replace(new.key, pki.good.key)
             os.replace(new.cert, pki.good.cert)
             after = await tpt.connect(addr)
-            serial_after = after.ssl_stream.getpeercert()['serialNumber']
+            serial_after = after.ssl_object.getpeercert()['serialNumber']
             assert serial_after != serial_before
             await after.aclose()
             await before.aclose()

@@ -27,13 +27,15 @@ async def channel_facts() -> dict:
     facts = {
         'proto': chan.raddr.proto_key if chan.raddr else None,
         'stream': type(stream).__name__,
-        # the raw-socket fast path must not be taken under TLS
+        # the raw-socket path must not be taken under TLS (it would write
+        # plaintext past the TLS layer); the TLS stream's own direct path is
         'raw_socket': chan._sock is not None,
+        'direct_tls': chan._send_nowait is not None,
         'accept': [a.to_wire() for a in actor.listen_addrs],
     }
     if isinstance(stream, TLSStream):
-        facts['version'] = stream.ssl_stream.version()
-        facts['peer_cert'] = bool(stream.ssl_stream.getpeercert())
+        facts['version'] = stream.ssl_object.version()
+        facts['peer_cert'] = bool(stream.ssl_object.getpeercert())
     return facts
 
 
@@ -57,8 +59,8 @@ async def find_and_call(name: str) -> str:
 
 
 async def test_tree_over_tls(pki, tls_reg):
-    """TLS only: the child boots over TLS (version 1.3, the generic stream
-    path), answers calls and streams, and a sibling finds it through the
+    """TLS only: the child boots over TLS (version 1.3, the TLS stream's
+    direct path), answers calls and streams, and a sibling finds it through the
     registrar over TLS."""
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(enable_transports=['tls'], registry_addrs=[tls_reg]) as an:
@@ -69,6 +71,7 @@ async def test_tree_over_tls(pki, tls_reg):
             facts = await one.run(channel_facts)
             assert facts['proto'] == 'tls'
             assert facts['stream'] == 'TLSStream' and not facts['raw_socket']
+            assert facts['direct_tls']
             assert facts['version'] == 'TLSv1.3' and facts['peer_cert']
             assert all(w[0] == 'tls' for w in facts['accept'])
             assert await one.run(echo, value={'x': [1, 2]}) == {'x': [1, 2]}

@@ -13,7 +13,7 @@ from ._exceptions import (
     transport_closed,
 )
 from ._session import BATCH_END, TAG_SIZE
-from ._transport import Address, wrap_address
+from ._transport import Address, BufferedSendStream, wrap_address
 from .log import get_logger
 
 log = get_logger('ipc')
@@ -83,10 +83,12 @@ class Channel:
     time writes out (see :meth:`send`); receives happen from one task only
     (the actor's message loop for this channel).
 
-    Over a socket, a flush first writes directly (:mod:`tractor._sockio`):
-    when the kernel takes it all, a send is a cancel point but not a
-    schedule point (every :data:`YIELD_EVERY` sends yield, for fairness);
-    only a write that has to wait for the peer arms the stall bound.
+    Over a socket, a flush first writes directly (:mod:`tractor._sockio`),
+    and over a :class:`~tractor.plugin.BufferedSendStream` (TLS) through its
+    ``send_nowait``: when the kernel takes it all, a send is a cancel point
+    but not a schedule point (every :data:`YIELD_EVERY` sends yield, for
+    fairness); only a write that has to wait for the peer arms the stall
+    bound.
     """
 
     def __init__(
@@ -99,6 +101,8 @@ class Channel:
     ) -> None:
         self.stream = stream
         self._sock = _sockio.direct_socket(stream)
+        #: the direct path of a stream that is not a plain socket
+        self._send_nowait = stream.send_nowait if isinstance(stream, BufferedSendStream) else None
         self._unyielded = 0
         self.raddr = raddr
         self.laddr = laddr
@@ -265,7 +269,14 @@ class Channel:
         self._corked = 0
         nbytes = len(data)
         try:
-            sent = _sockio.try_send(self._sock, data) if self._sock is not None else 0
+            if self._sock is not None:
+                sent = _sockio.try_send(self._sock, data)
+            elif self._send_nowait is not None:
+                # all of it taken; what is not written yet waits in the
+                # stream, and _send_rest drains it
+                sent = nbytes + (0 if self._send_nowait(data) else 1)
+            else:
+                sent = 0
             if sent == nbytes:
                 self._unyielded += 1
                 return False, nbytes
@@ -298,12 +309,17 @@ class Channel:
 
     async def _send_rest(self, data: bytearray, sent: int) -> bool:
         """Write ``data[sent:]`` shielded, within the stall bound (the only
-        place a cancel scope is needed: this write waits for the peer).
-        Returns whether the bound ran out."""
-        with memoryview(data) as view, view[sent:] as rest:
-            with trio.CancelScope(shield=True) as cs:
-                cs.deadline = trio.current_time() + send_stall_timeout(len(data))
-                await self.stream.send_all(rest)
+        place a cancel scope is needed: this write waits for the peer), or,
+        when ``sent`` is past the end, drain what a
+        :class:`~tractor.plugin.BufferedSendStream` took but did not write
+        yet. Returns whether the bound ran out."""
+        with trio.CancelScope(shield=True) as cs:
+            cs.deadline = trio.current_time() + send_stall_timeout(len(data))
+            if sent > len(data):
+                await self.stream.drain()  # type: ignore[attr-defined]  # a BufferedSendStream
+            else:
+                with memoryview(data) as view, view[sent:] as rest:
+                    await self.stream.send_all(rest)
         return cs.cancelled_caught
 
     async def run_writer(self) -> None:

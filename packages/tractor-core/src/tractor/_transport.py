@@ -96,6 +96,34 @@ class StoreAddress(Address):
         ``actor`` uses for this store."""
 
 
+class BufferedSendStream(trio.abc.Stream):
+    """A stream a channel can write to without a schedule point.
+
+    A transport whose stream is not a ``trio.SocketStream`` (which the
+    runtime already writes to directly) may return one of these from
+    :meth:`Transport.connect` and its listener, so that a send the kernel
+    takes at once costs no trip through the scheduler, as over TCP.
+    ``send_all`` and ``receive_some`` keep trio's contract (checkpoints).
+
+    One writer at a time: the channel serialises its calls to
+    :meth:`send_nowait` and :meth:`drain`.
+    """
+
+    @abc.abstractmethod
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> bool:
+        """Take *all* of ``data`` without waiting (copying what it keeps:
+        the caller reuses the buffer). ``True`` when all of it is written
+        out; ``False`` when part waits in the stream, and the caller must
+        ``await drain()`` before it counts on it being sent (further calls
+        stay in order behind it). Raises ``trio.BrokenResourceError`` or
+        ``OSError`` for a broken connection."""
+
+    @abc.abstractmethod
+    async def drain(self) -> None:
+        """Write out what :meth:`send_nowait` left waiting (a checkpoint;
+        a cancelled drain keeps what is not written yet, in order)."""
+
+
 class Transport(abc.ABC):
     """What a transport plugin implements. Keep it this small."""
 
@@ -136,7 +164,10 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def connect(self, addr: Address) -> trio.abc.Stream:
-        """Dial ``addr``; raise ``OSError`` when nothing accepts there."""
+        """Dial ``addr``; raise ``OSError`` when nothing accepts there.
+        A :class:`BufferedSendStream` (or a ``trio.SocketStream``) gets the
+        channel's direct-write path; any other stream works through
+        ``send_all``."""
 
     @abc.abstractmethod
     def locality(self, addr: Address) -> int:

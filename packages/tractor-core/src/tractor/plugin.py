@@ -18,7 +18,11 @@ has their signatures and a complete transport.
 What this module offers, by the kind of plugin that needs it:
 
 - a **transport** subclasses :class:`Transport` and :class:`Address` and
-  returns an instance from ``tractor_transports()``; its ``locality()``
+  returns an instance from ``tractor_transports()`` (a stream that is not
+  a plain socket subclasses :class:`BufferedSendStream` to get the
+  channel's direct-write path, and may write and read its socket with
+  :func:`sock_send_nowait` and :func:`sock_receive_some`, the runtime's own
+  lean socket I/O); its ``locality()``
   answers one of the ranks :data:`SAME_HOST` < :data:`LOCAL` <
   :data:`REMOTE` (discovery dials the lowest it can reach). A transport
   over a per-user socket directory uses :func:`runtime_dir` (created mode
@@ -76,6 +80,8 @@ from ._settings import _positive_int as parse_positive_int
 from ._settings import _seconds as parse_seconds
 from ._settings import register as register_setting
 from ._settings import value as setting_value
+from ._sockio import receive_some as sock_receive_some
+from ._sockio import try_send as sock_send_nowait
 
 # -- spawn backends (hook ``tractor_spawn_methods``; a child's start state
 # travels in ``SpawnSpec.ext``, hooks ``tractor_spawn_spec_ext`` in the parent
@@ -87,6 +93,7 @@ from ._transport import LOCAL as LOCAL
 from ._transport import REMOTE as REMOTE
 from ._transport import SAME_HOST as SAME_HOST
 from ._transport import Address as Address
+from ._transport import BufferedSendStream as BufferedSendStream
 from ._transport import StoreAddress as StoreAddress
 from ._transport import Transport as Transport
 from ._transport import get_transport as get_transport
@@ -104,6 +111,7 @@ __all__ = [
     'REMOTE',
     'SAME_HOST',
     'Address',
+    'BufferedSendStream',
     'StoreAddress',
     'Transport',
     'get_transport',
@@ -112,6 +120,8 @@ __all__ = [
     'wrap_address',
     'runtime_dir',
     'runtime_dir_path',
+    'sock_receive_some',
+    'sock_send_nowait',
     # talking to actors
     'Channel',
     'check_actor_name',

@@ -51,6 +51,7 @@ __all__ = [
     'TLSStream',
     'TLSTransport',
     'configure',
+    'contexts',
     'tractor_transports',
 ]
 
