@@ -18,10 +18,18 @@ from tractor import _msg
 Connect = Callable[[], Awaitable[trio.abc.Stream]]
 
 
+def floor_kinds(key: str) -> dict[str, str]:
+    """The raw peers a family's floors run against, by role: ``'floor'`` is
+    the floor; TLS also measures ``'own'``, the TLS plugin's own stream (the
+    floor there is ``trio.SSLStream`` with the same settings)."""
+    return {'floor': 'sslstream', 'own': 'tls'} if key == 'tls' else {'floor': key}
+
+
 @asynccontextmanager
 async def raw_peer(kind: str, tmpdir: str) -> AsyncIterator[Connect]:
-    """Start ``rawpeer.py`` for ``kind`` (``'tcp'``, ``'uds'`` or ``'tls'``:
-    the TLS plugin's own stream over TCP, certificates from
+    """Start ``rawpeer.py`` for ``kind`` (``'tcp'``, ``'uds'``, ``'tls'``:
+    the TLS plugin's own stream over TCP, or ``'sslstream'``: a
+    ``trio.SSLStream`` with the plugin's TLS settings; certificates from
     ``TRACTOR_TLS_*``); yields a function that opens a new connection to
     it. The peer is reaped on exit."""
     cmd = [sys.executable, str(HERE / 'rawpeer.py'), kind]
@@ -46,6 +54,13 @@ async def raw_peer(kind: str, tmpdir: str) -> AsyncIterator[Connect]:
 
                 # the very stream (and TLS settings) a TLS channel runs on
                 return await TLSTransport().connect(TLSAddress('127.0.0.1', int(where)))
+            if kind == 'sslstream':
+                from tractor_tls import contexts
+
+                tcp = await trio.open_tcp_stream('127.0.0.1', int(where))
+                ssl_stream = trio.SSLStream(tcp, contexts()[1], server_hostname='127.0.0.1')
+                await ssl_stream.do_handshake()
+                return ssl_stream
             return await trio.open_unix_socket(where)
 
         yield connect

@@ -3,7 +3,9 @@ tractor's framing (4-byte length + msgpack ``Msg``) and nothing else.
 
 ``python rawpeer.py tcp`` listens on 127.0.0.1 (random port) and prints the
 port; ``python rawpeer.py tls`` the same through the TLS plugin's listener
-(its ``SSLStream``s, certificates from ``TRACTOR_TLS_*``);
+(its own ``TLSStream``s, certificates from ``TRACTOR_TLS_*``);
+``python rawpeer.py sslstream`` through a ``trio.SSLListener`` with the
+plugin's TLS settings and certificates;
 ``python rawpeer.py uds PATH`` listens on PATH and prints it. Each
 connection opens with one frame ``[mode, n]``:
 
@@ -69,6 +71,13 @@ async def main(kind: str, path: str | None) -> None:
         listener, bound = await TLSTransport().listen(TLSAddress('127.0.0.1', 0))
         print(bound.port, flush=True)
         await _accept_loop(listener)
+        return
+    if kind == 'sslstream':
+        from tractor_tls import contexts
+
+        (tcp,) = await trio.open_tcp_listeners(0, host='127.0.0.1')
+        print(tcp.socket.getsockname()[1], flush=True)
+        await _accept_loop(trio.SSLListener(tcp, contexts()[0]))
         return
     if kind == 'tcp':
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -21,6 +21,7 @@ import time
 import traceback
 
 import aio
+import boot
 import cluster
 import discovery
 import imports
@@ -34,6 +35,7 @@ from common import machine
 FAMILIES = {
     'import': lambda quick, tmp: imports.run(quick, tmp),
     'spawn': lambda quick, tmp: spawn.run(quick),
+    'boot': lambda quick, tmp: boot.run(quick),
     'cluster': lambda quick, tmp: cluster.run(quick),
     'rpc': lambda quick, tmp: rpc.run(quick, tmp),
     'stream': lambda quick, tmp: stream.run(quick, tmp),
@@ -44,11 +46,13 @@ FAMILIES = {
 
 FORK = 'floor.fork_waitpid.p50_ms'
 PINGPONG_TCP = 'floor.raw_pingpong.tcp.noop.p50_us'
+FORK_BOOT = 'floor.fork_waitpid.boot.p50_ms'
 FLOOR_NAMES = {
     FORK: 'fork+waitpid p50',
+    FORK_BOOT: 'fork+waitpid p50',
     'floor.python_c_pass.p50_ms': '`python -c pass` p50',
     'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
-    'floor.raw_oneway_batched.tls.per_s': 'raw batched one-way over the same SSLStream',
+    'floor.raw_oneway_batched.tls.per_s': 'raw batched one-way over trio.SSLStream',
     'floor.import_trio_msgspec_ms': '`import trio, msgspec`',
     'aio.trio_portal_run.p50_us': 'the same call into a trio actor',
     'aio.trio_portal_run.p99_us': 'the same call into a trio actor, p99',
@@ -68,7 +72,8 @@ def floor_name(key: str) -> str:
     if key.startswith('floor.raw_pingpong.'):  # floor.raw_pingpong.<tpt>.<case>.<stat>
         _, _, tpt, case, stat = key.split('.')
         what = {'noop': '', '10k': ' (10 KiB)', 'yield': ' (Yield)'}.get(case, f' ({case})')
-        return f'raw {tpt} ping-pong{what}' + ('' if stat == 'per_s' else f' {stat[:3]}')
+        over = {'tls': 'trio.SSLStream', 'tls_own': "the TLS plugin's stream"}.get(tpt, tpt)
+        return f'raw {over} ping-pong{what}' + ('' if stat == 'per_s' else f' {stat[:3]}')
     return key
 
 
@@ -82,6 +87,10 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('teardown p50', 'teardown.p50_ms', FORK, ('<=', 8)),
         ('teardown p90', 'teardown.p90_ms', FORK, None),
         ('spawn: CPU time of the actor until it answered', 'spawn.child_cpu_ms', None, None),
+        ('root boot (registrar) p50', 'boot.registrar.p50_ms', FORK_BOOT, ('<=', 3)),
+        ('root exit (registrar) p50', 'boot.registrar.exit_p50_ms', FORK_BOOT, None),
+        ('root boot (joiner) p50', 'boot.joiner.p50_ms', FORK_BOOT, ('<=', 3)),
+        ('root exit (joiner) p50', 'boot.joiner.exit_p50_ms', FORK_BOOT, None),
     ]
     for n in (2, 4, 8, 16):
         rows.append(
@@ -140,6 +149,13 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
             (f'{what} tls p50', f'{rpc_key}.p50_us', f'{floor}.p50_us', ('<=', 1.5)),
             (f'{what} tls p99', f'{rpc_key}.p99_us', f'{floor}.p99_us', None),
             (f'{what} tls calls/s', f'{rpc_key}.per_s', f'{floor}.per_s', None),
+            # the stricter reference: the raw stream the channel itself runs on
+            (
+                f'{what} tls p50, own stream',
+                f'{rpc_key}.p50_us',
+                f'floor.raw_pingpong.tls_own.{case}.p50_us',
+                None,
+            ),
         ]
     rows += [
         (

@@ -9,7 +9,7 @@ import trio
 import targets
 import tractor
 from common import now, pct, registry
-from raw import oneway, pingpong, raw_peer
+from raw import floor_kinds, oneway, pingpong, raw_peer
 from tractor import _msg
 
 #: every stream message (and its raw floor frame) carries this value
@@ -47,7 +47,7 @@ async def _measure(n_oneway: int, n_echo: int, tmpdir: str, key: str = 'tcp') ->
     rates: dict[str, list[float]] = {'tractor': [], 'raw': []}
     echoes: dict[str, list[float]] = {'tractor': [], 'raw': []}
     async with (
-        raw_peer(key, tmpdir) as connect,
+        raw_peer(floor_kinds(key)['floor'], tmpdir) as connect,
         tractor.open_nursery(registry_addrs=registry(key, tmpdir), enable_transports=[key]) as an,
     ):
         portal = await an.start_actor('stream_target', enable_modules=['targets'])
