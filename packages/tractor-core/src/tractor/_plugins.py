@@ -60,25 +60,89 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     """Register every installed plugin of the entry-point group. One whose
     import fails is skipped with one warning naming it and why: a broken
     plugin must not break every tractor program of the environment."""
-    from importlib.metadata import entry_points
+    from importlib import import_module
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+    for name, value in installed_entry_points(ENTRY_POINT_GROUP):
+        if pm.get_plugin(name) is not None or pm.is_blocked(name):
             continue
         try:
-            plugin = ep.load()
+            modname, _, attrs = value.partition(':')
+            plugin: Any = import_module(modname.strip())
+            for attr in filter(None, attrs.strip().split('.')):
+                plugin = getattr(plugin, attr)
         except Exception as err:
             import logging
 
             logging.getLogger('tractor.plugins').warning(
                 'skipping the tractor plugin %r (%s): it failed to import: %s: %s',
-                ep.name,
-                ep.value,
+                name,
+                value,
                 type(err).__name__,
                 err,
             )
             continue
-        pm.register(plugin, name=ep.name)
+        pm.register(plugin, name=name)
+
+
+def installed_entry_points(group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of every installed entry point of ``group``, as
+    ``importlib.metadata.entry_points(group=...)`` lists them: the first
+    distribution of a name on ``sys.path`` wins.
+
+    It reads the ``entry_points.txt`` of each ``*.dist-info`` (and
+    ``*.egg-info``) directory itself: importing ``importlib.metadata``
+    (``email``, ``zipfile``, ``csv``...) and building its distribution
+    objects was half of a root actor's boot. A ``sys.path`` entry that is
+    not a plain directory (a zip) makes it ask ``importlib.metadata``."""
+    import os
+    import sys
+
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        where = entry or '.'
+        if not os.path.isdir(where):
+            if os.path.exists(where):
+                from importlib.metadata import entry_points
+
+                return [(ep.name, ep.value) for ep in entry_points(group=group)]
+            continue
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        for child in names:
+            if not child.endswith(('.dist-info', '.egg-info')):
+                continue
+            dist = child.rpartition('.')[0].partition('-')[0].lower().replace('-', '_')
+            dist = dist.replace('.', '_')
+            if dist in seen:
+                continue
+            seen.add(dist)
+            try:
+                with open(os.path.join(where, child, 'entry_points.txt'), encoding='utf-8') as f:
+                    text = f.read()
+            except OSError:
+                continue
+            found += _parse_entry_points(text, group)
+    return found
+
+
+def _parse_entry_points(text: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of section ``[group]`` of an
+    ``entry_points.txt`` (an INI file)."""
+    out: list[tuple[str, str]] = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in '#;':
+            continue
+        if line.startswith('[') and line.endswith(']'):
+            section = line[1:-1].strip()
+        elif section == group and '=' in line:
+            name, _, value = line.partition('=')
+            out.append((name.strip(), value.strip()))
+    return out
 
 
 #: plugins registered in code, for children: (import path or None, why not)
