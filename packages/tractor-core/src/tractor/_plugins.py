@@ -37,11 +37,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with installed plugins loaded."""
     global _pm
     if _pm is None:
-        import pluggy
-
         from ._hookspecs import TractorSpec
 
-        pm = pluggy.PluginManager('tractor')
+        pm = _manager_class()('tractor')
         pm.add_hookspecs(TractorSpec)
         _load_entry_points(pm)
         _pm = pm
@@ -54,6 +52,25 @@ def get_plugin_manager() -> pluggy.PluginManager:
             for store in provided or ():
                 _stores.setdefault(store.scheme, store)
     return _pm
+
+
+def _manager_class() -> type[pluggy.PluginManager]:
+    import inspect
+    from types import ModuleType
+
+    import pluggy
+
+    class Manager(pluggy.PluginManager):
+        def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+            # most names of a plugin module are its imports and constants:
+            # skip what is not a function before pluggy's own (static,
+            # descriptor-safe, and much slower) look, which registering
+            # every plugin at boot paid for each name
+            if isinstance(plugin, ModuleType) and not inspect.isroutine(vars(plugin).get(name)):
+                return None
+            return super().parse_hookimpl_opts(plugin, name)
+
+    return Manager
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 
-import setproctitle
-
 #: the argument that reserves argv room for a title; programs accept and
 #: ignore it, and the title never shows it
 ROOM_FLAG = '--title-room'
@@ -40,6 +38,10 @@ def set_title(title: str) -> None:
     """Show ``title`` as this process's command line and (its first 15
     bytes) its ``comm``, within the argv area; the environment the kernel
     shows stays intact."""
+    # imported here: a root never titles itself, and the import (its C
+    # extension) was 2 ms of its boot
+    import setproctitle
+
     global _set_up
     if _set_up:
         setproctitle.setproctitle(title)
