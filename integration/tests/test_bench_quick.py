@@ -37,6 +37,7 @@ QUICK_KEYS = [
         for what in ('p50_ms', 'exit_p50_ms')
     ),
     'floor.fork_waitpid.boot.p50_ms',
+    *(f'{who}.{what}_mib' for who in ('memory.actor', 'floor.memory') for what in ('uss', 'rss')),
     *(
         f'cluster.{n}.{what}'
         for n in (2, 4)

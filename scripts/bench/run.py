@@ -25,6 +25,7 @@ import boot
 import cluster
 import discovery
 import imports
+import memory
 import rpc
 import spawn
 import stream
@@ -36,6 +37,7 @@ FAMILIES = {
     'import': lambda quick, tmp: imports.run(quick, tmp),
     'spawn': lambda quick, tmp: spawn.run(quick),
     'boot': lambda quick, tmp: boot.run(quick),
+    'memory': lambda quick, tmp: memory.run(quick),
     'cluster': lambda quick, tmp: cluster.run(quick),
     'rpc': lambda quick, tmp: rpc.run(quick, tmp),
     'stream': lambda quick, tmp: stream.run(quick, tmp),
@@ -50,6 +52,8 @@ FORK_BOOT = 'floor.fork_waitpid.boot.p50_ms'
 FLOOR_NAMES = {
     FORK: 'fork+waitpid p50',
     FORK_BOOT: 'fork+waitpid p50',
+    'floor.memory.uss_mib': 'USS of a process forked from a warmed template, in trio.run',
+    'floor.memory.rss_mib': 'RSS of that process',
     'floor.python_c_pass.p50_ms': '`python -c pass` p50',
     'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
     'floor.raw_oneway_batched.tls.per_s': 'raw batched one-way over trio.SSLStream',
@@ -91,6 +95,8 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('root exit (registrar) p50', 'boot.registrar.exit_p50_ms', FORK_BOOT, None),
         ('root boot (joiner) p50', 'boot.joiner.p50_ms', FORK_BOOT, ('<=', 3)),
         ('root exit (joiner) p50', 'boot.joiner.exit_p50_ms', FORK_BOOT, None),
+        ('idle actor USS', 'memory.actor.uss_mib', 'floor.memory.uss_mib', ('<=', 1.5)),
+        ('idle actor RSS', 'memory.actor.rss_mib', 'floor.memory.rss_mib', None),
     ]
     for n in (2, 4, 8, 16):
         rows.append(
@@ -238,7 +244,7 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
 def _fmt(key: str, value: float) -> str:
     if key.endswith('per_s'):
         return f'{value:,.0f}/s'
-    unit = 'ms' if key.endswith('_ms') else 'µs'
+    unit = {'_ms': 'ms', '_mib': 'MiB'}.get(key[key.rfind('_') :], 'µs')
     return f'{value:#.3g} {unit}' if value < 100 else f'{value:,.0f} {unit}'
 
 

@@ -1,0 +1,94 @@
+"""memory: the private (USS) and resident (RSS) memory of an idle subactor
+(spawned with the default start method, after it answered one call), next
+to a floor process: one forked from a template warmed the way the fork
+server warms its own (``preload()``, ``gc.collect()``, ``gc.freeze()``),
+that runs ``trio.run(trio.sleep_forever)``. Read from
+``/proc/<pid>/smaps_rollup`` (Linux)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import trio
+
+import targets
+import tractor
+from common import median, tcp_registry
+
+#: the floor: prints its forked child's pid once the child is inside trio.run
+FLOOR = """
+import gc, os, sys, trio
+from tractor._forkserver.child import preload
+preload()
+gc.collect()
+gc.freeze()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    async def idle():
+        os.write(w, b'x')
+        await trio.sleep_forever()
+    trio.run(idle)
+os.close(w)
+os.read(r, 1)
+print(pid, flush=True)
+sys.stdin.read()
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+"""
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """(USS, RSS) of ``pid`` in MiB."""
+    fields: dict[str, int] = {}
+    with open(f'/proc/{pid}/smaps_rollup') as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == 'kB':
+                fields[parts[0].rstrip(':')] = int(parts[1])
+    uss = fields.get('Private_Clean', 0) + fields.get('Private_Dirty', 0)
+    return uss / 1024, fields.get('Rss', 0) / 1024
+
+
+def floor(n: int) -> list[tuple[float, float]]:
+    samples = []
+    for _ in range(n):
+        proc = subprocess.Popen(
+            [sys.executable, '-c', FLOOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            pid = int(proc.stdout.readline())
+            samples.append(memory_of(pid))
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    return samples
+
+
+async def actors(n: int) -> list[tuple[float, float]]:
+    samples = []
+    async with tractor.open_nursery(registry_addrs=tcp_registry()) as an:
+        for i in range(n):
+            portal = await an.start_actor(f'idle_{i}', enable_modules=['targets'])
+            await portal.run(targets.noop)
+            samples.append(memory_of(portal.channel.aid.pid))
+        await an.cancel()
+    return samples
+
+
+def run(quick: bool) -> dict[str, float]:
+    n = 2 if quick else 8
+    actor = trio.run(actors, n)
+    base = floor(n)
+    return {
+        'memory.actor.uss_mib': median([s[0] for s in actor]),
+        'memory.actor.rss_mib': median([s[1] for s in actor]),
+        'floor.memory.uss_mib': median([s[0] for s in base]),
+        'floor.memory.rss_mib': median([s[1] for s in base]),
+    }
