@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-from common import median, pct, tcp_registry
+from common import helper_process, median, pct, tcp_registry
 from spawn import fork_floor
 
 #: one program's life: prints "<boot seconds> <exit seconds>"
@@ -39,7 +39,7 @@ import sys, trio, tractor
 async def main(port):
     async with tractor.open_root_actor(registry_addrs=[('127.0.0.1', port)]):
         print('up', flush=True)
-        await trio.to_thread.run_sync(sys.stdin.read)
+        await trio.lowlevel.wait_readable(sys.stdin.fileno())  # until stdin closes
 trio.run(main, int(sys.argv[1]))
 """
 
@@ -79,23 +79,10 @@ def run(quick: bool) -> dict[str, float]:
     n = 3 if quick else 20
     reg_boot, reg_exit = _samples(n)
     registry = tcp_registry()
-    proc = subprocess.Popen(
-        [sys.executable, '-c', REGISTRAR, str(registry[0][1])],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        if proc.stdout.readline().strip() != 'up':
+    with helper_process(REGISTRAR, str(registry[0][1])) as ready:
+        if ready != 'up':
             raise RuntimeError('the registrar for the joiner case did not start')
         join_boot, join_exit = _samples(n, registry[0][1])
-        proc.stdin.close()
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
     ms = 1e3
     fork = fork_floor(20 if quick else 200)
     return {

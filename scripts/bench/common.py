@@ -8,7 +8,10 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -47,6 +50,29 @@ def process_cpu(pid: int) -> float:
 
 
 # -- environment -----------------------------------------------------------
+@contextmanager
+def helper_process(code: str, *args: str) -> Iterator[str]:
+    """Run ``python -c code *args`` with a pipe on its stdin; yields the
+    first line it prints (its "ready"). Leaving the block closes the pipe,
+    which is the helper's signal to end (and that of anything it forked
+    that shares the pipe); one still running 10 s later is killed."""
+    proc = subprocess.Popen(
+        [sys.executable, '-c', code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        yield proc.stdout.readline().strip()
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

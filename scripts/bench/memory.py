@@ -7,16 +7,14 @@ that runs ``trio.run(trio.sleep_forever)``. Read from
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import trio
 
 import targets
 import tractor
-from common import median, tcp_registry
+from common import helper_process, median, tcp_registry
 
-#: the floor: prints its forked child's pid once the child is inside trio.run
+#: the floor: prints its forked child's pid once the child is inside
+#: trio.run; both end when their shared stdin closes
 FLOOR = """
 import gc, os, sys, trio
 from tractor._forkserver.child import preload
@@ -29,13 +27,13 @@ if pid == 0:
     os.close(r)
     async def idle():
         os.write(w, b'x')
-        await trio.sleep_forever()
+        await trio.lowlevel.wait_readable(sys.stdin.fileno())  # idle until EOF
     trio.run(idle)
+    os._exit(0)
 os.close(w)
 os.read(r, 1)
 print(pid, flush=True)
 sys.stdin.read()
-os.kill(pid, 9)
 os.waitpid(pid, 0)
 """
 
@@ -55,19 +53,8 @@ def memory_of(pid: int) -> tuple[float, float]:
 def floor(n: int) -> list[tuple[float, float]]:
     samples = []
     for _ in range(n):
-        proc = subprocess.Popen(
-            [sys.executable, '-c', FLOOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert proc.stdout is not None and proc.stdin is not None
-            pid = int(proc.stdout.readline())
-            samples.append(memory_of(pid))
-            proc.stdin.close()
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        with helper_process(FLOOR) as pid:
+            samples.append(memory_of(int(pid)))
     return samples
 
 

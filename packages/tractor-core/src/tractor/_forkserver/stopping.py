@@ -98,16 +98,8 @@ class StopHandling:
             self._stop_serving()
 
     def _control_readable(self, key: selectors.SelectorKey) -> None:
-        if self.control is None:
-            return
-        try:
-            if self.control.recv(4096):
-                return  # nothing is sent on it today; only its end matters
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            pass
-        self._stop_serving()
+        if self.control is not None and _ended(self.control):
+            self._stop_serving()
 
     def _stop_serving(self) -> None:
         """The owner is gone (or a stop signal came): no new requests;
@@ -154,15 +146,8 @@ class StopHandling:
         self.sel.register(kid.sock, selectors.EVENT_READ, lambda key: self._requester_readable(kid))
 
     def _requester_readable(self, kid: _Kid) -> None:
-        if kid.sock is None:
+        if kid.sock is None or not _ended(kid.sock):
             return
-        try:
-            if kid.sock.recv(4096):
-                return  # nothing is sent on it today; only its end matters
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            pass
         self.sel.unregister(kid.sock)
         kid.sock.close()
         kid.sock = None
@@ -188,3 +173,16 @@ class StopHandling:
             else:
                 due = left if due is None else min(due, left)
         return due
+
+
+def _ended(sock: socket.socket) -> bool:
+    """Whether a readable connection that carries nothing (the control
+    connection, a requester's) has ended: EOF or an error."""
+    try:
+        if sock.recv(4096):
+            return False  # nothing is sent on it today; only its end matters
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        pass
+    return True
