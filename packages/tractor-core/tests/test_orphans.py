@@ -115,3 +115,17 @@ async def test_stuck_grandchild_gone_after_its_parent_is_killed(
 async def _run_until_killed(mid: tractor.Portal, how: str) -> None:
     with pytest.raises(tractor.TransportClosed):
         await mid.run(fns.hold_stuck_tree, how=how)
+
+
+async def test_reaper_leaves_the_actors_own_forks_alone(runtime_kwargs):
+    """Under 'trio', a child the actor forked without exec shows the
+    actor's own title (``tractor._child --uuid <its uuid>``): the reaper's
+    sweep after a child exit must not take it for an adopted orphan."""
+    with trio.fail_after(60):
+        async with tractor.open_nursery(start_method='trio', **runtime_kwargs) as an:
+            mid = await an.start_actor('mid', enable_modules=FNS)
+            await mid.run(fns.fork_then_spawn_one)
+            # past the grace an adopted orphan would get (a bound, not a condition to poll)
+            await trio.sleep(ORPHAN_GRACE + 1.0)
+            assert await mid.run(fns.release_forked) == 0
+            await an.cancel()

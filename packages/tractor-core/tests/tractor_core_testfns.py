@@ -447,3 +447,34 @@ async def keep_terminal() -> None:
         await trio.sleep_forever()
     finally:
         hold.release()
+
+
+# -- the reaper leaves what it did not adopt alone ---------------------------
+
+
+async def fork_then_spawn_one() -> int:
+    """Fork a plain child (no exec: it keeps this actor's title, as a
+    ``multiprocessing`` worker would) that waits on a pipe, then spawn and
+    cancel one actor, so this actor's reaper sweeps. Returns the fork's pid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    STATE['forked'] = (pid, w)
+    async with tractor.open_nursery() as an:
+        brief = await an.start_actor('brief')
+        await brief.cancel_actor()
+    return pid
+
+
+def release_forked() -> int:
+    """End the fork; returns its exit code (-9 had the reaper killed it,
+    and a ChildProcessError had it reaped it)."""
+    pid, w = STATE.pop('forked')
+    os.write(w, b'x')
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

@@ -69,7 +69,8 @@ class ForkedProcess:
                 self._frames.feed(data)
         except OSError:
             pass
-        # the server died without reporting: the child is init's now; its
+        # the server died without reporting: the child is re-parented (to
+        # init, or to a subreaper ancestor); its
         # pidfd still says when it ends, but its status is lost
         await trio.lowlevel.wait_readable(self._pidfd)
         log.warning('fork server gone: exit status of pid %d unknown', self.pid)

@@ -380,6 +380,7 @@ class ForkServer(StopHandling):
             except OSError:
                 pass
             kid.sock.close()
+            kid.sock = None  # a requester-readable event later in this batch sees it gone
 
     # the child -------------------------------------------------------------
     def _spare_main(self, sock: socket.socket) -> None:
