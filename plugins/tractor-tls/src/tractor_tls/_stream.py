@@ -113,6 +113,10 @@ class TLSStream(BufferedSendStream):
                 self._failed(err)
             except _BROKEN as err:
                 self._failed(err)
+            except BaseException:
+                # cut short (cancelled): the TLS state is unusable now
+                self._broken = True
+                raise
             self._handshaken = True
 
     async def _handshake(self) -> None:
@@ -220,6 +224,7 @@ class TLSStream(BufferedSendStream):
         try:
             done = self.send_nowait(data)
         except OSError as err:
+            self._broken = True
             raise trio.BrokenResourceError(f'TLS send to {self._where} failed: {err}') from err
         if done:
             await trio.lowlevel.cancel_shielded_checkpoint()
