@@ -152,10 +152,11 @@ class Reaper:
         self._poked = trio.Event()
 
     def spawning(self, actor: Actor, uuid: str) -> None:
-        """``actor`` is about to spawn ``uuid`` as its OS child: from now on
-        this process is a subreaper and ``actor`` sweeps (``uuid`` is noted
-        before its process exists, so a sweep never mistakes it for an
-        orphan)."""
+        """``actor`` is about to spawn ``uuid`` as its OS child (``uuid`` is
+        noted before its process exists, so a sweep never mistakes it for an
+        orphan). If ``actor``'s start method is ``'trio'``, from now on this
+        process is a subreaper and ``actor`` sweeps; otherwise its tree's
+        orphans are the fork server's (see the module doc)."""
         self.own.add(uuid)
         if actor.start_method != 'trio':
             return  # its tree's orphans are the fork server's (module doc)
