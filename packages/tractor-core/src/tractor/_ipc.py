@@ -104,6 +104,8 @@ class Channel:
         #: the direct path of a stream that is not a plain socket
         self._send_nowait = stream.send_nowait if isinstance(stream, BufferedSendStream) else None
         self._unyielded = 0
+        #: the last socket read got less than it asked for (see _sockio)
+        self._drained = False
         self.raddr = raddr
         self.laddr = laddr
         self.initiator = initiator
@@ -447,7 +449,9 @@ class Channel:
         while got < need:
             try:
                 if self._sock is not None:
-                    chunk = await _sockio.receive_some(self._sock, max(_CHUNK, need - got))
+                    ask = max(_CHUNK, need - got)
+                    chunk = await _sockio.receive_some(self._sock, ask, drained=self._drained)
+                    self._drained = len(chunk) < ask
                 else:
                     chunk = await self.stream.receive_some(max(_CHUNK, need - got))
             except STREAM_ERRORS as err:

@@ -40,19 +40,28 @@ def try_send(sock: trio.socket.SocketType, data: bytes | bytearray | memoryview)
         return 0
 
 
-async def receive_some(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
+async def receive_some(
+    sock: trio.socket.SocketType, max_bytes: int, *, drained: bool = False
+) -> bytes:
     """Up to ``max_bytes`` from ``sock`` (``b''`` at EOF): a checkpoint, as
     ``SocketStream.receive_some`` is. ``OSError`` for a broken or closed
-    socket, ``trio.ClosedResourceError`` if it is closed while waiting."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        data = os.read(sock.fileno(), max_bytes)
-    except BlockingIOError:
-        pass
-    else:
-        # data was already there: still give other tasks a turn
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return data
+    socket, ``trio.ClosedResourceError`` if it is closed while waiting.
+
+    ``drained=True`` says the caller's last read emptied the socket (it got
+    less than it asked for): the read then waits for the socket first
+    instead of trying it at once, which would most likely fail, costing a
+    system call and an exception per message on an interactive connection.
+    """
+    if not drained:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            data = os.read(sock.fileno(), max_bytes)
+        except BlockingIOError:
+            pass
+        else:
+            # data was already there: still give other tasks a turn
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
     while True:
         await trio.lowlevel.wait_readable(sock)
         try:

@@ -87,6 +87,9 @@ class TLSStream(BufferedSendStream):
         #: after the handshake): until then, receives are checked
         self._confirmed = server_side
         self._broken = False
+        #: the last socket read got less than it asked for: wait before the
+        #: next one (``sock_receive_some(drained=...)``)
+        self._drained = False
         self._handshaken = False
         self._closed = False
 
@@ -288,7 +291,8 @@ class TLSStream(BufferedSendStream):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
             while True:
-                raw = await sock_receive_some(self._sock, _READ)
+                raw = await sock_receive_some(self._sock, _READ, drained=self._drained)
+                self._drained = len(raw) < _READ
                 if raw:
                     self._incoming.write(raw)
                 else:
