@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import trio
+import trio.testing
 
 import tractor
 import tractor_core_inproc_fns as fns
@@ -72,6 +73,57 @@ async def test_concurrent_calls_on_one_channel_are_routed_by_call_id():
                 for key in ('c', 'a', 'b'):  # answered in another order
                     fns.event(key).set()
             assert results == {'a': 'a', 'b': 'b', 'c': 'c'}
+
+
+async def test_a_plain_call_runs_in_a_task_named_for_it():
+    """The channel's reader runs a plain call itself: the task carries the
+    call's name meanwhile (log lines, task dumps), and reading goes on in
+    another task (the concurrent calls above)."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            assert await portal.run(fns.task_name) == f'{fns.__name__}:task_name'
+            assert await portal.run(fns.add, x=1, y=2) == 3
+
+
+async def test_each_plain_call_has_its_own_context():
+    """What a call sets in a context variable is gone for the next call on
+    the same channel, as it would be with a task per call."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            assert await portal.run(fns.swap_var, value='first') == 'unset'
+            assert await portal.run(fns.swap_var, value='second') == 'unset'
+
+
+async def test_teardown_cancels_running_plain_calls_and_waits_for_them():
+    """A plain call in flight is an RPC like any other: shutting the actor
+    down cancels it, and the runtime is not done before the call is, even
+    when its cleanup takes a while."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            caught: list[BaseException] = []
+            done: list[bool] = []
+
+            async def in_flight() -> None:
+                try:
+                    await portal.run(fns.clean_up_slowly, key='k')
+                except tractor.ContextCancelled as err:
+                    caught.append(err)
+
+            async def rpc_done() -> None:
+                await actor._rpc_done()
+                done.append(True)
+
+            async with trio.open_nursery() as tn:
+                tn.start_soon(in_flight)
+                await fns.event('k:running').wait()
+                actor.cancel_soon(requester=('someone', 'x'))
+                await fns.event('k:cleaning').wait()
+                tn.start_soon(rpc_done)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not done  # the call is still cleaning up
+                fns.event('k:release').set()
+            assert done and fns.SEEN['k'] == 'cleaned'
+            assert len(caught) == 1 and caught[0].canceller == ('someone', 'x')
 
 
 async def test_errors_are_boxed_with_origin_and_traceback():

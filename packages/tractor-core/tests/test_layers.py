@@ -48,6 +48,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         '_aio_channel',
         '_stack',
         '_inbox',
+        '_inline',
         '_call',
         '_debugger',
         '_context',

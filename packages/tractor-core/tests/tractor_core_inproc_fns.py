@@ -89,6 +89,36 @@ async def wait_for(key: str) -> str:
     return key
 
 
+import contextvars  # noqa: E402
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar('inproc_var', default='unset')
+
+
+def swap_var(value: str) -> str:
+    """Set a context variable; return what it was (each call's own context)."""
+    old = _var.get()
+    _var.set(value)
+    return old
+
+
+async def task_name() -> str:
+    """The name of the task this call runs in."""
+    return trio.lowlevel.current_task().name
+
+
+async def clean_up_slowly(key: str) -> None:
+    """Wait until cancelled, then clean up (shielded) until the test sets
+    ``key:release``."""
+    try:
+        event(f'{key}:running').set()
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            event(f'{key}:cleaning').set()
+            await event(f'{key}:release').wait()
+            SEEN[key] = 'cleaned'
+
+
 def _private() -> None:
     """Not callable remotely: its name starts with ``_``."""
 

@@ -1,7 +1,8 @@
 """The callee's side of a request: what the channel's loop does with a ``Start``.
 
 :func:`handle_start` checks the request and starts :func:`invoke` in the
-actor's service nursery (or answers a call into the runtime itself inline);
+actor's service nursery (or answers a call into the runtime itself inline,
+or has the channel's reader run a plain call itself: :func:`run_here`);
 :func:`invoke` resolves the target through the RPC allowlist, runs it under
 its :class:`~tractor.Context` or :class:`~tractor._call.CallScope`, and
 sends the ``Return`` or the boxed ``Error``.
@@ -21,6 +22,7 @@ from ._boxing import pack_cancelled, pack_error
 from ._call import CallScope
 from ._context import DEFAULT_WINDOW, Context, _current_ctx, is_context_fn
 from ._exceptions import ModuleNotExposed, MsgTypeError
+from ._inline import run_inline
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -39,10 +41,14 @@ current_channel: contextvars.ContextVar[Channel | None] = contextvars.ContextVar
 )
 
 
-async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
+async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> CallScope | None:
+    """Take a ``Start`` the reader of ``chan`` received: answer it (a bad
+    request, a call into the runtime), start it in the service nursery (a
+    context), or, for a plain call, return its :class:`CallScope` for the
+    reader to run it itself (:func:`run_here`)."""
     if msg.ns == 'self' and msg.func in ('cancel', 'ping'):
         await _runtime_call(actor, chan, msg)
-        return
+        return None
     if not 0 <= msg.window <= MAX_WINDOW or (chan, msg.cid) in actor._routes:
         # a bad stream window, or a call id still in use: refuse this
         # request with a typed error, keep serving the connection
@@ -52,7 +58,14 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
             else f'stream window {msg.window} is outside 0..{MAX_WINDOW}'
         )
         await chan.send_or_drop(pack_error(msg.cid, MsgTypeError(why), actor.uid))
-        return
+        return None
+    if msg.kind != 'ctx' and not actor._cancel_called and actor.debugger is None:
+        # (once the actor is shutting down, or in debug mode, where the
+        # debugger follows RPC tasks, a plain call takes a task as a
+        # context does: it is then started cancelled, or refused)
+        call = CallScope(chan, msg.cid)
+        actor._routes[(chan, msg.cid)] = call
+        return call
     ctx: Context | CallScope = (
         Context(
             actor,
@@ -74,6 +87,35 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
         await chan.send_or_drop(
             pack_error(msg.cid, RuntimeError(f'actor {actor.name!r} is shutting down'), actor.uid)
         )
+    return None
+
+
+async def run_here(
+    actor: Actor, chan: Channel, call: CallScope, msg: _msg.Start, hand_on: Callable[[], None]
+) -> bool:
+    """(the reader of ``chan``) Run the plain call ``msg`` in this task, in
+    a context of its own (:func:`tractor._inline.run_inline`). If the call
+    has to wait, ``hand_on()`` first starts the channel's next reader, and
+    this task stays the call's to its end; returns whether that happened
+    (``False``: the call finished at once, and this task reads on).
+
+    The call is an RPC of the actor like a service task: ``cancel_soon()``
+    and teardown cancel it and wait for it (``Actor._cancel_rpc``). The task
+    carries the call's name meanwhile (log lines, task dumps)."""
+    task = trio.lowlevel.current_task()
+    name, task.name = task.name, f'{msg.ns}:{msg.func}'
+    calls = actor._calls_here
+    calls.add(call)
+    try:
+        _, waited = await run_inline(
+            invoke(actor, chan, call, msg), contextvars.copy_context(), hand_on
+        )
+        return waited
+    finally:
+        calls.discard(call)
+        task.name = name
+        if not calls and actor._calls_idle is not None:
+            actor._calls_idle.set()
 
 
 async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:

@@ -70,12 +70,12 @@ async def open_runtime(actor: Actor, bind_addrs: list[Address]) -> AsyncIterator
                             await actor.debugger.post_mortem(actor, exc)
                     finally:
                         actor._cancel_called = True
-                        actor._service_tn.cancel_scope.cancel()
+                        actor._cancel_rpc()
                         with trio.CancelScope(shield=True):
-                            await actor._service_done.wait()
+                            await actor._rpc_done()
         finally:
             actor._cancel_called = True
-            actor._service_tn.cancel_scope.cancel()
+            actor._cancel_rpc()
             actor._io_tn.cancel_scope.cancel()
             runtime_tn.cancel_scope.cancel()
             actor._cancel_complete.set()

@@ -85,6 +85,10 @@ class Actor:
         self._cancel_event = trio.Event()
         self._cancel_complete = trio.Event()
         self._service_done = trio.Event()
+        #: plain calls run by the channel reader that received them
+        #: (tractor._invoke.run_here), and what their end sets once none is left
+        self._calls_here: set[CallScope] = set()
+        self._calls_idle: trio.Event | None = None
         self.cancel_requester: tuple[str, str] | None = None
         #: this actor lost its parent and is shutting down on its own: its
         #: children get the orphan grace (see tractor._cancel_ladder)
@@ -310,19 +314,46 @@ class Actor:
         return out
 
     async def _serve_channel(self, chan: Channel, ready: trio.Event | None = None) -> None:
-        """Route every message of ``chan`` until it closes or misbehaves."""
+        """Route every message of ``chan`` until it closes or misbehaves.
+
+        The channel is read by one task at a time (:meth:`_read_channel`),
+        this one first; it returns once the channel's last reader is done.
+        """
         self._add_peer(chan)
         assert self._io_tn is not None
         self._io_tn.start_soon(chan.run_writer)
         if ready is not None:
             ready.set()
+        ended = trio.Event()
+        await self._read_channel(chan, ended)
+        await ended.wait()
+
+    async def _read_channel(self, chan: Channel, ended: trio.Event) -> None:
+        """Be ``chan``'s reader: route its messages until it ends (then
+        clean up and set ``ended``).
+
+        A plain call's ``Start`` is run right here (no task to start and
+        schedule before its reply can go out: ``_invoke.run_here``). If the
+        call has to wait, this task first starts the channel's next reader
+        and then stays the call's until it returns.
+        """
         err: BaseException | None = None
+        handed_on = False
+
+        def hand_on() -> None:
+            nonlocal handed_on
+            assert self._io_tn is not None
+            self._io_tn.start_soon(self._read_channel, chan, ended)
+            handed_on = True
+
         try:
             while True:
                 msg = await chan.recv()
                 kind = type(msg)
                 if kind is _msg.Start:
-                    await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                    call = await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                    if call is not None and await _invoke.run_here(self, chan, call, msg, hand_on):  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                        return  # the next reader took over
                 elif kind in _CTX_MSGS:
                     ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
                     if ctx is not None:
@@ -344,23 +375,34 @@ class Actor:
         except TransportClosed as exc:
             err = exc
             log.debug('connection to %r closed: %s', chan.aid and chan.aid.name, exc)
+        except Exception as exc:
+            # one connection's failure ends that connection, never the actor
+            # (a handed-on reader runs right in the I/O nursery)
+            err = exc
+            log.exception('connection to %r failed', chan.aid and chan.aid.name)
         finally:
-            self._remove_peer(chan)
-            lost = (
-                err
-                if isinstance(err, TransportClosed)
-                else TransportClosed(
-                    f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}'
-                )
-            )
-            for (c, _cid), ctx in list(self._routes.items()):
-                if c is chan:
-                    ctx._lost(lost)
-            await chan.aclose()
-            if chan is self._parent_chan and not self._cancel_called:
-                log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
-                self.orphaned = True
-                self.cancel_soon(requester=None)
+            if not handed_on:  # this task is the channel's last reader
+                await self._channel_ended(chan, err)
+                ended.set()
+
+    async def _channel_ended(self, chan: Channel, err: BaseException | None) -> None:
+        """``chan`` is done (EOF, an error, a bad message): drop the peer,
+        fail whatever waited on the channel, close it; a lost parent shuts
+        this actor down."""
+        self._remove_peer(chan)
+        lost = (
+            err
+            if isinstance(err, TransportClosed)
+            else TransportClosed(f'connection to {chan.aid and chan.aid.name!r} was dropped: {err}')
+        )
+        for (c, _cid), ctx in list(self._routes.items()):
+            if c is chan:
+                ctx._lost(lost)
+        await chan.aclose()
+        if chan is self._parent_chan and not self._cancel_called:
+            log.warning('lost the parent %r: shutting down', chan.aid and chan.aid.name)
+            self.orphaned = True
+            self.cancel_soon(requester=None)
 
     # -- calling peers (tractor._caller) ---------------------------------
     async def call(
@@ -387,9 +429,25 @@ class Actor:
         self._cancel_called = True
         self.cancel_requester = requester
         log.cancel('%r cancel requested by %s', self.name, requester[0] if requester else 'itself')
+        self._cancel_rpc()
+        self._cancel_event.set()
+
+    def _cancel_rpc(self) -> None:
+        """Cancel every RPC this actor runs: the service nursery's tasks
+        and the plain calls its channel readers run themselves."""
         if self._service_tn is not None:
             self._service_tn.cancel_scope.cancel()
-        self._cancel_event.set()
+        for call in self._calls_here:
+            if call.canceller is None:
+                call.canceller = self.cancel_requester or self.uid
+            call._cancel_scope()
+
+    async def _rpc_done(self) -> None:
+        """Until every RPC is over (after :meth:`_cancel_rpc`)."""
+        await self._service_done.wait()
+        while self._calls_here:
+            self._calls_idle = idle = trio.Event()
+            await idle.wait()
 
     async def wait_cancelled(self) -> None:
         await self._cancel_event.wait()
