@@ -104,18 +104,46 @@ async def run_here(
     carries the call's name meanwhile (log lines, task dumps)."""
     task = trio.lowlevel.current_task()
     name, task.name = task.name, f'{msg.ns}:{msg.func}'
+    handed_on = False
+
+    def before_suspend() -> None:
+        nonlocal handed_on
+        hand_on()
+        handed_on = True
+
     calls = actor._calls_here
     calls.add(call)
     try:
         _, waited = await run_inline(
-            invoke(actor, chan, call, msg), contextvars.copy_context(), hand_on
+            invoke(actor, chan, call, msg), contextvars.copy_context(), before_suspend
         )
         return waited
+    except trio.Cancelled:
+        raise  # this task's own scopes (teardown's last step) are cancelled
+    except BaseException as exc:
+        # SystemExit, KeyboardInterrupt... out of the call: what a service
+        # task's would do (end the actor, through its service nursery), not
+        # what the channel's reader would (take down every connection)
+        _raise_in_service(actor, exc)
+        return handed_on
     finally:
         calls.discard(call)
         task.name = name
         if not calls and actor._calls_idle is not None:
             actor._calls_idle.set()
+
+
+def _raise_in_service(actor: Actor, exc: BaseException) -> None:
+    async def reraise() -> None:
+        raise exc
+
+    tn = actor._service_tn
+    try:
+        if tn is None:
+            raise RuntimeError('no service nursery')
+        tn.start_soon(reraise, name=f'{type(exc).__name__} out of an RPC')
+    except RuntimeError:
+        raise exc from None
 
 
 async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
