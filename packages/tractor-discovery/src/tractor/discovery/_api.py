@@ -8,11 +8,11 @@ from typing import Any, Literal, overload
 
 import trio
 
-from tractor import MsgTypeError, Portal, TransportClosed, current_actor
+from tractor import Portal, TransportClosed, current_actor
 from tractor.log import get_logger
 from tractor.plugin import Address, StoreAddress, check_actor_name, is_one_address, wrap_address
 
-from ._client import CONNECT_TIMEOUT, RegistrarUnreachable, client, dial_entry, rank_addrs
+from ._client import RegistrarUnreachable, client, dial_entry, rank_addrs
 from ._local import LocalPortal, StorePortal
 from ._registrar import local_registrar
 
@@ -198,24 +198,24 @@ def _registry_targets(actor, addrs: Any) -> list[Address | None]:
     return list(regs or _registries(actor, None))
 
 
-async def _open_registry(
-    actor, target: Address | None, stack: AsyncExitStack
-) -> Portal | LocalPortal | StorePortal:
-    """A portal to the registrar at ``target`` (``None``: ourselves); a
-    dialed channel is closed when ``stack`` unwinds."""
+async def _open_registry(actor, target: Address | None) -> Portal | LocalPortal | StorePortal:
+    """A portal to the registrar at ``target`` (``None``: ourselves)."""
     if target is None:
         return LocalPortal(actor)
     if isinstance(target, StoreAddress):
         return StorePortal(client(actor).store(target), target)
-    try:
-        with trio.fail_after(CONNECT_TIMEOUT):
-            chan = await actor.connect(target)
-    except (OSError, trio.TooSlowError, TransportClosed, MsgTypeError) as err:
-        raise RegistrarUnreachable(
-            f'no registrar answers at {target} ({type(err).__name__}: {err})'
-        ) from err
-    stack.push_async_callback(chan.aclose)
-    return Portal(chan)
+    # the actor's one connection to that registrar (what its lookups and
+    # registration use): no connect and handshake per query
+    return _RegistrarPortal(await client(actor).channel(target))
+
+
+class _RegistrarPortal(Portal):
+    """A portal over the actor's shared connection to a registrar: closing
+    it leaves that connection up (the actor's registration and lookups run
+    over it)."""
+
+    async def aclose(self) -> None:
+        pass
 
 
 @asynccontextmanager
@@ -227,8 +227,10 @@ async def get_registry(
     ``addr=`` is the keyword users of the established project pass for one
     address; giving both it and ``addrs`` is a ``TypeError``.
 
-    The registrar itself gets a :class:`LocalPortal` (no IPC). A dialed
-    portal's channel is closed when the block exits.
+    The registrar itself gets a :class:`LocalPortal` (no IPC). Another
+    actor's portal runs over this actor's shared connection to that
+    registrar (dialed on first use, kept open for its lookups and
+    registration), so asking costs no connect.
     """
     if addr is not None:
         if addrs is not None:
@@ -236,15 +238,14 @@ async def get_registry(
         addrs = addr
     actor = current_actor()
     errors = []
-    async with AsyncExitStack() as stack:
-        for target in _registry_targets(actor, addrs):
-            try:
-                portal = await _open_registry(actor, target, stack)
-            except RegistrarUnreachable as err:
-                errors.append(str(err))
-                continue
-            yield portal
-            return
+    for target in _registry_targets(actor, addrs):
+        try:
+            portal = await _open_registry(actor, target)
+        except RegistrarUnreachable as err:
+            errors.append(str(err))
+            continue
+        yield portal
+        return
     raise RegistrarUnreachable('; '.join(errors))
 
 
@@ -263,21 +264,20 @@ async def query_actor(
     actor = current_actor()
     first: Portal | LocalPortal | StorePortal | None = None
     errors = []
-    async with AsyncExitStack() as stack:
-        for target in _registry_targets(actor, registry_addrs or regaddr):
-            try:
-                reg_portal = await _open_registry(actor, target, stack)
-                entry = await reg_portal.run_from_ns('self', 'find_actor', name=name)
-            except (RegistrarUnreachable, TransportClosed) as err:
-                errors.append(str(err))
-                continue
-            first = first or reg_portal
-            if entry is None:
-                continue
-            _uid, addrs = entry
-            ranked = rank_addrs(actor, addrs, usable_only=False)
-            yield (ranked[0].unwrap() if ranked else None), reg_portal
-            return
-        if first is None:
-            raise RegistrarUnreachable('; '.join(errors))
-        yield None, first
+    for target in _registry_targets(actor, registry_addrs or regaddr):
+        try:
+            reg_portal = await _open_registry(actor, target)
+            entry = await reg_portal.run_from_ns('self', 'find_actor', name=name)
+        except (RegistrarUnreachable, TransportClosed) as err:
+            errors.append(str(err))
+            continue
+        first = first or reg_portal
+        if entry is None:
+            continue
+        _uid, addrs = entry
+        ranked = rank_addrs(actor, addrs, usable_only=False)
+        yield (ranked[0].unwrap() if ranked else None), reg_portal
+        return
+    if first is None:
+        raise RegistrarUnreachable('; '.join(errors))
+    yield None, first
