@@ -41,7 +41,7 @@ QUICK_KEYS = [
     *(
         f'cluster.{n}.{what}'
         for n in (2, 4)
-        for what in ('ready_ms', 'teardown_ms', 'cpu_per_worker_ms')
+        for what in ('ready_ms', 'ready_per_worker_ms', 'teardown_ms', 'cpu_per_worker_ms')
     ),
     *(
         f'{prefix}.{tpt}.{case}.{stat}'
@@ -50,6 +50,10 @@ QUICK_KEYS = [
         for case in ('noop', '10k')
         for stat in ('p50_us', 'p99_us', 'per_s')
     ),
+    'rpc.one_process.tcp.noop.p50_us',
+    'rpc.tcp.concurrent64.per_s',
+    'floor.raw_pipelined64.tcp.per_s',
+    'floor.raw_pingpong_one_process.tcp.noop.p50_us',
     'stream.tcp.oneway_per_s',
     'floor.raw_oneway_batched.tcp.per_s',
     'stream.tcp.echo.p50_us',
@@ -57,6 +61,8 @@ QUICK_KEYS = [
     'discovery.find_actor.p50_us',
     'discovery.query_actor.p50_us',
     'discovery.wait_for_actor.p50_us',
+    'discovery.big_registry.find_actor.p50_us',
+    'discovery.big_registry.query_actor.p50_us',
     *(
         f'aio.{what}.{stat}'
         for what in ('portal_run', 'trio_portal_run', 'run_task')

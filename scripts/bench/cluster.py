@@ -1,6 +1,7 @@
 """cluster: ``open_actor_cluster(count=N)`` until every worker answered one
 call, and its teardown (block exit until every worker is reaped); also the
-CPU time each worker used until it answered."""
+CPU time each worker used until it answered, and the ready time per worker
+(how the cost grows: a cluster of 64 against one of 8)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ async def _measure(counts: tuple[int, ...], reps: int) -> dict[int, tuple[list, 
 
 
 def run(quick: bool) -> dict[str, float]:
-    counts = (2, 4) if quick else (2, 4, 8, 16)
+    counts = (2, 4) if quick else (2, 4, 8, 16, 64)
     res = trio.run(_measure, counts, 1 if quick else 3)
     figures = {}
     for n, (ready, teardown, cpu) in res.items():
         figures[f'cluster.{n}.ready_ms'] = median(ready) * 1e3
+        figures[f'cluster.{n}.ready_per_worker_ms'] = median(ready) * 1e3 / n
         figures[f'cluster.{n}.teardown_ms'] = median(teardown) * 1e3
         figures[f'cluster.{n}.cpu_per_worker_ms'] = median(cpu) * 1e3
     return figures

@@ -100,6 +100,31 @@ async def pingpong(connect: Connect, msg: _msg._Msg, n: int) -> list[float]:
     return samples
 
 
+async def pipelined(connect: Connect, msg: _msg._Msg, n: int, depth: int) -> float:
+    """``n`` requests of ``msg`` over one connection, keeping ``depth`` of
+    them outstanding (a new one goes out as each answer comes in; each
+    encoded, each answer decoded); returns answers/s."""
+    out = bytearray()
+
+    def encoded() -> bytearray:
+        out.clear()
+        _msg.append_frame(msg, out)
+        return out
+
+    async with await connect() as stream:
+        await stream.send_all(frame_mode('pingpong'))
+        reader = FrameReader(stream)
+        t0 = now()
+        sent = min(depth, n)
+        await stream.send_all(b''.join(bytes(encoded()) for _ in range(sent)))
+        for _ in range(n):
+            await reader.recv()
+            if sent < n:
+                await stream.send_all(encoded())
+                sent += 1
+        return n / (now() - t0)
+
+
 async def oneway(connect: Connect, msg: _msg._Msg, n: int, batch: int = 64) -> float:
     """Send ``n`` copies of ``msg``, up to ``batch`` frames per write, to a
     receiver that decodes each; returns messages/s (until the receiver's

@@ -70,14 +70,14 @@ async def main(kind: str, path: str | None) -> None:
 
         listener, bound = await TLSTransport().listen(TLSAddress('127.0.0.1', 0))
         print(bound.port, flush=True)
-        await _accept_loop(listener)
+        await serve_connections(listener)
         return
     if kind == 'sslstream':
         from tractor_tls import contexts
 
         (tcp,) = await trio.open_tcp_listeners(0, host='127.0.0.1')
         print(tcp.socket.getsockname()[1], flush=True)
-        await _accept_loop(trio.SSLListener(tcp, contexts()[0]))
+        await serve_connections(trio.SSLListener(tcp, contexts()[0]))
         return
     if kind == 'tcp':
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -90,10 +90,12 @@ async def main(kind: str, path: str | None) -> None:
     sock.listen(16)
     listener = trio.SocketListener(sock)
     print(where, flush=True)
-    await _accept_loop(listener)
+    await serve_connections(listener)
 
 
-async def _accept_loop(listener: trio.abc.Listener) -> None:
+async def serve_connections(listener: trio.abc.Listener) -> None:
+    """Serve every connection ``listener`` accepts until one says ``'quit'``
+    (also run in the benchmark's own process, for the one-process floor)."""
     async with listener, trio.open_nursery() as tn:
         while True:
             stream = await listener.accept()

@@ -2,7 +2,15 @@
 UDS (and TLS, from the tls family), without and with a 10 KiB argument.
 Floor: a raw trio ping-pong of the same ``Start``/``Return`` frames over
 the same socket type (see :func:`raw.floor_kinds` for TLS). Rounds of the
-calls and the floors alternate so that background load hits all alike."""
+calls and the floors alternate so that background load hits all alike.
+
+Also with both ends in this one process (:func:`_one_process`): the root
+calls itself over a TCP connection it dialed to its own listener, against
+the raw ping-pong's client and server as two tasks of one trio run. With
+no process to wake on the other side, that round trip is the CPU work of
+both ends, which is far steadier than the cross-process figures on a
+shared machine (where each wake-up of a sleeping peer costs tens of
+microseconds, and varies with it)."""
 
 from __future__ import annotations
 
@@ -12,13 +20,17 @@ import trio
 
 import targets
 import tractor
-from common import now, pct, registry
-from raw import floor_kinds, pingpong, raw_peer
+from common import median, now, pct, registry
+from raw import floor_kinds, pingpong, pipelined, raw_peer
+from rawpeer import serve_connections
 from tractor import _msg
 
 DATA = b'x' * 10 * 1024
 CASES = {'noop': {}, '10k': {'data': DATA}}
 ROUNDS = 4
+#: callers sharing one portal in the concurrency case (and requests
+#: outstanding on the floor's one connection)
+CALLERS = 64
 
 
 async def _calls(portal: tractor.Portal, kwargs: dict, n: int) -> list[float]:
@@ -28,6 +40,24 @@ async def _calls(portal: tractor.Portal, kwargs: dict, n: int) -> list[float]:
         await portal.run(targets.noop, **kwargs)
         samples.append(now() - t0)
     return samples
+
+
+async def _concurrent(portal: tractor.Portal, n: int) -> float:
+    """``n`` calls made by :data:`CALLERS` tasks at once over one portal;
+    returns calls/s."""
+    left = n
+
+    async def caller() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await portal.run(targets.noop)
+
+    t0 = now()
+    async with trio.open_nursery() as tn:
+        for _ in range(CALLERS):
+            tn.start_soon(caller)
+    return n / (now() - t0)
 
 
 async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
@@ -59,8 +89,17 @@ async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
                     runs.setdefault((role, case), []).extend(
                         await pingpong(connect, start, n // ROUNDS)
                     )
+        concurrent: dict[str, list[float]] = {'tractor': [], 'floor': []}
+        if key == 'tcp':
+            start = _msg.Start(cid=2, ns=targets.__name__, func='noop', kwargs={})
+            for _ in range(ROUNDS):
+                concurrent['tractor'].append(await _concurrent(portal, n))
+                concurrent['floor'].append(await pipelined(peers['floor'], start, n, CALLERS))
         await portal.cancel_actor()
     figures = {}
+    if concurrent['tractor']:
+        figures[f'rpc.{key}.concurrent{CALLERS}.per_s'] = median(concurrent['tractor'])
+        figures[f'floor.raw_pipelined{CALLERS}.{key}.per_s'] = median(concurrent['floor'])
     prefixes = {
         'tractor': f'rpc.{key}',
         'floor': f'floor.raw_pingpong.{key}',
@@ -74,9 +113,39 @@ async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
     return figures
 
 
+async def _one_process(n: int) -> dict[str, float]:
+    start = _msg.Start(cid=2, ns=targets.__name__, func='noop', kwargs={})
+    runs: dict[str, list[float]] = {'tractor': [], 'floor': []}
+    async with (
+        tractor.open_root_actor(
+            registry_addrs=registry('tcp', ''), enable_modules=['targets']
+        ) as actor,
+        trio.open_nursery() as tn,
+    ):
+        (listener,) = await trio.open_tcp_listeners(0, host='127.0.0.1')
+        port = listener.socket.getsockname()[1]
+        tn.start_soon(serve_connections, listener)
+
+        async def connect() -> trio.abc.Stream:
+            return await trio.open_tcp_stream('127.0.0.1', port)
+
+        async with tractor.Portal(await actor.connect(actor.listen_addrs[0])) as portal:
+            await _calls(portal, {}, max(10, n // 20))  # warm-up
+            await pingpong(connect, start, max(10, n // 20))
+            for _ in range(ROUNDS):
+                runs['tractor'] += await _calls(portal, {}, n // ROUNDS)
+                runs['floor'] += await pingpong(connect, start, n // ROUNDS)
+        tn.cancel_scope.cancel()
+    return {
+        'rpc.one_process.tcp.noop.p50_us': pct(runs['tractor'], 0.5) * 1e6,
+        'floor.raw_pingpong_one_process.tcp.noop.p50_us': pct(runs['floor'], 0.5) * 1e6,
+    }
+
+
 def run(quick: bool, tmpdir: str) -> dict[str, float]:
     n = 200 if quick else 4000
     figures = {}
     for key in ('tcp', 'uds'):
         figures.update(trio.run(_measure, key, n, tmpdir))
+    figures.update(trio.run(_one_process, n))
     return figures

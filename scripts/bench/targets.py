@@ -32,6 +32,33 @@ async def echo(ctx: tractor.Context) -> None:
             await stream.send(msg)
 
 
+async def fill_registry(n: int, in_flight: int = 50) -> None:
+    """Register ``n`` more entries (``filler-<i>``, at this actor's own
+    addresses: never dialed) with this actor's registrar, over its one
+    connection to it."""
+    import uuid
+
+    import trio
+
+    from tractor.discovery._client import client
+
+    actor = tractor.current_actor()
+    cli = client(actor)
+    reg = actor.registry_addrs[0]
+    addrs = [a.to_wire() for a in actor.listen_addrs]
+    limit = trio.Semaphore(in_flight)
+
+    async def one(i: int) -> None:
+        async with limit:
+            await cli.call(
+                reg, 'register_actor', uid=[f'filler-{i}', uuid.uuid4().hex], addrs=addrs
+            )
+
+    async with trio.open_nursery() as tn:
+        for i in range(n):
+            tn.start_soon(one, i)
+
+
 async def lookup_samples(name: str, n: int, warmup: int = 3) -> dict[str, list[float]]:
     """Time ``n`` rounds of each lookup of ``name`` from this actor, which
     holds no channel to ``name``: every ``find_actor`` dials it afresh."""
