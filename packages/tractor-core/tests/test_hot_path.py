@@ -111,3 +111,19 @@ async def test_send_that_must_wait_yields_and_sends_whole():
             tn.start_soon(read)  # only runs if the send yields while it waits
             await chan.send(big)
         assert got and got[0] > 4 << 20
+
+
+async def test_a_closed_channel_never_reads_its_socket_again():
+    """A reader that starts after its channel was closed here (a successor
+    reader task, a dialed channel closed before its reader ran) gets
+    ``TransportClosed`` at once, never a wait on a descriptor that may
+    belong to another socket by then."""
+    chan, peer = await _socket_channel()
+    async with peer:
+        writer = Channel(peer)
+        await writer.send(_msg.Stop(cid=1))
+        assert (await chan.recv()).cid == 1  # a short read: the socket is drained
+        await chan.aclose()
+        with trio.fail_after(5):
+            with pytest.raises(TransportClosed, match='is closed'):
+                await chan.recv()

@@ -447,6 +447,11 @@ class Channel:
         chunk: bytes | bytearray
         got = 0
         while got < need:
+            if self._closed:
+                # closed by this side before this read began (e.g. a reader
+                # task started after the close): its fd may belong to
+                # another socket by now, never wait on it
+                raise TransportClosed(f'channel to {self.aid and self.aid.name!r} is closed')
             try:
                 if self._sock is not None:
                     ask = max(_CHUNK, need - got)
