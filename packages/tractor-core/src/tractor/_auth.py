@@ -10,6 +10,9 @@ refused after a few bytes::
     dialer ->   PROOF    2 + n + 32 bytes: n (big-endian) | binding (n bytes) | proof_d
     <- listener VERDICT  33 bytes  0x01 | proof_l   (0x00 and 32 zero bytes: refused)
 
+(An accepting VERDICT shares its write with the listener's ``Hello``, the
+first frame of the session: see ``verdict_out``.)
+
 ``binding`` names the address the dialer meant to reach (and, over unix
 sockets, the uid it expects there); the listener refuses it unless it is
 one of its own (:func:`accepting`). Both proofs come from keys derived from
@@ -24,17 +27,19 @@ the dialer, so a stranger learns nothing but "refused".
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import os
 import secrets
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 import trio
 
+from . import _sockio
 from ._exceptions import (
     STREAM_ERRORS,
     AuthenticationError,
@@ -88,10 +93,15 @@ async def _read_exact(stream: trio.abc.Stream, n: int, what: str, who, check=Non
     """Exactly ``n`` bytes (never more: what follows is the peer's first
     message, left in the socket for the channel); ``check(prefix)`` runs on
     every partial read so garbage is refused as soon as it shows."""
+    sock = _sockio.direct_socket(stream)
     buf = b''
+    chunk: bytes | bytearray
     while len(buf) < n:
         try:
-            chunk = await stream.receive_some(n - len(buf))
+            if sock is not None:
+                chunk = await _sockio.receive_eager(sock, n - len(buf))
+            else:
+                chunk = await stream.receive_some(n - len(buf))
         except STREAM_ERRORS as err:
             raise transport_closed(
                 f'{who()}: connection lost during authentication ({what})', err
@@ -121,7 +131,16 @@ def check_hello(buf: bytes, who) -> None:
 
 
 async def _send(stream: trio.abc.Stream, data: bytes, who) -> None:
+    """Send a preamble frame: straight into the socket when it takes it
+    all (no yield: the preamble waits for its peer anyway), else through
+    ``send_all``."""
+    sock = _sockio.direct_socket(stream)
     try:
+        if sock is not None:
+            sent = _sockio.try_send(sock, data)
+            if sent == len(data):
+                return
+            data = data[sent:]
         await stream.send_all(data)
     except STREAM_ERRORS as err:
         raise transport_closed(f'{who()}: connection lost during authentication', err) from err
@@ -136,6 +155,7 @@ async def authenticate(
     binding: bytes = b'',
     accepts: Callable[[bytes], bool] | None = None,
     hello_timeout: float | None = None,
+    verdict_out: bytearray | None = None,
 ) -> Session:
     """Run the preamble on a fresh ``stream``; returns the :class:`Session`
     once both sides proved they hold ``secret``.
@@ -146,6 +166,11 @@ async def authenticate(
     listener without ``accepts`` takes any. ``hello_timeout`` bounds the
     peer's 40-byte hello alone (the caller bounds the whole exchange);
     running out of it raises ``trio.TooSlowError`` saying so.
+
+    A listener that passes ``verdict_out`` gets its accepting VERDICT
+    appended there instead of sent, to send it ahead of its first frame in
+    one write (the dialer then finds the listener's ``Hello`` with the
+    verdict, not one wake-up later). A refusal is sent at once either way.
 
     Raises :class:`~tractor.AuthenticationError` when the proofs do not
     match or the binding is refused, :class:`PreambleError` for a peer that
@@ -210,7 +235,10 @@ async def authenticate(
             f'{binding.decode(errors="replace")!r}, which is not this listener: '
             'a connection relayed from another address'
         )
-    await _send(stream, _ACCEPT + proof_l, who)
+    if verdict_out is not None:
+        verdict_out += _ACCEPT + proof_l
+    else:
+        await _send(stream, _ACCEPT + proof_l, who)
     return session
 
 
@@ -276,6 +304,38 @@ def accepting(stream: trio.abc.Stream, wires: list[tuple[str, list]]) -> Callabl
     also any of their port when they listen on a wildcard address)."""
     sock = _sock(stream)
     family = getattr(sock, 'family', None)
+    key = tuple((proto, tuple(parts)) for proto, parts in wires)
+    try:
+        ok, wild_ports = _listen_bindings(family, key)
+    except TypeError:  # parts that do not hash (a plugin's address shape)
+        ok, wild_ports = _listen_bindings.__wrapped__(family, key)
+    local = b''
+    if family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            name = sock.getsockname()
+            local = _inet_binding(_norm_ip(name[0]) or name[0], name[1])
+        except OSError:
+            pass
+
+    def accepts(binding: bytes) -> bool:
+        if binding in ok or (local and binding == local):
+            return True
+        if wild_ports and binding.startswith(b'inet:'):
+            port = binding.rpartition(b':')[2]
+            return port.isdigit() and int(port) in wild_ports
+        return False
+
+    return accepts
+
+
+@functools.lru_cache(maxsize=64)
+def _listen_bindings(
+    family: int | None, wires: tuple[tuple[str, tuple], ...]
+) -> tuple[frozenset[bytes], frozenset[int]]:
+    """The bindings naming the listen addresses ``wires`` on a socket of
+    ``family``, and the ports of wildcard IP listeners. (Cached: an actor's
+    listen addresses rarely change, and parsing them was a tenth of an
+    accepted handshake's CPU time.)"""
     ok: set[bytes] = set()
     wild_ports: set[int] = set()
     if family == socket.AF_UNIX:
@@ -289,26 +349,12 @@ def accepting(stream: trio.abc.Stream, wires: list[tuple[str, list]]) -> Callabl
                     wild_ports.add(parts[1])
                 elif host is not None:
                     ok.add(_inet_binding(host, parts[1]))
-        try:
-            local = sock.getsockname()
-            ok.add(_inet_binding(_norm_ip(local[0]) or local[0], local[1]))
-        except OSError:
-            pass
     else:
         ok.update(f'addr:{_wire_text(w)}'.encode() for w in wires)
-
-    def accepts(binding: bytes) -> bool:
-        if binding in ok:
-            return True
-        if wild_ports and binding.startswith(b'inet:'):
-            port = binding.rpartition(b':')[2]
-            return port.isdigit() and int(port) in wild_ports
-        return False
-
-    return accepts
+    return frozenset(ok), frozenset(wild_ports)
 
 
-def _wire_text(wire: tuple[str, list] | None) -> str:
+def _wire_text(wire: tuple[str, Sequence] | None) -> str:
     if wire is None:
         return '?'
     proto, parts = wire

@@ -58,14 +58,17 @@ async def handshake(
             if chan.laddr is not None:
                 wires.append(chan.laddr.to_wire())
             opts = {'accepts': _auth.accepting(chan.stream, wires), 'hello_timeout': HELLO_TIMEOUT}
+        # a listener's verdict goes out with its Hello, in one write
+        verdict = None if chan.initiator else bytearray()
         session = await _auth.authenticate(
             chan.stream,
             _secret.current_secret() if secret is None else secret,
             initiator=chan.initiator,
             peer=str(chan.raddr) if chan.raddr is not None else None,
+            verdict_out=verdict,
             **opts,
         )
-        chan.start_session(session)
+        chan.start_session(session, bytes(verdict or b''))
         proof = _session.spawn_proof(spawn_token, session) if spawn_token else b''
         await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
         msg = await chan.recv()

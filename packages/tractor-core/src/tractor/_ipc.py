@@ -166,12 +166,17 @@ class Channel:
         """Return once this channel is closed (by either side's teardown)."""
         await self._ended.wait()
 
-    def start_session(self, session: _session.Session) -> None:
+    def start_session(self, session: _session.Session, preface: bytes = b'') -> None:
         """From now on, tag every batch sent and check every batch received
-        (called by :func:`handshake` right after the preamble)."""
+        (called by :func:`handshake` right after the preamble). ``preface``
+        is the rest of the preamble (a listener's verdict): raw bytes that go
+        out with the first frame, in the same write, outside its batch."""
         if self._wbuf or len(self._buf) > self._pos:
             raise RuntimeError('a session starts before the first frame')
         self.session = session
+        if preface:
+            self._wbuf += preface
+            self._bstart = len(preface)
 
     def __repr__(self) -> str:
         peer = self.aid.name if self.aid else '?'
