@@ -9,6 +9,7 @@ trio-stream path.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -245,3 +246,25 @@ async def test_router_drops_a_connection_that_breaks_the_protocol():
                 with pytest.raises(tractor.TransportClosed):
                     await chan.recv()
             assert await portal.run(fns.add, x=1, y=1) == 2
+
+
+async def test_a_dialed_channel_is_a_peer_at_once_and_can_close_at_once(caplog):
+    """``Actor.connect`` returns a channel that is already a served peer
+    (found by uid, sends go out) without waiting for its reader task to
+    start; closing it before that task ran ends it quietly."""
+    caplog.set_level('WARNING', logger='tractor')
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            for _ in range(20):
+                chan = await actor.connect(actor.listen_addrs[0])
+                assert chan in actor.get_peer_channels(uid=actor.uid)
+                await chan.aclose()
+            chan = await actor.connect(actor.listen_addrs[0])
+            assert await tractor.Portal(chan).run(fns.echo, value=7) == 7
+            await chan.aclose()
+            await trio.testing.wait_all_tasks_blocked()
+            # every closed one is gone (both ends: it dialed itself); the
+            # portal's connection stays, dialed and accepted end
+            chans = actor._peers[actor.uid]
+            assert len(chans) == 2 and portal.channel in chans
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -250,8 +250,7 @@ class Actor:
         """Serve the spawn connection (once ``Ready`` is sent): from now on,
         losing it shuts this actor down."""
         self._parent_chan = chan
-        assert self._io_tn is not None
-        self._io_tn.start_soon(self._serve_dialed, chan, trio.Event())
+        self._serve_soon(chan)
 
     async def _listen(self, addr: Address) -> None:
         tpt = get_transport(addr.proto_key)
@@ -264,15 +263,24 @@ class Actor:
         """Dial a peer at ``addr`` and serve the new channel; returns it."""
         chan = await dial(addr, self.aid, addrs=self._listen_addrs)
         log.transport('%s: dialed %r', chan.raddr, chan.aid and chan.aid.name)
-        ready = trio.Event()
-        assert self._io_tn is not None
-        self._io_tn.start_soon(self._serve_dialed, chan, ready)
-        await ready.wait()
+        try:
+            self._serve_soon(chan)
+        except BaseException:
+            await chan.aclose()  # the actor is shutting down: nobody serves it
+            raise
         return chan
 
-    async def _serve_dialed(self, chan: Channel, ready: trio.Event) -> None:
+    def _serve_soon(self, chan: Channel) -> None:
+        """Serve a channel this actor dialed: a peer (``get_peer_channels``)
+        with a writer from now on, read by a task that starts next tick (no
+        wait for it: nothing arrives before it reads)."""
+        assert self._io_tn is not None
+        self._io_tn.start_soon(self._serve_dialed, chan)  # first: raises if closed
+        self._open_channel(chan)
+
+    async def _serve_dialed(self, chan: Channel) -> None:
         try:
-            await self._serve_channel(chan, ready)
+            await self._serve_opened(chan)
         except Exception:
             # like an accepted connection: whatever goes wrong on one
             # connection ends that connection, never the actor (this task
@@ -313,17 +321,23 @@ class Actor:
                 out.extend(c for c in reversed(chans) if c.connected())
         return out
 
-    async def _serve_channel(self, chan: Channel, ready: trio.Event | None = None) -> None:
-        """Route every message of ``chan`` until it closes or misbehaves.
+    async def _serve_channel(self, chan: Channel) -> None:
+        """Route every message of ``chan`` (an accepted channel) until it
+        closes or misbehaves.
 
         The channel is read by one task at a time (:meth:`_read_channel`),
         this one first; it returns once the channel's last reader is done.
         """
+        self._open_channel(chan)
+        await self._serve_opened(chan)
+
+    def _open_channel(self, chan: Channel) -> None:
+        """Make ``chan`` a peer of this actor and start its writer."""
         self._add_peer(chan)
         assert self._io_tn is not None
         self._io_tn.start_soon(chan.run_writer)
-        if ready is not None:
-            ready.set()
+
+    async def _serve_opened(self, chan: Channel) -> None:
         ended = trio.Event()
         await self._read_channel(chan, ended)
         await ended.wait()
