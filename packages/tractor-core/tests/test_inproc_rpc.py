@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from typing import Any
 
 import pytest
 import trio
@@ -268,3 +269,26 @@ async def test_a_dialed_channel_is_a_peer_at_once_and_can_close_at_once(caplog):
             chans = actor._peers[actor.uid]
             assert len(chans) == 2 and portal.channel in chans
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_replies_to_pipelined_calls_share_writes():
+    """Calls that arrive together (64 callers on one portal) are answered
+    together: the replies to what one read brought in go out in a few
+    writes, not one write each, and every caller gets its own answer."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            await portal.run(fns.count_writes)
+            got: dict[int, Any] = {}
+
+            async def call(i: int) -> None:
+                got[i] = await portal.run(fns.echo, value=i)
+
+            async with trio.open_nursery() as tn:
+                for i in range(64):
+                    tn.start_soon(call, i)
+            assert got == {i: i for i in range(64)}
+            assert fns.SEEN['writes'] <= 8, fns.SEEN['writes']
+            # a lone call is still answered at once (written through)
+            fns.SEEN['writes'] = 0
+            assert await portal.run(fns.echo, value='alone') == 'alone'
+            assert fns.SEEN['writes'] == 1

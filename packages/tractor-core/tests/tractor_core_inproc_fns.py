@@ -62,6 +62,22 @@ async def channel_path() -> dict:
     return describe(chan)
 
 
+def count_writes() -> None:
+    """From now on, count the writes of the channel this call came over
+    (its far end's replies) in ``SEEN['writes']``."""
+    chan = current_channel.get()
+    assert chan is not None
+    stream = chan.stream
+    inner = stream.send_all
+    SEEN['writes'] = 0
+
+    async def send_all(data) -> None:
+        SEEN['writes'] += 1
+        await inner(data)
+
+    stream.send_all = send_all  # type: ignore[method-assign]
+
+
 async def raise_value_error(msg: str = 'callee failed') -> None:
     raise ValueError(msg)
 

@@ -203,7 +203,9 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
         try:
             if target is not None and target._pld_dec is not None:
                 _msg.check_pld(result, target._pld_dec)
-            await chan.send(_msg.Return(cid=cid, pld=result))
+            # with more requests already read (pipelined callers), the
+            # replies to a whole read go out in one write
+            await chan.send(_msg.Return(cid=cid, pld=result), cork=chan.input_buffered())
         except MsgTypeError as err:
             await chan.send_or_drop(pack_error(cid, err, actor.uid))
     except Exception as err:

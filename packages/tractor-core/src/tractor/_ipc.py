@@ -349,6 +349,13 @@ class Channel:
         finally:
             self._writer_wakeup = None
 
+    def input_buffered(self) -> bool:
+        """Whether bytes of the peer's next frame are already read (the
+        reader will go on without waiting for the socket first). A reply
+        sent meanwhile may be corked: the next replies join it in one write,
+        which goes out as soon as the reader waits (see ``send``)."""
+        return self._pos < len(self._buf)
+
     # -- receiving --------------------------------------------------------
     async def recv(self) -> _msg._Msg:
         """The next message; ``TransportClosed`` at EOF, ``MsgTypeError`` for
