@@ -382,9 +382,7 @@ async def call_via(relay: list, target: list, path: str, tokens: list[str]) -> d
     stream = await via.transport.connect(via)
     chan = Channel(stream, raddr=wrap_address(tuple(target)), initiator=True)
     await handshake(chan, actor.aid, HANDSHAKE_TIMEOUT, actor.listen_addrs)
-    ready = trio.Event()
-    actor._io_tn.start_soon(actor._serve_dialed, chan, ready)
-    await ready.wait()
+    actor._serve_soon(chan)
     portal = tractor.Portal(chan)
     out: dict[str, str] = {}
 
