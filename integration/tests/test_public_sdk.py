@@ -5,9 +5,11 @@ distribution's)."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -198,6 +200,63 @@ def test_import_tractor_stays_lean():
         [sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ['True', 'True'], out.stderr
+
+
+#: modules a root's boot must not import: the fork server's spawner side
+#: (loaded on the first spawn) and TLS's certificates and stream (on the
+#: first TLS listen or dial), and the 'idna' codec (a TCP listen of an
+#: address literal needs no name encoding)
+NOT_AT_BOOT = (
+    'tractor._forkserver.backend',
+    'tractor._forkserver.owner',
+    'tractor._forkserver.process',
+    'tractor._forkserver.protocol',
+    'tractor_tls._certs',
+    'tractor_tls._stream',
+    'encodings.idna',
+)
+
+
+@pytest.mark.parametrize('tpt_proto', ['tcp'])
+def test_root_boot_imports_only_what_it_uses(reg_addr, tmp_path):
+    """A short program pays at boot only for what it uses: a root that
+    spawns nothing and serves no TLS loads none of ``NOT_AT_BOOT``; its
+    first spawn loads the spawner (and the child answers), and TLS's public
+    names still resolve."""
+    code = textwrap.dedent(
+        """
+        import platform, sys, trio, tractor
+        NOT_AT_BOOT = %r
+
+        async def main(port):
+            async with tractor.open_root_actor(registry_addrs=[('127.0.0.1', port)]):
+                print(sorted(m for m in NOT_AT_BOOT if m in sys.modules))
+                async with tractor.open_nursery() as an:
+                    portal = await an.start_actor('child', enable_modules=['platform'])
+                    got = await portal.run_from_ns('platform', 'python_version')
+                    print(got == platform.python_version())
+                    print('tractor._forkserver.backend' in sys.modules)
+                    await portal.cancel_actor()
+            import tractor_tls
+            print(tractor_tls.TLSConfigError.__module__)
+
+        trio.run(main, int(sys.argv[1]))
+        """
+    ) % (NOT_AT_BOOT,)
+    env = {**os.environ, 'TRACTOR_RUNTIME_DIR': str(tmp_path)}
+    env.pop('TRACTOR_START_METHOD', None)
+    out = subprocess.run(
+        [sys.executable, '-c', code, str(reg_addr[1])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split('\n')[:4] == ['[]', 'True', 'True', 'tractor_tls._certs'], (
+        out.stdout,
+        out.stderr,
+    )
 
 
 def test_the_documented_transport_is_the_test_transport():

@@ -19,8 +19,8 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
-from tractor._forkserver.backend import supported
 from tractor._forkserver.owner import path_for_children
+from tractor._forkserver.plugin import supported
 from tractor._forkserver.process import UNKNOWN_EXIT, ForkedProcess
 from tractor._paths import runtime_dir_path
 from tractor_core_testfns import get_state, hold_tree, spawn_grandchildren, whoami

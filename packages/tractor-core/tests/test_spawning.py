@@ -8,7 +8,7 @@ import trio
 
 import tractor
 import tractor_core_testfns as fns
-from tractor._forkserver.backend import supported as forkserver_supported
+from tractor._forkserver.plugin import supported as forkserver_supported
 from tractor_core_testfns import addresses, whoami
 from tractor_testsupport.procs import cmdline
 

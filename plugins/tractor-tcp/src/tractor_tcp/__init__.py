@@ -157,7 +157,11 @@ class TCPTransport(Transport):
 
     async def listen(self, addr: Address) -> tuple[trio.SocketListener, TCPAddress]:
         host, port = addr.unwrap()
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        # an ASCII host as bytes: the socket module would otherwise encode
+        # it with the 'idna' codec, whose import is a tenth of a root's boot
+        listeners = await trio.open_tcp_listeners(
+            port, host=host.encode('ascii') if host.isascii() else host
+        )
         # one host string may resolve to several sockets; serve the first
         for extra in listeners[1:]:
             await extra.aclose()

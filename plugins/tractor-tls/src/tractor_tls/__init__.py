@@ -15,25 +15,58 @@ shared-secret proof still runs, inside the TLS session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from tractor.plugin import Address, Transport, hookimpl
 from tractor_tcp import TCPAddress, TCPTransport, env_registry
 
-from ._certs import (
-    ENV_CA,
-    ENV_CERT,
-    ENV_KEY,
-    ENV_VERIFY_HOST,
-    TLSConfigError,
-    TLSError,
-    TLSHandshakeError,
-    configure,
-    contexts,
-)
-from ._stream import TLSListener, TLSStream, client_stream
+if TYPE_CHECKING:
+    from ._certs import (
+        ENV_CA,
+        ENV_CERT,
+        ENV_KEY,
+        ENV_VERIFY_HOST,
+        TLSConfigError,
+        TLSError,
+        TLSHandshakeError,
+        configure,
+        contexts,
+    )
+    from ._stream import TLSListener, TLSStream
+
+#: public names of the submodules, imported on first use: every process
+#: that loads plugins imports this package at boot, most never dialing TLS
+_LAZY = {
+    **dict.fromkeys(
+        (
+            'ENV_CA',
+            'ENV_CERT',
+            'ENV_KEY',
+            'ENV_VERIFY_HOST',
+            'TLSConfigError',
+            'TLSError',
+            'TLSHandshakeError',
+            'configure',
+            'contexts',
+        ),
+        '_certs',
+    ),
+    **dict.fromkeys(('TLSListener', 'TLSStream'), '_stream'),
+}
+
+
+def __getattr__(name: str) -> Any:
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    from importlib import import_module
+
+    value = getattr(import_module(f'{__name__}.{sub}'), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     'DEFAULT_REGISTRY',
@@ -128,6 +161,9 @@ class TLSTransport(Transport):
     async def listen(self, addr: Address) -> tuple[TLSListener, TLSAddress]:
         """Bind ``addr``; :class:`TLSConfigError` first if the certificates
         are not usable (an actor that cannot serve TLS fails at boot)."""
+        from ._certs import contexts
+        from ._stream import TLSListener
+
         contexts()
         tcp_listener, bound = await self._tcp.listen(TCPAddress(*addr.unwrap()))
         bound_tls = _tls(bound)
@@ -137,6 +173,9 @@ class TLSTransport(Transport):
         """Dial ``addr`` and run the TLS handshake: ``OSError`` when nothing
         accepts there, :class:`TLSHandshakeError` (which certificate, and
         why) when TLS fails, :class:`TLSConfigError` for our own files."""
+        from ._certs import TLSHandshakeError
+        from ._stream import client_stream
+
         host, port = addr.unwrap()
         where = self.to_maddr(addr)
         tcp = await self._tcp.connect(TCPAddress(host, port))

@@ -2,7 +2,7 @@
 (``start_method='forkserver'``).
 
 A plugin of the runtime's hooks like any other (entry point
-``spawn-forkserver``, module :mod:`.backend`); core never imports it. By
+``spawn-forkserver``, module :mod:`.plugin`); core never imports it. By
 concern:
 
 - :mod:`.protocol`: the wire format of requests and replies, fd passing;
@@ -12,8 +12,10 @@ concern:
   imports the server preloads for it;
 - :mod:`.process`: ``ForkedProcess``, the requester's handle on a child;
 - :mod:`.owner`: starting a tree's server and stopping it with its owner;
-- :mod:`.backend`: the spawn backend and its hooks (availability, the
-  server path handed to children in ``SpawnSpec.ext``, the owner's stop);
+- :mod:`.plugin`: the hooks (availability, the server path handed to
+  children in ``SpawnSpec.ext``, the owner's stop), light enough for every
+  boot; it imports the rest on the first spawn;
+- :mod:`.backend`: a spawn: one request to the tree's server;
 - ``__main__``: ``python -m tractor._forkserver``, the server's command.
 
 Nothing is imported here: ``python -m tractor._forkserver`` imports this

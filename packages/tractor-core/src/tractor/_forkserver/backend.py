@@ -12,8 +12,8 @@ and, as ``SCM_RIGHTS``, its stdio and ``pass_fds``), then the child's pid
 with a pidfd, later its exit status, which :class:`~.process.ForkedProcess`
 reads.
 
-This module is the wing's plugin (entry point ``spawn-forkserver``): core
-reaches the fork server only through the hooks below.
+Imported on the first spawn with this method: core reaches it only
+through the hooks of :mod:`.plugin`.
 """
 
 from __future__ import annotations
@@ -22,57 +22,27 @@ import array
 import os
 import signal
 import socket
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from .. import _state
 from .._exceptions import ActorFailure
-from .._plugins import hookimpl
-from .._spawn import SPAWN_TIMEOUT, SpawnBackend
+from .._spawn import SPAWN_TIMEOUT
 from .._spawn_trio import ChildCommand, child_command, spawn_trio
 from ..log import get_logger
-from .owner import EXTENSION, inherit, path_for_children, stopped_with, tree_server
+from .owner import tree_server
 from .process import ForkedProcess
 from .protocol import MAX_FDS, ForkRequest, Frames, decode_reply, fds_from_ancdata, frame
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
-    from .._runtime import Actor
+    pass
 
 log = get_logger('forkserver')
-
-METHOD = 'forkserver'
-#: preferred over core's ``'trio'`` (0) wherever it can run
-PRIORITY = 10
 
 
 class ServerUnavailable(Exception):
     """The fork server does not answer (gone, or never came up)."""
-
-
-_supported: bool | None = None
-
-
-def supported() -> bool:
-    """Linux with pidfds (kernel 5.3+) and fd passing."""
-    global _supported
-    if _supported is None:
-        ok = (
-            sys.platform.startswith('linux')
-            and hasattr(os, 'pidfd_open')
-            and hasattr(signal, 'pidfd_send_signal')
-            and hasattr(socket, 'send_fds')
-        )
-        if ok:
-            try:
-                os.close(os.pidfd_open(os.getpid()))
-            except OSError:
-                ok = False
-        _supported = ok
-    return _supported
 
 
 # -- a spawn ------------------------------------------------------------------
@@ -210,34 +180,3 @@ async def spawn_forkserver(
     return await spawn_trio(
         name=name, uuid=uuid, parent_addr=parent_addr, infect_asyncio=infect_asyncio
     )
-
-
-#: this wing's backend: preferred wherever it can run (``supported`` caches its probe)
-BACKEND = SpawnBackend(
-    spawn_forkserver, available=supported, priority=PRIORITY, needs='Linux 5.3+ with pidfds'
-)
-
-
-@hookimpl
-def tractor_spawn_methods() -> dict[str, SpawnBackend]:
-    return {METHOD: BACKEND}
-
-
-@hookimpl
-def tractor_spawn_spec_ext(actor: Actor) -> dict[str, Any] | None:
-    """Every child learns the tree's server (whatever backend started it),
-    so descendants that spawn with ``'forkserver'`` reuse it."""
-    path = path_for_children(actor)
-    return {EXTENSION: path} if path else None
-
-
-@hookimpl
-def tractor_spawn_spec_ext_received(actor: Actor, ext: dict[str, Any]) -> None:
-    inherit(actor, ext.get(EXTENSION))
-
-
-@hookimpl
-def tractor_actor_serving(actor: Actor) -> AbstractAsyncContextManager[None]:
-    """The owner shuts its fork server down at its runtime teardown (every
-    child it spawned is reaped by then)."""
-    return stopped_with(actor)

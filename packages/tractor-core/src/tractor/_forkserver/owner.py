@@ -12,8 +12,6 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import trio
@@ -23,6 +21,7 @@ from .._paths import runtime_dir
 from .._proctitle import room_arg
 from .._spawn_trio import child_env
 from ..log import get_logger
+from .plugin import EXTENSION
 from .protocol import TITLE_ROOM
 
 if TYPE_CHECKING:
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 
 log = get_logger('forkserver')
 
-#: where an actor keeps its :class:`TreeForkServer` (``actor.extensions``)
-EXTENSION = 'forkserver'
 #: how long an owner waits for its server to exit before killing it
 SERVER_EXIT_GRACE = 3.0
 
@@ -171,16 +168,3 @@ def path_for_children(actor: Actor) -> str | None:
     """The server a child of ``actor`` should reuse (for its ``SpawnSpec``)."""
     state = actor.extensions.get(EXTENSION)
     return state.path_for_children() if state is not None else None
-
-
-@asynccontextmanager
-async def stopped_with(actor: Actor) -> AsyncIterator[None]:
-    """Around ``actor``'s serving: at its end, stop the server it owns (if
-    any); every child it spawned is reaped by then."""
-    try:
-        yield
-    finally:
-        state = actor.extensions.get(EXTENSION)
-        if state is not None and state.own is not None:
-            own, state.own = state.own, None
-            await own.shutdown()
