@@ -18,7 +18,12 @@ concern:
 - :mod:`.backend`: a spawn: one request to the tree's server;
 - ``__main__``: ``python -m tractor._forkserver``, the server's command.
 
-Nothing is imported here: ``python -m tractor._forkserver`` imports this
+Nothing is imported here (one constant is defined): ``python -m tractor._forkserver`` imports this
 package before it runs ``__main__``, and the spawner's side must not load
 the server's modules.
 """
+
+#: where an actor keeps its ``owner.TreeForkServer`` (``actor.extensions``),
+#: and the key of the server's path in a ``SpawnSpec.ext``: shared by
+#: :mod:`.plugin` and :mod:`.owner`, which must not import each other
+EXTENSION = 'forkserver'

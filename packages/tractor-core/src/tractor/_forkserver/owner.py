@@ -21,7 +21,7 @@ from .._paths import runtime_dir
 from .._proctitle import room_arg
 from .._spawn_trio import child_env
 from ..log import get_logger
-from .plugin import EXTENSION
+from . import EXTENSION
 from .protocol import TITLE_ROOM
 
 if TYPE_CHECKING:

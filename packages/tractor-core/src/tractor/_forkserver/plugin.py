@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._plugins import hookimpl
 from .._spawn import SpawnBackend
+from . import EXTENSION
 
 if TYPE_CHECKING:
     import trio
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 METHOD = 'forkserver'
 #: preferred over core's ``'trio'`` (0) wherever it can run
 PRIORITY = 10
-#: where an actor keeps its ``owner.TreeForkServer`` (``actor.extensions``)
-EXTENSION = 'forkserver'
 
 _supported: bool | None = None
 
