@@ -22,7 +22,6 @@ import array
 import os
 import signal
 import socket
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -34,9 +33,6 @@ from ..log import get_logger
 from .owner import tree_server
 from .process import ForkedProcess
 from .protocol import MAX_FDS, ForkRequest, Frames, decode_reply, fds_from_ancdata, frame
-
-if TYPE_CHECKING:
-    pass
 
 log = get_logger('forkserver')
 
