@@ -22,6 +22,7 @@ from tractor._spawn import (
     spawn_backends,
 )
 from tractor._spawn_trio import spawn_trio
+from tractor._transport import wrap_address
 from tractor_core_testfns import whoami
 
 HERE = Path(__file__).parent
@@ -164,7 +165,9 @@ async def test_spawn_spec_ext_reaches_children(run_script, tpt_proto, reg_addr, 
     assert grandchild['ours']['parent_pid'] not in (0, out['root'][1])
     # the wing's own entry: present exactly when the tree has a fork server
     wing = {'forkserver'} if start_method == 'forkserver' else set()
-    assert set(child['keys']) == {'spawn-ext-test'} | wing
+    # discovery's: the root is the registrar, so it registers its children
+    # itself; the child is not the registrar, its child registers itself
+    assert set(child['keys']) == {'spawn-ext-test', 'discovery.parent_registers'} | wing
     assert set(grandchild['keys']) == {'spawn-ext-test'} | wing
     assert 'the spawn-ext test plugin refuses this child' in out['refused']
 
@@ -192,5 +195,46 @@ async def test_parent_side_ext_error_fails_that_spawn(register, runtime_kwargs):
             assert doomed.returncode is not None
             fine = await an.start_actor('fine', enable_modules=FNS)
             assert (await fine.run(whoami))['name'] == 'fine'
+            await an.cancel()
+    assert rec.spawned == ['doomed', 'fine']
+
+
+class ReadyHook:
+    """A plugin whose ``tractor_child_ready`` records what the parent learns
+    of each child once it is Ready, and fails for the child named ``doomed``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, list]] = {}
+
+    async def _check(self, name: str) -> None:
+        await trio.lowlevel.checkpoint()  # awaited by the spawn: it may wait
+        if name == 'doomed':
+            raise LookupError('the test plugin refuses this ready child')
+
+    @hookimpl
+    def tractor_child_ready(self, chan, accept_addrs):
+        self.seen[chan.aid.name] = (chan.aid.pid, accept_addrs)
+        return self._check(chan.aid.name)
+
+
+async def test_child_ready_hook_runs_before_start_actor_returns(register, runtime_kwargs):
+    """The hook sees the child's pid and the addresses it serves on before
+    start_actor() returns; an error in what it returns fails that spawn
+    (the process is reaped) and the nursery spawns on."""
+    rec = register(Recording('rec-ready'))
+    hook = register(ReadyHook())
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='rec-ready', **runtime_kwargs) as an:
+            with pytest.raises(LookupError, match='refuses this ready child'):
+                await an.start_actor('doomed', enable_modules=FNS)
+            (doomed,) = rec.procs
+            assert doomed.returncode is not None
+            assert hook.seen['doomed'][0] == doomed.pid
+            fine = await an.start_actor('fine', enable_modules=FNS)
+            pid, accept_addrs = hook.seen['fine']
+            me = await fine.run(whoami)
+            assert pid == me['pid'] == rec.procs[1].pid
+            # the portal's channel names the child by one of those addresses
+            assert fine.channel.raddr in [wrap_address(a) for a in accept_addrs]
             await an.cancel()
     assert rec.spawned == ['doomed', 'fine']

@@ -82,7 +82,7 @@ async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Addres
                 )
                 return
             del actor._spawning[aid.uid]
-            ok = await waiter.handoff(chan)
+            ok = await waiter.handoff(actor, chan)
             if not ok:
                 return
             actor._child_chans.add(chan)

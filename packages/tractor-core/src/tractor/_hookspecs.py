@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from ._ipc import Channel
     from ._msg import SpawnSpec
     from ._runtime import Actor
     from ._spawn import SpawnBackend, SpawnFn
@@ -65,6 +66,18 @@ class TractorSpec:
         plugin's entries, possibly none of this plugin's), before the
         child imports its modules and starts serving. An exception fails
         the spawn: the parent's ``start_actor()`` raises it."""
+
+    @hookspec
+    def tractor_child_ready(
+        self, actor: Actor, chan: Channel, accept_addrs: list[tuple[str, list]]
+    ) -> Awaitable[None] | None:
+        """(in the parent) The child on ``chan`` answered its spawn spec with
+        ``Ready``: it serves on ``accept_addrs`` (wire form); ``chan.aid``
+        says who it is (uid and pid). A returned awaitable is awaited before
+        ``start_actor()`` returns, so what it does (discovery registers a
+        child whose parent is its registrar) is done for whoever gets the
+        portal. ``chan`` is not read yet: do not wait for the child here. An
+        exception fails the spawn (the child is reaped)."""
 
     @hookspec(firstresult=True)
     def tractor_root_bind_addrs(

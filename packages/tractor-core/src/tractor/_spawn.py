@@ -206,22 +206,27 @@ class SpawnWaiter:
             self.token, chan.session, chan.peer_spawn_proof
         )
 
-    async def handoff(self, chan: Channel) -> bool:
-        """Called by the listener once the child said Hello."""
+    async def handoff(self, actor: Actor, chan: Channel) -> bool:
+        """Called by ``actor``'s listener once the child said Hello: send the
+        spec, wait for ``Ready``, then let the plugins' ``tractor_child_ready``
+        hooks finish their part before the spawn counts as done."""
         try:
             with trio.fail_after(SPAWN_TIMEOUT):
                 await chan.send(self.spec)
                 msg = await chan.recv()
-            if isinstance(msg, _msg.Ready):
-                self.chan = chan
-                self.accept_addrs = msg.accept_addrs
-                chan.set_raddr_from(msg.accept_addrs)
-            elif isinstance(msg, _msg.Error):
-                self.error = unpack_error(msg)
-            else:
-                self.error = ActorFailure(f'child sent {type(msg).__name__} instead of Ready')
+                if isinstance(msg, _msg.Ready):
+                    chan.set_raddr_from(msg.accept_addrs)
+                    await _child_ready(actor, chan, msg.accept_addrs)
+                    self.chan = chan
+                    self.accept_addrs = msg.accept_addrs
+                elif isinstance(msg, _msg.Error):
+                    self.error = unpack_error(msg)
+                else:
+                    self.error = ActorFailure(f'child sent {type(msg).__name__} instead of Ready')
         except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
             self.error = ActorFailure(f'child failed during boot: {err!r}')
+        except Exception as err:  # a plugin's hook: this spawn fails with it
+            self.error = err
         self.done.set()
         return self.error is None
 
@@ -229,6 +234,26 @@ class SpawnWaiter:
         if not self.done.is_set():
             self.error = err
             self.done.set()
+
+
+async def _child_ready(actor: Actor, chan: Channel, accept_addrs: list[Any]) -> None:
+    """Await what the plugins' ``tractor_child_ready`` hooks return, in
+    turn; once one fails, the others' coroutines are closed unawaited."""
+    pending = [
+        p
+        for p in get_plugin_manager().hook.tractor_child_ready(
+            actor=actor, chan=chan, accept_addrs=accept_addrs
+        )
+        if p is not None
+    ]
+    try:
+        while pending:
+            await pending.pop(0)
+    finally:
+        for left in pending:
+            close = getattr(left, 'close', None)
+            if close is not None:
+                close()
 
 
 def parent_addr_for_child(listen_addrs: list[Address]) -> Address:

@@ -12,8 +12,9 @@ The hooks (see ``tractor._hookspecs``, :data:`hookspec` marks them there):
 ``tractor_root_bind_addrs(actor, registry_addrs, ensure_registry)``,
 ``tractor_actor_serving(actor)``, ``tractor_rpc_modules(actor)``,
 ``tractor_spawn_methods()``, ``tractor_spawn_spec_ext(actor, child_uid,
-start_method, spec)`` and ``tractor_spawn_spec_ext_received(actor, ext)``. ``docs/architecture.md`` ("Writing a plugin")
-has their signatures and a complete transport.
+start_method, spec)``, ``tractor_spawn_spec_ext_received(actor, ext)`` and
+``tractor_child_ready(actor, chan, accept_addrs)``. ``docs/architecture.md``
+("Writing a plugin") has their signatures and a complete transport.
 
 What this module offers, by the kind of plugin that needs it:
 

@@ -24,7 +24,7 @@ from tractor.plugin import (
     wrap_address,
 )
 
-from ._registrar import Registrar, local_registrar
+from ._registrar import PARENT_REGISTERS, Registrar, local_registrar
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -62,6 +62,13 @@ class RegistrarClient:
         return reg
 
     async def channel(self, addr: Address) -> Channel:
+        parent = self.actor.parent_channel
+        if (
+            parent is not None
+            and addr in self.actor.extensions.get(PARENT_REGISTERS, ())
+            and parent.connected()
+        ):
+            return parent  # the parent is this registrar (see PARENT_REGISTERS)
         lock = self._locks.setdefault(addr, trio.Lock())
         async with lock:
             chan = self._chans.get(addr)

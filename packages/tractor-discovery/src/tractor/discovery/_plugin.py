@@ -13,10 +13,10 @@ import trio
 
 from tractor import ModuleNotExposed, Portal, RemoteActorError, TransportClosed
 from tractor.log import get_logger
-from tractor.plugin import StoreAddress, get_transport, hookimpl
+from tractor.plugin import StoreAddress, get_transport, hookimpl, wrap_address
 
 from ._client import RegistrarUnreachable, client, probe
-from ._registrar import Registrar, local_registrar
+from ._registrar import PARENT_REGISTERS, Registrar, local_registrar
 
 if TYPE_CHECKING:
     from tractor import Actor
@@ -56,11 +56,47 @@ def registration_meta(actor: Actor) -> dict[str, Any]:
     parent = getattr(actor, 'parent_uid', None) or (
         actor.parent_channel.uid if actor.parent_channel is not None else None
     )
-    return {
-        'pid': os.getpid(),
-        'host': socket.gethostname(),
-        'parent': list(parent) if parent else None,
-    }
+    return entry_meta(os.getpid(), parent)
+
+
+def entry_meta(pid: int, parent: Any) -> dict[str, Any]:
+    """An entry's metadata for the actor of ``pid`` (on this host), child of
+    ``parent`` (a uid, or ``None`` for a root)."""
+    return {'pid': pid, 'host': socket.gethostname(), 'parent': list(parent) if parent else None}
+
+
+def served_here(actor: Actor, regs: list[Address]) -> list[Address]:
+    """Those of the registry addresses ``regs`` that ``actor`` serves as
+    the registrar."""
+    if local_registrar(actor) is None:
+        return []
+    return [reg for reg in regs if reg in actor.listen_addrs]
+
+
+@hookimpl
+def tractor_spawn_spec_ext(actor, spec):
+    # a registrar registers its own children (tractor_child_ready): each
+    # spawn saves the child a connection, a handshake and two round trips
+    served = served_here(actor, [wrap_address(wire) for wire in spec.reg_addrs])
+    return {PARENT_REGISTERS: [reg.to_wire() for reg in served]} if served else None
+
+
+@hookimpl
+def tractor_spawn_spec_ext_received(actor, ext):
+    served = ext.get(PARENT_REGISTERS)
+    if served:
+        actor.extensions[PARENT_REGISTERS] = [wrap_address(wire) for wire in served]
+
+
+@hookimpl
+def tractor_child_ready(actor, chan, accept_addrs):
+    if chan.aid is None or not served_here(actor, actor.registry_addrs):
+        return None
+    registrar = local_registrar(actor)
+    assert registrar is not None
+    return registrar.register_child(
+        chan, chan.aid.uid, list(accept_addrs), entry_meta(chan.aid.pid, actor.uid)
+    )
 
 
 async def bootstrap(actor: Actor, regs: list[Address], ensure_registry: bool) -> list[Address]:
@@ -249,6 +285,12 @@ async def registration(actor: Actor) -> AsyncIterator[None]:
         await local.register_actor(actor.uid, addrs, meta)
         log.info('%r registered itself (it is the registrar)', actor.name)
     else:
+        # the parent registers this actor where it is the registrar, once
+        # this actor is Ready, and holds the entry over their connection
+        # (losing which ends this actor: nothing to keep registered there)
+        by_parent = actor.extensions.get(PARENT_REGISTERS, ())
+        registered.update(reg for reg in regs if reg in by_parent)
+        regs = [reg for reg in regs if reg not in by_parent]
         for reg in regs:
             try:
                 await register_at(cli, reg, actor.uid, addrs, meta)

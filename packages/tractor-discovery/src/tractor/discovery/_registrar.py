@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from tractor import Actor
 
 EXTENSION_KEY = 'discovery.registrar'
+#: ``SpawnSpec.ext`` key (and the child's ``actor.extensions`` key): the
+#: child's registry addresses that its parent serves as the registrar. The
+#: parent registers such a child itself once it is Ready (see
+#: :meth:`Registrar.register_child`), so the child neither dials the
+#: registrar nor holds a registration of its own there.
+PARENT_REGISTERS = 'discovery.parent_registers'
 #: entries one connection may register (an actor registers itself: one)
 register_setting(
     'TRACTOR_REGISTRY_MAX_PER_CONNECTION',
@@ -126,8 +132,31 @@ class Registrar:
         connection ends for good (it is not re-registered over another
         within :data:`REREGISTER_GRACE`)."""
         self.served['register'] += 1
+        await self._register(check_uid(uid), addrs, meta, current_channel.get())
+
+    async def register_child(
+        self, chan: Any, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any]
+    ) -> None:
+        """Register this actor's child ``uid``, which booted over ``chan``
+        (this side of its spawn connection), as though the child had
+        registered over ``chan`` and held the registration open: the entry
+        belongs to ``chan``, and once ``chan`` is lost the child is checked
+        for life (a killed child's entry goes at once, as ``'stale'``)."""
+        self.served['register'] += 1
+        self.served['hold'] += 1
         uid = check_uid(uid)
-        chan = current_channel.get()
+        await self._register(uid, addrs, meta, chan)
+        self.actor.start_service_task(self._hold_over, chan, uid, name=f'hold {uid[0]}')
+
+    async def _hold_over(self, chan: Any, uid: Uid) -> None:
+        # what hold_registration's end does for a connection that is lost
+        await chan.wait_closed()
+        if not self.actor.cancel_called:
+            await check_alive(self, uid)
+
+    async def _register(
+        self, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any] | None, chan: Any
+    ) -> None:
         if chan is not None:
             mine = self._by_chan.get(chan)
             if mine is not None and uid not in mine and len(mine) >= MAX_ENTRIES_PER_CONNECTION:
