@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
+from typing import Any, NamedTuple, NoReturn
 
 import trio
 
@@ -62,22 +62,71 @@ async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | No
     return 0
 
 
+class ChildArgs(NamedTuple):
+    """A subactor's command line (what ``tractor._spawn_trio.child_command``
+    builds)."""
+
+    name: str
+    uuid: str
+    parent: str
+    #: an inherited pipe carrying the tree's secret (absent: the default one)
+    secret_fd: int | None = None
+    #: infected asyncio mode: an asyncio loop hosts the trio run as a guest
+    asyncio: bool = False
+    #: plugins the parent registered in code (tractor.register_plugin)
+    plugin: tuple[str, ...] = ()
+
+
+USAGE = (
+    'usage: python -m tractor._child --name NAME --uuid UUID --parent ADDR '
+    '[--secret-fd FD] [--asyncio] [--plugin PATH]...'
+)
+_VALUED = {'--name': 'name', '--uuid': 'uuid', '--parent': 'parent', '--secret-fd': 'secret_fd'}
+
+
+def parse_args(argv: list[str]) -> ChildArgs:
+    """Parse a subactor's command line; exits 2 with the usage and what is
+    wrong on a bad one. (By hand, not with argparse: its first use costs a
+    forked child about half a millisecond on the spawn's critical path.)"""
+    got: dict[str, Any] = {}
+    plugins: list[str] = []
+    words = iter(argv)
+    for word in words:
+        flag, eq, inline = word.partition('=')
+        if flag == ROOM_FLAG:  # argv room for the process title
+            continue
+        if word == '--asyncio':
+            got['asyncio'] = True
+            continue
+        if flag != '--plugin' and flag not in _VALUED:
+            _usage_error(f'unrecognized argument: {word}')
+        value = inline if eq else next(words, None)
+        if value is None:
+            _usage_error(f'argument {flag}: expected one value')
+        if flag == '--plugin':
+            plugins.append(value)
+        elif flag == '--secret-fd':
+            try:
+                got['secret_fd'] = int(value)
+            except ValueError:
+                _usage_error(f'argument --secret-fd: not a file descriptor number: {value!r}')
+        else:
+            got[_VALUED[flag]] = value
+    missing = [flag for flag, key in _VALUED.items() if key != 'secret_fd' and key not in got]
+    if missing:
+        _usage_error(f'the following arguments are required: {", ".join(missing)}')
+    return ChildArgs(plugin=tuple(plugins), **got)
+
+
+def _usage_error(problem: str) -> NoReturn:
+    print(f'{USAGE}\ntractor._child: error: {problem}', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='tractor._child')
-    parser.add_argument('--name', required=True)
-    parser.add_argument('--uuid', required=True)
-    parser.add_argument('--parent', required=True)
-    # an inherited pipe carrying the tree's secret (absent: the default one)
-    parser.add_argument('--secret-fd', type=int, default=None)
-    # infected asyncio mode: an asyncio loop hosts the trio run as a guest
-    parser.add_argument('--asyncio', action='store_true')
-    # plugins the parent registered in code (tractor.register_plugin)
-    parser.add_argument('--plugin', action='append', default=[])
-    # argv room for the process title (see tractor._proctitle)
-    parser.add_argument(ROOM_FLAG, default='', help=argparse.SUPPRESS)
     if argv is None:
         argv = sys.argv[1:]
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     set_title(actor_title(args.name, args.uuid, CHILD_MODULE, argv))
     for path in args.plugin:
         try:
