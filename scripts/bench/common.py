@@ -49,6 +49,14 @@ def process_cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def process_faults(pid: int) -> int:
+    """Minor page faults of the process ``pid`` so far (Linux ``stat``): in
+    a forked process, mostly the copy-on-write copies of pages it shares with
+    the process it was forked from, counted from the fork."""
+    with open(f'/proc/{pid}/stat') as f:
+        return int(f.read().rsplit(')', 1)[1].split()[7])
+
+
 # -- environment -----------------------------------------------------------
 @contextmanager
 def helper_process(code: str, *args: str) -> Iterator[str]:

@@ -11,7 +11,7 @@ import trio
 
 import targets
 import tractor
-from common import helper_process, median, tcp_registry
+from common import helper_process, median, process_faults, tcp_registry
 
 #: the floor: prints its forked child's pid once the child is inside
 #: trio.run; both end when their shared stdin closes
@@ -38,8 +38,9 @@ os.waitpid(pid, 0)
 """
 
 
-def memory_of(pid: int) -> tuple[float, float]:
-    """(USS, RSS) of ``pid`` in MiB."""
+def memory_of(pid: int) -> tuple[float, float, int]:
+    """(USS, RSS) of ``pid`` in MiB, and its page faults since its fork
+    (each private page of a forked process is one it faulted in)."""
     fields: dict[str, int] = {}
     with open(f'/proc/{pid}/smaps_rollup') as f:
         for line in f:
@@ -47,10 +48,10 @@ def memory_of(pid: int) -> tuple[float, float]:
             if len(parts) == 3 and parts[2] == 'kB':
                 fields[parts[0].rstrip(':')] = int(parts[1])
     uss = fields.get('Private_Clean', 0) + fields.get('Private_Dirty', 0)
-    return uss / 1024, fields.get('Rss', 0) / 1024
+    return uss / 1024, fields.get('Rss', 0) / 1024, process_faults(pid)
 
 
-def floor(n: int) -> list[tuple[float, float]]:
+def floor(n: int) -> list[tuple[float, float, int]]:
     samples = []
     for _ in range(n):
         with helper_process(FLOOR) as pid:
@@ -58,7 +59,7 @@ def floor(n: int) -> list[tuple[float, float]]:
     return samples
 
 
-async def actors(n: int) -> list[tuple[float, float]]:
+async def actors(n: int) -> list[tuple[float, float, int]]:
     samples = []
     async with tractor.open_nursery(registry_addrs=tcp_registry()) as an:
         for i in range(n):
@@ -76,6 +77,42 @@ def run(quick: bool) -> dict[str, float]:
     return {
         'memory.actor.uss_mib': median([s[0] for s in actor]),
         'memory.actor.rss_mib': median([s[1] for s in actor]),
+        'memory.actor.faults_pages': median([s[2] for s in actor]),
         'floor.memory.uss_mib': median([s[0] for s in base]),
         'floor.memory.rss_mib': median([s[1] for s in base]),
+        'floor.memory.faults_pages': median([s[2] for s in base]),
+        'floor.cow_fault_us': median([cow_fault_cost() for _ in range(3 if quick else 7)]),
     }
+
+
+def cow_fault_cost(pages: int = 2048) -> float:
+    """What one copy-on-write fault costs here, in µs: a forked child
+    writes one byte into each of ``pages`` pages its parent wrote before the
+    fork, then again into the same (now private) pages; the difference per
+    page, in the child's CPU time."""
+    import os
+    import time
+
+    buf = bytearray(pages * 4096)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1  # the parent's own pages
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no exception may leave this block
+        try:
+            times = []
+            for mark in (2, 3):  # first pass faults every page, second none
+                t0 = time.process_time()
+                for i in range(0, len(buf), 4096):
+                    buf[i] = mark
+                times.append(time.process_time() - t0)
+            os.write(w, repr((times[0] - times[1]) / pages * 1e6).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        out = os.read(r, 64)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    return float(out)

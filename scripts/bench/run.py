@@ -54,6 +54,7 @@ FLOOR_NAMES = {
     FORK_BOOT: 'fork+waitpid p50',
     'floor.memory.uss_mib': 'USS of a process forked from a warmed template, in trio.run',
     'floor.memory.rss_mib': 'RSS of that process',
+    'floor.memory.faults_pages': 'that process, since its fork',
     'floor.python_c_pass.p50_ms': '`python -c pass` p50',
     'floor.raw_oneway_batched.tcp.per_s': 'raw batched one-way',
     'floor.raw_oneway_batched.tls.per_s': 'raw batched one-way over trio.SSLStream',
@@ -98,12 +99,30 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
         ('teardown p50', 'teardown.p50_ms', FORK, ('<=', 8)),
         ('teardown p90', 'teardown.p90_ms', FORK, None),
         ('spawn: CPU time of the actor until it answered', 'spawn.child_cpu_ms', None, None),
+        (
+            'spawn: page faults of the actor until it answered',
+            'spawn.child_faults_pages',
+            None,
+            None,
+        ),
         ('root boot (registrar) p50', 'boot.registrar.p50_ms', FORK_BOOT, ('<=', 3)),
         ('root exit (registrar) p50', 'boot.registrar.exit_p50_ms', FORK_BOOT, None),
         ('root boot (joiner) p50', 'boot.joiner.p50_ms', FORK_BOOT, ('<=', 3)),
         ('root exit (joiner) p50', 'boot.joiner.exit_p50_ms', FORK_BOOT, None),
         ('idle actor USS', 'memory.actor.uss_mib', 'floor.memory.uss_mib', ('<=', 1.5)),
         ('idle actor RSS', 'memory.actor.rss_mib', 'floor.memory.rss_mib', None),
+        (
+            'idle actor: page faults since its fork',
+            'memory.actor.faults_pages',
+            'floor.memory.faults_pages',
+            None,
+        ),
+        (
+            'one copy-on-write page fault (a forked child writing a page of its parent)',
+            'floor.cow_fault_us',
+            None,
+            None,
+        ),
     ]
     for n in (2, 4, 8, 16, 64):
         rows.append(
@@ -287,6 +306,8 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
 def _fmt(key: str, value: float) -> str:
     if key.endswith('per_s'):
         return f'{value:,.0f}/s'
+    if key.endswith('_pages'):
+        return f'{value:,.0f} pages'
     unit = {'_ms': 'ms', '_mib': 'MiB'}.get(key[key.rfind('_') :], 'µs')
     return f'{value:#.3g} {unit}' if value < 100 else f'{value:,.0f} {unit}'
 

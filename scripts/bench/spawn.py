@@ -12,7 +12,7 @@ import trio
 
 import targets
 import tractor
-from common import median, now, pct, process_cpu, tcp_registry
+from common import median, now, pct, process_cpu, process_faults, tcp_registry
 
 
 def fork_floor(n: int) -> list[float]:
@@ -51,10 +51,10 @@ async def _reaped(an: tractor.ActorNursery, uid: tuple, pid: int) -> None:
         raise RuntimeError(f'pid {pid} of {uid[0]!r} still exists after it was reaped')
 
 
-async def tractor_spawn(n: int) -> tuple[list[float], list[float], list[float]]:
-    """Spawn and teardown times, and the CPU time each actor used until it
-    answered its first call."""
-    spawn, teardown, cpu = [], [], []
+async def tractor_spawn(n: int) -> tuple[list[float], list[float], list[float], list[int]]:
+    """Spawn and teardown times, and the CPU time and page faults each
+    actor took until it answered its first call."""
+    spawn, teardown, cpu, faults = [], [], [], []
     async with tractor.open_nursery(registry_addrs=tcp_registry()) as an:
         for i in range(n + 1):  # the first one warms the parent side up
             t0 = now()
@@ -63,6 +63,7 @@ async def tractor_spawn(n: int) -> tuple[list[float], list[float], list[float]]:
             t1 = now()
             aid = portal.channel.aid
             used = process_cpu(aid.pid)
+            faulted = process_faults(aid.pid)
             await portal.cancel_actor()
             await _reaped(an, aid.uid, aid.pid)
             t2 = now()
@@ -70,14 +71,15 @@ async def tractor_spawn(n: int) -> tuple[list[float], list[float], list[float]]:
                 spawn.append(t1 - t0)
                 teardown.append(t2 - t1)
                 cpu.append(used)
-    return spawn, teardown, cpu
+                faults.append(faulted)
+    return spawn, teardown, cpu, faults
 
 
 def run(quick: bool) -> dict[str, float]:
     n = 3 if quick else 20
     fork = fork_floor(20 if quick else 200)
     interp = interpreter_floor(3 if quick else 20)
-    spawn, teardown, cpu = trio.run(tractor_spawn, n)
+    spawn, teardown, cpu, faults = trio.run(tractor_spawn, n)
     ms = 1e3
     return {
         'spawn.p50_ms': pct(spawn, 0.5) * ms,
@@ -85,6 +87,7 @@ def run(quick: bool) -> dict[str, float]:
         'teardown.p50_ms': pct(teardown, 0.5) * ms,
         'teardown.p90_ms': pct(teardown, 0.9) * ms,
         'spawn.child_cpu_ms': median(cpu) * ms,
+        'spawn.child_faults_pages': median(faults),
         'floor.fork_waitpid.p50_ms': pct(fork, 0.5) * ms,
         'floor.python_c_pass.p50_ms': pct(interp, 0.5) * ms,
     }
