@@ -44,6 +44,7 @@ async def open_runtime(actor: Actor, bind_addrs: list[Address]) -> AsyncIterator
         # are cancelled explicitly here once the block is done.
         actor._io_tn = await runtime_tn.start(_host_nursery, None)
         actor._service_tn = await runtime_tn.start(_host_nursery, actor._service_done)
+        actor._serve_adopted()  # channels a boot hook dialed before this
         try:
             async with AsyncExitStack() as hooks:
                 try:

@@ -192,6 +192,7 @@ async def open_root_actor(
             else:
                 yield actor
     finally:
+        await actor._close_adopted()  # the boot failed before serving them
         _state._set_actor(None)
         _secret.set_secret(None)
 

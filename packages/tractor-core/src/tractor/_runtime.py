@@ -79,6 +79,8 @@ class Actor:
         self.parent_uid: tuple[str, str] | None = None
         #: listener and connection tasks (shielded from the opener's scopes)
         self._io_tn: trio.Nursery | None = None
+        #: channels handed to adopt() before the runtime served (see there)
+        self._adopted: list[Channel] = []
         #: RPC tasks (likewise shielded; cancelled by cancel_soon/teardown)
         self._service_tn: trio.Nursery | None = None
         self._cancel_called = False
@@ -171,6 +173,31 @@ class Actor:
         """Whether this actor is shutting down (``cancel_soon()`` was called
         or teardown began)."""
         return self._cancel_called
+
+    def adopt(self, chan: Channel) -> None:
+        """Serve ``chan``, a channel this actor dialed itself
+        (``tractor.plugin.dial``: handshaken, its replies so far read), as a
+        peer channel from now on, as if :meth:`connect` had returned it: a
+        boot-time probe's connection can so be kept for later use. Handed
+        over before the actor serves (a root's ``tractor_root_bind_addrs``
+        hook), it is served once the runtime starts, or closed with the
+        boot if the runtime never does."""
+        if self._io_tn is None:
+            self._adopted.append(chan)
+        else:
+            self._serve_soon(chan)
+
+    def _serve_adopted(self) -> None:
+        adopted, self._adopted = self._adopted, []
+        for chan in adopted:
+            self._serve_soon(chan)
+
+    async def _close_adopted(self) -> None:
+        """(boot gave up before serving) Close what :meth:`adopt` held."""
+        adopted, self._adopted = self._adopted, []
+        with trio.CancelScope(shield=True):
+            for chan in adopted:
+                await chan.aclose()
 
     def start_service_task(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None

@@ -39,8 +39,8 @@ What this module offers, by the kind of plugin that needs it:
 - a **runtime plugin** (discovery-like) gets the :class:`~tractor.Actor` in
   its hooks and uses its public service methods (``start_service_task``,
   ``start_service``, ``parent_channel``, ``get_peer_channels(uid=...)``,
-  ``resolve_rpc_target``, ``call_local``, ``expose``, ``cancel_called``, ``extensions``
-  for per-actor state); :data:`current_channel` is the channel the RPC
+  ``resolve_rpc_target``, ``call_local``, ``expose``, ``adopt``, ``cancel_called``,
+  ``extensions`` for per-actor state); :data:`current_channel` is the channel the RPC
   being served came over. :func:`dial` opens a handshaken
   :class:`Channel` to another actor outside the runtime's message loop,
   and :func:`request` makes one call on it (``Actor.connect`` dials and

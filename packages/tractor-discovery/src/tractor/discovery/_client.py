@@ -61,6 +61,16 @@ class RegistrarClient:
             reg = self._stores[addr] = Registrar(self.actor, backend=addr.open_backend(self.actor))
         return reg
 
+    def keep(self, addr: Address, chan: Channel) -> bool:
+        """Make ``chan`` (dialed to the registrar at ``addr`` by a probe, not
+        served yet) this actor's channel to it; ``False`` (and nothing
+        changed) when it has one already."""
+        if addr in self._chans:
+            return False
+        self._chans[addr] = chan
+        self.actor.adopt(chan)
+        return True
+
     async def channel(self, addr: Address) -> Channel:
         parent = self.actor.parent_channel
         if (
@@ -122,7 +132,10 @@ async def probe(actor: Actor, addr: Address) -> bool:
     """Whether a registrar serves ``addr``: ``False`` when nothing listens
     there, ``RuntimeError`` when something that is not a registrar does
     (a plain server, a silent one, a tractor actor that is no registrar).
-    Every step is bounded by :data:`PROBE_TIMEOUT`: never a hang."""
+    Every step is bounded by :data:`PROBE_TIMEOUT`: never a hang. A
+    registrar's connection is kept as ``actor``'s channel to it (see
+    ``Actor.adopt``): registering and the lookups that follow need no
+    connection and handshake of their own."""
     timeout = PROBE_TIMEOUT
     chan: Channel | None = None
     try:
@@ -138,6 +151,8 @@ async def probe(actor: Actor, addr: Address) -> bool:
                 f'registry address {addr} is served by tractor actor '
                 f'{err.src_uid[0] if err.src_uid else "?"!r}, which is not a registrar'
             ) from None
+        if client(actor).keep(addr, chan):
+            chan = None  # the actor's now
         return True
     except (MsgTypeError, TransportClosed, trio.TooSlowError) as err:
         if isinstance(err, trio.TooSlowError):

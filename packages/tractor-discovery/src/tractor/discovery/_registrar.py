@@ -132,7 +132,12 @@ class Registrar:
         connection ends for good (it is not re-registered over another
         within :data:`REREGISTER_GRACE`)."""
         self.served['register'] += 1
-        await self._register(check_uid(uid), addrs, meta, current_channel.get())
+        chan = current_channel.get()
+        if chan is not None and chan.raddr is None:
+            # dialed by the actor's boot-time probe, before it knew where it
+            # would listen (its Hello named no address): now it says
+            chan.set_raddr_from(addrs)
+        await self._register(check_uid(uid), addrs, meta, chan)
 
     async def register_child(
         self, chan: Any, uid: Uid, addrs: list[WireAddr], meta: dict[str, Any]
