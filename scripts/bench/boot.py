@@ -16,7 +16,6 @@ without the spawn family).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -44,20 +43,9 @@ trio.run(main, int(sys.argv[1]))
 """
 
 
-def _env() -> dict[str, str]:
-    """This run's environment (its runtime dir and cookie), as an installed
-    program runs: with bytecode caches (this environment may forbid writing
-    them, which would make every start compile every module)."""
-    return {k: v for k, v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}
-
-
 def _boot_once(port: int) -> tuple[float, float]:
     out = subprocess.run(
-        [sys.executable, '-c', PROGRAM, str(port)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, '-c', PROGRAM, str(port)], capture_output=True, text=True, timeout=60
     )
     if out.returncode:
         raise RuntimeError(f'a boot program exited {out.returncode}:\n{out.stderr}')

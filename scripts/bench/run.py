@@ -385,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         "default: the runtime's default)",
     )
     args = parser.parse_args(argv)
+    # every process of the run (fork server, actors, boot programs) runs as
+    # an installed program does, with bytecode caches: an environment that
+    # forbids writing them would make each child compile the modules it
+    # imports (the benchmark's own included) on every spawn
+    os.environ.pop('PYTHONDONTWRITEBYTECODE', None)
+    sys.dont_write_bytecode = False
     if args.start_method:
         from tractor._spawn import resolve_start_method
 
