@@ -5,12 +5,7 @@ distributions (discovery, the cluster API) resolve lazily and fail with an
 error naming the distribution to install when it is missing.
 """
 
-from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
-
-# the discovery and cluster distributions install sub-packages of `tractor`
-# from their own directories (separate wheels, editable workspace installs)
-__path__ = extend_path(__path__, __name__)
 
 from . import log as log
 from . import msg as msg
@@ -43,6 +38,38 @@ from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
 from ._stream import MsgStream as MsgStream
 from ._supervise import ActorNursery as ActorNursery
+
+
+def _extend_path(path: list[str]) -> list[str]:
+    """``path`` plus the ``tractor`` directory of every other ``sys.path``
+    entry: the discovery and cluster distributions install sub-packages of
+    `tractor` from their own directories when installed editable (the uv
+    workspace). What ``pkgutil.extend_path`` does for plain directories,
+    without importing pkgutil and importlib.util (with ``dataclasses``, a
+    fifth of ``import tractor``'s own time); a ``sys.path`` entry that is
+    not a directory (a zip) makes it ask pkgutil."""
+    import os
+    import sys
+
+    path = list(path)
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            continue
+        if not os.path.isdir(entry or '.'):
+            if os.path.exists(entry):
+                from pkgutil import extend_path
+
+                return extend_path(path, __name__)
+            continue
+        portion = os.path.join(entry, __name__)
+        if portion not in path and os.path.isdir(portion):
+            path.append(portion)
+    return path
+
+
+# (before anything imports those sub-packages: none of core's modules does
+# at import, and the names above are all core's)
+__path__ = _extend_path(__path__)
 
 __version__ = '0.1.0'
 
@@ -160,14 +187,18 @@ if not any(f is _HintFinder for f in _sys.meta_path):
     _sys.meta_path.append(_HintFinder)
 
 
-def _installed(modname: str) -> bool:
-    from importlib.util import find_spec
+def _findable(modname: str) -> bool:
+    # a sub-package is looked for where the import system would look for
+    # it, on `tractor.__path__` (importlib.util's find_spec would do the
+    # same, but importing importlib.util costs more than the search)
+    from importlib.machinery import PathFinder
 
-    try:
-        return find_spec(modname) is not None
-    except ModuleNotFoundError:  # (the hint finder's answer)
-        return False
+    return PathFinder.find_spec(modname, __path__) is not None
 
+
+#: the lazily provided modules of other distributions that are installed
+#: (core's own always are); each looked for once, as finding one costs
+_INSTALLED = {m for m, dist in set(_LAZY.values()) if dist == 'tractor-core' or _findable(m)}
 
 # lazy names are listed only when their distribution is installed, so that
 # `from tractor import *` works on a lean install too
@@ -208,5 +239,5 @@ __all__ = [
     name
     for name, (modname, _dist) in _LAZY.items()
     if name not in ('discovery', 'cluster', 'debug', 'devx', 'plugin', 'to_asyncio')
-    and _installed(modname)
+    and modname in _INSTALLED
 ]

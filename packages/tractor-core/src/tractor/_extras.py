@@ -3,11 +3,11 @@ so a lean install fails with the name of what to install."""
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-
 
 def require(module: str, install: str, feature: str) -> None:
     """``ModuleNotFoundError`` naming ``install`` when ``module`` is missing."""
+    from importlib.util import find_spec  # (not at `import tractor`: it costs)
+
     if find_spec(module) is None:
         raise ModuleNotFoundError(
             f'{feature} needs {module!r}, which is not installed: '

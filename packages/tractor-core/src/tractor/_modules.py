@@ -10,7 +10,6 @@ script, a test file) are loaded from that path under a non-main name, so
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -148,6 +147,8 @@ def load_from_path(name: str, path: str) -> ModuleType:
     """Load a module from its file under ``name`` (for ``__main__`` scripts
     and modules the parent imported by path), without running its
     ``if __name__ == '__main__':`` block."""
+    import importlib.util  # (only this path needs it; not at `import tractor`)
+
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ModuleNotFoundError(f'cannot load module {name!r} from {path!r}')

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ._exceptions import TractorError
 
@@ -44,8 +45,7 @@ def _flag(text: str) -> bool:
     raise ValueError
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(msgspec.Struct, frozen=True):
     env: str
     parse: Callable[[str], Any]
     default: Any

@@ -13,9 +13,9 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import trio
 
 from . import _msg, _secret, _session, _settings
@@ -64,8 +64,7 @@ def _always() -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class SpawnBackend:
+class SpawnBackend(msgspec.Struct, frozen=True):
     """A spawn backend, as hook ``tractor_spawn_methods`` provides it:
     ``{'name': SpawnBackend(spawn_fn, available=..., priority=...)}``.
 
