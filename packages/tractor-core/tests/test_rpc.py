@@ -10,6 +10,7 @@ import tractor_core_testfns as fns
 from tractor_core_testfns import (
     add,
     echo,
+    minor_faults,
     nothing,
     raise_value_error,
     return_unencodable,
@@ -44,6 +45,25 @@ async def test_run_and_run_from_ns(runtime_kwargs):
                     tn.start_soon(one, i)
             assert results == {i: 2 * i for i in range(20)}
             await an.cancel()
+
+
+async def test_served_calls_fault_in_no_fresh_memory(runtime_kwargs):
+    """Once warm, an actor serving calls reuses its memory: reading a
+    message must not map fresh pages (a read buffer at glibc's mmap
+    threshold was mapped, shrunk and unmapped on every read, a page fault
+    and three system calls per message)."""
+    calls = 300
+    with trio.fail_after(60):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('calc', enable_modules=FNS)
+            for _ in range(50):  # warm: the heap holds what a call needs
+                await portal.run(nothing)
+            before = await portal.run(minor_faults)
+            for _ in range(calls):
+                await portal.run(nothing)
+            faults = await portal.run(minor_faults) - before
+            await an.cancel()
+    assert faults < calls // 10, f'{faults} page faults in {calls} calls'
 
 
 async def test_remote_errors_from_run(runtime_kwargs):

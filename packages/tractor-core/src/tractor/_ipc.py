@@ -19,7 +19,12 @@ from .log import get_logger
 log = get_logger('ipc')
 
 _HEADER = 4
-_CHUNK = 256 * 1024
+#: how much one read asks for (more when a frame needs more). Under glibc's
+#: threshold for serving an allocation with its own mmap (128 KiB): a read
+#: allocates its result at the size asked for, then shrinks it to what
+#: came, and at 256 KiB that was an mmap, an mremap and an munmap (and a
+#: fresh page to fault in) on every read of every message
+_CHUNK = 64 * 1024
 _SIZE_MASK = BATCH_END - 1
 #: an authenticated sender closes a batch (and tags it) once it holds this
 #: many bytes, so a receiver never buffers more than this plus one frame
