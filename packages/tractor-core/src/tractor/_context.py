@@ -166,6 +166,8 @@ class Context(TaskScope, StreamSide):
         self._result: Any = _NOT_SET
         self._remote_error: BaseException | None = None
         self._done = trio.Event()
+        #: ``_done.is_set()`` as a plain flag, for the stream's send path
+        self._finished = False
         self._cancel_called = False
         self._cancel_sent = False
         self._ack_waited = False
@@ -188,6 +190,11 @@ class Context(TaskScope, StreamSide):
         peer = self.chan.aid.name if self.chan.aid else '?'
         return f'<Context {self.side} {self.fn_name} cid={self.cid} peer={peer!r}>'
 
+    def _finish(self) -> None:
+        """The pair is over (a reply, an error, or the channel lost)."""
+        self._finished = True
+        self._done.set()
+
     def _wake_sender(self) -> None:
         ev = self._credit_changed
         if ev is not None:
@@ -196,6 +203,10 @@ class Context(TaskScope, StreamSide):
     # -- inbound (called synchronously by the channel's message loop) -------
     def _deliver(self, msg: _msg._Msg) -> None:
         kind = type(msg)
+        if kind is _msg.Yield:  # (most messages of a stream: queued at once)
+            if not self._inbox.put(msg):
+                self._overran()
+            return
         if kind is _msg.Credit:
             self._credit += msg.n  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
             if msg.overrun:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
@@ -208,14 +219,14 @@ class Context(TaskScope, StreamSide):
             self._wake_sender()
         elif kind is _msg.Return:
             self._result = msg.pld  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
-            self._done.set()
+            self._finish()
             self._wake_sender()
         elif kind is _msg.Error:
             err = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
             self._remote_error = err
             if isinstance(err, ContextCancelled) and self.canceller is None:
                 self.canceller = err.canceller
-            self._done.set()
+            self._finish()
             self._wake_sender()
             if not self._is_own_cancel(err):
                 self._cancel_scope()
@@ -226,17 +237,20 @@ class Context(TaskScope, StreamSide):
                 self._cancel_scope()
             return
         if not self._inbox.put(msg):
-            # only a peer ignoring its credit can get here
-            raise MsgTypeError(
-                f'{self.chan.aid and self.chan.aid.name!r} overran the stream '
-                f'window ({self._window}) of {self!r}'
-            )
+            self._overran()
+
+    def _overran(self) -> None:
+        # only a peer ignoring its credit can get here
+        raise MsgTypeError(
+            f'{self.chan.aid and self.chan.aid.name!r} overran the stream '
+            f'window ({self._window}) of {self!r}'
+        )
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: wake whoever waits."""
         if not self._done.is_set():
             self._remote_error = err
-            self._done.set()
+            self._finish()
             self._cancel_scope()
         self._wake_sender()
         self._inbox.close()

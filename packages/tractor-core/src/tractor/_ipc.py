@@ -218,9 +218,13 @@ class Channel:
             if len(buf) - self._bstart > BATCH_BYTES:
                 self._seal()
         if cork and self._writer_wakeup is not None:
-            self._corked += 1
-            if self._corked < CORK_FRAMES and len(buf) < CORK_BYTES:
-                self._writer_wakeup.set()
+            corked = self._corked = self._corked + 1
+            if corked < CORK_FRAMES and len(buf) < CORK_BYTES:
+                if corked == 1:
+                    # the first frame since the buffer was last taken: the
+                    # writer, once woken, writes all that is buffered then
+                    # (and a frame after that take counts from 1 again)
+                    self._writer_wakeup.set()
                 return
         await self.flush()
 
@@ -366,8 +370,26 @@ class Channel:
         """The next message; ``TransportClosed`` at EOF, ``MsgTypeError`` for
         a malformed or oversized frame, or (in a session) a batch that fails
         its integrity check (the connection is then unusable)."""
-        if self.session is not None:
-            return await self._recv_checked()
+        if self.session is None:
+            return await self._recv_plain()
+        # in a session (every connection once authenticated): the next frame
+        # of a checked batch, reading and checking the next batch first when
+        # the current one is done (inline: this runs once per message)
+        if self._pos >= self._vend:
+            await self._read_batch()
+        buf, pos = self._buf, self._pos
+        start = pos + _HEADER
+        end = start + (int.from_bytes(buf[pos:start], 'big') & _SIZE_MASK)
+        if end >= self._vend:
+            self._pos = end + TAG_SIZE  # past the batch's tag
+            self._vend = 0
+        else:
+            self._pos = end
+        return _msg.decode(memoryview(buf)[start:end])
+
+    async def _recv_plain(self) -> _msg._Msg:
+        """The next frame of a channel without a session (before the
+        preamble ran, or a test's bare channel)."""
         while True:
             avail = len(self._buf) - self._pos
             if avail >= _HEADER:
@@ -382,21 +404,6 @@ class Channel:
                 await self._fill(_HEADER + size - avail)
             else:
                 await self._fill(_HEADER - avail)
-
-    async def _recv_checked(self) -> _msg._Msg:
-        """The next frame of a checked batch, reading and checking the next
-        batch first when the current one is done."""
-        if self._pos >= self._vend:
-            await self._read_batch()
-        buf, pos = self._buf, self._pos
-        start = pos + _HEADER
-        end = start + (int.from_bytes(buf[pos:start], 'big') & _SIZE_MASK)
-        if end >= self._vend:
-            self._pos = end + TAG_SIZE  # past the batch's tag
-            self._vend = 0
-        else:
-            self._pos = end
-        return _msg.decode(memoryview(buf)[start:end])
 
     async def _read_batch(self) -> None:
         """Buffer the next whole batch and check its tag: nothing of it is

@@ -231,7 +231,8 @@ def decode_pld(raw: Raw, decoder: msgspec.msgpack.Decoder | None = None) -> Any:
         raise MsgTypeError(f'payload does not match the expected type: {err}') from err
     except Exception as err:
         raise MsgTypeError(f'undecodable payload: {type(err).__name__}: {err}') from err
-    check_depth(value)
+    if type(value) in _NESTED and len(raw) > MAX_DEPTH:  # shorter ones cannot nest that deep
+        check_depth(value)
     return value
 
 

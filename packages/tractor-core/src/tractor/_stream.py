@@ -219,7 +219,7 @@ class MsgStream(trio.abc.Channel[Any]):
         while True:
             if ctx._remote_error is not None:
                 raise ctx._remote_error
-            if ctx._peer_closed or ctx._done.is_set():
+            if ctx._peer_closed or ctx._finished:
                 # The peer closed its end (or returned): it reads no more,
                 # so the value is dropped, as the peer would drop it, rather
                 # than failing a send that merely raced the close; this
@@ -299,7 +299,7 @@ class MsgStream(trio.abc.Channel[Any]):
             ctx._owed += 1
             if ctx._owed >= ctx._batch:
                 await ctx._credit_back(msg)
-            return ctx._decode(msg.pld)  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+            return _msg.decode_pld(msg.pld, ctx._pld_dec)  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
         if kind is _msg.Stop or kind is _msg.Return:
             if kind is _msg.Stop:
                 ctx._stops_queued -= 1
