@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,6 +24,13 @@ log = get_logger('portal')
 
 #: how long ``cancel_actor()`` waits for the peer to acknowledge by default
 CANCEL_ACK_TIMEOUT = 3.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _call_address(fn: Callable) -> tuple[str, str, bool]:
+    """``_fn_address(fn)`` and whether ``fn`` is a ``@context`` function,
+    once per function (a portal's calls repeat a few functions)."""
+    return (*_fn_address(fn), is_context_fn(fn))
 
 
 def _fn_address(fn: Callable) -> tuple[str, str]:
@@ -86,8 +94,14 @@ class Portal:
                 f'Portal.run() got a function and a second positional argument '
                 f"{fn_name!r}: pass the function's arguments as keywords"
             )
-        ns, name = _fn_address(func)
-        if is_context_fn(func):
+        try:
+            address: tuple[str, str, bool] | None = _call_address(func)
+        except TypeError:  # not a function, or an unhashable callable:
+            address = None
+        if address is None:  # (outside the except: no chained traceback)
+            address = (*_fn_address(func), is_context_fn(func))  # raises what is wrong
+        ns, name, ctx_fn = address
+        if ctx_fn:
             raise TypeError(f'{name} is a @tractor.context function: use Portal.open_context()')
         return await _caller.call(_state.current_actor(), self.channel, ns, name, kwargs)
 
