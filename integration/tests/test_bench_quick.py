@@ -54,6 +54,8 @@ QUICK_KEYS = [
     'rpc.tcp.concurrent64.per_s',
     'floor.raw_pipelined64.tcp.per_s',
     'floor.raw_pingpong_one_process.tcp.noop.p50_us',
+    'rpc.one_process.tcp.noop.py_calls',
+    'floor.raw_pingpong_one_process.tcp.noop.py_calls',
     'stream.tcp.oneway_per_s',
     'floor.raw_oneway_batched.tcp.per_s',
     'stream.tcp.echo.p50_us',

@@ -10,11 +10,16 @@ the raw ping-pong's client and server as two tasks of one trio run. With
 no process to wake on the other side, that round trip is the CPU work of
 both ends, which is far steadier than the cross-process figures on a
 shared machine (where each wake-up of a sleeping peer costs tens of
-microseconds, and varies with it)."""
+microseconds, and varies with it). The same two also report their
+Python-level calls per round trip (``sys.setprofile``): a count, which
+does not move with the machine at all."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import trio
 
@@ -113,6 +118,26 @@ async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
     return figures
 
 
+async def _python_calls(round_trips: Callable[[int], Awaitable[Any]], n: int) -> float:
+    """Python-level calls per round trip of ``round_trips(n)``: every
+    function call and coroutine resumption ``sys.setprofile`` reports, the
+    loop's own included. A count, so it does not move with the machine's
+    speed or load the way the timings do."""
+    count = 0
+
+    def hook(_frame: Any, event: str, _arg: Any) -> None:
+        nonlocal count
+        if event == 'call':
+            count += 1
+
+    sys.setprofile(hook)
+    try:
+        await round_trips(n)
+    finally:
+        sys.setprofile(None)
+    return count / n
+
+
 async def _one_process(n: int) -> dict[str, float]:
     start = _msg.Start(cid=2, ns=targets.__name__, func='noop', kwargs={})
     runs: dict[str, list[float]] = {'tractor': [], 'floor': []}
@@ -135,10 +160,16 @@ async def _one_process(n: int) -> dict[str, float]:
             for _ in range(ROUNDS):
                 runs['tractor'] += await _calls(portal, {}, n // ROUNDS)
                 runs['floor'] += await pingpong(connect, start, n // ROUNDS)
+            calls = await _python_calls(lambda k: _calls(portal, {}, k), max(100, n // 10))
+            floor_calls = await _python_calls(
+                lambda k: pingpong(connect, start, k), max(100, n // 10)
+            )
         tn.cancel_scope.cancel()
     return {
         'rpc.one_process.tcp.noop.p50_us': pct(runs['tractor'], 0.5) * 1e6,
         'floor.raw_pingpong_one_process.tcp.noop.p50_us': pct(runs['floor'], 0.5) * 1e6,
+        'rpc.one_process.tcp.noop.py_calls': calls,
+        'floor.raw_pingpong_one_process.tcp.noop.py_calls': floor_calls,
     }
 
 

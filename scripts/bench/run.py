@@ -65,6 +65,7 @@ FLOOR_NAMES = {
     'floor.aio_guest_hop.p50_us': 'bare asyncio-host + trio-guest hop',
     'floor.aio_guest_hop.p99_us': 'bare asyncio-host + trio-guest hop, p99',
     'floor.raw_pingpong_one_process.tcp.noop.p50_us': 'raw tcp ping-pong p50, both ends in one process',
+    'floor.raw_pingpong_one_process.tcp.noop.py_calls': 'raw tcp ping-pong, both ends in one process',
     f'floor.raw_pipelined{rpc.CALLERS}.tcp.per_s': (
         f'raw tcp, {rpc.CALLERS} requests outstanding on one connection'
     ),
@@ -177,6 +178,14 @@ def _rows() -> list[tuple[str, str, str | None, tuple | None]]:
             'portal.run(noop) tcp p50, both ends in one process',
             'rpc.one_process.tcp.noop.p50_us',
             'floor.raw_pingpong_one_process.tcp.noop.p50_us',
+            None,
+        )
+    )
+    rows.append(
+        (
+            'portal.run(noop) tcp: Python calls per round trip, both ends in one process',
+            'rpc.one_process.tcp.noop.py_calls',
+            'floor.raw_pingpong_one_process.tcp.noop.py_calls',
             None,
         )
     )
@@ -308,6 +317,8 @@ def _fmt(key: str, value: float) -> str:
         return f'{value:,.0f}/s'
     if key.endswith('_pages'):
         return f'{value:,.0f} pages'
+    if key.endswith('py_calls'):
+        return f'{value:,.1f} calls'
     unit = {'_ms': 'ms', '_mib': 'MiB'}.get(key[key.rfind('_') :], 'µs')
     return f'{value:#.3g} {unit}' if value < 100 else f'{value:,.0f} {unit}'
 
