@@ -62,8 +62,6 @@ async def receive_some(
             # data was already there: still give other tasks a turn
             await trio.lowlevel.cancel_shielded_checkpoint()
             return data
-    # (the loop of _wait_and_read, inline: every read of a channel that
-    # waits for its peer comes here, one coroutine frame fewer per wake-up)
     while True:
         await trio.lowlevel.wait_readable(sock)
         try:
@@ -81,13 +79,4 @@ async def receive_eager(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
     try:
         return os.read(sock.fileno(), max_bytes)
     except BlockingIOError:
-        return await _wait_and_read(sock, max_bytes)
-
-
-async def _wait_and_read(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
-    while True:
-        await trio.lowlevel.wait_readable(sock)
-        try:
-            return os.read(sock.fileno(), max_bytes)
-        except BlockingIOError:
-            continue  # a spurious wake-up
+        return await receive_some(sock, max_bytes, drained=True)
