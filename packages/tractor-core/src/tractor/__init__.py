@@ -45,9 +45,9 @@ def _extend_path(path: list[str]) -> list[str]:
     entry: the discovery and cluster distributions install sub-packages of
     `tractor` from their own directories when installed editable (the uv
     workspace). What ``pkgutil.extend_path`` does for plain directories,
-    without importing pkgutil and importlib.util (with ``dataclasses``, a
-    fifth of ``import tractor``'s own time); a ``sys.path`` entry that is
-    not a directory (a zip) makes it ask pkgutil."""
+    without importing pkgutil (and importlib.util, which it imports): a
+    cost every ``import tractor`` paid. A ``sys.path`` entry that is not a
+    directory (a zip) makes it ask pkgutil."""
     import os
     import sys
 
