@@ -237,6 +237,53 @@ async def test_router_refuses_bad_requests_and_keeps_serving():
                 assert tuple(_msg.decode_pld(reply.pld)) == actor.uid
 
 
+async def test_a_call_that_cancels_itself_before_a_checkpoint_returns_and_the_reader_reads_on():
+    """A plain call run by the channel's reader shares the reader's cancel
+    scope. One that cancels itself (here: every RPC of its actor) and
+    returns before any checkpoint has finished, as a task would have: its
+    result goes out, and the reader serves the next request."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (_actor, portal):
+            assert await portal.run(fns.cancel_own_rpcs) == 'returned'
+            assert await portal.run(fns.add, x=2, y=3) == 5
+            assert await portal.run(fns.cancel_own_rpcs) == 'returned'
+            assert await portal.run(fns.echo, value='still served') == 'still served'
+
+
+@pytest.mark.parametrize(
+    ('func', 'reply_type'),
+    [
+        # the cancel as a group of Cancelled: answered cancelled
+        ('wait_in_a_nursery', tractor.ContextCancelled),
+        # a real error besides it: that error is the answer, as leaving a
+        # cancel scope keeps what is not a Cancelled
+        ('fail_when_cancelled', ExceptionGroup),
+    ],
+)
+async def test_a_cancelled_call_that_waited_answers_and_the_actor_serves_on(func, reply_type):
+    """A plain call cancelled while it waits (in the reader's task, which it
+    kept) answers as a task's would have; the connection and the actor's
+    service tasks (contexts) are served on."""
+    with trio.fail_after(10):
+        async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
+            async with await _raw_channel(actor) as chan:
+                await chan.send(_msg.Start(cid=3, ns=fns.__name__, func=func, kwargs={'key': 'k'}))
+                await fns.event('k:running').wait()
+                await chan.send(_msg.Cancel(cid=3))
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Error) and reply.cid == 3
+                assert reply.type_str == type_name(reply_type)
+                await chan.send(
+                    _msg.Start(cid=5, ns=fns.__name__, func='add', kwargs={'x': 1, 'y': 2})
+                )
+                reply = await chan.recv()
+                assert isinstance(reply, _msg.Return) and reply.cid == 5
+                assert _msg.decode_pld(reply.pld) == 3
+            async with portal.open_context(fns.started_then_return, value=7) as (ctx, first):
+                assert first == 7
+                assert await ctx.wait_for_result() == {'side': 'callee', 'value': 7}
+
+
 async def test_router_drops_a_connection_that_breaks_the_protocol():
     """A second ``Hello`` is not valid after the handshake: the actor drops
     that connection (and only that one)."""

@@ -205,3 +205,35 @@ async def cancel_self(ctx: tractor.Context) -> None:
     await ctx.started()
     await ctx.cancel()
     await trio.sleep_forever()
+
+
+def cancel_own_rpcs() -> str:
+    """Cancel every RPC of this actor, this very call among them, and return
+    before reaching a checkpoint: like a task's, the call has finished."""
+    tractor.current_actor()._cancel_rpc()
+    return 'returned'
+
+
+async def wait_in_a_nursery(key: str) -> None:
+    """Wait until cancelled inside a nursery of its own, whose cancel comes
+    out as a group of ``Cancelled``."""
+    async with trio.open_nursery() as tn:
+        tn.start_soon(trio.sleep_forever)
+        event(f'{key}:running').set()
+        await trio.sleep_forever()
+
+
+async def fail_when_cancelled(key: str) -> None:
+    """Once cancelled, a child of its nursery fails while unwinding: the
+    cancel and a real error come out together."""
+
+    async def child() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise ValueError('cleanup failed')
+
+    async with trio.open_nursery() as tn:
+        tn.start_soon(child)
+        event(f'{key}:running').set()
+        await trio.sleep_forever()

@@ -91,13 +91,24 @@ async def handle_start(actor: Actor, chan: Channel, msg: _msg.Start) -> CallScop
 
 
 async def run_here(
-    actor: Actor, chan: Channel, call: CallScope, msg: _msg.Start, hand_on: Callable[[], None]
+    actor: Actor,
+    chan: Channel,
+    call: CallScope,
+    msg: _msg.Start,
+    hand_on: Callable[[], None],
+    scope: trio.CancelScope,
 ) -> bool:
     """(the reader of ``chan``) Run the plain call ``msg`` in this task, in
     a context of its own (:func:`tractor._inline.run_inline`). If the call
     has to wait, ``hand_on()`` first starts the channel's next reader, and
     this task stays the call's to its end; returns whether that happened
     (``False``: the call finished at once, and this task reads on).
+
+    ``scope`` is the cancel scope the reader entered around its loop: it
+    becomes the call's (see :func:`invoke`). A cancel of the call after it
+    suspended ends in that scope, which then is this task's last; one the
+    call made itself without suspending leaves it cancelled, and the reader
+    must take a fresh one before it reads on.
 
     The call is an RPC of the actor like a service task: ``cancel_soon()``
     and teardown cancel it and wait for it (``Actor._cancel_rpc``). The task
@@ -115,12 +126,12 @@ async def run_here(
     calls.add(call)
     try:
         _, waited = await run_inline(
-            invoke(actor, chan, call, msg), contextvars.copy_context(), before_suspend
+            invoke(actor, chan, call, msg, scope), contextvars.copy_context(), before_suspend
         )
         return waited
-    except trio.Cancelled:
-        raise  # this task's own scopes (teardown's last step) are cancelled
     except BaseException as exc:
+        if _without_cancelled(exc) is None:
+            raise  # for the reader's scope, or this task's outer ones (teardown), to end
         # SystemExit, KeyboardInterrupt... out of the call: what a service
         # task's would do (end the actor, through its service nursery), not
         # what the channel's reader would (take down every connection)
@@ -161,9 +172,36 @@ async def _runtime_call(actor: Actor, chan: Channel, msg: _msg.Start) -> None:
     await chan.send_or_drop(_msg.Return(cid=msg.cid, pld=result))
 
 
-async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _msg.Start) -> None:
+def _without_cancelled(exc: BaseException) -> BaseException | None:
+    """What of ``exc`` is not a cancellation, as leaving a cancelled scope
+    keeps it: ``None`` for a ``Cancelled`` or a group of nothing else, the
+    rest of a group that holds more, ``exc`` itself otherwise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1]
+    return None if isinstance(exc, trio.Cancelled) else exc
+
+
+async def invoke(
+    actor: Actor,
+    chan: Channel,
+    ctx: Context | CallScope,
+    msg: _msg.Start,
+    scope: trio.CancelScope | None = None,
+) -> None:
+    """Run the request ``msg`` and answer it on ``chan``: its ``Return``, its
+    boxed error, or, cancelled, the boxed ``ContextCancelled``.
+
+    The function runs in a cancel scope of its own, or in ``scope``: the one
+    a channel's reader entered once around its loop, for the plain calls it
+    runs itself (:func:`run_here`). Entering and leaving a trio cancel scope
+    is about a third of what a quick call costs the callee, and a call that
+    never suspends can be cancelled by nobody but itself, so only the calls
+    that do suspend should pay for one: they keep the reader's task, and
+    with it ``scope``, to their end, and the reader that takes over opens
+    the next."""
     cid = msg.cid
     current_channel.set(chan)  # this task's own context
+    answered = False
     try:
         fn = _modules.resolve(actor.name, actor._mods, actor._runtime_methods, msg.ns, msg.func)
         ctx_fn = is_context_fn(fn)
@@ -185,38 +223,70 @@ async def invoke(actor: Actor, chan: Channel, ctx: Context | CallScope, msg: _ms
         # (this task's own: it runs only this call; a plain call has none,
         # whatever the task that started the channel's loop had)
         _current_ctx.set(target)
-        with trio.CancelScope() as cs:
-            ctx._scope = cs
-            if actor.debugger is not None:
-                # e.g. debug mode: a crash opens the debugger, and
-                # breakpoint() works in the task
-                result = await actor.debugger.run_rpc(actor, call_user, fn, target, msg.kwargs)
-            else:
+        if scope is None:
+            with trio.CancelScope() as cs:
+                ctx._scope = cs
+                if actor.debugger is not None:
+                    # e.g. debug mode: a crash opens the debugger, and
+                    # breakpoint() works in the task
+                    result = await actor.debugger.run_rpc(actor, call_user, fn, target, msg.kwargs)
+                else:
+                    result = await call_user(fn, target, msg.kwargs)
+            if cs.cancelled_caught:
+                await chan.send_or_drop(_cancelled(actor, ctx))
+                return
+        else:
+            # the reader's scope (run_here): what leaving a cancel scope of
+            # its own would have done with a cancel of this call, done by
+            # hand; the reader's scope then stops the Cancelled, as its own
+            # would have
+            ctx._scope = scope
+            try:
                 result = await call_user(fn, target, msg.kwargs)
-        if cs.cancelled_caught:
-            await chan.send_or_drop(
-                pack_cancelled(
-                    cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', '')
-                )
-            )
-            return
+            except BaseException as exc:
+                rest = _without_cancelled(exc) if scope.cancel_called else exc
+                if rest is exc:
+                    raise
+                if rest is not None:
+                    raise rest from None  # the errors besides the cancel
+                await chan.send_or_drop(_cancelled(actor, ctx))
+                answered = True
+                raise
         try:
             if target is not None and target._pld_dec is not None:
                 _msg.check_pld(result, target._pld_dec)
-            # with more requests already read (pipelined callers), the
-            # replies to a whole read go out in one write
-            await chan.send(_msg.Return(cid=cid, pld=result), cork=chan.input_buffered())
+            reply = _msg.Return(cid=cid, pld=result)
+            if scope is not None and scope.cancel_called:
+                # the call cancelled itself and returned before it reached
+                # a checkpoint: like a task's, it finished, so its result
+                # goes out (send_or_drop's shield keeps the send from
+                # raising the cancel)
+                await chan.send_or_drop(reply)
+            else:
+                # with more requests already read (pipelined callers), the
+                # replies to a whole read go out in one write
+                await chan.send(reply, cork=chan.input_buffered())
         except MsgTypeError as err:
             await chan.send_or_drop(pack_error(cid, err, actor.uid))
     except Exception as err:
         log.debug('%s.%s failed in %r', msg.ns, msg.func, actor.name, exc_info=True)
         await chan.send_or_drop(pack_error(cid, err, actor.uid))
     except BaseException:
-        # the actor itself is being cancelled
-        await chan.send_or_drop(pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid))
+        if not answered:
+            # the actor itself is being cancelled
+            await chan.send_or_drop(
+                pack_cancelled(cid, actor.uid, actor.cancel_requester or actor.uid)
+            )
         raise
     finally:
         actor._routes.pop((chan, cid), None)
+
+
+def _cancelled(actor: Actor, ctx: Context | CallScope) -> _msg.Error:
+    """The answer to a request whose function was cancelled through its scope."""
+    return pack_cancelled(
+        ctx.cid, actor.uid, ctx.canceller or actor.uid, getattr(ctx, '_cancel_tb', '')
+    )
 
 
 async def call_user(fn: Callable, ctx: Context | None, kwargs: dict[str, Any]) -> Any:

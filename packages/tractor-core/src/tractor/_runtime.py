@@ -376,7 +376,9 @@ class Actor:
         A plain call's ``Start`` is run right here (no task to start and
         schedule before its reply can go out: ``_invoke.run_here``). If the
         call has to wait, this task first starts the channel's next reader
-        and then stays the call's until it returns.
+        and then stays the call's until it returns. The cancel scope around
+        the loop is that call's (``_invoke.invoke``): one per reader, not one
+        per call.
         """
         err: BaseException | None = None
         handed_on = False
@@ -388,28 +390,36 @@ class Actor:
             handed_on = True
 
         try:
-            while True:
-                msg = await chan.recv()
-                kind = type(msg)
-                if kind is _msg.Start:
-                    call = await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
-                    if call is not None and await _invoke.run_here(self, chan, call, msg, hand_on):  # type: ignore[arg-type]  # dispatch on a saved type(msg)
-                        return  # the next reader took over
-                elif kind in _CTX_MSGS:
-                    ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
-                    if ctx is not None:
-                        ctx._deliver(msg)
-                    elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
-                        log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]  # dispatch on a saved type(msg)
-                    else:
-                        log.debug(
-                            'no context %s for %s from %r',
-                            getattr(msg, 'cid', '?'),
-                            kind.__name__,
-                            chan.aid,
-                        )
-                else:
-                    raise MsgTypeError(f'unexpected {kind.__name__} after the handshake')
+            # a fresh scope once a call run here cancelled itself without
+            # suspending; none once a call that suspended here and kept this
+            # task ended cancelled (the next reader took over)
+            while not handed_on:
+                with trio.CancelScope() as scope:
+                    while True:
+                        msg = await chan.recv()
+                        kind = type(msg)
+                        if kind is _msg.Start:
+                            call = await _invoke.handle_start(self, chan, msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                            if call is not None:
+                                if await _invoke.run_here(self, chan, call, msg, hand_on, scope):  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                                    return  # the next reader took over
+                                if scope.cancel_called:
+                                    break  # the call cancelled itself
+                        elif kind in _CTX_MSGS:
+                            ctx = self._routes.get((chan, msg.cid))  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+                            if ctx is not None:
+                                ctx._deliver(msg)
+                            elif kind is _msg.Error and msg.cid == 0:  # type: ignore[attr-defined]  # dispatch on a saved type(msg)
+                                log.error('peer %r reported: %s', chan.aid, unpack_error(msg))  # type: ignore[arg-type]  # dispatch on a saved type(msg)
+                            else:
+                                log.debug(
+                                    'no context %s for %s from %r',
+                                    getattr(msg, 'cid', '?'),
+                                    kind.__name__,
+                                    chan.aid,
+                                )
+                        else:
+                            raise MsgTypeError(f'unexpected {kind.__name__} after the handshake')
         except MsgTypeError as exc:
             err = exc
             log.warning('dropping connection to %r: %s', chan.aid and chan.aid.name, exc)
