@@ -447,55 +447,54 @@ class Channel:
         (:data:`PARTIAL_FRAME_BUDGET`): one connection may announce a frame
         of up to ``max_frame``, but all of them together cannot make this
         actor buffer more than the budget."""
-        if need <= _CHUNK:
-            return await self._fill_some(need)
+        # (one function, the budget's bookkeeping and the reading both: each
+        # wait for the socket resumes every frame of the reading stack)
         global _partial_bytes
-        held = len(self._buf) - self._pos + need
-        if _partial_bytes + held > PARTIAL_FRAME_BUDGET:
-            raise FrameError(
-                f'a frame needing {held} more bytes would take this actor past its budget '
-                f'of {PARTIAL_FRAME_BUDGET} bytes for partially received frames '
-                f'({_partial_bytes} held by other connections): refused'
-            )
-        _partial_bytes += held
-        try:
-            await self._fill_some(need)
-        finally:
-            _partial_bytes -= held
-
-    async def _fill_some(self, need: int) -> None:
+        held = 0
+        if need > _CHUNK:
+            held = len(self._buf) - self._pos + need
+            if _partial_bytes + held > PARTIAL_FRAME_BUDGET:
+                raise FrameError(
+                    f'a frame needing {held} more bytes would take this actor past its budget '
+                    f'of {PARTIAL_FRAME_BUDGET} bytes for partially received frames '
+                    f'({_partial_bytes} held by other connections): refused'
+                )
+            _partial_bytes += held
         # a generic stream's chunks may be bytearrays
         chunks: list[bytes | bytearray] = (
             [self._buf[self._pos :]] if self._pos < len(self._buf) else []
         )
         chunk: bytes | bytearray
         got = 0
-        while got < need:
-            if self._closed:
-                # closed by this side before this read began (e.g. a reader
-                # task started after the close): its fd may belong to
-                # another socket by now, never wait on it
-                raise TransportClosed(f'channel to {self.aid and self.aid.name!r} is closed')
-            try:
-                if self._sock is not None:
-                    ask = max(_CHUNK, need - got)
-                    chunk = await _sockio.receive_some(self._sock, ask, drained=self._drained)
-                    self._drained = len(chunk) < ask
-                else:
-                    chunk = await self.stream.receive_some(max(_CHUNK, need - got))
-            except STREAM_ERRORS as err:
-                self._eof = True
-                raise transport_closed(
-                    f'connection to {self.aid and self.aid.name!r} lost', err
-                ) from err
-            if not chunk:
-                self._eof = True
-                pending = sum(map(len, chunks))
-                if pending:
-                    raise FrameError(f'connection closed mid-frame ({pending} bytes pending)')
-                raise TransportClosed(f'{self.aid and self.aid.name!r} closed the connection')
-            chunks.append(chunk)
-            got += len(chunk)
+        try:
+            while got < need:
+                if self._closed:
+                    # closed by this side before this read began (e.g. a
+                    # reader task started after the close): its fd may
+                    # belong to another socket by now, never wait on it
+                    raise TransportClosed(f'channel to {self.aid and self.aid.name!r} is closed')
+                try:
+                    if self._sock is not None:
+                        ask = max(_CHUNK, need - got)
+                        chunk = await _sockio.receive_some(self._sock, ask, drained=self._drained)
+                        self._drained = len(chunk) < ask
+                    else:
+                        chunk = await self.stream.receive_some(max(_CHUNK, need - got))
+                except STREAM_ERRORS as err:
+                    self._eof = True
+                    raise transport_closed(
+                        f'connection to {self.aid and self.aid.name!r} lost', err
+                    ) from err
+                if not chunk:
+                    self._eof = True
+                    pending = sum(map(len, chunks))
+                    if pending:
+                        raise FrameError(f'connection closed mid-frame ({pending} bytes pending)')
+                    raise TransportClosed(f'{self.aid and self.aid.name!r} closed the connection')
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            _partial_bytes -= held
         self._buf = (
             chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b''.join(chunks)
         )
