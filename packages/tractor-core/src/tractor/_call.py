@@ -53,7 +53,7 @@ class Reply:
         kind = type(msg)
         if kind is _msg.Cancel or kind is _msg.Credit:
             return  # not meaningful for a plain call: as a Context ignores them
-        if self.done:
+        if self.msg is not None or self.error is not None:
             log.debug('call %s: dropping a second reply (%s)', self.cid, kind.__name__)
             return
         if kind is _msg.Return:
@@ -62,41 +62,47 @@ class Reply:
             self.error = unpack_error(msg)  # type: ignore[arg-type]  # dispatch on a saved type(msg)
         else:
             self.error = MsgTypeError(f'unexpected {kind.__name__} in reply to call {self.cid}')
-        self._wake()
+        task = self._waiter  # (inline, as done above: once per call)
+        if task is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(task)
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: no reply will come."""
         if not self.done:
             self.error = err
-            self._wake()
+            task = self._waiter
+            if task is not None:
+                self._waiter = None
+                trio.lowlevel.reschedule(task)
 
-    def _wake(self) -> None:
-        task = self._waiter
-        if task is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(task)
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     # -- the calling task ---------------------------------------------------
-    async def wait(self) -> None:
-        """Until the reply (or the loss of the channel) arrived; a checkpoint."""
-        if self.done:
-            await trio.lowlevel.checkpoint()
-            return
-        self._waiter = trio.lowlevel.current_task()
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
     async def receive(self) -> Any:
-        """The call's decoded return value; raises its error instead."""
-        await self.wait()
+        """The call's decoded return value, once the reply arrived; raises
+        its error instead (or why no reply can come). A checkpoint."""
+        # (the wait inline: each frame between the task and trio's trap is
+        # resumed once more per call)
+        if self.msg is None and self.error is None:
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            await trio.lowlevel.checkpoint()
         if self.error is not None:
             raise self.error
         assert self.msg is not None
         return _msg.decode_pld(self.msg.pld)
+
+    async def wait(self) -> None:
+        """Until the reply (or the loss of the channel) arrived; a checkpoint.
+        Raises nothing of the reply's: it stays in ``msg`` / ``error``."""
+        try:
+            await self.receive()
+        except Exception:
+            pass  # the callee's error, or an undecodable result: the caller's to look at
 
 
 class TaskScope:
