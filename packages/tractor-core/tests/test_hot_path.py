@@ -166,3 +166,60 @@ async def test_handshake_frames_that_are_there_cost_no_scheduler_pass():
     async with dialer, listener:
         assert dialer.aid == listener.aid == aid
         assert count.passes <= 6, count.passes
+
+
+async def test_a_read_cancelled_mid_frame_keeps_what_came():
+    """A task reading for its reply can be cancelled while a large frame is
+    half here: the bytes that came stay for whoever reads next, and the
+    frame arrives whole."""
+    chan, peer = await _socket_channel()
+    async with chan, peer:
+        frame = bytearray()
+        _msg.append_frame(_msg.Yield(cid=1, pld=b'y' * (300 << 10)), frame)
+        half = len(frame) // 2  # several reads' worth: the read waits for more
+        await peer.send_all(frame[:half])
+        with trio.fail_after(5):
+            with trio.CancelScope() as cs:
+
+                async def cancel_once_waiting() -> None:
+                    await trio.testing.wait_all_tasks_blocked()
+                    cs.cancel()
+
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(cancel_once_waiting)
+                    await chan.recv()
+            assert cs.cancelled_caught
+            await peer.send_all(frame[half:])
+            msg = await chan.recv()
+        assert msg.cid == 1 and len(_msg.decode_pld(msg.pld)) == 300 << 10
+
+
+async def test_a_waiting_caller_reads_its_own_reply(runtime_kwargs):
+    """Once the channel's reader has stepped aside, a caller waiting for its
+    reply reads the channel itself (``Actor._lead``): no task is woken for
+    the reply, and with both ends in one process a ``portal.run`` round trip
+    takes the raw ping-pong's two run-loop passes (three when the reader
+    read every reply and woke its caller for the next pass)."""
+    import tractor
+    import tractor_core_testfns as fns
+
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(
+            **runtime_kwargs, enable_modules=[fns.__name__]
+        ) as actor:
+            async with tractor.Portal(await actor.connect(actor.listen_addrs[0])) as portal:
+                for _ in range(20):  # the reader steps aside after a reply
+                    await portal.run(fns.nothing)
+                count = _Passes()
+                trio.lowlevel.add_instrument(count)
+                try:
+                    for _ in range(200):
+                        await portal.run(fns.nothing)
+                finally:
+                    trio.lowlevel.remove_instrument(count)
+                assert count.passes <= 2.1 * 200, count.passes / 200
+                # a request coming in while the caller reads is the reader's
+                # (handed over in order); the calls keep being answered
+                for x in range(30):
+                    assert await portal.run(fns.add_over_the_callers_channel, x=x) == x + 1
+                    assert await portal.run(fns.add, x=x, y=2) == x + 2

@@ -79,6 +79,16 @@ async def add(x: int, y: int) -> int:
     return x + y
 
 
+async def add_over_the_callers_channel(x: int) -> int:
+    """``add(x, 1)`` run back in the caller, over the channel this call came
+    over: a request reaches the caller while it waits for this reply."""
+    from tractor._invoke import current_channel
+
+    chan = current_channel.get()
+    assert chan is not None
+    return await tractor.Portal(chan).run(add, x=x, y=1)
+
+
 def sync_mul(x: int, y: int) -> int:
     return x * y
 

@@ -26,18 +26,23 @@ from .log import get_logger
 
 if TYPE_CHECKING:
     from ._ipc import Channel
+    from ._runtime import Actor
 
 log = get_logger('call')
 
 
 class Reply:
-    """(caller) The single reply to a plain call with id ``cid`` on ``chan``."""
+    """(caller) The single reply to a plain call with id ``cid`` on ``chan``.
 
-    __slots__ = ('chan', 'cid', 'msg', 'error', '_waiter')
+    With ``actor`` (the one serving ``chan``), the waiting task may read the
+    reply itself when the channel's reader steps aside (``Actor._lead``)."""
 
-    def __init__(self, chan: Channel, cid: int) -> None:
+    __slots__ = ('chan', 'cid', 'msg', 'error', '_waiter', '_actor')
+
+    def __init__(self, chan: Channel, cid: int, actor: Actor | None = None) -> None:
         self.chan = chan
         self.cid = cid
+        self._actor = actor
         #: the ``Return``, once it arrived
         self.msg: _msg.Return | None = None
         #: the callee's boxed error, or why no reply can come
@@ -65,6 +70,8 @@ class Reply:
         task = self._waiter  # (inline, as done above: once per call)
         if task is not None:
             self._waiter = None
+            if self._actor is not None:
+                self.chan._woke = True  # its reader may step aside (Actor._lead)
             trio.lowlevel.reschedule(task)
 
     def _lost(self, err: BaseException) -> None:
@@ -87,8 +94,14 @@ class Reply:
         # (the wait inline: each frame between the task and trio's trap is
         # resumed once more per call)
         if self.msg is None and self.error is None:
-            self._waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            chan = self.chan
+            if self._actor is not None and chan._lead_open and chan._lead is None:
+                # (its first read waits for the socket: a checkpoint)
+                await self._actor._lead(chan, self)
+            if self.msg is None and self.error is None:
+                # (the reader reads, or took the reading back first)
+                self._waiter = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
         else:
             await trio.lowlevel.checkpoint()
         if self.error is not None:

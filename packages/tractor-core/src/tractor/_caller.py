@@ -51,7 +51,7 @@ async def call(
     then cancelled at once, like a trio task that was started).
     """
     cid = chan.next_cid()
-    reply = Reply(chan, cid)
+    reply = Reply(chan, cid, actor)
     actor._routes[(chan, cid)] = reply
     sent = False
     try:

@@ -111,6 +111,18 @@ class Channel:
         self._unyielded = 0
         #: the last socket read got less than it asked for (see _sockio)
         self._drained = False
+        # who reads (tractor._runtime: Actor._read_channel, Actor._lead):
+        #: a task waiting for its reply that reads the channel itself
+        self._lead: trio.lowlevel.Task | None = None
+        #: the reader stepped aside for a pass: a woken waiter may lead
+        self._lead_open = False
+        #: a delivery of the reader's woke a waiting task
+        self._woke = False
+        #: the reader, parked while a task leads
+        self._reader_parked: trio.lowlevel.Task | None = None
+        #: what a leading task read and left to the reader: a message it
+        #: does not route itself, or the error reading raised
+        self._handoff: _msg._Msg | BaseException | None = None
         self.raddr = raddr
         self.laddr = laddr
         self.initiator = initiator
@@ -493,6 +505,14 @@ class Channel:
                     raise TransportClosed(f'{self.aid and self.aid.name!r} closed the connection')
                 chunks.append(chunk)
                 got += len(chunk)
+        except BaseException:
+            if got:
+                # cut short after some bytes came (a task reading for its
+                # reply was cancelled while it waited for more): keep them
+                # for whoever reads next
+                self._buf = b''.join(chunks)
+                self._pos = 0
+            raise
         finally:
             _partial_bytes -= held
         self._buf = (
