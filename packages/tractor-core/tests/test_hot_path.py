@@ -223,3 +223,35 @@ async def test_a_waiting_caller_reads_its_own_reply(runtime_kwargs):
                 for x in range(30):
                     assert await portal.run(fns.add_over_the_callers_channel, x=x) == x + 1
                     assert await portal.run(fns.add, x=x, y=2) == x + 2
+
+
+async def test_a_stream_receiver_reads_its_own_messages(runtime_kwargs):
+    """A stream's ``receive()`` that finds its inbox empty reads the channel
+    itself as a waiting caller does (``Actor._lead``): a ping-pong over a
+    context stream with both ends in one process takes two run-loop passes
+    per round trip (four when each side's reader woke its receiver)."""
+    import tractor
+    import tractor_core_testfns as fns
+
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(
+            **runtime_kwargs, enable_modules=[fns.__name__]
+        ) as actor:
+            async with (
+                tractor.Portal(await actor.connect(actor.listen_addrs[0])) as portal,
+                portal.open_context(fns.pong_server, data=1) as (ctx, first),
+                ctx.open_stream() as stream,
+            ):
+                assert first == 2
+                for _ in range(20):  # the readers step aside after a delivery
+                    await stream.send('ping')
+                    assert await stream.receive() == 'pong'
+                count = _Passes()
+                trio.lowlevel.add_instrument(count)
+                try:
+                    for _ in range(200):
+                        await stream.send('ping')
+                        assert await stream.receive() == 'pong'
+                finally:
+                    trio.lowlevel.remove_instrument(count)
+                assert count.passes <= 2.1 * 200, count.passes / 200

@@ -151,7 +151,7 @@ class Context(TaskScope, StreamSide):
         #: how many stream messages the peer may have unconsumed here
         self._window = window
         self._batch = max(1, window // 4)
-        self._inbox: Inbox[_msg._Msg] = Inbox(window + _SLACK)
+        self._inbox: Inbox[_msg._Msg] = Inbox(window + _SLACK, chan)
         #: how many more stream messages this side may send
         self._credit = window
         self._credit_changed: trio.Event | None = None

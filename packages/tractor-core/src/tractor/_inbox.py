@@ -12,9 +12,12 @@ the capacity fails (the sender overran its credit).
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import trio
+
+if TYPE_CHECKING:
+    from ._ipc import Channel
 
 T = TypeVar('T')
 
@@ -22,9 +25,12 @@ T = TypeVar('T')
 class Inbox(Generic[T]):
     """A bounded FIFO of non-``None`` items, any number of waiting takers."""
 
-    __slots__ = ('_data', '_capacity', '_waiters', '_closed')
+    __slots__ = ('_data', '_capacity', '_waiters', '_closed', '_chan')
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, chan: Channel | None = None) -> None:
+        #: the channel whose reader fills it: told when a put wakes a taker
+        #: (its reader may then step aside: ``Actor._lead``)
+        self._chan = chan
         self._data: deque[T] = deque()
         self._capacity = capacity
         #: tasks blocked in get(), oldest first, each with the cell that
@@ -55,6 +61,8 @@ class Inbox(Generic[T]):
             task = next(iter(self._waiters))
             self._waiters.pop(task).append(item)
             trio.lowlevel.reschedule(task)
+            if self._chan is not None:
+                self._chan._woke = True
             return True
         if len(self._data) >= self._capacity:
             return False

@@ -18,6 +18,7 @@ from ._debugger import Debugger
 from ._dial import dial
 from ._exceptions import MsgTypeError, TransportClosed
 from ._gen_stream import stream_from
+from ._inbox import Inbox
 from ._ipc import Channel
 from ._limits import HandshakeGate
 from ._modules import normalize_ns
@@ -451,22 +452,29 @@ class Actor:
                 await self._channel_ended(chan, err)
                 ended.set()
 
-    async def _lead(self, chan: Channel, reply: Reply) -> None:
-        """(``Reply.receive``) Read ``chan`` in this task until ``reply``
-        came, while the channel's reader steps aside (``_lead_open``).
+    async def _lead(self, chan: Channel, reply: Reply | None, inbox: Inbox | None = None) -> None:
+        """(``Reply.receive``, ``MsgStream.receive``) Read ``chan`` in this
+        task until ``reply`` came, or ``inbox`` has a message (or closed),
+        while the channel's reader steps aside (``_lead_open``); the rest
+        of the batch already read and checked is routed too, the socket not
+        waited for again.
 
-        The reply then wakes no task: the caller has it as the read returns,
-        one trip through the scheduler fewer per call (the reader, handed
-        the reading back, waits for the socket again after the caller's
-        next request went out). Replies and context messages for others are
-        delivered as the reader would; anything else (a ``Start``, a
-        message for no context) and any error of the read are left to the
-        reader (``_handoff``), with the reading, in order."""
+        What this task waits for then wakes no task: it has it as the read
+        returns, one trip through the scheduler fewer per message (the
+        reader, handed the reading back, waits for the socket again after
+        this task's next request went out). Replies and context messages
+        for others are delivered as the reader would; anything else (a
+        ``Start``, a message for no context) and any error of the read are
+        left to the reader (``_handoff``), with the reading, in order."""
         chan._lead = trio.lowlevel.current_task()
         chan._lead_open = False
         routes = self._routes
         try:
-            while reply.msg is None and reply.error is None:
+            while chan._pos < chan._vend or (
+                (reply.msg is None and reply.error is None)
+                if reply is not None
+                else not inbox._data and not inbox._closed  # type: ignore[union-attr]  # one of the two is given
+            ):
                 try:
                     msg = await chan.recv()
                 except Exception as exc:

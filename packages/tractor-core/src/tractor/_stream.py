@@ -280,13 +280,20 @@ class MsgStream(trio.abc.Channel[Any]):
                 if ctx._inbox.closed:  # the channel is gone
                     raise ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
                 self._waited = True
-                if ctx.chan._wbuf:
-                    await ctx.chan.flush()  # our corked sends go out before we wait
-                try:
-                    msg = await ctx._inbox.get()
-                except trio.EndOfChannel:
-                    err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
-                    raise err from None
+                chan = ctx.chan
+                if chan._wbuf:
+                    await chan.flush()  # our corked sends go out before we wait
+                if chan._lead_open and chan._lead is None:
+                    # read the next message in this task (its first read
+                    # waits for the socket: the checkpoint of this receive)
+                    await ctx._actor._lead(chan, None, ctx._inbox)
+                    msg = ctx._inbox.get_nowait()
+                if msg is None:
+                    try:
+                        msg = await ctx._inbox.get()
+                    except trio.EndOfChannel:
+                        err = ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
+                        raise err from None
             else:
                 # data was queued: no yield per message, but give other
                 # tasks a turn every so often
