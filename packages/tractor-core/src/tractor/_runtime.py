@@ -400,10 +400,11 @@ class Actor:
                         if chan._woke:
                             chan._woke = False
                             if chan._drained and chan._pos >= len(chan._buf):
-                                # a reply this reader delivered woke its
-                                # caller, and nothing more came: step aside
-                                # for a pass, for that caller to read its
-                                # next reply itself (``_lead``)
+                                # a reply or stream message this reader
+                                # delivered woke a waiting task, and nothing
+                                # more came: step aside for a pass, for that
+                                # task to read what it waits for next itself
+                                # (``_lead``)
                                 chan._lead_open = True
                                 await trio.lowlevel.cancel_shielded_checkpoint()
                         while chan._lead is not None:
