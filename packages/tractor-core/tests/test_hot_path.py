@@ -255,3 +255,36 @@ async def test_a_stream_receiver_reads_its_own_messages(runtime_kwargs):
                 finally:
                     trio.lowlevel.remove_instrument(count)
                 assert count.passes <= 2.1 * 200, count.passes / 200
+
+
+async def test_a_caller_cancelled_while_it_reads_hands_the_reading_back(runtime_kwargs):
+    """A caller cancelled while it reads the channel for its reply (waiting
+    on the socket) hands the reading back as it unwinds: the callee's call
+    is cancelled and the channel serves on."""
+    import tractor
+    import tractor_core_testfns as fns
+
+    with trio.fail_after(30):
+        async with tractor.open_root_actor(
+            **runtime_kwargs, enable_modules=[fns.__name__]
+        ) as actor:
+            async with tractor.Portal(await actor.connect(actor.listen_addrs[0])) as portal:
+                chan = portal.channel
+                for _ in range(20):  # the reader steps aside after a reply
+                    await portal.run(fns.nothing)
+                leading = []
+                with trio.CancelScope() as cs:
+
+                    async def cancel_while_it_reads() -> None:
+                        await trio.testing.wait_all_tasks_blocked()
+                        leading.append(chan._lead is not None)
+                        cs.cancel()
+
+                    async with trio.open_nursery() as tn:
+                        tn.start_soon(cancel_while_it_reads)
+                        await portal.run(fns.long_sleep, key='lead')
+                assert cs.cancelled_caught and leading == [True]
+                assert chan._lead is None
+                for x in range(10):
+                    assert await portal.run(fns.add, x=x, y=1) == x + 1
+                assert await portal.run(fns.get_state, key='lead') == 'cancelled'

@@ -95,7 +95,7 @@ class Reply:
         # resumed once more per call)
         if self.msg is None and self.error is None:
             chan = self.chan
-            if self._actor is not None and chan._lead_open and chan._lead is None:
+            if self._actor is not None and chan._lead_open:
                 # (its first read waits for the socket: a checkpoint)
                 await self._actor._lead(chan, self)
             if self.msg is None and self.error is None:

@@ -248,7 +248,7 @@ class Context(TaskScope, StreamSide):
 
     def _lost(self, err: BaseException) -> None:
         """The channel died under us: wake whoever waits."""
-        if not self._done.is_set():
+        if not self._finished:
             self._remote_error = err
             self._finish()
             self._cancel_scope()

@@ -114,7 +114,9 @@ class Channel:
         # who reads (tractor._runtime: Actor._read_channel, Actor._lead):
         #: a task waiting for its reply that reads the channel itself
         self._lead: trio.lowlevel.Task | None = None
-        #: the reader stepped aside for a pass: a woken waiter may lead
+        #: a waiting task may lead now: opened by the reader stepping aside
+        #: and by a leader handing back, closed by a leader as it starts (so
+        #: never open while a task leads)
         self._lead_open = False
         #: a delivery of the reader's woke a waiting task
         self._woke = False

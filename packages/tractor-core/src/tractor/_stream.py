@@ -283,7 +283,7 @@ class MsgStream(trio.abc.Channel[Any]):
                 chan = ctx.chan
                 if chan._wbuf:
                     await chan.flush()  # our corked sends go out before we wait
-                if chan._lead_open and chan._lead is None:
+                if chan._lead_open:
                     # read the next message in this task (its first read
                     # waits for the socket: the checkpoint of this receive)
                     await ctx._actor._lead(chan, None, ctx._inbox)
