@@ -67,6 +67,17 @@ class RawPeer:
         bodies, self.buf = self.session.open_batches(self.buf)
         return [_msg.decode(b) for b in bodies]
 
+    async def receive_until(self, kind: type, hung_up: str) -> list:
+        """Every message received until one of type ``kind`` came (it last);
+        a failed assertion saying ``hung_up`` if the actor closes first."""
+        got: list = []
+        while not any(isinstance(m, kind) for m in got):
+            chunk = await self.receive_some()
+            assert chunk, hung_up
+            self.buf += chunk
+            got += self.take_msgs()
+        return got
+
 
 async def raw_connect(addr: tuple, proto: str, auth: bool = True) -> RawPeer:
     """A raw socket to ``addr``; with ``auth`` it has passed the
@@ -260,6 +271,59 @@ async def test_peer_gets_errors_not_hangups(tpt_proto, runtime_kwargs):
             await an.cancel()
 
 
+def yield_frame(cid: int, value) -> bytes:
+    return frame(msgspec.msgpack.encode(_msg.Yield(cid=cid, pld=msgspec.msgpack.encode(value))))
+
+
+@pytest.mark.parametrize('first_batch', [1, 20])
+async def test_a_peer_past_its_stream_credit_is_dropped(
+    first_batch, tpt_proto, runtime_kwargs, caplog
+):
+    """A peer that streams more into a context than its window (plus the
+    slack) without waiting for credit is dropped with a log line: the
+    actor's memory for that stream stays bounded, and it keeps serving.
+    The overflow arrives behind messages still queued (nobody consumes
+    them), in one batch or after a first one."""
+    window = 16
+    with trio.fail_after(30):
+        async with tractor.open_nursery(enable_modules=FNS, **runtime_kwargs) as an:
+            portal = await an.start_actor('victim', enable_modules=FNS)
+            child_addr = portal.channel.raddr.unwrap()
+            root_addr = tractor.current_actor().accept_addrs[0]
+            peer = await raw_connect(root_addr, tpt_proto)
+            try:
+                assert await read_hello(peer) == []
+                open_ctx = frame(
+                    msgspec.msgpack.encode(
+                        _msg.Start(
+                            cid=2,
+                            ns=fns.__name__,
+                            func='serve_forever',
+                            kwargs={},
+                            kind='ctx',
+                            window=window,
+                        )
+                    )
+                )
+                await peer.send_all(peer.seal(hello(), open_ctx))
+                await peer.receive_until(
+                    _msg.Started, 'the actor hung up before the context started'
+                )
+                logged = _dropped_logs(caplog)
+                # serve_forever never opens its stream: everything queues
+                too_many = window + 8 + 1
+                values = [yield_frame(2, i) for i in range(too_many)]
+                await peer.send_all(peer.seal(*values[:first_batch]))
+                await send_quietly(peer.stream, peer.seal(*values[first_batch:]))
+                await read_frames_until_eof(peer)
+            finally:
+                await peer.aclose()
+            assert _dropped_logs(caplog) > logged
+            assert any('overran the stream window' in r.getMessage() for r in caplog.records)
+            await check_serving(portal, child_addr, root_addr, 'stream overrun')
+            await an.cancel()
+
+
 async def test_idle_and_flooding_connections(tpt_proto, runtime_kwargs):
     """Connections that say nothing, and many garbage ones at once, do not
     stop the actor from serving."""
@@ -373,12 +437,9 @@ async def legit_ping(addr: tuple) -> None:
     async with peer:
         await read_hello(peer)
         await peer.send_all(peer.seal(hello(), start('__main__', 'ping', cid=2)))
-        replies: list = []
-        while not any(isinstance(m, _msg.Return) for m in replies):
-            chunk = await peer.receive_some()
-            assert chunk, 'the flooded actor hung up on a legitimate peer'
-            peer.buf += chunk
-            replies += peer.take_msgs()
+        replies = await peer.receive_until(
+            _msg.Return, 'the flooded actor hung up on a legitimate peer'
+        )
         ret = next(m for m in replies if isinstance(m, _msg.Return))
         assert msgspec.msgpack.decode(ret.pld) == 'pong'
 

@@ -38,6 +38,9 @@ class Reply:
     reply itself when the channel's reader steps aside (``Actor._lead``)."""
 
     __slots__ = ('chan', 'cid', 'msg', 'error', '_waiter', '_actor')
+    #: no stream inbox: what the reader's path for stream messages
+    #: (``Actor._read_channel``) finds on a route that is not a context
+    _inbox: None = None
 
     def __init__(self, chan: Channel, cid: int, actor: Actor | None = None) -> None:
         self.chan = chan
@@ -150,6 +153,7 @@ class CallScope(TaskScope):
     needs of a context (``_scope``, ``canceller``) and nothing more."""
 
     __slots__ = ('chan', 'cid', 'canceller')
+    _inbox: None = None  # (as Reply's)
 
     def __init__(self, chan: Channel, cid: int) -> None:
         super().__init__()
