@@ -20,7 +20,7 @@ import trio
 
 import aio_targets
 import tractor
-from common import now, pct, tcp_registry
+from common import now, over, pct, tcp_registry
 from rpc import ROUNDS, _calls
 
 
@@ -57,6 +57,7 @@ async def _measure(n: int) -> dict[str, list[float]]:
             'aio_bench', enable_modules=['targets', 'aio_targets'], infect_asyncio=True
         )
         plain = await an.start_actor('trio_bench', enable_modules=['targets'])
+        infected, plain = await over(infected, 'tcp'), await over(plain, 'tcp')
         for portal in (infected, plain):
             await _calls(portal, {}, max(10, n // 20))  # warm-up
         for _ in range(ROUNDS):

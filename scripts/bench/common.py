@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import trio
 
+import tractor
 from tractor import _msg
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,19 @@ def free_tcp_port() -> int:
 def tcp_registry() -> list[tuple[str, int]]:
     """A registry address of its own for one actor tree."""
     return [('127.0.0.1', free_tcp_port())]
+
+
+async def over(portal: tractor.Portal, key: str) -> tractor.Portal:
+    """A portal to ``portal``'s actor over a connection dialed on transport
+    ``key``, the way any peer reaches it: a spawned child's own channel to
+    its parent is the socket pair it inherited, whatever the transport."""
+    raddr = portal.channel.raddr
+    if raddr is None or raddr.proto_key != key:
+        raise RuntimeError(f'the {key} benchmark found its actor listening on {raddr}')
+    chan = await tractor.current_actor().connect(raddr)
+    if type(chan.stream).__name__ == 'SocketStream' and chan.stream.socket.getpeername() == '':
+        raise RuntimeError(f'the {key} benchmark would run over an unnamed socket')
+    return tractor.Portal(chan)
 
 
 def registry(key: str, tmpdir: str) -> list:

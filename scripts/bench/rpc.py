@@ -25,7 +25,7 @@ import trio
 
 import targets
 import tractor
-from common import median, now, pct, registry
+from common import median, now, over, pct, registry
 from raw import floor_kinds, pingpong, pipelined, raw_peer
 from rawpeer import serve_connections
 from tractor import _msg
@@ -76,10 +76,7 @@ async def _measure(key: str, n: int, tmpdir: str) -> dict[str, float]:
         an = await stack.enter_async_context(
             tractor.open_nursery(registry_addrs=reg, enable_transports=[key])
         )
-        portal = await an.start_actor(f'rpc_{key}', enable_modules=['targets'])
-        proto = portal.channel.raddr.proto_key
-        if proto != key:
-            raise RuntimeError(f'the {key} benchmark runs over {proto}')
+        portal = await over(await an.start_actor(f'rpc_{key}', enable_modules=['targets']), key)
         for case, kwargs in CASES.items():
             # the frame that portal.run(targets.noop, **kwargs) sends
             start = _msg.Start(cid=2, ns=targets.__name__, func='noop', kwargs=kwargs)

@@ -8,7 +8,7 @@ import trio
 
 import targets
 import tractor
-from common import now, pct, registry
+from common import now, over, pct, registry
 from raw import floor_kinds, oneway, pingpong, raw_peer
 from tractor import _msg
 
@@ -50,9 +50,7 @@ async def _measure(n_oneway: int, n_echo: int, tmpdir: str, key: str = 'tcp') ->
         raw_peer(floor_kinds(key)['floor'], tmpdir) as connect,
         tractor.open_nursery(registry_addrs=registry(key, tmpdir), enable_transports=[key]) as an,
     ):
-        portal = await an.start_actor('stream_target', enable_modules=['targets'])
-        if portal.channel.raddr.proto_key != key:
-            raise RuntimeError(f'the {key} benchmark runs over {portal.channel.raddr.proto_key}')
+        portal = await over(await an.start_actor('stream_target', enable_modules=['targets']), key)
         await _oneway(portal, n_oneway // 10)  # warm-up
         await oneway(connect, yield_msg, n_oneway // 10)
         for _ in range(ROUNDS):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,9 @@ from tractor._spawn import (
     resolve_start_method,
     spawn_backends,
 )
-from tractor._spawn_trio import spawn_trio
+from tractor._spawn_trio import CHILD_MODULE, child_command, spawn_trio
 from tractor._transport import wrap_address
-from tractor_core_testfns import whoami
+from tractor_core_testfns import parent_socket, whoami
 
 HERE = Path(__file__).parent
 FNS = ['tractor_core_testfns']
@@ -134,6 +135,42 @@ async def test_plain_function_backend_still_works(register, runtime_kwargs, monk
             assert info['start_method'] == 'plain-fn' and info['parent_pid'] == os.getpid()
             await an.cancel()
     assert rec.spawned == ['plain']
+
+
+async def spawn_without_the_socket(*, name: str, uuid: str, parent_addr: str) -> trio.Process:
+    """Starts actors as ``'trio'`` does, but like a backend that cannot
+    hand a child an inherited socket: the child dials ``parent_addr``."""
+    cmd = child_command(name=name, uuid=uuid, parent_addr=parent_addr)
+    at = cmd.args.index('--parent-fd')
+    args = cmd.args[:at] + cmd.args[at + 2 :]
+    try:
+        return await trio.lowlevel.open_process(
+            [sys.executable, '-m', CHILD_MODULE, *args],
+            pass_fds=[fd for fd in cmd.pass_fds if fd != int(cmd.args[at + 1])],
+            env=cmd.env,
+        )
+    finally:
+        cmd.close_fds()
+
+
+async def test_a_child_without_its_inherited_socket_dials_its_parent(register, runtime_kwargs):
+    """The inherited channel to the parent is an optimisation: a child
+    started without it (a backend that cannot pass sockets) dials the
+    parent's listener and authenticates, and boots all the same."""
+
+    class Dialing:
+        @hookimpl
+        def tractor_spawn_methods(self) -> dict:
+            return {'dialing': SpawnBackend(spawn_without_the_socket)}
+
+    register(Dialing())
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('dialer', enable_modules=FNS, start_method='dialing')
+            info = await portal.run(parent_socket)
+            assert info['peer'], info  # a named peer: the parent's listener
+            assert (await portal.run(whoami))['start_method'] == 'dialing'
+            await an.cancel()
 
 
 @pytest.mark.parametrize('start_method', ['trio', 'forkserver'])

@@ -74,6 +74,28 @@ async def test_root_identity(runtime_kwargs, reg_addr):
             assert all(type(a) is tuple for a in actor.reg_addrs)
 
 
+@pytest.mark.parametrize('start_method', ['trio', 'forkserver'])
+async def test_a_child_starts_connected_to_its_parent(start_method, runtime_kwargs, tpt_proto):
+    """A child of either built-in backend inherits its channel to the
+    parent (an unnamed unix socket pair): it dials nothing and runs no
+    preamble to boot, whatever the tree's transport, and the channel
+    still names the child's listen address on that transport."""
+    if start_method == 'forkserver' and not forkserver_supported():
+        pytest.skip('the fork server needs pidfd_open and SCM_RIGHTS (Linux)')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method=start_method, **runtime_kwargs) as an:
+            portal = await an.start_actor('inherits', enable_modules=FNS)
+            sock = portal.channel.stream.socket
+            assert sock.family == socket.AF_UNIX and sock.getsockname() == ''
+            assert portal.channel.raddr.proto_key == tpt_proto
+            assert await portal.run(fns.parent_socket) == {
+                'family': int(socket.AF_UNIX),
+                'peer': '',
+            }
+            assert (await portal.run(whoami))['name'] == 'inherits'
+            await an.cancel()
+
+
 async def test_start_actor_returns_serving(runtime_kwargs, tpt_proto, reg_addr):
     """Right after start_actor() the child accepts new connections on its
     listen address (not just on the channel it used to boot)."""

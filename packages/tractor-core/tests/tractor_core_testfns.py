@@ -28,6 +28,12 @@ def get_state(key: str):
 # -- identity and addresses -----------------------------------------------
 
 
+async def parent_socket() -> dict:
+    """What this actor's channel to its parent runs over."""
+    sock = tractor.current_actor().parent_channel.stream.socket
+    return {'family': int(sock.family), 'peer': sock.getpeername()}
+
+
 async def whoami() -> dict:
     actor = tractor.current_actor()
     return {

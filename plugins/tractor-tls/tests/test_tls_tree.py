@@ -20,9 +20,11 @@ async def echo(value=None):
 
 
 async def channel_facts() -> dict:
-    """How this child talks to its parent (the channel it booted over)."""
+    """What the channel this call came over runs on."""
+    from tractor.plugin import current_channel
+
     actor = tractor.current_actor()
-    chan = actor._parent_chan
+    chan = current_channel.get()
     stream = chan.stream
     facts = {
         'proto': chan.raddr.proto_key if chan.raddr else None,
@@ -59,15 +61,20 @@ async def find_and_call(name: str) -> str:
 
 
 async def test_tree_over_tls(pki, tls_reg):
-    """TLS only: the child boots over TLS (version 1.3, the TLS stream's
-    direct path), answers calls and streams, and a sibling finds it through the
-    registrar over TLS."""
+    """TLS only: the child serves TLS alone, a connection to it is TLS
+    (version 1.3, the TLS stream's direct path), it answers calls and
+    streams, and a sibling finds it through the registrar over TLS. Its
+    channel to its parent is the socket pair it inherited (both on one
+    host: no network in between), named by its TLS address."""
     with trio.fail_after(TIMEOUT):
         async with tractor.open_nursery(enable_transports=['tls'], registry_addrs=[tls_reg]) as an:
             assert all(a.proto_key == 'tls' for a in tractor.current_actor().listen_addrs)
-            one = await an.start_actor('one', enable_modules=[__name__])
+            spawned = await an.start_actor('one', enable_modules=[__name__])
             two = await an.start_actor('two', enable_modules=[__name__])
-            assert one.channel.raddr.proto_key == 'tls'
+            assert spawned.channel.raddr.proto_key == 'tls'
+            inherited = await spawned.run(channel_facts)
+            assert inherited['stream'] == 'SocketStream' and inherited['proto'] == 'tls'
+            one = tractor.Portal(await tractor.current_actor().connect(spawned.channel.raddr))
             facts = await one.run(channel_facts)
             assert facts['proto'] == 'tls'
             assert facts['stream'] == 'TLSStream' and not facts['raw_socket']

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._auth import describe_peer
-from ._dial import HANDSHAKE_TIMEOUT, handshake
-from ._exceptions import AuthenticationError, MsgTypeError, TransportClosed
+from ._dial import HANDSHAKE_TIMEOUT, handshake, receive_hello, send_hello, spawn_socket_channel
+from ._exceptions import ActorFailure, AuthenticationError, MsgTypeError, TransportClosed
 from ._ipc import Channel
 from .log import get_logger
 
 if TYPE_CHECKING:
     from ._runtime import Actor
+    from ._spawn import SpawnWaiter
     from ._transport import Address
 
 log = get_logger('runtime')
@@ -89,6 +90,50 @@ async def handle_connection(actor: Actor, stream: trio.abc.Stream, laddr: Addres
         await actor._serve_channel(chan)
     except Exception:
         log.exception('connection handler on %s failed', laddr)
+    finally:
+        actor._child_chans.discard(chan)
+        await chan.aclose()
+
+
+async def serve_spawn_socket(
+    actor: Actor, uid: tuple[str, str], waiter: SpawnWaiter, laddr: Address
+) -> None:
+    """The parent's end of the inherited socket of the child ``uid`` being
+    spawned (``waiter.sock``): our ``Hello`` and the child's ``SpawnSpec``
+    go out in one write, before the child even runs, so it reads both at
+    once; then the child's ``Hello`` and ``Ready`` (``SpawnWaiter.handoff``),
+    and the channel is served like an accepted one. ``laddr`` is the
+    address the child would have dialed instead.
+
+    A child that closes the socket before its ``Hello`` (a backend that did
+    not pass it on, a child that died) leaves the spawn as it is: the child
+    may still dial ``laddr``, and the actor nursery sees a death itself."""
+    sock, waiter.sock = waiter.sock, None
+    assert sock is not None
+    chan = spawn_socket_channel(sock, waiter.token, child=False, laddr=laddr)
+    try:
+        try:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                await send_hello(chan, actor.aid, actor.listen_addrs, cork=True)
+                await chan.send(waiter.spec)
+                aid = await receive_hello(chan)
+        except TransportClosed as err:
+            log.debug('the spawn socket of %r closed before its Hello: %s', uid, err)
+            return
+        except (MsgTypeError, trio.TooSlowError) as err:
+            waiter.fail(ActorFailure(f'child failed during boot: {err!r}'))
+            return
+        if aid.uid != uid:
+            waiter.fail(ActorFailure(f'the child {uid!r} said Hello as {aid.uid!r}'))
+            return
+        log.transport('spawn socket: %r (pid %d) said Hello', aid.name, aid.pid)
+        actor._spawning.pop(uid, None)
+        if not await waiter.handoff(actor, chan, spec_sent=True):
+            return
+        actor._child_chans.add(chan)
+        await actor._serve_channel(chan)
+    except Exception:
+        log.exception('the spawn socket of %r failed', uid)
     finally:
         actor._child_chans.discard(chan)
         await chan.aclose()

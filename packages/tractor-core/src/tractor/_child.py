@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sys
 from typing import Any, NamedTuple, NoReturn
 
@@ -10,7 +12,7 @@ import trio
 
 from . import _msg, _settings, _state
 from ._boxing import pack_error
-from ._dial import dial
+from ._dial import HANDSHAKE_TIMEOUT, dial, receive_hello, send_hello, spawn_socket_channel
 from ._lifetime import open_runtime
 from ._plugins import get_plugin_manager, load_plugin_path
 from ._proctitle import ROOM_FLAG, actor_title, set_title
@@ -22,11 +24,31 @@ from .log import get_console_log, get_logger
 log = get_logger('child')
 
 
-async def _child_main(name: str, uuid: str, parent: str, spawn_token: bytes | None = None) -> int:
+async def _child_main(
+    name: str,
+    uuid: str,
+    parent: str,
+    spawn_token: bytes | None = None,
+    parent_fd: int | None = None,
+) -> int:
     actor = Actor(name, uuid)
     _state._set_actor(actor)
     get_plugin_manager()
-    chan = await dial(parent, actor.aid, spawn_token=spawn_token)
+    if parent_fd is not None and spawn_token is not None:
+        # the parent connected us before we started: its Hello and our
+        # SpawnSpec are already waiting on the socket
+        # (moved to the lowest free number, as a socket of our own would
+        # get: the fd table does not depend on the number the parent had)
+        fd = os.dup(parent_fd)
+        os.close(parent_fd)
+        chan = spawn_socket_channel(
+            socket.socket(fileno=fd), spawn_token, child=True, raddr=wrap_address(parent)
+        )
+        with trio.fail_after(HANDSHAKE_TIMEOUT):
+            await send_hello(chan, actor.aid, ())
+            await receive_hello(chan)
+    else:
+        chan = await dial(parent, actor.aid, spawn_token=spawn_token)
     spec = await chan.recv()
     if not isinstance(spec, _msg.SpawnSpec):
         log.error('expected a SpawnSpec from the parent, got %s', type(spec).__name__)
@@ -75,13 +97,24 @@ class ChildArgs(NamedTuple):
     asyncio: bool = False
     #: plugins the parent registered in code (tractor.register_plugin)
     plugin: tuple[str, ...] = ()
+    #: an inherited socket already connected to the parent (absent: dial
+    #: ``parent``)
+    parent_fd: int | None = None
 
 
 USAGE = (
     'usage: python -m tractor._child --name NAME --uuid UUID --parent ADDR '
-    '[--secret-fd FD] [--asyncio] [--plugin PATH]...'
+    '[--secret-fd FD] [--parent-fd FD] [--asyncio] [--plugin PATH]...'
 )
-_VALUED = {'--name': 'name', '--uuid': 'uuid', '--parent': 'parent', '--secret-fd': 'secret_fd'}
+_VALUED = {
+    '--name': 'name',
+    '--uuid': 'uuid',
+    '--parent': 'parent',
+    '--secret-fd': 'secret_fd',
+    '--parent-fd': 'parent_fd',
+}
+#: the flags whose value is an fd number
+_FDS = ('--secret-fd', '--parent-fd')
 
 
 def parse_args(argv: list[str]) -> ChildArgs:
@@ -105,14 +138,14 @@ def parse_args(argv: list[str]) -> ChildArgs:
             _usage_error(f'argument {flag}: expected one value')
         if flag == '--plugin':
             plugins.append(value)
-        elif flag == '--secret-fd':
+        elif flag in _FDS:
             try:
-                got['secret_fd'] = int(value)
+                got[_VALUED[flag]] = int(value)
             except ValueError:
-                _usage_error(f'argument --secret-fd: not a file descriptor number: {value!r}')
+                _usage_error(f'argument {flag}: not a file descriptor number: {value!r}')
         else:
             got[_VALUED[flag]] = value
-    missing = [flag for flag, key in _VALUED.items() if key != 'secret_fd' and key not in got]
+    missing = [flag for flag, key in _VALUED.items() if flag not in _FDS and key not in got]
     if missing:
         _usage_error(f'the following arguments are required: {", ".join(missing)}')
     return ChildArgs(plugin=tuple(plugins), **got)
@@ -160,8 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         # imported only here: asyncio costs a trio actor nothing
         from .to_asyncio import run_as_asyncio_guest
 
-        sys.exit(run_as_asyncio_guest(_child_main, args.name, args.uuid, args.parent, spawn_token))
-    sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent, spawn_token))
+        sys.exit(
+            run_as_asyncio_guest(
+                _child_main, args.name, args.uuid, args.parent, spawn_token, args.parent_fd
+            )
+        )
+    sys.exit(trio.run(_child_main, args.name, args.uuid, args.parent, spawn_token, args.parent_fd))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,9 @@ authentication preamble (:mod:`tractor._auth`), then the ``Hello``
 exchange. :func:`dial` connects with the address's transport, wraps the stream in a
 :class:`~tractor.Channel` and runs the handshake (authentication, then the
 ``Hello`` exchange). ``Actor.connect`` (a served peer channel), a spawned
-child (its parent channel) and discovery's registrar probe all start here.
+child without an inherited parent socket, and discovery's registrar probe
+all start here; :func:`spawn_socket_channel` is the channel a spawned child
+and its parent get on the socket pair the child inherits instead.
 
 :func:`request` makes one plain call on a channel that no actor serves yet
 (a probe, a boot-time exchange), without the runtime's message loop.
@@ -13,6 +15,7 @@ child (its parent channel) and discovery's registrar probe all start here.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +73,24 @@ async def handshake(
         )
         chan.start_session(session, bytes(verdict or b''))
         proof = _session.spawn_proof(spawn_token, session) if spawn_token else b''
-        await chan.send(_msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof))
-        msg = await chan.recv()
+        await send_hello(chan, aid, addrs, proof)
+        return await receive_hello(chan)
+
+
+async def send_hello(
+    chan: Channel, aid: _msg.Aid, addrs: Sequence[Address], proof: bytes = b'', cork: bool = False
+) -> None:
+    """Say who we are (``aid``) and where we listen (``addrs``) on a channel
+    whose session started."""
+    await chan.send(
+        _msg.Hello(aid=aid, addrs=[a.to_wire() for a in addrs], spawn_proof=proof), cork=cork
+    )
+
+
+async def receive_hello(chan: Channel) -> _msg.Aid:
+    """The peer's ``Hello``, recorded on ``chan``; ``MsgTypeError`` if the
+    first message is anything else."""
+    msg = await chan.recv()
     if not isinstance(msg, _msg.Hello):
         raise MsgTypeError(f'expected Hello as the first message, got {type(msg).__name__}')
     chan.aid = msg.aid
@@ -79,6 +98,29 @@ async def handshake(
     if chan.raddr is None and msg.addrs:
         chan.set_raddr_from(msg.addrs)
     return msg.aid
+
+
+def spawn_socket_channel(
+    sock: socket.socket,
+    spawn_token: bytes,
+    *,
+    child: bool,
+    laddr: Address | None = None,
+    raddr: Address | None = None,
+) -> Channel:
+    """A channel on one end of a spawn's inherited socket pair (see
+    ``tractor._spawn_trio.child_command``), its session started: what a
+    dial and handshake give a child that dials its parent, without the
+    connect and the preamble's two round trips. Only the parent and the
+    child it started hold the pair, and the session's keys come from the
+    tree's secret and the spawn's token (``Session.for_spawn``)."""
+    sock.setblocking(False)
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    chan = Channel(stream, laddr=laddr, raddr=raddr, initiator=child)
+    chan.start_session(
+        _session.Session.for_spawn(_secret.current_secret(), spawn_token, child=child)
+    )
+    return chan
 
 
 async def dial(

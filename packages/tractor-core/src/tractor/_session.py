@@ -41,6 +41,8 @@ _LABEL = b'tractor-auth-v2\0'
 _INFO = b'tractor session keys v2\0'
 _ROLE_DIALER = b'dialer'
 _ROLE_LISTENER = b'listener'
+#: the binding of a spawn's inherited socket (Session.for_spawn)
+_SPAWN_SOCKET = b'spawn-socketpair'
 
 
 def _hkdf(secret: bytes, salt: bytes, info: bytes, length: int) -> bytes:
@@ -137,6 +139,16 @@ class Session:
         proof_l = _mac(kpl, _ROLE_LISTENER)
         session = cls(kdl, kld, sid) if initiator else cls(kld, kdl, sid)
         return session, proof_d, proof_l
+
+    @classmethod
+    def for_spawn(cls, secret: bytes, spawn_token: bytes, child: bool) -> Session:
+        """The session of a spawn's inherited socket (one end of a
+        ``socketpair`` the parent passes to the child it starts): nobody else
+        holds either end, so no preamble runs; the keys come from the tree's
+        secret and the spawn's fresh token, which only the parent and that
+        child know. The child has the dialer's side."""
+        session, _, _ = cls.derive(secret, spawn_token, b'', _SPAWN_SOCKET, child)
+        return session
 
     @staticmethod
     def _tag(macs: tuple, seq: int, data) -> bytes:

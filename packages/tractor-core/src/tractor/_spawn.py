@@ -1,9 +1,11 @@
 """Spawning subactors: backend selection and the parent's side of boot.
 
 A backend (a :class:`SpawnBackend` of hook ``tractor_spawn_methods``) starts
-a process that dials the parent back; the parent then sends the whole start
-state as one :class:`~tractor._msg.SpawnSpec` (plugins add theirs to its
-``ext``) and waits for :class:`~tractor._msg.Ready`. Backends say whether
+a process that connects to the parent: over the socket pair it inherits
+(``_spawn_trio.child_command``, which core's backends use), else by dialing
+the parent back; the parent then sends the whole start state as one
+:class:`~tractor._msg.SpawnSpec` (plugins add theirs to its ``ext``) and
+waits for :class:`~tractor._msg.Ready`. Backends say whether
 they can run here and how preferred they are, which picks the default.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -69,7 +72,9 @@ class SpawnBackend(msgspec.Struct, frozen=True):
     ``{'name': SpawnBackend(spawn_fn, available=..., priority=...)}``.
 
     ``await spawn(name=..., uuid=..., parent_addr=...)`` starts the process
-    of subactor ``(name, uuid)``, which dials ``parent_addr`` back, and
+    of subactor ``(name, uuid)`` (from ``child_command``, passing its fds:
+    the child then starts connected to the parent; else it dials
+    ``parent_addr`` back), and
     returns its :class:`Process` (``infect_asyncio=True`` is passed only to
     ask for an asyncio-hosted child). ``available()`` says whether the
     backend can run on this machine; it is asked whenever a start method is
@@ -197,6 +202,10 @@ class SpawnWaiter:
         self.chan: Channel | None = None
         self.accept_addrs: list[Any] = []
         self.error: BaseException | None = None
+        #: the parent's end of the child's inherited socket pair, once a
+        #: core backend made one (``child_command``); ``None``: the child
+        #: dials the parent instead
+        self.sock: socket.socket | None = None
 
     def proves(self, chan: Channel) -> bool:
         """Whether the peer on ``chan`` showed it holds this spawn's token,
@@ -205,13 +214,16 @@ class SpawnWaiter:
             self.token, chan.session, chan.peer_spawn_proof
         )
 
-    async def handoff(self, actor: Actor, chan: Channel) -> bool:
-        """Called by ``actor``'s listener once the child said Hello: send the
-        spec, wait for ``Ready``, then let the plugins' ``tractor_child_ready``
-        hooks finish their part before the spawn counts as done."""
+    async def handoff(self, actor: Actor, chan: Channel, spec_sent: bool = False) -> bool:
+        """Called once the child said Hello (on a connection to ``actor``'s
+        listener, or its inherited socket): send the spec unless
+        ``spec_sent``, wait for ``Ready``, then let the plugins'
+        ``tractor_child_ready`` hooks finish their part before the spawn
+        counts as done."""
         try:
             with trio.fail_after(SPAWN_TIMEOUT):
-                await chan.send(self.spec)
+                if not spec_sent:
+                    await chan.send(self.spec)
                 msg = await chan.recv()
                 if isinstance(msg, _msg.Ready):
                     chan.set_raddr_from(msg.accept_addrs)
@@ -233,6 +245,19 @@ class SpawnWaiter:
         if not self.done.is_set():
             self.error = err
             self.done.set()
+
+    def socket_pair(self) -> socket.socket:
+        """A new socket pair for the child: keeps the parent's end (closing
+        an earlier one: a backend that falls back to another start method
+        asks again) and returns the child's."""
+        self.close_socket()
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return theirs
+
+    def close_socket(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 async def _child_ready(actor: Actor, chan: Channel, accept_addrs: list[Any]) -> None:

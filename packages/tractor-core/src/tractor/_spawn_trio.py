@@ -51,20 +51,33 @@ def child_env() -> dict[str, str] | None:
 def child_command(
     *, name: str, uuid: str, parent_addr: str, infect_asyncio: bool = False
 ) -> ChildCommand:
-    """How to start the subactor ``(name, uuid)`` that dials ``parent_addr``
-    (``infect_asyncio``: as a trio guest on an asyncio loop, ``--asyncio``).
+    """How to start the subactor ``(name, uuid)`` of the parent listening
+    at ``parent_addr`` (``infect_asyncio``: as a trio guest on an asyncio
+    loop, ``--asyncio``).
 
     The tree's secret goes down an inherited pipe that only this child holds
-    (``--secret-fd``), never argv or the environment (see tractor._secret): the
-    child must authenticate to its parent before it gets its SpawnSpec. The
-    same pipe carries the spawn's token (the parent's ``SpawnWaiter`` for
-    ``(name, uuid)``), which the child proves to get its SpawnSpec.
+    (``--secret-fd``), never argv or the environment (see tractor._secret).
+    The same pipe carries the spawn's token (the parent's ``SpawnWaiter`` for
+    ``(name, uuid)``). When this process is spawning that child, the child
+    also inherits its end of a socket pair whose other end the parent serves
+    (``--parent-fd``): its channel to the parent, connected before it starts,
+    with a session keyed from the secret and the token, so it neither dials
+    nor runs the preamble. Without it (a backend that cannot pass fds) the
+    child dials ``parent_addr``, authenticates and proves the token.
     """
     plugins = [arg for path in plugin_paths_for_children() for arg in ('--plugin', path)]
     actor = _state.current_actor(err_on_no_runtime=False)
     waiter = actor._spawning.get((name, uuid)) if actor is not None else None
     token = waiter.token if waiter is not None else os.urandom(_secret.SPAWN_TOKEN_SIZE)
     secret_fd = _secret.secret_pipe(_secret.current_secret(), token)
+    fds = [secret_fd]
+    inherited = []
+    if waiter is not None:
+        # the child's channel to its parent, connected before it starts:
+        # it need not dial ``parent_addr`` and authenticate (the pair's
+        # session comes from the secret and the token, Session.for_spawn)
+        fds.append(waiter.socket_pair().detach())
+        inherited = ['--parent-fd', str(fds[-1])]
     return ChildCommand(
         args=[
             '--name',
@@ -75,10 +88,11 @@ def child_command(
             parent_addr,
             '--secret-fd',
             str(secret_fd),
+            *inherited,
             *(['--asyncio'] if infect_asyncio else []),
             *plugins,
         ],
-        pass_fds=(secret_fd,),
+        pass_fds=tuple(fds),
         env=child_env(),
     )
 

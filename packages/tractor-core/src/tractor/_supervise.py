@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import _msg
+from ._accept import serve_spawn_socket
 from ._cancel_ladder import CANCEL_GRACE, CancelLadder, _Child
 from ._exceptions import ActorFailure, ContextCancelled, check_actor_name, type_name
 from ._extras import require_debug
@@ -173,6 +174,7 @@ class ActorNursery(CancelLadder):
             )
         except BaseException:
             actor._spawning.pop(uid, None)
+            waiter.close_socket()
             raise
         # asked once the process started: what a plugin hands down may exist
         # only from this spawn on (the tree's fork server)
@@ -180,6 +182,12 @@ class ActorNursery(CancelLadder):
             spec.ext = spawn_spec_ext(actor, uid, method, spec)
         except Exception as err:  # a plugin's bug fails this spawn (the child is reaped)
             waiter.fail(err)
+        if waiter.sock is not None:
+            if waiter.done.is_set():
+                waiter.close_socket()
+            else:
+                assert actor._io_tn is not None
+                actor._io_tn.start_soon(serve_spawn_socket, actor, uid, waiter, parent_addr)
         child = _Child(uid, proc, waiter)
         self._children[uid] = child
         self._sup_tn.start_soon(self._supervise, child, name=f'supervise {name}')

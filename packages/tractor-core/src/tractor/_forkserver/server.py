@@ -400,7 +400,12 @@ class ForkServer(StopHandling):
             close_quietly(wakeup_write)
         signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask)
         self.sel.close()
-        socks = [*self.pending, *(k.sock for k in self.kids.values()), self.handing]
+        # a request still arriving holds the fds it brought so far, among
+        # them the other end of its child's inherited parent socket: a spare
+        # keeping a copy would keep that channel open past the child's death
+        for pending in self.pending.values():
+            pending.close()
+        socks = [*(k.sock for k in self.kids.values()), self.handing]
         if self.spare is not None:
             socks.append(self.spare.sock)
         for other in (self.listener, self.control, self.wakeup, *socks):
