@@ -5,11 +5,13 @@ zombies, exit statuses), one server serves a whole tree and dies with its
 owner. The first tests run over both backends, so 'trio' stays covered
 whichever is the default."""
 
+import array
 import glob
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -556,4 +558,49 @@ async def test_pending_requests_bounded(runtime_kwargs, monkeypatch):
             finally:
                 for sock in socks:
                     sock.close()
+            await an.cancel()
+
+
+async def test_spare_drops_fds_of_requests_still_arriving(runtime_kwargs, monkeypatch):
+    """A spare forked while a request is still arriving holds none of the
+    fds that request brought (among them, in a real spawn, the child's end
+    of its parent socket: a copy in the spare would keep that channel open
+    past the child's death). The server itself holds them until the
+    request completes or is dropped."""
+    monkeypatch.setenv('TRACTOR_FORKSERVER_PENDING_TIMEOUT', '60')
+    spare_title = b'tractor: fork server spare'
+
+    def spares(server: int) -> set[int]:
+        return {p for p in children_of(server) if cmdline(p).startswith(spare_title)}
+
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method='forkserver', **runtime_kwargs) as an:
+            await an.start_actor('first', enable_modules=FNS)  # starts the server
+            (server,) = fork_servers()
+            mine, passed = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            request = trio.socket.socket(trio.socket.AF_UNIX)
+            try:
+                await request.connect(path_for_children(tractor.current_actor()))
+                inode = f'socket:[{os.fstat(passed.fileno()).st_ino}]'
+                # half a frame (its length says 100 bytes), with the fd
+                await request.sendmsg(
+                    [(100).to_bytes(4, 'big') + b'\x80'],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [passed.fileno()]))],
+                )
+                passed.close()
+                await wait_until(
+                    lambda: inode in fd_table(server).values(), 'the server holding the fd'
+                )
+                before = spares(server)
+                # the spare waiting now takes this spawn; the server forks the next
+                second = await an.start_actor('second', enable_modules=FNS)
+                await second.run(whoami)
+                await wait_until(lambda: spares(server) - before, 'a new spare', poll=0.02)
+                (spare,) = spares(server) - before
+                assert inode in fd_table(server).values()  # still pending
+                assert inode not in fd_table(spare).values()
+                assert inode not in fd_table(second.channel.aid.pid).values()
+            finally:
+                request.close()
+                mine.close()
             await an.cancel()
