@@ -6,6 +6,7 @@ import socket
 import pytest
 import trio
 
+import slow_boot_plugin
 import tractor
 import tractor_core_testfns as fns
 from tractor._forkserver.plugin import supported as forkserver_supported
@@ -94,6 +95,34 @@ async def test_a_child_starts_connected_to_its_parent(start_method, runtime_kwar
             }
             assert (await portal.run(whoami))['name'] == 'inherits'
             await an.cancel()
+
+
+async def test_a_child_slower_to_boot_than_the_handshake_bound(runtime_kwargs, monkeypatch):
+    """The handshake bound (``TRACTOR_HANDSHAKE_TIMEOUT``) times an
+    exchange between running actors, not a child's start: a child that takes
+    longer than it to boot (here a plugin's slow import) is bounded by
+    ``TRACTOR_SPAWN_TIMEOUT`` alone, as when it dialed its parent. (The
+    'trio' backend: a fork server's template would import the plugin once,
+    for all its children.)"""
+    bound = 0.3
+    monkeypatch.setattr(tractor._accept, 'HANDSHAKE_TIMEOUT', bound)
+    monkeypatch.setenv('TRACTOR_HANDSHAKE_TIMEOUT', str(bound))
+    monkeypatch.setenv('TRACTOR_TEST_SLOW_BOOT', str(3 * bound))
+    here = os.path.dirname(slow_boot_plugin.__file__)  # children import it by name
+    monkeypatch.setenv(
+        'PYTHONPATH', os.pathsep.join(filter(None, [here, os.environ.get('PYTHONPATH')]))
+    )
+    tractor.register_plugin(slow_boot_plugin)
+    try:
+        with trio.fail_after(30):
+            async with tractor.open_nursery(start_method='trio', **runtime_kwargs) as an:
+                start = trio.current_time()
+                portal = await an.start_actor('slow', enable_modules=FNS)
+                assert trio.current_time() - start > 3 * bound  # it was that slow
+                assert (await portal.run(whoami))['name'] == 'slow'
+                await an.cancel()
+    finally:
+        tractor.unregister_plugin(slow_boot_plugin)
 
 
 async def test_start_actor_returns_serving(runtime_kwargs, tpt_proto, reg_addr):

@@ -107,27 +107,36 @@ async def serve_spawn_socket(
 
     A child that closes the socket before its ``Hello`` (a backend that did
     not pass it on, a child that died) leaves the spawn as it is: the child
-    may still dial ``laddr``, and the actor nursery sees a death itself."""
+    may still dial ``laddr``, and the actor nursery sees a death itself.
+
+    No handshake bound here: the child's ``Hello`` comes only after its
+    interpreter started and loaded its plugins, which a dialing child does
+    before its connection's handshake clock starts. The spawn's own bound
+    (``TRACTOR_SPAWN_TIMEOUT``, in ``ActorNursery._start_child``) times
+    this exchange; when it runs out the child is killed and this socket
+    sees the end of the stream."""
     sock, waiter.sock = waiter.sock, None
     assert sock is not None
     chan = spawn_socket_channel(sock, waiter.token, child=False, laddr=laddr)
     try:
         try:
-            with trio.fail_after(HANDSHAKE_TIMEOUT):
-                await send_hello(chan, actor.aid, actor.listen_addrs, cork=True)
-                await chan.send(waiter.spec)
-                aid = await receive_hello(chan)
+            await send_hello(chan, actor.aid, actor.listen_addrs, cork=True)
+            await chan.send(waiter.spec)
+            aid = await receive_hello(chan)
         except TransportClosed as err:
             log.debug('the spawn socket of %r closed before its Hello: %s', uid, err)
             return
-        except (MsgTypeError, trio.TooSlowError) as err:
+        except MsgTypeError as err:
             waiter.fail(ActorFailure(f'child failed during boot: {err!r}'))
             return
         if aid.uid != uid:
             waiter.fail(ActorFailure(f'the child {uid!r} said Hello as {aid.uid!r}'))
             return
         log.transport('spawn socket: %r (pid %d) said Hello', aid.name, aid.pid)
-        actor._spawning.pop(uid, None)
+        if actor._spawning.pop(uid, None) is not waiter or waiter.done.is_set():
+            # the spawn was given up meanwhile (cancelled, timed out): its
+            # child is being killed, and no plugin may see it as ready
+            return
         if not await waiter.handoff(actor, chan, spec_sent=True):
             return
         actor._child_chans.add(chan)
