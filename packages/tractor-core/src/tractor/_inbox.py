@@ -55,6 +55,10 @@ class Inbox(Generic[T]):
     def put(self, item: T) -> bool:
         """Hand ``item`` to the oldest waiting taker, else buffer it;
         ``False`` (and nothing buffered) when full. Ignored once closed."""
+        # Two hot paths copy this method's buffering branch inline (a call
+        # per stream message saved): the channel reader's append of a Yield
+        # behind queued ones (``Actor._read_channel``) and ``get_nowait``'s
+        # pop in ``MsgStream.receive``. Behaviour added here must go there too.
         if self._closed:
             return True
         if self._waiters:  # (then nothing is buffered)
