@@ -52,3 +52,8 @@ async def test_main_script_functions(how, tpt_proto, reg_addr, run_script, tmp_p
     assert by_pid[root_pid] == '__main__'
     assert {results[0]['pid'], results[2]['pid']} <= set(by_pid)
     assert len(loaded) == 3, out
+    # an error class of the script is itself on both sides (the child has
+    # the script under another module name): child -> root, root -> child
+    boxed = [json.loads(line.split(' ', 1)[1]) for line in lines if line.startswith('BOXED ')]
+    script = '__main__' if how == 'file' else 'main_module'  # its -m name, when it has one
+    assert boxed == [{'type_str': f'{script}:ScriptError', 'is_ours': True}] * 2, out

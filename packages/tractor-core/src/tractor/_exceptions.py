@@ -99,8 +99,7 @@ def _resolve_type(qualname: str) -> type[BaseException] | None:
     """Find an exception type by ``module:qualname`` among *already imported*
     modules only: a peer must never make us import code by naming it."""
     mod_name, _, name = qualname.rpartition(':')
-    mod = builtins if mod_name in ('builtins', '') else sys.modules.get(mod_name)
-    obj: Any = mod
+    obj: Any = _imported_module(mod_name)
     for part in name.split('.'):
         obj = getattr(obj, part, None)
         if obj is None:
@@ -110,8 +109,35 @@ def _resolve_type(qualname: str) -> type[BaseException] | None:
     return None
 
 
+def _imported_module(mod_name: str) -> Any:
+    """The imported module ``mod_name`` names here. The tree's main script
+    has a name per process: ``__main__`` in the root (importable as its
+    ``-m`` name if it was run so), ``__mp_main__`` in a child that loaded
+    it from its file (or the ``-m`` name)."""
+    if mod_name in ('builtins', ''):
+        return builtins
+    if mod_name == '__main__' and '__mp_main__' in sys.modules:
+        return sys.modules['__mp_main__']
+    mod = sys.modules.get(mod_name)
+    if mod is None:
+        main = sys.modules.get('__main__')
+        spec = getattr(main, '__spec__', None)
+        if spec is not None and spec.name == mod_name:
+            return main
+    return mod
+
+
 def type_name(exc_type: type[BaseException]) -> str:
-    return f'{exc_type.__module__}:{exc_type.__qualname__}'
+    """``module:qualname``, a class of the tree's main script named alike
+    in every actor: by its ``-m`` name if it has one, else ``__main__``."""
+    mod = exc_type.__module__
+    if mod == '__mp_main__':
+        mod = '__main__'
+    elif mod == '__main__':
+        spec = getattr(sys.modules.get('__main__'), '__spec__', None)
+        if spec is not None and spec.name:
+            mod = spec.name
+    return f'{mod}:{exc_type.__qualname__}'
 
 
 class RemoteActorError(TractorError):
