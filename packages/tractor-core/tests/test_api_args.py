@@ -198,3 +198,41 @@ async def test_registry_addrs_takes_address_objects(reg_addr, tpt_proto):
             enable_transports=[tpt_proto],
         ) as actor:
             assert actor.reg_addrs == [reg_addr, other]
+
+
+async def test_call_by_name_takes_two_names(runtime_kwargs):
+    """``run_from_ns`` with something other than two names fails here with
+    a ``TypeError`` naming the argument; the peer never sees the request
+    (it would drop the connection, and a child its parent) and keeps
+    serving."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('named', enable_modules=FNS)
+            with pytest.raises(TypeError, match='function_name'):
+                await portal.run_from_ns(fns.__name__, 123)
+            with pytest.raises(TypeError, match='namespace_path'):
+                await portal.run_from_ns(123, 'whoami')
+            with pytest.raises(TypeError, match='namespace_path'):
+                await portal.run_from_ns('', 'whoami')
+            with pytest.raises(TypeError, match='function_name'):
+                async with portal.open_context_from_ns(fns.__name__, None):
+                    pass
+            assert (await portal.run_from_ns(fns.__name__, 'whoami'))['name'] == 'named'
+            await an.cancel()
+
+
+async def test_loglevel_of_a_child(runtime_kwargs):
+    """A child's level is a name (a standard number is taken by its name);
+    anything else fails ``start_actor`` naming it, not the child's boot."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            with pytest.raises(TypeError, match='loglevel'):
+                await an.start_actor('bad', enable_modules=FNS, loglevel=['info'])
+            with pytest.raises(ValueError, match='unknown log level'):
+                await an.start_actor('bad', enable_modules=FNS, loglevel='loud')
+            with pytest.raises(ValueError, match='unknown log level'):
+                await an.start_actor('bad', enable_modules=FNS, loglevel=13)
+            assert an.children == {}
+            portal = await an.start_actor('numbered', enable_modules=FNS, loglevel=40)
+            assert await portal.run(fns.log_level) == 'ERROR'
+            await an.cancel()

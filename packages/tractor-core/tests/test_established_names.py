@@ -38,6 +38,38 @@ async def test_overruns_allowed_raise_past_the_bound(runtime_kwargs):
             await portal.cancel_actor()
 
 
+async def test_overruns_allowed_for_the_whole_context(runtime_kwargs):
+    """``open_context(allow_overruns=True)``, as the established project
+    spells it: an option of the context (not an argument for the callee)
+    that its streams take unless one says otherwise."""
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('flooder', enable_modules=FNS)
+            async with portal.open_context(flood_until_overrun, allow_overruns=True, n=10_000) as (
+                ctx,
+                _,
+            ):
+                async with ctx.open_stream(msg_buffer_size=16) as stream:
+                    await stream.send('go')
+                    result = await ctx.wait_for_result()
+            assert result == {'sent': 32, 'overrun': True}
+            # a stream that says otherwise waits as usual
+            async with portal.open_context(flood_until_overrun, allow_overruns=True, n=100) as (
+                ctx,
+                _,
+            ):
+                async with ctx.open_stream(allow_overruns=False, msg_buffer_size=16) as stream:
+                    await stream.send('go')
+                    got = [await stream.receive() for _ in range(100)]
+                    await stream.send('done')
+                assert await ctx.wait_for_result() == {'sent': 100, 'overrun': False}
+            assert got == list(range(100))
+            with pytest.raises(TypeError, match='allow_overruns'):
+                async with portal.open_context(flood_until_overrun, allow_overruns='yes', n=1):
+                    pass
+            await portal.cancel_actor()
+
+
 async def test_without_overruns_the_writer_waits(runtime_kwargs):
     """Today's credit flow: the writer blocks instead, and everything sent
     arrives in order."""

@@ -181,6 +181,9 @@ class Context(TaskScope, StreamSide):
         self._overrun_ok = False
         #: the extra window this side granted the peer (allow_overruns)
         self._overrun_extra = 0
+        #: (caller) ``open_context(allow_overruns=True)``: this side's
+        #: streams allow overruns unless ``open_stream()`` says otherwise
+        self._allow_overruns = False
         #: (callee) where this side called ctx.cancel(): the caller's
         #: ContextCancelled carries it as its traceback
         self._cancel_tb = ''

@@ -107,6 +107,7 @@ class Portal:
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         """Run ``function_name`` from module ``namespace_path`` in the peer."""
+        _check_names('run_from_ns', namespace_path, function_name)
         return await _caller.call(
             _state.current_actor(),
             self.channel,
@@ -141,9 +142,12 @@ class Portal:
     # -- contexts -------------------------------------------------------------
     @asynccontextmanager
     async def open_context(
-        self, func: Callable, **kwargs: Any
+        self, func: Callable, *, allow_overruns: bool = False, **kwargs: Any
     ) -> AsyncIterator[tuple[Context, Any]]:
-        """Start ``func`` (a ``@tractor.context`` function) in the peer.
+        """Start ``func(**kwargs)`` (a ``@tractor.context`` function) in the peer.
+
+        ``allow_overruns=True`` makes this side's streams on the context
+        allow overruns (see ``Context.open_stream``) unless one says otherwise.
 
         Yields ``(ctx, first)``, ``first`` being what the callee passed to
         ``ctx.started()``. A clean exit of the block waits for the callee's
@@ -155,6 +159,10 @@ class Portal:
         and is raised as ``RemoteActorError`` / ``ContextCancelled``. A
         ``ctx.cancel()`` of this side ends the block quietly.
         """
+        if not isinstance(allow_overruns, bool):
+            raise TypeError(
+                f'open_context(allow_overruns=...) takes a bool, got {allow_overruns!r}'
+            )
         ns, name = _fn_address(func)
         if not is_context_fn(func):
             raise TypeError(
@@ -164,6 +172,7 @@ class Portal:
         async with self._open_context(
             ns, name, kwargs, getattr(func, '_tractor_pld_dec', None)
         ) as pair:
+            pair[0]._allow_overruns = allow_overruns
             yield pair
 
     @asynccontextmanager
@@ -173,6 +182,7 @@ class Portal:
         """:meth:`open_context` by name, for a context function this side
         cannot import (``'self'``: a runtime method, e.g. the registrar's
         ``watch_registry``): the callee's ``pld_spec`` is checked there only."""
+        _check_names('open_context_from_ns', namespace_path, function_name)
         async with self._open_context(
             normalize_ns(namespace_path), function_name, kwargs, None
         ) as pair:
@@ -236,3 +246,12 @@ class Portal:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+
+def _check_names(api: str, namespace_path: Any, function_name: Any) -> None:
+    """A call by name takes a module path and a function name, both
+    non-empty strings: anything else is refused here, before it reaches the
+    peer (which would drop the connection a malformed request came on)."""
+    for what, value in (('namespace_path', namespace_path), ('function_name', function_name)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f'Portal.{api}() takes {what} as a non-empty str, got {value!r}')

@@ -59,6 +59,7 @@ class StreamSide:
     _peer_closed: bool
     _stops_queued: int
     _overrun_extra: int
+    _allow_overruns: bool
 
     if TYPE_CHECKING:  # the Context's methods this half calls
 
@@ -80,7 +81,7 @@ class StreamSide:
 
     @asynccontextmanager
     async def open_stream(
-        self, allow_overruns: bool = False, msg_buffer_size: int | None = None
+        self, allow_overruns: bool | None = None, msg_buffer_size: int | None = None
     ) -> AsyncIterator[MsgStream]:
         """A bidirectional stream with the other side, closed on block exit.
 
@@ -91,6 +92,8 @@ class StreamSide:
         With ``allow_overruns=True`` the peer does not wait: it may run ahead
         by twice that, and past it its ``send()`` raises
         :class:`~tractor.StreamOverrun` (memory stays bounded either way).
+        The default is what ``Portal.open_context(allow_overruns=...)`` set
+        (off).
 
         A clean exit of the block tells the peer this side is done with the
         stream (its ``receive()`` then raises ``trio.EndOfChannel``, and its
@@ -115,6 +118,8 @@ class StreamSide:
             raise self._own_cancel_error()
         if msg_buffer_size is not None:
             await self._resize_window(msg_buffer_size)
+        if allow_overruns is None:
+            allow_overruns = self._allow_overruns
         if allow_overruns and not self._overrun_extra:
             # (for the rest of the context: the peer keeps the grant)
             self._overrun_extra = extra = self._window

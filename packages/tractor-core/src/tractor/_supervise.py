@@ -32,7 +32,7 @@ from ._spawn import (
     spawn_spec_ext,
 )
 from ._transport import get_transport, wrap_address
-from .log import current_level, get_logger
+from .log import current_level, get_logger, level_name
 
 if TYPE_CHECKING:
     from ._runtime import Actor
@@ -142,6 +142,8 @@ class ActorNursery(CancelLadder):
             start_method or self._defaults.get('start_method') or actor.start_method
         )
         level = loglevel or self._defaults.get('loglevel') or actor.loglevel or current_level()
+        if level is not None:
+            level = level_name(level)
         debug = (
             self._defaults.get('debug_mode', actor.debug_mode) if debug_mode is None else debug_mode
         )

@@ -53,6 +53,21 @@ def level_from(level: str | int) -> int:
     return value
 
 
+def level_name(level: object) -> str:
+    """The name a level goes down to a child as: a known name as given,
+    a number by its registered name (``10``: ``'DEBUG'``); ``TypeError``
+    for anything else, ``ValueError`` for an unknown name or number."""
+    if isinstance(level, bool) or not isinstance(level, str | int):
+        raise TypeError(f'loglevel takes a level name such as "info", got {level!r}')
+    if isinstance(level, int):
+        name = logging.getLevelName(level)
+        if not isinstance(name, str) or name.startswith('Level '):
+            raise ValueError(f'unknown log level {level!r}')
+        return name
+    level_from(level)
+    return level
+
+
 class _ActorContextFilter(logging.Filter):
     """Stamp records with the current actor's name and the current trio task."""
 
