@@ -236,3 +236,28 @@ async def test_loglevel_of_a_child(runtime_kwargs):
             portal = await an.start_actor('numbered', enable_modules=FNS, loglevel=40)
             assert await portal.run(fns.log_level) == 'ERROR'
             await an.cancel()
+
+
+async def test_arguments_that_cannot_cross_fail_the_call_only(runtime_kwargs):
+    """Arguments nesting deeper than the receiver allows, or holding a
+    cycle, fail that call with ``MsgTypeError`` before anything is sent; an
+    async generator asks for ``open_stream_from``; the peer keeps serving."""
+    deep: list = []
+    for _ in range(150):
+        deep = [deep]
+    cyclic: list = []
+    cyclic.append(cyclic)
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('target', enable_modules=FNS)
+            with pytest.raises(tractor.MsgTypeError, match='nests deeper'):
+                await portal.run(fns.echo, value=deep)
+            with pytest.raises(tractor.MsgTypeError, match='cannot send'):
+                await portal.run(fns.echo, value=cyclic)
+            with pytest.raises(TypeError, match='open_stream_from'):
+                await portal.run(fns.count_up, n=3)
+            with pytest.raises(TypeError, match='timeout'):
+                await portal.cancel_actor(timeout='soon')
+            assert await portal.run(fns.echo, value=[[1]]) == [[1]]
+            assert (await portal.run(fns.whoami))['name'] == 'target'
+            await an.cancel()

@@ -330,18 +330,28 @@ async def test_caller_cancels(runtime_kwargs):
                         got.append(x)
                         if x == 4:
                             await ctx.cancel()
-                pytest.fail('ctx.cancel() must end the block')
-            # a self-requested cancel exits quietly: no ContextCancelled
-            assert got == [0, 1, 2, 3, 4]
-            assert ctx.cancel_called
+                pytest.fail("the stream ends with the callee's ContextCancelled")
+            # the block is not cancelled by ctx.cancel() (as in the
+            # established project): the stream delivers what was sent before
+            # the callee's ContextCancelled, which the block's exit swallows
+            assert got[:5] == [0, 1, 2, 3, 4] and got == list(range(len(got)))
+            assert ctx.cancel_called and ctx.cancel_acked
             assert ctx.cancelled_caught
             assert await portal.run(get_events) == ['s2: cancelled']
 
-            # the same while the callee is idle (not streaming)
+            # the same while the callee is idle (not streaming): the block
+            # goes on, and its result is the ContextCancelled, returned
+            after_cancel = []
             async with portal.open_context(sleep_forever, tag='s3') as (ctx, _):
                 await ctx.cancel()
-            assert ctx.canceller == tractor.current_actor().uid
+                after_cancel.append(await ctx.wait_for_result())
+            (res,) = after_cancel
+            assert isinstance(res, tractor.ContextCancelled)
+            assert res.canceller == ctx.canceller == tractor.current_actor().uid
+            assert await ctx.wait_for_result() is res
             assert await portal.run(get_events) == ['s2: cancelled', 's3: cancelled']
+            with pytest.raises(TypeError, match='timeout'):
+                await ctx.cancel(timeout='soon')
             await an.cancel()
 
 
@@ -623,4 +633,22 @@ async def test_pld_spec(runtime_kwargs):
                         await stream.send(1)
                         await stream.send('two')
                         await trio.sleep_forever()
+            await an.cancel()
+
+
+async def test_a_stream_opened_after_the_callee_returned_ends_at_once(runtime_kwargs):
+    """Once the callee returned and its messages were read, a stream opened
+    again on the context ends at once (``EndOfChannel``), every time."""
+    import tractor_core_testfns as fns
+
+    with trio.fail_after(TIMEOUT):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('once', enable_modules=[fns.__name__])
+            got = []
+            async with portal.open_context(fns.return_after_one) as (ctx, _):
+                for _ in range(3):
+                    async with ctx.open_stream() as stream:
+                        got.append([v async for v in stream])
+            assert got == [['only'], [], []]
+            assert await ctx.wait_for_result() == 'done'
             await an.cancel()

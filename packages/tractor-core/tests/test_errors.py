@@ -175,3 +175,25 @@ async def test_remote_traceback_starts_at_user_code(runtime_kwargs, monkeypatch,
     tb = info.value.tb_str
     assert 'raise_value_error' in tb and 'ValueError: where' in tb
     assert ('_invoke.py' in tb) is full, tb
+
+
+async def test_an_error_that_cannot_be_printed_or_is_huge_still_arrives(runtime_kwargs):
+    """An exception whose ``__str__`` fails, or whose message is larger
+    than a frame may be, reaches the caller as ``RemoteActorError`` (the
+    text said or cut), and the actor that raised it keeps serving."""
+    from tractor._boxing import MAX_ERROR_TEXT
+
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            portal = await an.start_actor('raiser', enable_modules=FNS)
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(fns.raise_unprintable)
+            assert info.value.type_name == 'Unprintable'
+            assert 'str() of the Unprintable failed' in info.value.msg
+            with pytest.raises(tractor.RemoteActorError) as info:
+                await portal.run(fns.raise_huge, size=70 << 20)  # past the 64 MiB frame
+            assert info.value.boxed_type is ValueError
+            assert len(info.value.msg) < MAX_ERROR_TEXT + 100
+            assert info.value.msg.endswith('more characters cut]')
+            assert (await portal.run(fns.whoami))['name'] == 'raiser'
+            await an.cancel()

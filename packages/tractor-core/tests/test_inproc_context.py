@@ -116,12 +116,18 @@ async def test_body_error_cancels_the_callee():
 
 
 async def test_ctx_cancel_from_the_caller_exits_quietly():
+    """The caller's ctx.cancel() does not cancel its block (as in the
+    established project): the result is the callee's ContextCancelled,
+    returned, not raised, and the block exits quietly."""
     with trio.fail_after(10):
         async with memory.open_loopback(enable_modules=MODS) as (actor, portal):
             async with portal.open_context(fns.sleep_in_context, key='c') as (ctx, _):
                 await fns.event('c:running').wait()
                 await ctx.cancel()
-                await trio.sleep_forever()  # cancelled by ctx.cancel()
+                assert not ctx.cancel_acked
+                res = await ctx.wait_for_result()  # the block still runs
+                assert isinstance(res, tractor.ContextCancelled)
+                assert res.canceller == actor.uid and ctx.cancel_acked
             assert ctx.cancel_called and ctx.cancelled_caught
             assert fns.SEEN['c'] == ('cancelled', actor.uid)
 

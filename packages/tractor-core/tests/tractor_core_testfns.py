@@ -126,6 +126,29 @@ def sync_raise_key_error() -> None:
     raise KeyError('missing')
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise AttributeError('a buggy __str__')
+
+
+async def raise_unprintable() -> None:
+    raise Unprintable()
+
+
+async def raise_huge(size: int) -> None:
+    """An error whose message is ``size`` characters long."""
+    raise ValueError('x' * size)
+
+
+@tractor.context
+async def return_after_one(ctx: tractor.Context) -> str:
+    """Stream one value, close, return."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        await stream.send('only')
+    return 'done'
+
+
 async def return_unencodable():
     return object()
 

@@ -35,8 +35,32 @@ def pack_error(cid: int, exc: BaseException, uid: Uid, canceller: Uid | None = N
             canceller=getattr(exc, 'canceller', None) or canceller,
         )
     return _msg.Error(
-        cid=cid, type_str=wire_type_name(exc), message=str(exc), tb_str=format_tb(exc), src_uid=uid
+        cid=cid,
+        type_str=wire_type_name(exc),
+        message=_bounded(_message(exc)),
+        tb_str=_bounded(format_tb(exc)),
+        src_uid=uid,
     )
+
+
+#: the longest message or traceback text an error carries (what is past it
+#: is cut, and the cut said): an error must reach its caller whatever its size
+MAX_ERROR_TEXT = 256 * 1024
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said of an exception whose ``__str__``
+    itself fails: the error still reaches the caller."""
+    try:
+        return str(exc)
+    except Exception as err:
+        return f'<str() of the {type(exc).__name__} failed: {type(err).__name__}>'
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return f'{text[:MAX_ERROR_TEXT]}... [{len(text) - MAX_ERROR_TEXT} more characters cut]'
 
 
 def pack_cancelled(cid: int, uid: Uid, canceller: Uid | None, tb_str: str = '') -> _msg.Error:

@@ -374,15 +374,25 @@ class Context(TaskScope, StreamSide):
         err.canceller = self._actor.uid
         return err
 
-    async def cancel(self) -> None:
+    async def cancel(self, timeout: float | None = None) -> None:
         """Cancel the task pair.
 
-        From the caller: ask the callee to cancel and cancel this side's
-        ``open_context`` block; the block then exits quietly once the callee
-        confirmed (no ``ContextCancelled`` for a cancel this side asked for).
+        From the caller: ask the callee to cancel its task, and return once
+        the request went out (shielded, within ``timeout`` seconds, default
+        5; a connection that cannot take it drops it). This side's block is *not*
+        cancelled (a context is not a trio cancel scope, as in the
+        established project): what follows in it still runs. The callee's
+        answer is a ``ContextCancelled`` whose ``canceller`` is this actor:
+        ``wait_for_result()`` returns it (``cancel_acked`` is then true), a
+        stream's ``receive()`` raises it, and the ``open_context`` block
+        exits quietly for it. A callee that returned first gives its result.
         From the callee: cancel its own task; the caller then sees
         ``ContextCancelled`` whose ``canceller`` is the callee's uid.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise TypeError(f'Context.cancel(timeout=...) takes seconds >= 0, got {timeout!r}')
         self._cancel_called = True
         if self.side == 'callee':
             if self.canceller is None:
@@ -394,11 +404,19 @@ class Context(TaskScope, StreamSide):
             return
         if not self._cancel_sent:
             self._cancel_sent = True
-            await self.chan.send_or_drop(_msg.Cancel(cid=self.cid))
-        self._cancel_scope()
+            await self.chan.send_or_drop(_msg.Cancel(cid=self.cid), timeout)
+
+    @property
+    def cancel_acked(self) -> bool:
+        """(caller) Whether the callee confirmed a ``cancel()`` of this
+        side: it ended with a ``ContextCancelled`` whose ``canceller`` is
+        this actor."""
+        return self._is_own_cancel(self._remote_error)
 
     async def wait_for_result(self) -> Any:
-        """(caller) The callee's return value; raises its error instead.
+        """(caller) The callee's return value; raises its error instead,
+        except the ``ContextCancelled`` answering this side's own
+        ``cancel()``, which is returned (the cancel was asked for).
 
         Stream messages still queued are dropped (and credited back).
         """
@@ -420,8 +438,11 @@ class Context(TaskScope, StreamSide):
             msg = await self._next_msg()
             if type(msg) is _msg.Yield:
                 await self._consumed(msg)
-        if self._remote_error is not None:
-            raise self._remote_error
+        err = self._remote_error
+        if err is not None:
+            if self._is_own_cancel(err):
+                return err
+            raise err
         return self._decode(self._result)
 
     result = wait_for_result

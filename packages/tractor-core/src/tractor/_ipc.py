@@ -227,6 +227,15 @@ class Channel:
             raise MsgTypeError(
                 f'message of {size} bytes exceeds the maximum frame size {self.max_frame}'
             )
+        if size > _msg.MAX_DEPTH and type(msg) is _msg.Start:
+            # what the receiver refuses by dropping the connection (a peer
+            # sending it is broken) is refused here, for this call only
+            # (shorter frames cannot nest that deep)
+            try:
+                _msg.check_depth(msg.kwargs)  # type: ignore[attr-defined]  # a Start, checked above
+            except MsgTypeError:
+                del buf[start:]
+                raise
         if self.session is not None:
             self._blast = start
             if len(buf) - self._bstart > BATCH_BYTES:
@@ -242,15 +251,16 @@ class Channel:
                 return
         await self.flush()
 
-    async def send_or_drop(self, msg: _msg._Msg) -> None:
+    async def send_or_drop(self, msg: _msg._Msg, timeout: float | None = None) -> None:
         """Send a control message even while the caller unwinds: shielded,
-        bounded by :data:`CTRL_SEND_TIMEOUT`; a connection that is gone (or
-        a send that cannot finish in time) drops it, logged at debug level.
+        bounded by ``timeout`` (default :data:`CTRL_SEND_TIMEOUT`); a
+        connection that is gone (or a send that cannot finish in time) drops
+        it, logged at debug level.
 
         The one send-or-drop of the runtime: replies and errors the actor
         answers with, and a context's Cancel/Stop/Credit while it unwinds.
         """
-        with trio.move_on_after(CTRL_SEND_TIMEOUT) as cs:
+        with trio.move_on_after(CTRL_SEND_TIMEOUT if timeout is None else timeout) as cs:
             cs.shield = True
             try:
                 await self.send(msg)

@@ -166,7 +166,7 @@ def append_frame(msg: _Msg, buf: bytearray) -> None:
     buf.extend(b'\0\0\0\0')
     try:
         _encoder.encode_into(msg, buf, start + 4)
-    except (TypeError, OverflowError, ValueError) as err:
+    except (TypeError, OverflowError, ValueError, RecursionError) as err:
         raise _unencodable(type(msg).__name__, err) from err
     buf[start : start + 4] = (len(buf) - start - 4).to_bytes(4, 'big')
 

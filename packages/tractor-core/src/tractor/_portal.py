@@ -103,6 +103,11 @@ class Portal:
         ns, name, ctx_fn = address
         if ctx_fn:
             raise TypeError(f'{name} is a @tractor.context function: use Portal.open_context()')
+        if inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f'{name} is an async generator function: stream what it yields with '
+                'Portal.open_stream_from()'
+            )
         return await _caller.call(_state.current_actor(), self.channel, ns, name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
@@ -157,7 +162,9 @@ class Portal:
         the callee (and waits, bounded, for it to confirm) before it
         propagates. An error or a self-cancel of the callee cancels the block
         and is raised as ``RemoteActorError`` / ``ContextCancelled``. A
-        ``ctx.cancel()`` of this side ends the block quietly.
+        ``ctx.cancel()`` of this side does not cancel the block: its answer,
+        a ``ContextCancelled`` naming this actor, is ``wait_for_result()``'s
+        value, and the block exits quietly for it.
         """
         if not isinstance(allow_overruns, bool):
             raise TypeError(
@@ -224,6 +231,10 @@ class Portal:
         Returns ``False`` if the peer is already gone or did not answer in
         ``timeout`` seconds (default 3).
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise TypeError(f'Portal.cancel_actor(timeout=...) takes seconds >= 0, got {timeout!r}')
         if not self.channel.connected():
             return False
         actor = _state.current_actor()

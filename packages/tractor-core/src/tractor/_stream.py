@@ -285,6 +285,13 @@ class MsgStream(trio.abc.Channel[Any]):
             if msg is None:
                 if ctx._inbox.closed:  # the channel is gone
                     raise ctx._remote_error or TransportClosed(f'{ctx!r}: channel closed')
+                if ctx._finished:
+                    # the pair is over and its last message was read (by
+                    # an earlier stream): nothing more will come
+                    if ctx._remote_error is not None:
+                        raise ctx._remote_error
+                    self._eoc = True
+                    raise trio.EndOfChannel
                 self._waited = True
                 chan = ctx.chan
                 if chan._wbuf:
