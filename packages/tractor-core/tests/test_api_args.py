@@ -95,6 +95,26 @@ async def test_empty_actor_name(runtime_kwargs):
             assert an.children == {}
 
 
+async def test_actor_names_hold_no_control_characters(runtime_kwargs):
+    """A name goes into the child's argv, its process title and the
+    registry's listings: control characters are refused; spaces and dashes
+    are not, even a word the runtime reads back from the process table."""
+    from tractor._reaper import _actor_uuid
+
+    with trio.fail_after(30):
+        async with tractor.open_nursery(**runtime_kwargs) as an:
+            for bad in ('a\0b', 'a\nb', 'tab\there', 'red\x1b[31m'):
+                with pytest.raises(ValueError, match='control characters'):
+                    await an.start_actor(bad, enable_modules=FNS)
+            assert an.children == {}
+            odd = 'odd --uuid 0000'
+            portal = await an.start_actor(odd, enable_modules=FNS, start_method='trio')
+            # the reaper finds the real uuid in the child's title, not the name's word
+            assert _actor_uuid(portal.channel.aid.pid) == portal.channel.aid.uuid
+            assert (await portal.run(whoami))['name'] == odd
+            await an.cancel()
+
+
 async def test_bad_transport_arguments(tpt_proto):
     with pytest.raises(tractor.NoTransportInstalled, match='smoke-signals'):
         async with tractor.open_root_actor(enable_transports=['smoke-signals']):

@@ -224,8 +224,11 @@ class ContextCancelled(RemoteActorError):
 
 
 def check_actor_name(name: Any) -> str:
-    """``name`` if it can name an actor (a non-empty string), else a
-    ``ValueError`` saying what was given."""
+    """``name`` if it can name an actor (a non-empty string without
+    control characters: it goes into a child's argv, its process title and
+    the registry's listings), else a ``ValueError`` saying what was given."""
     if not isinstance(name, str) or not name:
         raise ValueError(f'an actor name must be a non-empty string, got {name!r}')
+    if not name.isprintable() and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise ValueError(f'an actor name may not hold control characters, got {name!r}')
     return name

@@ -117,7 +117,9 @@ def _actor_uuid(pid: int) -> str | None:
     except OSError:
         return None
     if _CHILD_MODULE in words and b'--uuid' in words:
-        at = words.index(b'--uuid') + 1
+        # the last one: the actor's name comes first in the title and argv,
+        # and may itself hold the word
+        at = len(words) - words[::-1].index(b'--uuid')
         if at < len(words):
             return words[at].decode(errors='replace')
     return None
