@@ -296,6 +296,11 @@ async def test_registrar_rejects_bad_requests():
         await registrar.find_actor(name='')
     with pytest.raises(ValueError):
         await registrar.register_actor(uid=['only-a-name'], addrs=[])
+    # what `tractor ls` prints stays printable
+    with pytest.raises(ValueError, match='control characters'):
+        await registrar.register_actor(uid=['red\x1b[31m', 'u1'], addrs=[])
+    with pytest.raises(ValueError, match='control characters'):
+        await registrar.register_actor(uid=['fine', 'u\n1'], addrs=[])
     with pytest.raises(ValueError):
         await registrar.wait_for_actor(name=None)  # type: ignore[arg-type]  # refused: the test
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import trio
 
+from tractor.plugin import check_actor_name
+
 from ._events import (
     DEFAULT_BUFFER,
     Hub,
@@ -267,6 +269,10 @@ def check_uid(uid: Any) -> Uid:
         raise ValueError(f'an actor uid is (name, uuid), got {uid!r}') from None
     if not isinstance(name, str) or not isinstance(uuid, str) or not name or not uuid:
         raise ValueError(f'an actor uid is two non-empty strings, got {uid!r}')
+    # what the registry lists (`tractor ls`) is printable: no control characters
+    check_actor_name(name)
+    if not uuid.isprintable():
+        raise ValueError(f'an actor uuid may not hold control characters, got {uuid!r}')
     return (name, uuid)
 
 
