@@ -205,6 +205,31 @@ async def test_keyboard_interrupt_never_hangs(tpt_proto, reg_addr, pids_gone, st
             assert await pids_gone([child]) == []
 
 
+@pytest.mark.slow
+async def test_ctrl_c_during_a_cancel_does_not_restart_the_grace(tpt_proto, reg_addr, pids_gone):
+    """Ctrl-C while ``an.cancel()`` waits for a child stuck in sync code
+    (inside a context with it): the nursery's exit cancels again, but the
+    child keeps the grace its first cancel gave it (one graceful request;
+    the second ladder only waits out what is left, then kills), and the
+    context does not wait for the stuck callee to confirm: Ctrl-C never
+    lengthens the teardown."""
+    with trio.fail_after(30):
+        async with tree_program(
+            [sys.executable, SCRIPT, tpt_proto, json.dumps(reg_addr), 'trio', 'during_cancel'],
+            env={'TRACTOR_LOGLEVEL': 'cancel', 'TRACTOR_CANCEL_GRACE': '2'},
+        ) as prog:
+            child = (await prog.report())['child']
+            stderr = (await prog.finish()).decode()
+    assert prog.proc.returncode != 0
+    assert 'KeyboardInterrupt' in stderr, stderr
+    assert stderr.count('a graceful request, then a kill') == 1, stderr
+    assert stderr.count('again: killed in') == 1, stderr
+    # the context the Ctrl-C left sent its Cancel without waiting for a
+    # callee that cannot answer
+    assert 'did not confirm the cancel' not in stderr, stderr
+    assert await pids_gone([child]) == []
+
+
 async def test_child_failure_cancels_nested_trio_nurseries_in_the_body(runtime_kwargs):
     """One-cancels-all reaches tasks in trio nurseries inside the block;
     the group of their ``Cancelled`` is absorbed as a cancel, and only the

@@ -18,7 +18,7 @@ import trio
 
 from . import _msg
 from ._call import Reply
-from ._context import DEFAULT_WINDOW, Context, _current_ctx
+from ._context import CANCEL_ACK_TIMEOUT, DEFAULT_WINDOW, Context, _current_ctx
 from ._debugger import within_grace
 from ._exceptions import ContextCancelled, RemoteActorError, TransportClosed
 
@@ -140,7 +140,7 @@ async def open_context(
         if body_error is not None:
             if ctx._is_own_cancel(body_error):
                 return  # the reply to a cancel we asked for: exit quietly
-            await ctx._cancel_and_wait()
+            await ctx._cancel_and_wait(_confirm_bound(body_error))
             raise body_error
         if scope.cancelled_caught:
             if ctx._cancel_called:
@@ -157,10 +157,20 @@ async def open_context(
         except ContextCancelled as err:
             if not ctx._is_own_cancel(err):
                 raise
-    except BaseException:
+    except BaseException as exc:
         # our error or cancel (in the block or while waiting): the callee
         # must not outlive it
-        await ctx._cancel_and_wait()
+        await ctx._cancel_and_wait(_confirm_bound(exc))
         raise
     finally:
         actor._routes.pop((chan, cid), None)
+
+
+def _confirm_bound(exc: BaseException) -> float:
+    """How long a context left by ``exc`` waits for its callee to confirm
+    the cancel: not at all for a Ctrl-C (the program is going away; the
+    actor nursery's cancel, which follows, kills a callee that is stuck)."""
+    ctrl_c = isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
+    )
+    return 0.0 if ctrl_c else CANCEL_ACK_TIMEOUT

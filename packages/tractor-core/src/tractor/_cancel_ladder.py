@@ -46,6 +46,7 @@ class _Child:
         'waiter',
         'one_shot',
         'settled',
+        'kill_at',
     )
 
     def __init__(self, uid: tuple[str, str], proc: Process, waiter: SpawnWaiter) -> None:
@@ -59,6 +60,9 @@ class _Child:
         self.one_shot: trio.CancelScope | None = None
         #: the spawn is over: the child serves (``portal`` is set) or was killed
         self.settled = trio.Event()
+        #: (trio clock) when the grace of the first cancel of it runs out: a
+        #: later ladder (a second cancel, a Ctrl-C meanwhile) keeps it
+        self.kill_at: float | None = None
 
 
 class CancelLadder:
@@ -75,6 +79,16 @@ class CancelLadder:
     def _grace(self) -> float:
         """How long a cancelled child has before it is killed."""
         return min(CANCEL_GRACE, ORPHAN_GRACE) if self._actor.orphaned else CANCEL_GRACE
+
+    def _grace_left(self, child: _Child) -> tuple[float, bool]:
+        """Seconds ``child`` has left before it is killed, and whether this
+        is the first cancel of it: the grace starts once, at the first."""
+        now = trio.current_time()
+        first = child.kill_at is None
+        if first:
+            child.kill_at = now + self._grace
+        assert child.kill_at is not None
+        return max(0.0, child.kill_at - now), first
 
     async def _cancel_child(self, child: _Child, hard_kill: bool) -> None:
         """The ladder for one child; returns once it is reaped."""
@@ -96,19 +110,29 @@ class CancelLadder:
             child.proc.kill()
         else:
             portal = child.portal
-            log.cancel(
-                'cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
-                child.uid[0],
-                child.proc.pid,
-                self._grace,
-            )
+            left, first = self._grace_left(child)
+            if first:
+                log.cancel(
+                    'cancelling %r (pid %d): a graceful request, then a kill after %.1fs',
+                    child.uid[0],
+                    child.proc.pid,
+                    left,
+                )
+            else:
+                log.cancel(
+                    'cancelling %r (pid %d) again: killed in %.1fs unless it exits',
+                    child.uid[0],
+                    child.proc.pid,
+                    left,
+                )
 
             async def cancel_and_wait() -> None:
-                await portal.cancel_actor(timeout=self._grace)
+                if first:  # (a later ladder only waits out what is left)
+                    await portal.cancel_actor(timeout=left)
                 await child.exited.wait()
 
             # (longer while a developer is in the debugger: see within_grace)
-            await within_grace(self._actor, self._grace, cancel_and_wait)
+            await within_grace(self._actor, left, cancel_and_wait)
             self._kill_if_alive(child)
         await child.exited.wait()
 
@@ -137,7 +161,8 @@ class CancelLadder:
                         tn.start_soon(self._cancel_child, child, hard_kill)
 
     async def _kill_after_grace(self, child: _Child) -> None:
-        await within_grace(self._actor, self._grace, child.exited.wait)
+        left, _ = self._grace_left(child)
+        await within_grace(self._actor, left, child.exited.wait)
         self._kill_if_alive(child)
         await child.exited.wait()
 

@@ -316,7 +316,7 @@ class Context(TaskScope, StreamSide):
         if not self._cancel_sent:
             self._cancel_sent = True
             await self.chan.send_or_drop(_msg.Cancel(cid=self.cid))
-        if self._ack_waited:
+        if self._ack_waited or timeout <= 0:
             return
         self._ack_waited = True
         with trio.CancelScope(shield=True):
