@@ -232,7 +232,7 @@ class Channel:
             # sending it is broken) is refused here, for this call only
             # (shorter frames cannot nest that deep)
             try:
-                _msg.check_depth(msg.kwargs)  # type: ignore[attr-defined]  # a Start, checked above
+                _msg.check_depth(msg.kwargs)
             except MsgTypeError:
                 del buf[start:]
                 raise
