@@ -27,10 +27,23 @@ CANCEL_ACK_TIMEOUT = 3.0
 
 
 @functools.lru_cache(maxsize=1024)
-def _call_address(fn: Callable) -> tuple[str, str, bool]:
-    """``_fn_address(fn)`` and whether ``fn`` is a ``@context`` function,
-    once per function (a portal's calls repeat a few functions)."""
-    return (*_fn_address(fn), is_context_fn(fn))
+def _call_address(fn: Callable) -> tuple[str, str, str | None]:
+    """``_fn_address(fn)`` and why ``Portal.run`` cannot call ``fn`` (else
+    ``None``), once per function (a portal's calls repeat a few functions)."""
+    return (*_fn_address(fn), _not_runnable(fn))
+
+
+def _not_runnable(fn: Callable) -> str | None:
+    """Why ``Portal.run(fn)`` is the wrong call for ``fn``, if it is."""
+    name = getattr(fn, '__name__', fn)
+    if is_context_fn(fn):
+        return f'{name} is a @tractor.context function: use Portal.open_context()'
+    if inspect.isasyncgenfunction(fn):
+        return (
+            f'{name} is an async generator function: stream what it yields with '
+            'Portal.open_stream_from()'
+        )
+    return None
 
 
 def _fn_address(fn: Callable) -> tuple[str, str]:
@@ -95,19 +108,14 @@ class Portal:
                 f"{fn_name!r}: pass the function's arguments as keywords"
             )
         try:
-            address: tuple[str, str, bool] | None = _call_address(func)
+            address: tuple[str, str, str | None] | None = _call_address(func)
         except TypeError:  # not a function, or an unhashable callable:
             address = None
         if address is None:  # (outside the except: no chained traceback)
-            address = (*_fn_address(func), is_context_fn(func))  # raises what is wrong
-        ns, name, ctx_fn = address
-        if ctx_fn:
-            raise TypeError(f'{name} is a @tractor.context function: use Portal.open_context()')
-        if inspect.isasyncgenfunction(func):
-            raise TypeError(
-                f'{name} is an async generator function: stream what it yields with '
-                'Portal.open_stream_from()'
-            )
+            address = (*_fn_address(func), _not_runnable(func))  # raises what is wrong
+        ns, name, refusal = address
+        if refusal is not None:
+            raise TypeError(refusal)
         return await _caller.call(_state.current_actor(), self.channel, ns, name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
