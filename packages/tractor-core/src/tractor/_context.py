@@ -41,7 +41,7 @@ from . import _msg
 from ._boxing import unpack_error
 from ._call import TaskScope
 from ._debugger import within_grace
-from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed, type_name
+from ._exceptions import ContextCancelled, MsgTypeError, TransportClosed, check_seconds, type_name
 from ._inbox import Inbox
 from ._stream import _SLACK, MsgStream, StreamSide
 from .log import get_logger
@@ -389,10 +389,7 @@ class Context(TaskScope, StreamSide):
         From the callee: cancel its own task; the caller then sees
         ``ContextCancelled`` whose ``canceller`` is the callee's uid.
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
-            raise TypeError(f'Context.cancel(timeout=...) takes seconds >= 0, got {timeout!r}')
+        check_seconds('Context.cancel(timeout=...)', timeout)
         self._cancel_called = True
         if self.side == 'callee':
             if self.canceller is None:

@@ -232,3 +232,12 @@ def check_actor_name(name: Any) -> str:
     if not name.isprintable() and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         raise ValueError(f'an actor name may not hold control characters, got {name!r}')
     return name
+
+
+def check_seconds(what: str, value: Any) -> None:
+    """``TypeError`` naming ``what`` unless ``value`` is ``None`` or a
+    number of seconds >= 0 (a bound a public API takes)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+    ):
+        raise TypeError(f'{what} takes seconds >= 0, got {value!r}')

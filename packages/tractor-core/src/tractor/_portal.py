@@ -12,7 +12,7 @@ import trio
 
 from . import _caller, _state
 from ._context import Context, is_context_fn
-from ._exceptions import TransportClosed
+from ._exceptions import TransportClosed, check_seconds
 from ._modules import normalize_ns
 from ._stream import MsgStream
 from .log import get_logger
@@ -239,10 +239,7 @@ class Portal:
         Returns ``False`` if the peer is already gone or did not answer in
         ``timeout`` seconds (default 3).
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
-            raise TypeError(f'Portal.cancel_actor(timeout=...) takes seconds >= 0, got {timeout!r}')
+        check_seconds('Portal.cancel_actor(timeout=...)', timeout)
         if not self.channel.connected():
             return False
         actor = _state.current_actor()
